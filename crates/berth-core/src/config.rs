@@ -1,0 +1,198 @@
+//! On-disk configuration: `node.toml`, `containers/<ctid>/config.toml`,
+//! `templates/<name>/template.toml`. These files are the source of truth.
+
+use crate::validate::{CtId, Size};
+use serde::{Deserialize, Serialize};
+
+/// Default virtual-disk size of a new container (expanding sparse image).
+pub const DEFAULT_DISKSPACE: Size = Size(10 * Size::GIB);
+/// Number of user and group IDs each unprivileged container owns.
+pub const IDMAP_SIZE: u32 = 65536;
+
+/// `node.toml`: written once by `berth node init`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeConfig {
+    /// Random identifier of this node root, used to name host-global objects (cgroups,
+    /// runtime IDs) so that several node roots on one machine never collide.
+    pub node_id: String,
+    /// Format version of the node root.
+    pub version: u32,
+    /// Unix time of `node init`.
+    pub created: u64,
+    /// First host UID handed to containers; each container gets [`IDMAP_SIZE`] IDs from here on.
+    #[serde(default = "default_idmap_start")]
+    pub idmap_start: u32,
+    /// Disk size given to containers created without `--diskspace`.
+    #[serde(default = "default_diskspace")]
+    pub default_diskspace: Size,
+}
+
+fn default_idmap_start() -> u32 {
+    // Skip 100000..165535, which Debian's /etc/subuid hands to the first login user.
+    165_536
+}
+fn default_diskspace() -> Size {
+    DEFAULT_DISKSPACE
+}
+
+impl NodeConfig {
+    pub fn new(node_id: String, created: u64) -> Self {
+        NodeConfig {
+            node_id,
+            version: 1,
+            created,
+            idmap_start: default_idmap_start(),
+            default_diskspace: DEFAULT_DISKSPACE,
+        }
+    }
+}
+
+/// The user-namespace mapping of an unprivileged container: container IDs 0..size map to
+/// host IDs host_base..host_base+size (UIDs and GIDs alike).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdMap {
+    pub host_base: u32,
+    pub size: u32,
+}
+
+impl IdMap {
+    pub fn contains_host_id(&self, id: u32) -> bool {
+        id >= self.host_base && (id - self.host_base) < self.size
+    }
+    pub fn overlaps(&self, other: &IdMap) -> bool {
+        let (a0, a1) = (self.host_base as u64, self.host_base as u64 + self.size as u64);
+        let (b0, b1) = (other.host_base as u64, other.host_base as u64 + other.size as u64);
+        a0 < b1 && b0 < a1
+    }
+}
+
+/// The container's private virtual disk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DiskConfig {
+    /// Size of the sparse ext4 image: the container's disk quota.
+    pub size: Size,
+}
+
+/// `containers/<ctid>/config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContainerConfig {
+    pub ctid: CtId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// OS template (bottom read-only layer).
+    pub ostemplate: String,
+    /// Application templates stacked above the OS template, top-most first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_templates: Vec<String>,
+    /// `true` runs without a user namespace: container root is host root. Opt-in only.
+    #[serde(default)]
+    pub privileged: bool,
+    /// ID mapping; absent for privileged containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idmap: Option<IdMap>,
+    pub disk: DiskConfig,
+    /// Start when the node boots (vzctl `--onboot`).
+    #[serde(default)]
+    pub onboot: bool,
+    /// Higher starts earlier (vzctl `--bootorder`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootorder: Option<u32>,
+    /// Unix time of creation.
+    pub created: u64,
+}
+
+impl ContainerConfig {
+    /// The hostname the container gets: the configured one, else its name, else `ct<ctid>`.
+    pub fn effective_hostname(&self) -> String {
+        self.hostname
+            .clone()
+            .or_else(|| self.name.clone())
+            .unwrap_or_else(|| format!("ct{}", self.ctid))
+    }
+
+    /// Read-only layers, top-most first, ending with the OS template.
+    pub fn layers(&self) -> Vec<String> {
+        let mut l = self.app_templates.clone();
+        l.push(self.ostemplate.clone());
+        l
+    }
+}
+
+/// How a template was made.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateKind {
+    Os,
+    App,
+}
+
+/// `templates/<name>/template.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TemplateManifest {
+    pub name: String,
+    pub kind: TemplateKind,
+    /// Where it came from: `busybox`, `tarball:<file>`, `debootstrap:<suite>`.
+    pub source: String,
+    /// Unix time of creation.
+    pub created: u64,
+    /// Command run as the container's PID 1.
+    pub init: Vec<String>,
+    /// Signal sent to PID 1 for a clean shutdown (busybox init: SIGUSR2, systemd: SIGRTMIN+4).
+    pub stop_signal: String,
+    /// `PRETTY_NAME` from the template's os-release, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// Apparent size of the files, in bytes.
+    #[serde(default)]
+    pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ContainerConfig {
+        ContainerConfig {
+            ctid: CtId(101),
+            name: Some("web1".into()),
+            hostname: None,
+            description: None,
+            ostemplate: "busybox".into(),
+            app_templates: vec!["nginx".into()],
+            privileged: false,
+            idmap: Some(IdMap {
+                host_base: 165536,
+                size: IDMAP_SIZE,
+            }),
+            disk: DiskConfig {
+                size: DEFAULT_DISKSPACE,
+            },
+            onboot: false,
+            bootorder: None,
+            created: 1,
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_defaults() {
+        let c = sample();
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert!(text.contains("size = 10737418240"));
+        let back: ContainerConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(c.effective_hostname(), "web1");
+        assert_eq!(c.layers(), vec!["nginx".to_string(), "busybox".to_string()]);
+    }
+
+    #[test]
+    fn idmap_overlap() {
+        let a = IdMap { host_base: 100, size: 10 };
+        assert!(a.overlaps(&IdMap { host_base: 109, size: 10 }));
+        assert!(!a.overlaps(&IdMap { host_base: 110, size: 10 }));
+        assert!(a.contains_host_id(109) && !a.contains_host_id(110));
+    }
+}

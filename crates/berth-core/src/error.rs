@@ -1,0 +1,48 @@
+use std::path::PathBuf;
+
+/// Errors of the model layer. Each message is one line meant for a user.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("invalid container ID or name {0:?}: {1}")]
+    InvalidCtRef(String, &'static str),
+    #[error("invalid name {0:?}: {1}")]
+    InvalidName(String, &'static str),
+    #[error("invalid size {0:?}: use a number with a unit suffix K, M, G or T (e.g. 512M, 10G)")]
+    InvalidSize(String),
+    #[error("invalid value {0:?} for {1}: {2}")]
+    InvalidValue(String, &'static str, String),
+    #[error("node root {0} is not initialised: run `berth node init` first")]
+    NodeNotInitialised(PathBuf),
+    #[error("container {0} not found")]
+    ContainerNotFound(String),
+    #[error("container ID {0} is already in use")]
+    CtIdInUse(u32),
+    #[error("container name {0:?} is already used by container {1}")]
+    NameInUse(String, u32),
+    #[error("template {0:?} not found (see `berth template list`)")]
+    TemplateNotFound(String),
+    #[error("template {0:?} already exists")]
+    TemplateExists(String),
+    #[error("no free user-ID range left on this node")]
+    IdRangeExhausted,
+    #[error("no free container ID left")]
+    CtIdExhausted,
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: malformed file: {msg}")]
+    Parse { path: PathBuf, msg: String },
+}
+
+impl CoreError {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        CoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Berth's model: the node root layout, container and template configuration,
+//! input validation, per-container locking, atomic state files and the
+//! crash-recovery journal. Pure logic and plain files: no kernel touch-points
+//! beyond `flock`, so everything here is unit-tested without root.
+
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod idmap;
+pub mod journal;
+pub mod lock;
+pub mod paths;
+pub mod validate;
+
+pub use config::{ContainerConfig, NodeConfig, TemplateManifest};
+pub use error::CoreError;
+pub use paths::NodeRoot;
+pub use validate::{CtId, Size};
+
+/// Result alias for this crate.
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

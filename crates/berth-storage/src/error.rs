@@ -1,0 +1,43 @@
+use std::path::PathBuf;
+
+/// Storage errors, one line each for users.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Core(#[from] berth_core::CoreError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("`{cmd}` failed: {msg}")]
+    Command { cmd: String, msg: String },
+    #[error("template {0:?}: {1}")]
+    BadTemplate(String, String),
+    #[error("unsupported archive {0}: expected a .tar, .tar.gz, .tar.xz or .tar.zst rootfs tarball")]
+    UnknownArchive(PathBuf),
+    #[error("refusing to write {0}: {1}")]
+    Unsafe(String, String),
+}
+
+impl StorageError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StorageError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+    pub fn sys(what: impl Into<String>, source: nix::Error) -> Self {
+        StorageError::Sys {
+            what: what.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Loop devices through the kernel's ioctl interface (`LOOP_CTL_GET_FREE`, `LOOP_CONFIGURE`,
+//! `LOOP_CLR_FD`). Written by hand: the maintained crates generate bindings with bindgen at
+//! build time (a libclang dependency) for four ioctls; see docs/adr/0002-loop-and-mount-syscalls.md.
+
+use crate::{Result, StorageError};
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+
+#[repr(C)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; 64],
+    lo_crypt_name: [u8; 64],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+/// Attaches `backing` to a free loop device with autoclear set (the device detaches itself
+/// when its last user goes away) and returns the device path, e.g. `/dev/loop3`.
+pub fn attach(backing: &Path) -> Result<PathBuf> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(backing)
+        .map_err(|e| StorageError::io(backing, e))?;
+    let ctl = File::open("/dev/loop-control").map_err(|e| StorageError::io("/dev/loop-control", e))?;
+    for _ in 0..32 {
+        // SAFETY: ioctl on an owned control descriptor, no argument.
+        let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE) };
+        if n < 0 {
+            return Err(StorageError::io("/dev/loop-control", std::io::Error::last_os_error()));
+        }
+        let dev = PathBuf::from(format!("/dev/loop{n}"));
+        let lo = match OpenOptions::new().read(true).write(true).open(&dev) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StorageError::io(&dev, e)),
+        };
+        // SAFETY: zeroed plain-old-data struct.
+        let mut cfg: LoopConfig = unsafe { std::mem::zeroed() };
+        cfg.fd = file.as_raw_fd() as u32;
+        cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+        let name = backing.as_os_str().as_encoded_bytes();
+        let len = name.len().min(63);
+        cfg.info.lo_file_name[..len].copy_from_slice(&name[..len]);
+        // SAFETY: ioctl with a pointer to a properly laid out loop_config.
+        let r = unsafe { libc::ioctl(lo.as_raw_fd(), LOOP_CONFIGURE, &cfg as *const LoopConfig) };
+        if r == 0 {
+            return Ok(dev);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            continue; // raced with another attach: take the next free device
+        }
+        return Err(StorageError::io(&dev, e));
+    }
+    Err(StorageError::io(backing, std::io::Error::other("no free loop device")))
+}
+
+/// Loop devices whose backing file is `backing` (by device and inode, so renames and
+/// different spellings of the path do not matter).
+pub fn find_by_backing(backing: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(backing) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    let Ok(rd) = fs::read_dir("/sys/block") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        let base = e.path().join("loop");
+        let read = |f: &str| fs::read_to_string(base.join(f)).ok().map(|s| s.trim().to_string());
+        let (Some(inode), Some(dev)) = (read("backing_inode"), read("backing_dev")) else {
+            // older kernels: compare the path
+            if read("backing_file").as_deref() == Some(&*backing.to_string_lossy()) {
+                out.push(PathBuf::from(format!("/dev/{name}")));
+            }
+            continue;
+        };
+        let devnum = dev
+            .split_once(':')
+            .and_then(|(ma, mi)| Some(libc::makedev(ma.parse().ok()?, mi.parse().ok()?)));
+        if inode.parse::<u64>().ok() == Some(meta.ino()) && devnum == Some(meta.dev()) {
+            out.push(PathBuf::from(format!("/dev/{name}")));
+        }
+    }
+    out
+}
+
+/// Detaches a loop device (if busy, the kernel marks it autoclear and detaches it when freed).
+pub fn detach(dev: &Path) -> Result<()> {
+    let f = match File::open(dev) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StorageError::io(dev, e)),
+    };
+    // SAFETY: ioctl on an owned descriptor, no argument.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), LOOP_CLR_FD, 0) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENXIO) {
+            return Err(StorageError::io(dev, e));
+        }
+    }
+    Ok(())
+}

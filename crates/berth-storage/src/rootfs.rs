@@ -1,0 +1,141 @@
+//! Prepares the layers of a container's root filesystem before start and removes them after
+//! stop. Under `run/<ctid>/`:
+//!
+//! - `private/`: the container's virtual disk (loop device, ext4), idmapped to its user namespace;
+//! - `layers/<n>/`: each read-only template layer (app templates, then the OS template), idmapped.
+//!
+//! The runtime then mounts `overlay(lowerdir=layers…, upperdir=private/upper, workdir=private/work)`
+//! inside the container's user and mount namespaces. Privileged containers get plain binds.
+
+use crate::{disk, loopdev, mounts, safefs, userns, Result, StorageError};
+use berth_core::{ContainerConfig, CtId, NodeRoot};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The host paths of a prepared container root.
+#[derive(Debug, Clone)]
+pub struct PreparedRootfs {
+    /// Read-only layers, top-most first.
+    pub lowerdirs: Vec<PathBuf>,
+    pub upperdir: PathBuf,
+    pub workdir: PathBuf,
+}
+
+impl PreparedRootfs {
+    /// Options of the overlay mount (`lowerdir=a:b,upperdir=…,workdir=…`).
+    pub fn overlay_options(&self) -> Vec<String> {
+        let lower: Vec<String> = self.lowerdirs.iter().map(|p| p.display().to_string()).collect();
+        vec![
+            format!("lowerdir={}", lower.join(":")),
+            format!("upperdir={}", self.upperdir.display()),
+            format!("workdir={}", self.workdir.display()),
+        ]
+    }
+}
+
+/// A file Berth writes into the container's upper layer at start (hostname, later resolv.conf…).
+pub struct InjectedFile {
+    pub path: &'static str,
+    pub content: Vec<u8>,
+    pub mode: u32,
+}
+
+fn mkdir(p: &Path) -> Result<()> {
+    fs::create_dir_all(p).map_err(|e| StorageError::io(p, e))
+}
+
+/// Mounts the container's disk and layers under `run/<ctid>/`, writes `files` into its upper
+/// layer, and returns the overlay's paths. On error, everything done so far is undone.
+pub fn prepare(root: &NodeRoot, cfg: &ContainerConfig, files: &[InjectedFile]) -> Result<PreparedRootfs> {
+    let res = prepare_inner(root, cfg, files);
+    if res.is_err() {
+        let _ = teardown(root, cfg.ctid);
+    }
+    res
+}
+
+fn prepare_inner(root: &NodeRoot, cfg: &ContainerConfig, files: &[InjectedFile]) -> Result<PreparedRootfs> {
+    let run = root.ct_run_dir(cfg.ctid);
+    let raw = run.join("disk");
+    let private = run.join("private");
+    let layers = run.join("layers");
+    for d in [&raw, &private, &layers] {
+        mkdir(d)?;
+    }
+    let image = root.ct_disk(cfg.ctid);
+    let dev = loopdev::attach(&image)?;
+    if let Err(e) = mounts::mount_ext4(&dev, &raw) {
+        let _ = loopdev::detach(&dev);
+        return Err(e);
+    }
+    // Injected files are written on the raw disk, where ownership is container-native (0-based).
+    for f in files {
+        safefs::write_file_in(&raw.join("upper"), f.path, &f.content, f.mode, 0, 0)?;
+    }
+    let mut lowerdirs = vec![];
+    match cfg.idmap.as_ref().filter(|_| !cfg.privileged) {
+        Some(map) => {
+            let ns = userns::userns_fd(map)?;
+            mounts::idmapped_bind(&raw, &private, &ns)?;
+            mounts::unmount(&raw)?;
+            for (i, layer) in cfg.layers().iter().enumerate() {
+                let src = root.template_dir(layer)?.join("rootfs");
+                let dst = layers.join(i.to_string());
+                mkdir(&dst)?;
+                mounts::idmapped_bind(&src, &dst, &ns)?;
+                lowerdirs.push(dst);
+            }
+        }
+        None => {
+            mounts::bind(&raw, &private)?;
+            mounts::unmount(&raw)?;
+            for (i, layer) in cfg.layers().iter().enumerate() {
+                let src = root.template_dir(layer)?.join("rootfs");
+                let dst = layers.join(i.to_string());
+                mkdir(&dst)?;
+                mounts::bind(&src, &dst)?;
+                lowerdirs.push(dst);
+            }
+        }
+    }
+    Ok(PreparedRootfs {
+        lowerdirs,
+        upperdir: private.join("upper"),
+        workdir: private.join("work"),
+    })
+}
+
+/// Removes every mount under `run/<ctid>/` and detaches the container's loop device(s).
+/// Idempotent: used after stop, after a failed start, and by crash recovery.
+pub fn teardown(root: &NodeRoot, id: CtId) -> Result<()> {
+    let run = root.ct_run_dir(id);
+    mounts::unmount_all_under(&run)?;
+    release_disk(root, id)
+}
+
+/// Detaches any loop device still backed by the container's disk image.
+pub fn release_disk(root: &NodeRoot, id: CtId) -> Result<()> {
+    let image = root.ct_disk(id);
+    for _ in 0..50 {
+        let devs = loopdev::find_by_backing(&image);
+        if devs.is_empty() {
+            return Ok(());
+        }
+        for d in &devs {
+            loopdev::detach(d)?;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tracing::warn!(image = %image.display(), "loop device still busy; it will detach when its last user exits");
+    Ok(())
+}
+
+/// Creates the virtual disk of a new container.
+pub fn create_disk(root: &NodeRoot, cfg: &ContainerConfig) -> Result<()> {
+    let staging = root.ct_dir(cfg.ctid).join(".staging");
+    let _ = fs::remove_dir_all(&staging);
+    mkdir(&staging)?;
+    let r = disk::create_image(&root.ct_disk(cfg.ctid), cfg.disk.size, &staging);
+    let _ = fs::remove_dir_all(&staging);
+    r
+}
