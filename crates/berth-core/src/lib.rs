@@ -9,13 +9,14 @@ pub mod fsutil;
 pub mod idmap;
 pub mod journal;
 pub mod lock;
+pub mod ops;
 pub mod paths;
 pub mod validate;
 
 pub use config::{ContainerConfig, NodeConfig, TemplateManifest};
 pub use error::CoreError;
 pub use paths::NodeRoot;
-pub use validate::{CtId, Size};
+pub use validate::{CtId, CtRef, Size};
 
 /// Result alias for this crate.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

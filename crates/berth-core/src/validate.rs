@@ -19,7 +19,7 @@ pub struct CtId(pub u32);
 
 impl fmt::Display for CtId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        f.pad(&self.0.to_string())
     }
 }
 

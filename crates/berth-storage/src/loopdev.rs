@@ -37,9 +37,16 @@ struct LoopConfig {
     reserved: [u64; 8],
 }
 
+/// An attached loop device, held open: with autoclear, the kernel detaches the device when its
+/// last opener closes it and nothing mounts it, so keep this until the filesystem is mounted.
+pub struct LoopDevice {
+    pub path: PathBuf,
+    _file: File,
+}
+
 /// Attaches `backing` to a free loop device with autoclear set (the device detaches itself
-/// when its last user goes away) and returns the device path, e.g. `/dev/loop3`.
-pub fn attach(backing: &Path) -> Result<PathBuf> {
+/// when its last user goes away).
+pub fn attach(backing: &Path) -> Result<LoopDevice> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -68,7 +75,7 @@ pub fn attach(backing: &Path) -> Result<PathBuf> {
         // SAFETY: ioctl with a pointer to a properly laid out loop_config.
         let r = unsafe { libc::ioctl(lo.as_raw_fd(), LOOP_CONFIGURE, &cfg as *const LoopConfig) };
         if r == 0 {
-            return Ok(dev);
+            return Ok(LoopDevice { path: dev, _file: lo });
         }
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EBUSY) {

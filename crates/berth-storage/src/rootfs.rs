@@ -64,10 +64,11 @@ fn prepare_inner(root: &NodeRoot, cfg: &ContainerConfig, files: &[InjectedFile])
     }
     let image = root.ct_disk(cfg.ctid);
     let dev = loopdev::attach(&image)?;
-    if let Err(e) = mounts::mount_ext4(&dev, &raw) {
-        let _ = loopdev::detach(&dev);
+    if let Err(e) = mounts::mount_ext4(&dev.path, &raw) {
+        let _ = loopdev::detach(&dev.path);
         return Err(e);
     }
+    drop(dev);
     // Injected files are written on the raw disk, where ownership is container-native (0-based).
     for f in files {
         safefs::write_file_in(&raw.join("upper"), f.path, &f.content, f.mode, 0, 0)?;

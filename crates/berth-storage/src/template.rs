@@ -180,8 +180,8 @@ pub fn create_busybox(root: &NodeRoot, name: &str, progress: &dyn Progress) -> R
         &e.join("init.d/rcS"),
         "#!/bin/sh\n# Boot: mount the usual pseudo-filesystems, then run /etc/init.d/S??* start.\n\
          export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
-         mountpoint -q /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run\n\
-         mountpoint -q /tmp || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp\n\
+         grep -q ' /run ' /proc/mounts || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run\n\
+         grep -q ' /tmp ' /proc/mounts || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp\n\
          for s in /etc/init.d/S??*; do [ -x \"$s\" ] && \"$s\" start; done\n\
          echo \"berth: $(hostname) booted\"\n",
         0o755,

@@ -15,8 +15,11 @@ pub fn userns_fd(map: &IdMap) -> Result<OwnedFd> {
     let (rd, wr) = pipe().map_err(|e| StorageError::sys("pipe", e))?;
     let mut stack = vec![0u8; 64 * 1024];
     let rfd = rd.as_raw_fd();
+    let wfd = wr.as_raw_fd();
     let child = Box::new(move || {
         // Block until the parent closes its end; only async-signal-safe calls here.
+        // SAFETY: closing our copy of the write end so that the parent's close means EOF.
+        unsafe { libc::close(wfd) };
         let mut b = [0u8; 1];
         let _ = read(rfd, &mut b);
         0

@@ -1,0 +1,30 @@
+/// Errors of node operations: one line each, meant for users.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Core(#[from] berth_core::CoreError),
+    #[error(transparent)]
+    Storage(#[from] berth_storage::StorageError),
+    #[error(transparent)]
+    Runtime(#[from] berth_runtime::RuntimeError),
+    #[error("berth must run as root (containers need namespaces, mounts and cgroups)")]
+    NotRoot,
+    #[error("container {0} is already running")]
+    AlreadyRunning(u32),
+    #[error("container {0} is not running")]
+    NotRunning(u32),
+    #[error("container {0} is suspended: run `berth resume {0}` first")]
+    Suspended(u32),
+    #[error("container {0} is not suspended")]
+    NotSuspended(u32),
+    #[error("container {0} is running: stop it first, or use --force")]
+    IsRunning(u32),
+    #[error("template {0:?} is used by container(s) {1}: destroy them first")]
+    TemplateInUse(String, String),
+    #[error("container {0} did not start: {1}")]
+    StartFailed(u32, String),
+    #[error("container {0} did not stop within {1}s even after SIGKILL")]
+    StopFailed(u32, u64),
+    #[error("{0}")]
+    Invalid(String),
+}

@@ -1,0 +1,576 @@
+//! [`LocalNode`]: the node operations on this machine.
+
+use crate::recover::{self, is_active, monitor_alive, release_runtime};
+use crate::{crash_point, NodeError, Result};
+use berth_core::config::{DiskConfig, NodeConfig, TemplateManifest};
+use berth_core::idmap::{allocate_idmap, next_free_ctid};
+use berth_core::journal::{Journal, Operation};
+use berth_core::lock::{self, LockGuard};
+use berth_core::ops::{ContainerInfo, CreateOptions, CtStatus, NodeOps, StopOptions, TemplateSource};
+use berth_core::validate::{validate_hostname, validate_name};
+use berth_core::{fsutil, ContainerConfig, CoreError, CtId, CtRef, NodeRoot};
+use berth_runtime::exec::JoinTarget;
+use berth_runtime::monitor::{load_container, RunPaths};
+use berth_runtime::state::{now, process_starttime, RunState};
+use berth_storage::progress::Progress;
+use berth_storage::template;
+use libcontainer::container::ContainerStatus;
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The local node, opened on a node root.
+pub struct LocalNode {
+    root: NodeRoot,
+    node: NodeConfig,
+    progress: Arc<dyn Progress>,
+    /// Path of the `berth` binary, re-executed as the container monitor.
+    monitor_exe: PathBuf,
+}
+
+fn require_root() -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(NodeError::NotRoot);
+    }
+    Ok(())
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Initialises a node root (idempotent). Returns the node config and whether it was new.
+pub fn init_node(root: &NodeRoot) -> Result<(NodeConfig, bool)> {
+    require_root()?;
+    root.create_layout()?;
+    let _g = lock::lock(&root.node_lock())?;
+    if root.node_toml().exists() {
+        return Ok((root.load_node_config()?, false));
+    }
+    let cfg = NodeConfig::new(random_id(), now());
+    fsutil::write_toml(&root.node_toml(), &cfg)?;
+    Ok((cfg, true))
+}
+
+impl LocalNode {
+    /// Opens an initialised node root and recovers what interrupted commands left.
+    pub fn open(root: NodeRoot, progress: Arc<dyn Progress>, monitor_exe: PathBuf) -> Result<Self> {
+        require_root()?;
+        let node = root.load_node_config()?;
+        root.create_layout()?;
+        recover::recover_node(&root, &node.node_id)?;
+        Ok(LocalNode {
+            root,
+            node,
+            progress,
+            monitor_exe,
+        })
+    }
+
+    pub fn root(&self) -> &NodeRoot {
+        &self.root
+    }
+
+    pub fn node_config(&self) -> &NodeConfig {
+        &self.node
+    }
+
+    fn runtime_id(&self, id: CtId) -> String {
+        berth_runtime::runtime_id(&self.node.node_id, id)
+    }
+
+    fn load_config(&self, id: CtId) -> Result<ContainerConfig> {
+        let p = self.root.ct_config(id);
+        if !p.exists() {
+            return Err(CoreError::ContainerNotFound(id.to_string()).into());
+        }
+        Ok(fsutil::read_toml(&p)?)
+    }
+
+    /// All committed container configs.
+    pub fn configs(&self) -> Result<Vec<ContainerConfig>> {
+        let mut out = vec![];
+        for id in self.root.list_ct_dirs()? {
+            if self.root.ct_config(id).exists() {
+                match self.load_config(id) {
+                    Ok(c) => out.push(c),
+                    Err(e) => tracing::warn!(%id, "skipping container: {e}"),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves a CTID or name to a CTID of an existing container.
+    pub fn resolve(&self, r: &CtRef) -> Result<CtId> {
+        match r {
+            CtRef::Id(id) => {
+                if self.root.ct_config(*id).exists() {
+                    Ok(*id)
+                } else {
+                    Err(CoreError::ContainerNotFound(id.to_string()).into())
+                }
+            }
+            CtRef::Name(n) => self
+                .configs()?
+                .into_iter()
+                .find(|c| c.name.as_deref() == Some(n))
+                .map(|c| c.ctid)
+                .ok_or_else(|| CoreError::ContainerNotFound(n.clone()).into()),
+        }
+    }
+
+    fn lock_ct(&self, id: CtId) -> Result<LockGuard> {
+        let g = lock::lock(&self.root.ct_lock(id))?;
+        recover::recover_ct(&self.root, &self.node.node_id, id)?;
+        Ok(g)
+    }
+
+    fn run_state(&self, id: CtId) -> Option<RunState> {
+        RunState::load(&RunPaths::new(&self.root, id).state()).filter(|s| s.init_alive())
+    }
+
+    fn current_status(&self, id: CtId) -> CtStatus {
+        if self.run_state(id).is_none() {
+            return CtStatus::Stopped;
+        }
+        match load_container(&self.root, &self.runtime_id(id)).map(|c| c.status()) {
+            Some(ContainerStatus::Paused) => CtStatus::Suspended,
+            _ => CtStatus::Running,
+        }
+    }
+
+    fn info(&self, cfg: &ContainerConfig) -> ContainerInfo {
+        let status = self.current_status(cfg.ctid);
+        let st = self.run_state(cfg.ctid);
+        ContainerInfo {
+            ctid: cfg.ctid,
+            name: cfg.name.clone(),
+            status,
+            ostemplate: cfg.ostemplate.clone(),
+            hostname: cfg.effective_hostname(),
+            privileged: cfg.privileged,
+            uptime: st.as_ref().map(|s| now().saturating_sub(s.started)),
+            init_pid: st.as_ref().map(|s| s.init_pid),
+            uid_base: cfg.idmap.filter(|_| !cfg.privileged).map(|m| m.host_base),
+            diskspace: cfg.disk.size,
+            description: cfg.description.clone(),
+        }
+    }
+
+    fn require_running(&self, id: CtId) -> Result<RunState> {
+        match self.current_status(id) {
+            CtStatus::Stopped => Err(NodeError::NotRunning(id.0)),
+            CtStatus::Suspended => Err(NodeError::Suspended(id.0)),
+            CtStatus::Running => self.run_state(id).ok_or(NodeError::NotRunning(id.0)),
+        }
+    }
+
+    fn start_locked(&self, id: CtId) -> Result<ContainerInfo> {
+        let cfg = self.load_config(id)?;
+        if is_active(&self.root, id) {
+            return Err(NodeError::AlreadyRunning(id.0));
+        }
+        template::load(&self.root, &cfg.ostemplate)?;
+        let run = self.root.ct_run_dir(id);
+        fsutil::create_dir_all(&run)?;
+        let (rd, wr) = nix::unistd::pipe().map_err(|e| NodeError::Invalid(format!("pipe: {e}")))?;
+        let log_path = self.root.ct_dir(id).join("monitor.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| CoreError::io(&log_path, e))?;
+        let wr_raw = wr.as_raw_fd();
+        let mut cmd = Command::new(&self.monitor_exe);
+        cmd.arg("__monitor")
+            .arg(id.to_string())
+            .env("BERTH_ROOT", self.root.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::dup2(wr_raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| NodeError::StartFailed(id.0, format!("spawning monitor: {e}")))?;
+        drop(wr);
+        let pid = child.id() as i32;
+        let st = process_starttime(pid).unwrap_or(0);
+        fsutil::atomic_write(&run.join("monitor.pid"), format!("{pid} {st}\n").as_bytes(), 0o644)?;
+        let mut line = String::new();
+        let _ = BufReader::new(std::fs::File::from(rd)).read_line(&mut line);
+        let line = line.trim();
+        if line.starts_with("ok") {
+            crash_point("start:after-ready");
+            return Ok(self.info(&cfg));
+        }
+        // The monitor failed; wait for it so that its clean-up is done before we report.
+        let mut child = child;
+        let _ = child.wait();
+        let _ = release_runtime(&self.root, &self.node.node_id, id);
+        let msg = match line.strip_prefix("error: ") {
+            Some(m) => m.to_string(),
+            None => {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                log.lines().last().unwrap_or("monitor exited without a word").to_string()
+            }
+        };
+        Err(NodeError::StartFailed(id.0, msg))
+    }
+
+    fn stop_locked(&self, id: CtId, cfg: &ContainerConfig, opts: StopOptions) -> Result<()> {
+        if !is_active(&self.root, id) {
+            return Err(NodeError::NotRunning(id.0));
+        }
+        let paths = RunPaths::new(&self.root, id);
+        fsutil::atomic_write(&paths.stopping(), b"", 0o644)?;
+        let rid = self.runtime_id(id);
+        let state = RunState::load(&paths.state());
+        // A suspended container cannot act on signals: thaw it first.
+        if let Some(mut c) = load_container(&self.root, &rid) {
+            if c.status() == ContainerStatus::Paused {
+                let _ = c.resume();
+            }
+        }
+        let gone = || !is_active(&self.root, id);
+        let wait = |secs: u64| {
+            let until = Instant::now() + Duration::from_secs(secs);
+            while Instant::now() < until {
+                if gone() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            gone()
+        };
+        let mut stopped = false;
+        if !opts.kill {
+            if let Some(s) = state.as_ref().filter(|s| s.init_alive()) {
+                let tmpl = template::load(&self.root, &cfg.ostemplate).ok();
+                let sig = tmpl
+                    .map(|t| t.stop_signal)
+                    .and_then(|s| berth_runtime::exec::parse_signal(&s).ok())
+                    .unwrap_or(libc::SIGTERM);
+                // SAFETY: sending a signal to a PID we verified by its start time.
+                unsafe { libc::kill(s.init_pid, sig) };
+                stopped = wait(opts.timeout);
+            }
+        }
+        if !stopped {
+            if let Some(mut c) = load_container(&self.root, &rid) {
+                let _ = c.kill(libcontainer::signal::Signal::try_from(libc::SIGKILL).expect("SIGKILL"), true);
+            }
+            if let Some(s) = state.as_ref().filter(|s| s.init_alive()) {
+                // SAFETY: as above.
+                unsafe { libc::kill(s.init_pid, libc::SIGKILL) };
+            }
+            stopped = wait(10);
+        }
+        if !stopped {
+            // The monitor is gone or stuck; init is dead or unkillable.
+            if RunState::load(&paths.state()).is_some_and(|s| s.init_alive()) {
+                return Err(NodeError::StopFailed(id.0, opts.timeout));
+            }
+        }
+        // The monitor cleans up after itself; if it died, do its work.
+        if !monitor_alive(&paths.dir) {
+            release_runtime(&self.root, &self.node.node_id, id)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a command inside a running container; returns its exit code.
+    pub fn exec(&self, r: &CtRef, args: &[String]) -> Result<i32> {
+        let id = self.resolve(r)?;
+        {
+            let _g = self.lock_ct(id)?;
+            self.require_running(id)?;
+        }
+        if args.is_empty() {
+            return Err(NodeError::Invalid("exec needs a command: berth exec CT -- CMD [ARGS…]".into()));
+        }
+        let st = self.require_running(id)?;
+        let cfg = self.load_config(id)?;
+        let rid = self.runtime_id(id);
+        let spec_path = RunPaths::new(&self.root, id).bundle().join("config.json");
+        let target = JoinTarget {
+            init_pid: st.init_pid,
+            runtime_id: &rid,
+            spec_path: &spec_path,
+            userns: !cfg.privileged,
+        };
+        Ok(berth_runtime::exec::exec(&target, args, &berth_runtime::spec::default_env())?)
+    }
+
+    /// Opens an interactive login shell inside a running container.
+    pub fn enter(&self, r: &CtRef) -> Result<i32> {
+        let id = self.resolve(r)?;
+        let st = {
+            let _g = self.lock_ct(id)?;
+            self.require_running(id)?
+        };
+        let rootfs = PathBuf::from(format!("/proc/{}/root", st.init_pid));
+        let shell = if rootfs.join("bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
+        let args = vec![shell.to_string(), "-l".to_string()];
+        let mut env = berth_runtime::spec::default_env();
+        if let Ok(t) = std::env::var("TERM") {
+            env.retain(|e| !e.starts_with("TERM="));
+            env.push(format!("TERM={t}"));
+        }
+        let cfg = self.load_config(id)?;
+        let rid = self.runtime_id(id);
+        let spec_path = RunPaths::new(&self.root, id).bundle().join("config.json");
+        let target = JoinTarget {
+            init_pid: st.init_pid,
+            runtime_id: &rid,
+            spec_path: &spec_path,
+            userns: !cfg.privileged,
+        };
+        Ok(berth_runtime::exec::enter(&target, &args, &env)?)
+    }
+
+    /// Prints the console log; with `follow`, keeps printing while the container runs.
+    pub fn console(&self, r: &CtRef, follow: bool, out: &mut dyn std::io::Write) -> Result<()> {
+        let id = self.resolve(r)?;
+        let path = self.root.ct_console_log(id);
+        let running = || is_active(&self.root, id);
+        berth_runtime::console::print_log(&path, out, follow, &running).map_err(|e| CoreError::io(&path, e))?;
+        Ok(())
+    }
+
+    /// The monitor entry point (`berth __monitor CTID`): runs until the container stops.
+    pub fn run_monitor(root: &NodeRoot, id: CtId) -> Result<()> {
+        let ready = {
+            // SAFETY: fd 3 was set up by the starting command (dup2 before exec).
+            let fd = unsafe { libc::fcntl(3, libc::F_GETFD) };
+            (fd >= 0).then(|| {
+                // SAFETY: fd 3 is ours and open.
+                unsafe {
+                    libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
+                    <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(3)
+                }
+            })
+        };
+        let args = berth_runtime::monitor::load_args(root, id)?;
+        berth_runtime::monitor::run(args, ready)?;
+        Ok(())
+    }
+
+    fn check_name_free(&self, name: &str, except: Option<CtId>) -> Result<()> {
+        validate_name(name)?;
+        if let Some(c) = self.configs()?.iter().find(|c| c.name.as_deref() == Some(name) && Some(c.ctid) != except) {
+            return Err(CoreError::NameInUse(name.into(), c.ctid.0).into());
+        }
+        Ok(())
+    }
+}
+
+impl NodeOps for LocalNode {
+    type Error = NodeError;
+
+    fn template_create(&self, name: &str, source: TemplateSource) -> Result<TemplateManifest> {
+        validate_name(name)?;
+        let _g = lock::lock(&self.root.node_lock())?;
+        let p = &*self.progress;
+        Ok(match source {
+            TemplateSource::Busybox => template::create_busybox(&self.root, name, p)?,
+            TemplateSource::Tarball(path) => template::import_tarball(&self.root, name, &path, p)?,
+            TemplateSource::Debootstrap { suite, mirror } => template::debootstrap(&self.root, name, &suite, mirror.as_deref(), p)?,
+        })
+    }
+
+    fn template_list(&self) -> Result<Vec<TemplateManifest>> {
+        Ok(template::list(&self.root)?)
+    }
+
+    fn template_info(&self, name: &str) -> Result<TemplateManifest> {
+        Ok(template::load(&self.root, name)?)
+    }
+
+    fn template_remove(&self, name: &str) -> Result<()> {
+        validate_name(name)?;
+        let _g = lock::lock(&self.root.node_lock())?;
+        let users: Vec<String> = self
+            .configs()?
+            .iter()
+            .filter(|c| c.layers().iter().any(|l| l == name))
+            .map(|c| c.ctid.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(NodeError::TemplateInUse(name.into(), users.join(", ")));
+        }
+        Ok(template::remove(&self.root, name)?)
+    }
+
+    fn create(&self, opts: CreateOptions) -> Result<CtId> {
+        // Validate everything before touching the disk.
+        validate_name(&opts.ostemplate).map_err(|_| CoreError::TemplateNotFound(opts.ostemplate.clone()))?;
+        if let Some(h) = &opts.hostname {
+            validate_hostname(h)?;
+        }
+        if let Some(n) = &opts.name {
+            validate_name(n)?;
+        }
+        if let Some(d) = &opts.description {
+            if d.len() > 4096 || d.contains('\n') {
+                return Err(NodeError::Invalid("--description must be one line of at most 4096 bytes".into()));
+            }
+        }
+        let size = opts.diskspace.unwrap_or(self.node.default_diskspace);
+        if size.0 < 16 * 1024 * 1024 {
+            return Err(NodeError::Invalid(format!("--diskspace {size} is too small: the minimum is 16M")));
+        }
+        let _node = lock::lock(&self.root.node_lock())?;
+        template::load(&self.root, &opts.ostemplate)?;
+        let configs = self.configs()?;
+        if let Some(n) = &opts.name {
+            self.check_name_free(n, None)?;
+        }
+        let id = match opts.ctid {
+            Some(id) => {
+                if self.root.ct_dir(id).exists() {
+                    return Err(CoreError::CtIdInUse(id.0).into());
+                }
+                id
+            }
+            None => {
+                let used = self.root.list_ct_dirs()?;
+                next_free_ctid(&used)?
+            }
+        };
+        let idmap = if opts.privileged {
+            None
+        } else {
+            let used: Vec<_> = configs.iter().filter_map(|c| c.idmap).collect();
+            Some(allocate_idmap(self.node.idmap_start, &used)?)
+        };
+        let cfg = ContainerConfig {
+            ctid: id,
+            name: opts.name.clone(),
+            hostname: opts.hostname.clone(),
+            description: opts.description.clone(),
+            ostemplate: opts.ostemplate.clone(),
+            app_templates: vec![],
+            privileged: opts.privileged,
+            idmap,
+            disk: DiskConfig { size },
+            onboot: false,
+            bootorder: None,
+            created: now(),
+        };
+        let dir = self.root.ct_dir(id);
+        std::fs::create_dir(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => CoreError::CtIdInUse(id.0),
+            _ => CoreError::io(&dir, e),
+        })?;
+        let _ct = lock::lock(&self.root.ct_lock(id))?;
+        let res = (|| -> Result<()> {
+            Journal::begin(&self.root.ct_journal(id), Operation::Create)?;
+            crash_point("create:after-journal");
+            berth_storage::rootfs::create_disk(&self.root, &cfg)?;
+            crash_point("create:after-disk");
+            fsutil::write_toml(&self.root.ct_config(id), &cfg)?;
+            crash_point("create:after-config");
+            Journal::end(&self.root.ct_journal(id))?;
+            Ok(())
+        })();
+        if let Err(e) = res {
+            let _ = recover::remove_ct_dir(&self.root, id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    fn start(&self, r: &CtRef) -> Result<ContainerInfo> {
+        let id = self.resolve(r)?;
+        let _g = self.lock_ct(id)?;
+        self.start_locked(id)
+    }
+
+    fn stop(&self, r: &CtRef, opts: StopOptions) -> Result<()> {
+        let id = self.resolve(r)?;
+        let _g = self.lock_ct(id)?;
+        let cfg = self.load_config(id)?;
+        self.stop_locked(id, &cfg, opts)
+    }
+
+    fn restart(&self, r: &CtRef, opts: StopOptions) -> Result<ContainerInfo> {
+        let id = self.resolve(r)?;
+        let _g = self.lock_ct(id)?;
+        let cfg = self.load_config(id)?;
+        match self.stop_locked(id, &cfg, opts) {
+            Ok(()) | Err(NodeError::NotRunning(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.start_locked(id)
+    }
+
+    fn status(&self, r: &CtRef) -> Result<ContainerInfo> {
+        let id = self.resolve(r)?;
+        let cfg = self.load_config(id)?;
+        Ok(self.info(&cfg))
+    }
+
+    fn suspend(&self, r: &CtRef) -> Result<()> {
+        let id = self.resolve(r)?;
+        let _g = self.lock_ct(id)?;
+        self.require_running(id)?;
+        let mut c = load_container(&self.root, &self.runtime_id(id)).ok_or(NodeError::NotRunning(id.0))?;
+        c.pause().map_err(berth_runtime::RuntimeError::from)?;
+        Ok(())
+    }
+
+    fn resume(&self, r: &CtRef) -> Result<()> {
+        let id = self.resolve(r)?;
+        let _g = self.lock_ct(id)?;
+        match self.current_status(id) {
+            CtStatus::Suspended => {}
+            CtStatus::Running => return Err(NodeError::NotSuspended(id.0)),
+            CtStatus::Stopped => return Err(NodeError::NotRunning(id.0)),
+        }
+        let mut c = load_container(&self.root, &self.runtime_id(id)).ok_or(NodeError::NotRunning(id.0))?;
+        c.resume().map_err(berth_runtime::RuntimeError::from)?;
+        Ok(())
+    }
+
+    fn list(&self, all: bool) -> Result<Vec<ContainerInfo>> {
+        Ok(self
+            .configs()?
+            .iter()
+            .map(|c| self.info(c))
+            .filter(|i| all || i.status != CtStatus::Stopped)
+            .collect())
+    }
+
+    fn destroy(&self, r: &CtRef, force: bool) -> Result<()> {
+        let id = self.resolve(r)?;
+        let _g = self.lock_ct(id)?;
+        let cfg = self.load_config(id)?;
+        if is_active(&self.root, id) {
+            if !force {
+                return Err(NodeError::IsRunning(id.0));
+            }
+            self.stop_locked(id, &cfg, StopOptions { timeout: 0, kill: true })?;
+        }
+        Journal::begin(&self.root.ct_journal(id), Operation::Destroy)?;
+        crash_point("destroy:after-journal");
+        release_runtime(&self.root, &self.node.node_id, id)?;
+        berth_storage::rootfs::release_disk(&self.root, id)?;
+        recover::remove_ct_dir(&self.root, id)?;
+        Ok(())
+    }
+}

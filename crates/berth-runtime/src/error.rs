@@ -1,0 +1,45 @@
+use std::path::PathBuf;
+
+/// Runtime errors, one line each for users.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Core(#[from] berth_core::CoreError),
+    #[error(transparent)]
+    Storage(#[from] berth_storage::StorageError),
+    #[error("container runtime: {0}")]
+    Libcontainer(#[from] libcontainer::error::LibcontainerError),
+    #[error("OCI spec: {0}")]
+    Spec(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("unknown signal {0:?}")]
+    BadSignal(String),
+    #[error("container did not start: {0}")]
+    StartFailed(String),
+}
+
+impl RuntimeError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        RuntimeError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+    pub fn sys(what: impl Into<String>, source: nix::Error) -> Self {
+        RuntimeError::Sys {
+            what: what.into(),
+            source,
+        }
+    }
+}

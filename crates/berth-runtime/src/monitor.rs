@@ -1,0 +1,209 @@
+//! The per-container monitor: a small synchronous process (the `berth` binary re-executed in
+//! a hidden mode) that prepares storage, creates the container through libcontainer, stays
+//! its parent, reaps it, publishes `run/<ctid>/state.json`, restarts it on `reboot` from
+//! inside, and tears everything down on `poweroff`/`halt` or `berth stop`.
+//!
+//! A reboot(2) in a child PID namespace kills its init with SIGHUP (restart) or SIGINT
+//! (power off/halt): that is how the monitor tells the two apart.
+
+use crate::state::{now, process_starttime, RunState};
+use crate::{console, spec, Result, RuntimeError};
+use berth_core::{fsutil, ContainerConfig, CtId, NodeRoot, TemplateManifest};
+use berth_storage::rootfs::{self, InjectedFile};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+/// Files in `run/<ctid>/`.
+pub struct RunPaths {
+    pub dir: PathBuf,
+}
+
+impl RunPaths {
+    pub fn new(root: &NodeRoot, id: CtId) -> Self {
+        RunPaths { dir: root.ct_run_dir(id) }
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    /// Present while `berth stop` is stopping the container: a SIGHUP exit then does not restart.
+    pub fn stopping(&self) -> PathBuf {
+        self.dir.join("stopping")
+    }
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+    pub fn root_path(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+}
+
+/// What the monitor needs to know.
+pub struct MonitorArgs {
+    pub root: NodeRoot,
+    pub node_id: String,
+    pub cfg: ContainerConfig,
+    pub template: TemplateManifest,
+}
+
+/// Files Berth writes into the container's upper layer before each boot.
+fn injected_files(cfg: &ContainerConfig) -> Vec<InjectedFile> {
+    let host = cfg.effective_hostname();
+    vec![InjectedFile {
+        path: "etc/hostname",
+        content: format!("{host}\n").into_bytes(),
+        mode: 0o644,
+    }]
+}
+
+fn builder(root: &NodeRoot, id: &str) -> Result<ContainerBuilder> {
+    Ok(ContainerBuilder::new(id.to_string(), SyscallType::default()).with_root_path(root.runtime_state_dir())?)
+}
+
+/// Loads libcontainer's view of a container, if it has one.
+pub fn load_container(root: &NodeRoot, runtime_id: &str) -> Option<Container> {
+    let dir = root.runtime_state_dir().join(runtime_id);
+    if !dir.exists() {
+        return None;
+    }
+    Container::load(dir).ok()
+}
+
+/// Removes libcontainer's state and cgroup of a container that is no longer running.
+pub fn delete_runtime(root: &NodeRoot, runtime_id: &str) {
+    if let Some(mut c) = load_container(root, runtime_id) {
+        if let Err(e) = c.delete(true) {
+            tracing::warn!(%runtime_id, "runtime delete: {e}");
+        }
+    }
+    let _ = fs::remove_dir_all(root.runtime_state_dir().join(runtime_id));
+}
+
+/// Runs the monitor. `ready` receives `ok <pid>` once the container runs, or `error: …`.
+/// Returns when the container has stopped for good and everything is cleaned up.
+pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
+    for s in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGPIPE, Signal::SIGTTOU, Signal::SIGTTIN] {
+        // SAFETY: installing SIG_IGN is always safe.
+        unsafe {
+            let _ = signal(s, SigHandler::SigIgn);
+        }
+    }
+    // Become the reaper of everything libcontainer forks, so init is our child to wait for.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let id = args.cfg.ctid;
+    let runtime_id = crate::runtime_id(&args.node_id, id);
+    let paths = RunPaths::new(&args.root, id);
+    let mut boots = 0u32;
+    let result = (|| -> Result<()> {
+        fs::create_dir_all(paths.root_path()).map_err(|e| RuntimeError::io(paths.root_path(), e))?;
+        fs::create_dir_all(paths.bundle()).map_err(|e| RuntimeError::io(paths.bundle(), e))?;
+        let (log_r, log_w) = nix::unistd::pipe().map_err(|e| RuntimeError::sys("pipe", e))?;
+        let log_thread = console::spawn_writer(log_r, args.root.ct_console_log(id));
+        let res = boot_loop(&args, &runtime_id, &paths, &log_w, &mut boots, &mut ready);
+        drop(log_w);
+        let _ = log_thread.join();
+        res
+    })();
+    if let Err(e) = &result {
+        if let Some(mut r) = ready.take() {
+            let _ = writeln!(r, "error: {e}");
+        }
+    }
+    delete_runtime(&args.root, &runtime_id);
+    let _ = rootfs::teardown(&args.root, id);
+    let _ = fs::remove_dir_all(&paths.dir);
+    result
+}
+
+fn boot_loop(
+    args: &MonitorArgs,
+    runtime_id: &str,
+    paths: &RunPaths,
+    log_w: &OwnedFd,
+    boots: &mut u32,
+    ready: &mut Option<fs::File>,
+) -> Result<()> {
+    let prepared = rootfs::prepare(&args.root, &args.cfg, &injected_files(&args.cfg))?;
+    let input = spec::SpecInput {
+        cfg: &args.cfg,
+        runtime_id,
+        root_path: &paths.root_path().display().to_string(),
+        rootfs: &prepared,
+        init: &args.template.init,
+    };
+    let spec = spec::build_spec(&input)?;
+    spec.save(paths.bundle().join("config.json"))
+        .map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    loop {
+        delete_runtime(&args.root, runtime_id);
+        let devnull = fs::File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;
+        let out = log_w.as_fd().try_clone_to_owned().map_err(|e| RuntimeError::io("dup", e))?;
+        let err = log_w.as_fd().try_clone_to_owned().map_err(|e| RuntimeError::io("dup", e))?;
+        let mut container = builder(&args.root, runtime_id)?
+            .with_stdin(devnull)
+            .with_stdout(out)
+            .with_stderr(err)
+            .as_init(paths.bundle())
+            .with_systemd(false)
+            .build()?;
+        container.start()?;
+        let pid = container
+            .pid()
+            .ok_or_else(|| RuntimeError::StartFailed("no init pid".into()))?;
+        *boots += 1;
+        let state = RunState {
+            monitor_pid: std::process::id() as i32,
+            init_pid: pid.as_raw(),
+            init_starttime: process_starttime(pid.as_raw()).unwrap_or(0),
+            started: now(),
+            boots: *boots,
+        };
+        state.save(&paths.state())?;
+        if let Some(mut r) = ready.take() {
+            let _ = writeln!(r, "ok {}", pid.as_raw());
+        }
+        tracing::info!(pid = pid.as_raw(), boot = *boots, "container running");
+        let status = wait_for(pid);
+        tracing::info!(?status, "container init exited");
+        let _ = fs::remove_file(paths.state());
+        let reboot = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
+        if !reboot || paths.stopping().exists() {
+            return Ok(());
+        }
+        tracing::info!("reboot requested from inside the container: restarting");
+    }
+}
+
+/// Reaps children until `pid` exits; returns its status.
+fn wait_for(pid: Pid) -> WaitStatus {
+    loop {
+        match waitpid(None, None) {
+            Ok(st @ (WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _))) if p == pid => return st,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::ECHILD) => return WaitStatus::Exited(pid, 0),
+            Err(_) => return WaitStatus::Exited(pid, 255),
+        }
+    }
+}
+
+/// Loads what the monitor needs from the node root.
+pub fn load_args(root: &NodeRoot, id: CtId) -> Result<MonitorArgs> {
+    let node = root.load_node_config()?;
+    let cfg: ContainerConfig = fsutil::read_toml(&root.ct_config(id))?;
+    let template = berth_storage::template::load(root, &cfg.ostemplate)?;
+    Ok(MonitorArgs {
+        root: root.clone(),
+        node_id: node.node_id,
+        cfg,
+        template,
+    })
+}

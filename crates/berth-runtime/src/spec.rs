@@ -1,0 +1,303 @@
+//! Builds the OCI runtime spec of a container from its config: namespaces (including a user
+//! namespace with the container's own ID range), the overlay root mounted inside them,
+//! masked and read-only paths, a device allowlist, a bounded capability set and a seccomp
+//! deny-list of the known escape syscalls.
+
+use crate::{Result, RuntimeError};
+use berth_core::ContainerConfig;
+use berth_storage::rootfs::PreparedRootfs;
+use libcontainer::oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+
+/// Capabilities kept by container root. Dropped, among others: SYS_MODULE, SYS_RAWIO,
+/// SYS_TIME, MAC_ADMIN, MAC_OVERRIDE, SYSLOG, WAKE_ALARM, BLOCK_SUSPEND, AUDIT_CONTROL,
+/// LINUX_IMMUTABLE, SYS_PACCT, BPF, PERFMON. In an unprivileged container the kept ones act
+/// only on what the container's own namespaces own.
+pub const CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_SETFCAP",
+];
+
+/// Syscalls refused with EPERM: kernel modules, kexec, file-handle escapes, host time,
+/// swap, accounting, kernel keyring (not namespaced), raw I/O ports, BPF and perf.
+pub const DENIED_SYSCALLS: &[&str] = &[
+    "kexec_load",
+    "kexec_file_load",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "get_kernel_syms",
+    "query_module",
+    "iopl",
+    "ioperm",
+    "swapon",
+    "swapoff",
+    "acct",
+    "lookup_dcookie",
+    "add_key",
+    "keyctl",
+    "request_key",
+    "nfsservctl",
+    "uselib",
+    "_sysctl",
+    "ustat",
+    "sysfs",
+    "settimeofday",
+    "clock_settime",
+    "adjtimex",
+    "clock_adjtime",
+    "bpf",
+    "perf_event_open",
+];
+
+/// Hidden from the container (bind of /dev/null or an empty read-only tmpfs).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Visible but read-only.
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Character devices the container may use (major, minor; -1 = any): null, zero, full,
+/// random, urandom, tty, console, ptmx, pty slaves, tun, fuse.
+pub const ALLOWED_CHAR_DEVICES: &[(i64, i64)] = &[
+    (1, 3),
+    (1, 5),
+    (1, 7),
+    (1, 8),
+    (1, 9),
+    (5, 0),
+    (5, 1),
+    (5, 2),
+    (136, -1),
+    (10, 200),
+    (10, 229),
+];
+
+/// Everything the spec needs besides the config.
+pub struct SpecInput<'a> {
+    pub cfg: &'a ContainerConfig,
+    pub runtime_id: &'a str,
+    /// Empty directory used as `root.path`; the overlay is mounted on it.
+    pub root_path: &'a str,
+    pub rootfs: &'a PreparedRootfs,
+    pub init: &'a [String],
+}
+
+/// Default environment of init and of processes joining the container.
+pub fn default_env() -> Vec<String> {
+    vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        "container=berth".into(),
+        "TERM=linux".into(),
+        "HOME=/root".into(),
+    ]
+}
+
+fn process_json(args: &[String], env: &[String], terminal: bool) -> Value {
+    json!({
+        "terminal": terminal,
+        "user": {"uid": 0, "gid": 0},
+        "args": args,
+        "env": env,
+        "cwd": "/",
+        "capabilities": {
+            "bounding": CAPABILITIES,
+            "effective": CAPABILITIES,
+            "permitted": CAPABILITIES,
+            "inheritable": [],
+            "ambient": [],
+        },
+        "noNewPrivileges": false,
+    })
+}
+
+/// Builds the JSON form of the spec (kept separate so unit tests can inspect it).
+pub fn spec_json(input: &SpecInput) -> Value {
+    let cfg = input.cfg;
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "network"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    let mut linux = json!({
+        "cgroupsPath": format!("/{}", input.runtime_id),
+        "maskedPaths": MASKED_PATHS,
+        "readonlyPaths": READONLY_PATHS,
+        "resources": {
+            "devices": devices_json(),
+        },
+        "seccomp": {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": DENIED_SYSCALLS, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+        },
+    });
+    if let (false, Some(map)) = (cfg.privileged, cfg.idmap) {
+        namespaces.push(json!({"type": "user"}));
+        let m = json!([{"containerID": 0, "hostID": map.host_base, "size": map.size}]);
+        linux["uidMappings"] = m.clone();
+        linux["gidMappings"] = m;
+    }
+    linux["namespaces"] = Value::Array(namespaces);
+    let mut mounts = vec![json!({
+        "destination": "/",
+        "type": "overlay",
+        "source": "overlay",
+        "options": input.rootfs.overlay_options(),
+    })];
+    mounts.extend([
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    ]);
+    json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": input.root_path, "readonly": false},
+        "hostname": cfg.effective_hostname(),
+        "process": process_json(input.init, &default_env(), false),
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": {"org.berth.ctid": cfg.ctid.to_string()},
+    })
+}
+
+fn devices_json() -> Value {
+    let mut v = vec![
+        json!({"allow": false, "access": "rwm"}),
+        // mknod of any node is allowed (opening is not): package installs create device nodes
+        json!({"allow": true, "type": "c", "access": "m"}),
+        json!({"allow": true, "type": "b", "access": "m"}),
+    ];
+    for (major, minor) in ALLOWED_CHAR_DEVICES {
+        let mut d = json!({"allow": true, "type": "c", "major": major, "access": "rwm"});
+        if *minor >= 0 {
+            d["minor"] = json!(minor);
+        }
+        v.push(d);
+    }
+    Value::Array(v)
+}
+
+/// The typed spec (validated by `oci-spec`).
+pub fn build_spec(input: &SpecInput) -> Result<Spec> {
+    serde_json::from_value(spec_json(input)).map_err(|e| RuntimeError::Spec(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_core::config::{DiskConfig, IdMap};
+    use berth_core::{CtId, Size};
+    use std::path::PathBuf;
+
+    fn cfg(privileged: bool) -> ContainerConfig {
+        ContainerConfig {
+            ctid: CtId(101),
+            name: Some("web1".into()),
+            hostname: Some("web1.local".into()),
+            description: None,
+            ostemplate: "busybox".into(),
+            app_templates: vec![],
+            privileged,
+            idmap: (!privileged).then_some(IdMap { host_base: 165536, size: 65536 }),
+            disk: DiskConfig { size: Size(1 << 30) },
+            onboot: false,
+            bootorder: None,
+            created: 0,
+        }
+    }
+
+    fn rootfs() -> PreparedRootfs {
+        PreparedRootfs {
+            lowerdirs: vec![PathBuf::from("/r/layers/0"), PathBuf::from("/r/layers/1")],
+            upperdir: PathBuf::from("/r/private/upper"),
+            workdir: PathBuf::from("/r/private/work"),
+        }
+    }
+
+    #[test]
+    fn unprivileged_spec() {
+        let c = cfg(false);
+        let r = rootfs();
+        let init = vec!["/sbin/init".to_string()];
+        let input = SpecInput { cfg: &c, runtime_id: "berth-abc-101", root_path: "/r/root", rootfs: &r, init: &init };
+        let spec = build_spec(&input).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        let ns: Vec<String> = linux.namespaces().as_ref().unwrap().iter().map(|n| format!("{:?}", n.typ())).collect();
+        for want in ["Pid", "Network", "Ipc", "Uts", "Mount", "Cgroup", "User"] {
+            assert!(ns.iter().any(|n| n == want), "{want} in {ns:?}");
+        }
+        let m = &linux.uid_mappings().as_ref().unwrap()[0];
+        assert_eq!((m.container_id(), m.host_id(), m.size()), (0, 165536, 65536));
+        assert_eq!(spec.hostname().as_deref(), Some("web1.local"));
+        let root_mount = &spec.mounts().as_ref().unwrap()[0];
+        assert_eq!(root_mount.destination(), &PathBuf::from("/"));
+        let opts = root_mount.options().as_ref().unwrap();
+        assert_eq!(opts[0], "lowerdir=/r/layers/0:/r/layers/1");
+        let seccomp = linux.seccomp().as_ref().unwrap();
+        let denied = seccomp.syscalls().as_ref().unwrap()[0].names();
+        for s in ["kexec_load", "open_by_handle_at", "init_module", "finit_module", "delete_module"] {
+            assert!(denied.iter().any(|d| d == s));
+        }
+        let caps = spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        let bounding: Vec<String> = caps.bounding().as_ref().unwrap().iter().map(|c| c.to_string()).collect();
+        assert!(!bounding.iter().any(|c| c.contains("SYS_MODULE")));
+        assert!(linux.masked_paths().as_ref().unwrap().iter().any(|p| p == "/proc/kcore"));
+    }
+
+    #[test]
+    fn privileged_has_no_user_namespace() {
+        let c = cfg(true);
+        let r = rootfs();
+        let init = vec!["/sbin/init".to_string()];
+        let input = SpecInput { cfg: &c, runtime_id: "x", root_path: "/r/root", rootfs: &r, init: &init };
+        let v = spec_json(&input);
+        assert!(!v["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "user"));
+        assert!(v["linux"].get("uidMappings").is_none());
+    }
+}

@@ -1,0 +1,76 @@
+//! `run/<ctid>/state.json`: what the monitor publishes about the running container.
+
+use crate::{Result, RuntimeError};
+use berth_core::fsutil::atomic_write;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunState {
+    pub monitor_pid: i32,
+    pub init_pid: i32,
+    /// Start time of the init process in clock ticks since boot (guards against PID reuse).
+    pub init_starttime: u64,
+    /// Unix time the container (last) booted.
+    pub started: u64,
+    /// Boots since start (1 + reboots from inside).
+    pub boots: u32,
+}
+
+impl RunState {
+    pub fn load(path: &Path) -> Option<RunState> {
+        let t = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str(&t).ok()
+    }
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let s = serde_json::to_vec(self).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+        Ok(atomic_write(path, &s, 0o644)?)
+    }
+    /// Whether the recorded init process still exists (same PID *and* same start time).
+    pub fn init_alive(&self) -> bool {
+        process_starttime(self.init_pid) == Some(self.init_starttime)
+    }
+    pub fn monitor_alive(&self) -> bool {
+        process_starttime(self.monitor_pid).is_some() && !is_zombie(self.monitor_pid)
+    }
+}
+
+/// Field 22 of /proc/<pid>/stat: start time in clock ticks since boot.
+pub fn process_starttime(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
+        .unwrap_or(true)
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_starttime_is_readable() {
+        let me = std::process::id() as i32;
+        assert!(process_starttime(me).is_some());
+        assert!(process_starttime(0).is_none());
+    }
+}
