@@ -1,0 +1,169 @@
+//! Test support: a throw-away node root per test, the `berth` binary, and leak checks.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_berth")
+}
+
+/// A node root under /tmp used by one test; destroys its containers and checks for leaks on drop.
+pub struct Node {
+    pub root: PathBuf,
+}
+
+impl Node {
+    /// A fresh, uninitialised node root.
+    pub fn bare(tag: &str) -> Node {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let root = PathBuf::from(format!("/tmp/berth-test-{}-{}-{}", tag, std::process::id(), n));
+        let _ = std::fs::remove_dir_all(&root);
+        Node { root }
+    }
+
+    /// An initialised node root with the busybox template.
+    pub fn new(tag: &str) -> Node {
+        let n = Node::bare(tag);
+        n.ok(&["node", "init"]);
+        n.ok(&["template", "create", "busybox"]);
+        n
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args).env("BERTH_ROOT", &self.root).env_remove("BERTH_CRASH_AT");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().expect("run berth")
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed ({:?}): {}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs and requires a failure with a one-line `error:` containing `needle`; returns it.
+    pub fn fails(&self, args: &[&str], needle: &str) -> String {
+        let o = self.run(args);
+        assert!(!o.status.success(), "berth {args:?} should fail");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one error line expected for {args:?}, got: {err}");
+        assert!(lines[0].starts_with("error: "), "{err}");
+        assert!(lines[0].contains(needle), "{args:?}: expected {needle:?} in {err}");
+        err
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).expect("json output")
+    }
+
+    pub fn status(&self, ct: &str) -> serde_json::Value {
+        self.json(&["status", ct, "--format", "json"])
+    }
+
+    pub fn exec(&self, ct: &str, cmd: &[&str]) -> String {
+        let mut a = vec!["exec", ct, "--"];
+        a.extend_from_slice(cmd);
+        self.ok(&a)
+    }
+
+    pub fn node_id(&self) -> String {
+        let t = std::fs::read_to_string(self.root.join("node.toml")).unwrap();
+        t.lines()
+            .find_map(|l| l.strip_prefix("node_id = ").map(|v| v.trim_matches('"').to_string()))
+            .unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.root.join("node.toml").exists() {
+            let o = self.run(&["list", "-a", "--format", "json"]);
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.stdout) {
+                for c in v.as_array().cloned().unwrap_or_default() {
+                    let id = c["ctid"].to_string();
+                    let _ = self.run(&["destroy", &id, "--force"]);
+                }
+            }
+        }
+        let leaks = leaks_under(&self.root);
+        let _ = std::fs::remove_dir_all(&self.root);
+        if !std::thread::panicking() {
+            assert!(leaks.is_empty(), "leaked: {leaks:?}");
+        }
+    }
+}
+
+/// Mounts, loop devices and cgroups that still refer to `root` (or its node id).
+pub fn leaks_under(root: &Path) -> Vec<String> {
+    let mut out = vec![];
+    let r = root.to_string_lossy().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for l in mounts.lines() {
+        if l.contains(&r) {
+            out.push(format!("mount: {l}"));
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/sys/block") {
+        for e in rd.flatten() {
+            let f = e.path().join("loop/backing_file");
+            if let Ok(b) = std::fs::read_to_string(&f) {
+                if b.contains(&r) {
+                    out.push(format!("loop device {:?} -> {}", e.file_name(), b.trim()));
+                }
+            }
+        }
+    }
+    if let Ok(t) = std::fs::read_to_string(root.join("node.toml")) {
+        if let Some(id) = t.lines().find_map(|l| l.strip_prefix("node_id = ").map(|v| v.trim_matches('"').to_string())) {
+            for ctl in ["memory", "pids", "cpu", "freezer", "devices", "blkio", "cpuset", "unified"] {
+                if let Ok(rd) = std::fs::read_dir(format!("/sys/fs/cgroup/{ctl}")) {
+                    for e in rd.flatten() {
+                        if e.file_name().to_string_lossy().contains(&format!("berth-{id}-")) {
+                            out.push(format!("cgroup {ctl}/{:?}", e.file_name()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Waits until `f` holds (up to `secs`).
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    f()
+}
+
+/// Host UID owning a process.
+pub fn proc_uid(pid: i64) -> u32 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
