@@ -177,6 +177,14 @@ impl LocalNode {
 
     fn start_locked(&self, id: CtId) -> Result<ContainerInfo> {
         let cfg = self.load_config(id)?;
+        if self.run_state(id).is_none() {
+            // A monitor may still be cleaning up after a poweroff from inside: let it finish.
+            let until = Instant::now() + Duration::from_secs(10);
+            while is_active(&self.root, id) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            recover::recover_ct(&self.root, &self.node.node_id, id)?;
+        }
         if is_active(&self.root, id) {
             return Err(NodeError::AlreadyRunning(id.0));
         }

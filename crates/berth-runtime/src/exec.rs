@@ -133,6 +133,7 @@ fn child_enter(p: &Prepared, tty: Option<RawFd>) -> ! {
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Child) => {}
+        Err(nix::errno::Errno::ENOMEM) => child_fail("fork", &"the container is shutting down"),
         Err(e) => child_fail("fork", &e),
     }
     if let Some(slave) = tty {

@@ -84,6 +84,39 @@ pub fn delete_runtime(root: &NodeRoot, runtime_id: &str) {
         }
     }
     let _ = fs::remove_dir_all(root.runtime_state_dir().join(runtime_id));
+    remove_cgroups(runtime_id);
+}
+
+/// Removes the container's cgroup directories in every hierarchy (v1 controllers, v2 unified),
+/// retrying while the last processes finish exiting (an exiting task keeps `rmdir` at EBUSY).
+pub fn remove_cgroups(runtime_id: &str) {
+    let mut dirs = vec![];
+    if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+        for e in rd.flatten() {
+            let d = e.path().join(runtime_id);
+            if d.is_dir() {
+                dirs.push(d);
+            }
+        }
+    }
+    let v2 = PathBuf::from("/sys/fs/cgroup").join(runtime_id);
+    if v2.is_dir() {
+        dirs.push(v2);
+    }
+    for d in dirs {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            match fs::remove_dir(&d) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) if std::time::Instant::now() >= until => {
+                    tracing::warn!(dir = %d.display(), "cannot remove cgroup: {e}");
+                    break;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
 }
 
 /// Runs the monitor. `ready` receives `ok <pid>` once the container runs, or `error: …`.
@@ -173,12 +206,27 @@ fn boot_loop(
         tracing::info!(pid = pid.as_raw(), boot = *boots, "container running");
         let status = wait_for(pid);
         tracing::info!(?status, "container init exited");
+        reap_orphans();
         let _ = fs::remove_file(paths.state());
         let reboot = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
         if !reboot || paths.stopping().exists() {
             return Ok(());
         }
         tracing::info!("reboot requested from inside the container: restarting");
+    }
+}
+
+/// Reaps what the dead PID namespace leaves us: when init dies the kernel kills every other
+/// process of the container and, as subreaper, we inherit them. Unreaped, they would pin the
+/// container's cgroups. Bounded, in case something unkillable lingers.
+fn reap_orphans() {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        match waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Err(nix::errno::Errno::ECHILD) => return,
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            _ => {}
+        }
     }
 }
 
