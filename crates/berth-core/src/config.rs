@@ -60,8 +60,14 @@ impl IdMap {
         id >= self.host_base && (id - self.host_base) < self.size
     }
     pub fn overlaps(&self, other: &IdMap) -> bool {
-        let (a0, a1) = (self.host_base as u64, self.host_base as u64 + self.size as u64);
-        let (b0, b1) = (other.host_base as u64, other.host_base as u64 + other.size as u64);
+        let (a0, a1) = (
+            self.host_base as u64,
+            self.host_base as u64 + self.size as u64,
+        );
+        let (b0, b1) = (
+            other.host_base as u64,
+            other.host_base as u64 + other.size as u64,
+        );
         a0 < b1 && b0 < a1
     }
 }
@@ -190,9 +196,18 @@ mod tests {
 
     #[test]
     fn idmap_overlap() {
-        let a = IdMap { host_base: 100, size: 10 };
-        assert!(a.overlaps(&IdMap { host_base: 109, size: 10 }));
-        assert!(!a.overlaps(&IdMap { host_base: 110, size: 10 }));
+        let a = IdMap {
+            host_base: 100,
+            size: 10,
+        };
+        assert!(a.overlaps(&IdMap {
+            host_base: 109,
+            size: 10
+        }));
+        assert!(!a.overlaps(&IdMap {
+            host_base: 110,
+            size: 10
+        }));
         assert!(a.contains_host_id(109) && !a.contains_host_id(110));
     }
 }

@@ -58,15 +58,27 @@ mod tests {
         assert_eq!(used[1].host_base, 165536 + 65536);
         // a freed hole is reused
         used.remove(1);
-        assert_eq!(allocate_idmap(165536, &used).unwrap().host_base, 165536 + 65536);
+        assert_eq!(
+            allocate_idmap(165536, &used).unwrap().host_base,
+            165536 + 65536
+        );
         // an odd, unaligned range in the way is skipped
-        let odd = [IdMap { host_base: 170000, size: 10 }];
-        assert_eq!(allocate_idmap(165536, &odd).unwrap().host_base, 165536 + 65536);
+        let odd = [IdMap {
+            host_base: 170000,
+            size: 10,
+        }];
+        assert_eq!(
+            allocate_idmap(165536, &odd).unwrap().host_base,
+            165536 + 65536
+        );
     }
 
     #[test]
     fn ctids_from_100() {
         assert_eq!(next_free_ctid(&[]).unwrap(), CtId(100));
-        assert_eq!(next_free_ctid(&[CtId(5), CtId(100), CtId(101), CtId(103)]).unwrap(), CtId(102));
+        assert_eq!(
+            next_free_ctid(&[CtId(5), CtId(100), CtId(101), CtId(103)]).unwrap(),
+            CtId(102)
+        );
     }
 }

@@ -67,7 +67,10 @@ pub struct StopOptions {
 
 impl Default for StopOptions {
     fn default() -> Self {
-        StopOptions { timeout: 60, kill: false }
+        StopOptions {
+            timeout: 60,
+            kill: false,
+        }
     }
 }
 
@@ -79,14 +82,21 @@ pub enum TemplateSource {
     /// A rootfs tarball on the node.
     Tarball(std::path::PathBuf),
     /// debootstrap of a Debian suite, optionally from a given mirror.
-    Debootstrap { suite: String, mirror: Option<String> },
+    Debootstrap {
+        suite: String,
+        mirror: Option<String>,
+    },
 }
 
 /// The operations of a node. Errors are the implementation's own error type.
 pub trait NodeOps {
     type Error: std::error::Error;
 
-    fn template_create(&self, name: &str, source: TemplateSource) -> Result<TemplateManifest, Self::Error>;
+    fn template_create(
+        &self,
+        name: &str,
+        source: TemplateSource,
+    ) -> Result<TemplateManifest, Self::Error>;
     fn template_list(&self) -> Result<Vec<TemplateManifest>, Self::Error>;
     fn template_info(&self, name: &str) -> Result<TemplateManifest, Self::Error>;
     fn template_remove(&self, name: &str) -> Result<(), Self::Error>;

@@ -129,9 +129,15 @@ mod tests {
     #[test]
     fn paths_are_derived_from_validated_input() {
         let r = NodeRoot::new("/x");
-        assert_eq!(r.ct_config(CtId(101)), PathBuf::from("/x/containers/101/config.toml"));
+        assert_eq!(
+            r.ct_config(CtId(101)),
+            PathBuf::from("/x/containers/101/config.toml")
+        );
         assert!(r.template_dir("../etc").is_err());
-        assert_eq!(r.template_dir("busybox").unwrap(), PathBuf::from("/x/templates/busybox"));
+        assert_eq!(
+            r.template_dir("busybox").unwrap(),
+            PathBuf::from("/x/templates/busybox")
+        );
     }
 
     #[test]

@@ -27,13 +27,22 @@ impl CtId {
     /// Parses a CTID; rejects 0, signs, leading zeros, garbage and overflow.
     pub fn parse(s: &str) -> Result<Self> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(CoreError::InvalidCtRef(s.into(), "a CTID is a positive number"));
+            return Err(CoreError::InvalidCtRef(
+                s.into(),
+                "a CTID is a positive number",
+            ));
         }
         if s.len() > 1 && s.starts_with('0') {
-            return Err(CoreError::InvalidCtRef(s.into(), "a CTID has no leading zeros"));
+            return Err(CoreError::InvalidCtRef(
+                s.into(),
+                "a CTID has no leading zeros",
+            ));
         }
         match s.parse::<u64>() {
-            Ok(0) => Err(CoreError::InvalidCtRef(s.into(), "CTID 0 is the node itself")),
+            Ok(0) => Err(CoreError::InvalidCtRef(
+                s.into(),
+                "CTID 0 is the node itself",
+            )),
             Ok(n) if n <= MAX_CTID as u64 => Ok(CtId(n as u32)),
             _ => Err(CoreError::InvalidCtRef(s.into(), "CTID is too large")),
         }
@@ -108,7 +117,10 @@ pub fn validate_hostname(s: &str) -> Result<()> {
         if label.starts_with('-') || label.ends_with('-') {
             return bad("labels must not start or end with '-'");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return bad("only letters, digits, '-' and '.' are allowed");
         }
     }
@@ -158,9 +170,14 @@ impl Size {
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        let units = [("T", Self::GIB * 1024), ("G", Self::GIB), ("M", Self::MIB), ("K", Self::KIB)];
+        let units = [
+            ("T", Self::GIB * 1024),
+            ("G", Self::GIB),
+            ("M", Self::MIB),
+            ("K", Self::KIB),
+        ];
         for (u, m) in units {
-            if b >= m && b % m == 0 {
+            if b >= m && b.is_multiple_of(m) {
                 return write!(f, "{}{u}", b / m);
             }
         }
@@ -180,7 +197,16 @@ mod tests {
     #[test]
     fn ctids() {
         assert_eq!(CtId::parse("101").unwrap(), CtId(101));
-        for bad in ["0", "-1", "01", "1e3", "", "4294967296", "2147483648", "12a"] {
+        for bad in [
+            "0",
+            "-1",
+            "01",
+            "1e3",
+            "",
+            "4294967296",
+            "2147483648",
+            "12a",
+        ] {
             assert!(CtId::parse(bad).is_err(), "{bad}");
         }
     }
@@ -189,7 +215,17 @@ mod tests {
     fn refs() {
         assert_eq!(CtRef::parse("101").unwrap(), CtRef::Id(CtId(101)));
         assert_eq!(CtRef::parse("web1").unwrap(), CtRef::Name("web1".into()));
-        for bad in ["../etc", "a/b", "..", "web 1", "-x", "1x", &"a".repeat(64), "", "a..b"] {
+        for bad in [
+            "../etc",
+            "a/b",
+            "..",
+            "web 1",
+            "-x",
+            "1x",
+            &"a".repeat(64),
+            "",
+            "a..b",
+        ] {
             assert!(CtRef::parse(bad).is_err(), "{bad}");
         }
     }

@@ -6,7 +6,9 @@ use berth_core::config::{DiskConfig, NodeConfig, TemplateManifest};
 use berth_core::idmap::{allocate_idmap, next_free_ctid};
 use berth_core::journal::{Journal, Operation};
 use berth_core::lock::{self, LockGuard};
-use berth_core::ops::{ContainerInfo, CreateOptions, CtStatus, NodeOps, StopOptions, TemplateSource};
+use berth_core::ops::{
+    ContainerInfo, CreateOptions, CtStatus, NodeOps, StopOptions, TemplateSource,
+};
 use berth_core::validate::{validate_hostname, validate_name};
 use berth_core::{fsutil, ContainerConfig, CoreError, CtId, CtRef, NodeRoot};
 use berth_runtime::exec::JoinTarget;
@@ -214,11 +216,17 @@ impl LocalNode {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| NodeError::StartFailed(id.0, format!("spawning monitor: {e}")))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| NodeError::StartFailed(id.0, format!("spawning monitor: {e}")))?;
         drop(wr);
         let pid = child.id() as i32;
         let st = process_starttime(pid).unwrap_or(0);
-        fsutil::atomic_write(&run.join("monitor.pid"), format!("{pid} {st}\n").as_bytes(), 0o644)?;
+        fsutil::atomic_write(
+            &run.join("monitor.pid"),
+            format!("{pid} {st}\n").as_bytes(),
+            0o644,
+        )?;
         let mut line = String::new();
         let _ = BufReader::new(std::fs::File::from(rd)).read_line(&mut line);
         let line = line.trim();
@@ -234,7 +242,10 @@ impl LocalNode {
             Some(m) => m.to_string(),
             None => {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                log.lines().last().unwrap_or("monitor exited without a word").to_string()
+                log.lines()
+                    .last()
+                    .unwrap_or("monitor exited without a word")
+                    .to_string()
             }
         };
         Err(NodeError::StartFailed(id.0, msg))
@@ -280,7 +291,10 @@ impl LocalNode {
         }
         if !stopped {
             if let Some(mut c) = load_container(&self.root, &rid) {
-                let _ = c.kill(libcontainer::signal::Signal::try_from(libc::SIGKILL).expect("SIGKILL"), true);
+                let _ = c.kill(
+                    libcontainer::signal::Signal::try_from(libc::SIGKILL).expect("SIGKILL"),
+                    true,
+                );
             }
             if let Some(s) = state.as_ref().filter(|s| s.init_alive()) {
                 // SAFETY: as above.
@@ -309,7 +323,9 @@ impl LocalNode {
             self.require_running(id)?;
         }
         if args.is_empty() {
-            return Err(NodeError::Invalid("exec needs a command: berth exec CT -- CMD [ARGS…]".into()));
+            return Err(NodeError::Invalid(
+                "exec needs a command: berth exec CT -- CMD [ARGS…]".into(),
+            ));
         }
         let st = self.require_running(id)?;
         let cfg = self.load_config(id)?;
@@ -321,7 +337,11 @@ impl LocalNode {
             spec_path: &spec_path,
             userns: !cfg.privileged,
         };
-        Ok(berth_runtime::exec::exec(&target, args, &berth_runtime::spec::default_env())?)
+        Ok(berth_runtime::exec::exec(
+            &target,
+            args,
+            &berth_runtime::spec::default_env(),
+        )?)
     }
 
     /// Opens an interactive login shell inside a running container.
@@ -332,7 +352,11 @@ impl LocalNode {
             self.require_running(id)?
         };
         let rootfs = PathBuf::from(format!("/proc/{}/root", st.init_pid));
-        let shell = if rootfs.join("bin/bash").exists() { "/bin/bash" } else { "/bin/sh" };
+        let shell = if rootfs.join("bin/bash").exists() {
+            "/bin/bash"
+        } else {
+            "/bin/sh"
+        };
         let args = vec![shell.to_string(), "-l".to_string()];
         let mut env = berth_runtime::spec::default_env();
         if let Ok(t) = std::env::var("TERM") {
@@ -356,7 +380,8 @@ impl LocalNode {
         let id = self.resolve(r)?;
         let path = self.root.ct_console_log(id);
         let running = || is_active(&self.root, id);
-        berth_runtime::console::print_log(&path, out, follow, &running).map_err(|e| CoreError::io(&path, e))?;
+        berth_runtime::console::print_log(&path, out, follow, &running)
+            .map_err(|e| CoreError::io(&path, e))?;
         Ok(())
     }
 
@@ -380,7 +405,11 @@ impl LocalNode {
 
     fn check_name_free(&self, name: &str, except: Option<CtId>) -> Result<()> {
         validate_name(name)?;
-        if let Some(c) = self.configs()?.iter().find(|c| c.name.as_deref() == Some(name) && Some(c.ctid) != except) {
+        if let Some(c) = self
+            .configs()?
+            .iter()
+            .find(|c| c.name.as_deref() == Some(name) && Some(c.ctid) != except)
+        {
             return Err(CoreError::NameInUse(name.into(), c.ctid.0).into());
         }
         Ok(())
@@ -397,7 +426,9 @@ impl NodeOps for LocalNode {
         Ok(match source {
             TemplateSource::Busybox => template::create_busybox(&self.root, name, p)?,
             TemplateSource::Tarball(path) => template::import_tarball(&self.root, name, &path, p)?,
-            TemplateSource::Debootstrap { suite, mirror } => template::debootstrap(&self.root, name, &suite, mirror.as_deref(), p)?,
+            TemplateSource::Debootstrap { suite, mirror } => {
+                template::debootstrap(&self.root, name, &suite, mirror.as_deref(), p)?
+            }
         })
     }
 
@@ -426,7 +457,8 @@ impl NodeOps for LocalNode {
 
     fn create(&self, opts: CreateOptions) -> Result<CtId> {
         // Validate everything before touching the disk.
-        validate_name(&opts.ostemplate).map_err(|_| CoreError::TemplateNotFound(opts.ostemplate.clone()))?;
+        validate_name(&opts.ostemplate)
+            .map_err(|_| CoreError::TemplateNotFound(opts.ostemplate.clone()))?;
         if let Some(h) = &opts.hostname {
             validate_hostname(h)?;
         }
@@ -435,12 +467,16 @@ impl NodeOps for LocalNode {
         }
         if let Some(d) = &opts.description {
             if d.len() > 4096 || d.contains('\n') {
-                return Err(NodeError::Invalid("--description must be one line of at most 4096 bytes".into()));
+                return Err(NodeError::Invalid(
+                    "--description must be one line of at most 4096 bytes".into(),
+                ));
             }
         }
         let size = opts.diskspace.unwrap_or(self.node.default_diskspace);
         if size.0 < 16 * 1024 * 1024 {
-            return Err(NodeError::Invalid(format!("--diskspace {size} is too small: the minimum is 16M")));
+            return Err(NodeError::Invalid(format!(
+                "--diskspace {size} is too small: the minimum is 16M"
+            )));
         }
         let _node = lock::lock(&self.root.node_lock())?;
         template::load(&self.root, &opts.ostemplate)?;
@@ -537,7 +573,8 @@ impl NodeOps for LocalNode {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;
         self.require_running(id)?;
-        let mut c = load_container(&self.root, &self.runtime_id(id)).ok_or(NodeError::NotRunning(id.0))?;
+        let mut c =
+            load_container(&self.root, &self.runtime_id(id)).ok_or(NodeError::NotRunning(id.0))?;
         c.pause().map_err(berth_runtime::RuntimeError::from)?;
         Ok(())
     }
@@ -550,7 +587,8 @@ impl NodeOps for LocalNode {
             CtStatus::Running => return Err(NodeError::NotSuspended(id.0)),
             CtStatus::Stopped => return Err(NodeError::NotRunning(id.0)),
         }
-        let mut c = load_container(&self.root, &self.runtime_id(id)).ok_or(NodeError::NotRunning(id.0))?;
+        let mut c =
+            load_container(&self.root, &self.runtime_id(id)).ok_or(NodeError::NotRunning(id.0))?;
         c.resume().map_err(berth_runtime::RuntimeError::from)?;
         Ok(())
     }
@@ -572,7 +610,14 @@ impl NodeOps for LocalNode {
             if !force {
                 return Err(NodeError::IsRunning(id.0));
             }
-            self.stop_locked(id, &cfg, StopOptions { timeout: 0, kill: true })?;
+            self.stop_locked(
+                id,
+                &cfg,
+                StopOptions {
+                    timeout: 0,
+                    kill: true,
+                },
+            )?;
         }
         Journal::begin(&self.root.ct_journal(id), Operation::Destroy)?;
         crash_point("destroy:after-journal");

@@ -15,7 +15,10 @@ pub fn monitor_alive(run_dir: &Path) -> bool {
         return false;
     };
     let mut it = t.split_whitespace();
-    let (Some(pid), Some(st)) = (it.next().and_then(|p| p.parse::<i32>().ok()), it.next().and_then(|s| s.parse::<u64>().ok())) else {
+    let (Some(pid), Some(st)) = (
+        it.next().and_then(|p| p.parse::<i32>().ok()),
+        it.next().and_then(|s| s.parse::<u64>().ok()),
+    ) else {
         return false;
     };
     process_starttime(pid) == Some(st)

@@ -50,7 +50,12 @@ pub fn spawn_writer(pipe: OwnedFd, path: PathBuf) -> std::thread::JoinHandle<()>
 
 /// Writes the log (older rotation first) to `out`; with `follow`, keeps printing what is
 /// appended until `still_running` returns false.
-pub fn print_log(path: &Path, out: &mut dyn Write, follow: bool, still_running: &dyn Fn() -> bool) -> std::io::Result<()> {
+pub fn print_log(
+    path: &Path,
+    out: &mut dyn Write,
+    follow: bool,
+    still_running: &dyn Fn() -> bool,
+) -> std::io::Result<()> {
     if let Ok(mut f) = File::open(rotated(path)) {
         std::io::copy(&mut f, out)?;
     }

@@ -60,18 +60,56 @@ const NAMESPACES: &[(&str, CloneFlags)] = &[
 /// capability up to the kernel's last is dropped from the bounding set.
 fn kept_cap_numbers() -> Vec<libc::c_ulong> {
     const NAMES: &[&str] = &[
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-        "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
     ];
     spec::CAPABILITIES
         .iter()
-        .filter_map(|c| NAMES.iter().position(|n| n == c).map(|i| i as libc::c_ulong))
+        .filter_map(|c| {
+            NAMES
+                .iter()
+                .position(|n| n == c)
+                .map(|i| i as libc::c_ulong)
+        })
         .collect()
 }
 
@@ -99,7 +137,10 @@ fn prepare(t: &JoinTarget, args: &[String], env: &[String]) -> Result<Prepared> 
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
     let cs = |v: &[String]| -> Result<Vec<CString>> {
         v.iter()
-            .map(|a| CString::new(a.as_bytes()).map_err(|_| RuntimeError::Spec(format!("NUL byte in {a:?}"))))
+            .map(|a| {
+                CString::new(a.as_bytes())
+                    .map_err(|_| RuntimeError::Spec(format!("NUL byte in {a:?}")))
+            })
             .collect()
     };
     Ok(Prepared {
@@ -112,7 +153,10 @@ fn prepare(t: &JoinTarget, args: &[String], env: &[String]) -> Result<Prepared> 
 }
 
 fn child_fail(what: &str, e: &dyn std::fmt::Display) -> ! {
-    let _ = writeln!(std::io::stderr(), "error: joining the container: {what}: {e}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: joining the container: {what}: {e}"
+    );
     // SAFETY: leaving the forked child without running destructors.
     unsafe { libc::_exit(126) }
 }
@@ -171,14 +215,29 @@ fn child_enter(p: &Prepared, tty: Option<RawFd>) -> ! {
         }
     }
     let e = nix::unistd::execvpe(&p.argv[0], &p.argv, &p.envp).unwrap_err();
-    let _ = writeln!(std::io::stderr(), "error: {}: {e}", p.argv[0].to_string_lossy());
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: {}: {e}",
+        p.argv[0].to_string_lossy()
+    );
     // SAFETY: leaving without destructors.
-    unsafe { libc::_exit(if e == nix::errno::Errno::ENOENT { 127 } else { 126 }) }
+    unsafe {
+        libc::_exit(if e == nix::errno::Errno::ENOENT {
+            127
+        } else {
+            126
+        })
+    }
 }
 
 /// Forks a process that joins the container (cgroup, namespaces, credentials, capabilities,
 /// seccomp) and execs `args`; returns its PID (our child).
-fn spawn_joined(t: &JoinTarget, args: &[String], env: &[String], tty: Option<RawFd>) -> Result<Pid> {
+fn spawn_joined(
+    t: &JoinTarget,
+    args: &[String],
+    env: &[String],
+    tty: Option<RawFd>,
+) -> Result<Pid> {
     use libcgroups::common::CgroupManager;
     if args.is_empty() {
         return Err(RuntimeError::Spec("no command given".into()));
@@ -231,7 +290,8 @@ pub fn enter(t: &JoinTarget, args: &[String], env: &[String]) -> Result<i32> {
     drop(pty.slave);
     let master = pty.master;
     let raw = RawMode::enter();
-    let mut to_pty = std::fs::File::from(master.try_clone().map_err(|e| RuntimeError::io("dup", e))?);
+    let mut to_pty =
+        std::fs::File::from(master.try_clone().map_err(|e| RuntimeError::io("dup", e))?);
     // stdin -> pty; this thread ends with the process (it may stay blocked on stdin until then).
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin();
@@ -299,17 +359,33 @@ fn copy_winsize(from: RawFd, to: RawFd) {
 pub fn parse_signal(s: &str) -> Result<i32> {
     let bad = || RuntimeError::BadSignal(s.to_string());
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=libc::SIGRTMAX()).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=libc::SIGRTMAX()).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     if let Some(rest) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.strip_prefix('+').and_then(|r| r.parse().ok()).ok_or_else(bad)? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.strip_prefix('+')
+                .and_then(|r| r.parse().ok())
+                .ok_or_else(bad)?
+        };
         let n = libc::SIGRTMIN() + off;
-        return if n <= libc::SIGRTMAX() { Ok(n) } else { Err(bad()) };
+        return if n <= libc::SIGRTMAX() {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let full = format!("SIG{name}");
-    full.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| bad())
+    full.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| bad())
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ pub struct RunPaths {
 
 impl RunPaths {
     pub fn new(root: &NodeRoot, id: CtId) -> Self {
-        RunPaths { dir: root.ct_run_dir(id) }
+        RunPaths {
+            dir: root.ct_run_dir(id),
+        }
     }
     pub fn state(&self) -> PathBuf {
         self.dir.join("state.json")
@@ -64,7 +66,10 @@ fn injected_files(cfg: &ContainerConfig) -> Vec<InjectedFile> {
 }
 
 fn builder(root: &NodeRoot, id: &str) -> Result<ContainerBuilder> {
-    Ok(ContainerBuilder::new(id.to_string(), SyscallType::default()).with_root_path(root.runtime_state_dir())?)
+    Ok(
+        ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_root_path(root.runtime_state_dir())?,
+    )
 }
 
 /// Loads libcontainer's view of a container, if it has one.
@@ -122,7 +127,13 @@ pub fn remove_cgroups(runtime_id: &str) {
 /// Runs the monitor. `ready` receives `ok <pid>` once the container runs, or `error: …`.
 /// Returns when the container has stopped for good and everything is cleaned up.
 pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
-    for s in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGPIPE, Signal::SIGTTOU, Signal::SIGTTIN] {
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGPIPE,
+        Signal::SIGTTOU,
+        Signal::SIGTTIN,
+    ] {
         // SAFETY: installing SIG_IGN is always safe.
         unsafe {
             let _ = signal(s, SigHandler::SigIgn);
@@ -136,7 +147,8 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     let paths = RunPaths::new(&args.root, id);
     let mut boots = 0u32;
     let result = (|| -> Result<()> {
-        fs::create_dir_all(paths.root_path()).map_err(|e| RuntimeError::io(paths.root_path(), e))?;
+        fs::create_dir_all(paths.root_path())
+            .map_err(|e| RuntimeError::io(paths.root_path(), e))?;
         fs::create_dir_all(paths.bundle()).map_err(|e| RuntimeError::io(paths.bundle(), e))?;
         let (log_r, log_w) = nix::unistd::pipe().map_err(|e| RuntimeError::sys("pipe", e))?;
         let log_thread = console::spawn_writer(log_r, args.root.ct_console_log(id));
@@ -178,8 +190,14 @@ fn boot_loop(
     loop {
         delete_runtime(&args.root, runtime_id);
         let devnull = fs::File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;
-        let out = log_w.as_fd().try_clone_to_owned().map_err(|e| RuntimeError::io("dup", e))?;
-        let err = log_w.as_fd().try_clone_to_owned().map_err(|e| RuntimeError::io("dup", e))?;
+        let out = log_w
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| RuntimeError::io("dup", e))?;
+        let err = log_w
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| RuntimeError::io("dup", e))?;
         let mut container = builder(&args.root, runtime_id)?
             .with_stdin(devnull)
             .with_stdout(out)
@@ -234,7 +252,9 @@ fn reap_orphans() {
 fn wait_for(pid: Pid) -> WaitStatus {
     loop {
         match waitpid(None, None) {
-            Ok(st @ (WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _))) if p == pid => return st,
+            Ok(st @ (WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _))) if p == pid => {
+                return st
+            }
             Ok(_) => continue,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(nix::errno::Errno::ECHILD) => return WaitStatus::Exited(pid, 0),

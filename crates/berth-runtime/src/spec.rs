@@ -93,7 +93,13 @@ pub const MASKED_PATHS: &[&str] = &[
 ];
 
 /// Visible but read-only.
-pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Character devices the container may use (major, minor; -1 = any): null, zero, full,
 /// random, urandom, tty, console, ptmx, pty slaves, tun, fuse.
@@ -244,8 +250,13 @@ mod tests {
             ostemplate: "busybox".into(),
             app_templates: vec![],
             privileged,
-            idmap: (!privileged).then_some(IdMap { host_base: 165536, size: 65536 }),
-            disk: DiskConfig { size: Size(1 << 30) },
+            idmap: (!privileged).then_some(IdMap {
+                host_base: 165536,
+                size: 65536,
+            }),
+            disk: DiskConfig {
+                size: Size(1 << 30),
+            },
             onboot: false,
             bootorder: None,
             created: 0,
@@ -265,15 +276,30 @@ mod tests {
         let c = cfg(false);
         let r = rootfs();
         let init = vec!["/sbin/init".to_string()];
-        let input = SpecInput { cfg: &c, runtime_id: "berth-abc-101", root_path: "/r/root", rootfs: &r, init: &init };
+        let input = SpecInput {
+            cfg: &c,
+            runtime_id: "berth-abc-101",
+            root_path: "/r/root",
+            rootfs: &r,
+            init: &init,
+        };
         let spec = build_spec(&input).unwrap();
         let linux = spec.linux().as_ref().unwrap();
-        let ns: Vec<String> = linux.namespaces().as_ref().unwrap().iter().map(|n| format!("{:?}", n.typ())).collect();
+        let ns: Vec<String> = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| format!("{:?}", n.typ()))
+            .collect();
         for want in ["Pid", "Network", "Ipc", "Uts", "Mount", "Cgroup", "User"] {
             assert!(ns.iter().any(|n| n == want), "{want} in {ns:?}");
         }
         let m = &linux.uid_mappings().as_ref().unwrap()[0];
-        assert_eq!((m.container_id(), m.host_id(), m.size()), (0, 165536, 65536));
+        assert_eq!(
+            (m.container_id(), m.host_id(), m.size()),
+            (0, 165536, 65536)
+        );
         assert_eq!(spec.hostname().as_deref(), Some("web1.local"));
         let root_mount = &spec.mounts().as_ref().unwrap()[0];
         assert_eq!(root_mount.destination(), &PathBuf::from("/"));
@@ -281,13 +307,36 @@ mod tests {
         assert_eq!(opts[0], "lowerdir=/r/layers/0:/r/layers/1");
         let seccomp = linux.seccomp().as_ref().unwrap();
         let denied = seccomp.syscalls().as_ref().unwrap()[0].names();
-        for s in ["kexec_load", "open_by_handle_at", "init_module", "finit_module", "delete_module"] {
+        for s in [
+            "kexec_load",
+            "open_by_handle_at",
+            "init_module",
+            "finit_module",
+            "delete_module",
+        ] {
             assert!(denied.iter().any(|d| d == s));
         }
-        let caps = spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
-        let bounding: Vec<String> = caps.bounding().as_ref().unwrap().iter().map(|c| c.to_string()).collect();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap();
+        let bounding: Vec<String> = caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         assert!(!bounding.iter().any(|c| c.contains("SYS_MODULE")));
-        assert!(linux.masked_paths().as_ref().unwrap().iter().any(|p| p == "/proc/kcore"));
+        assert!(linux
+            .masked_paths()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/proc/kcore"));
     }
 
     #[test]
@@ -295,9 +344,19 @@ mod tests {
         let c = cfg(true);
         let r = rootfs();
         let init = vec!["/sbin/init".to_string()];
-        let input = SpecInput { cfg: &c, runtime_id: "x", root_path: "/r/root", rootfs: &r, init: &init };
+        let input = SpecInput {
+            cfg: &c,
+            runtime_id: "x",
+            root_path: "/r/root",
+            rootfs: &r,
+            init: &init,
+        };
         let v = spec_json(&input);
-        assert!(!v["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "user"));
+        assert!(!v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "user"));
         assert!(v["linux"].get("uidMappings").is_none());
     }
 }

@@ -39,10 +39,19 @@ pub fn create_image(path: &Path, size: Size, staging: &Path) -> Result<()> {
     for d in ["upper", "work"] {
         let p = staging.join(d);
         fs::create_dir(&p).map_err(|e| StorageError::io(&p, e))?;
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(|e| StorageError::io(&p, e))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
+            .map_err(|e| StorageError::io(&p, e))?;
     }
     run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", "-d"])
+        .args([
+            "-q",
+            "-F",
+            "-m",
+            "0",
+            "-E",
+            "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0",
+            "-d",
+        ])
         .arg(staging)
         .arg(path))
 }
@@ -65,6 +74,9 @@ mod tests {
         let m = fs::metadata(&img).unwrap();
         assert_eq!(m.len(), 1 << 30);
         assert!(m.blocks() * 512 < 64 << 20, "image must be sparse");
-        assert!(create_image(&img, Size(1 << 30), &st).is_err(), "never overwrites");
+        assert!(
+            create_image(&img, Size(1 << 30), &st).is_err(),
+            "never overwrites"
+        );
     }
 }

@@ -21,7 +21,9 @@ pub enum StorageError {
     Command { cmd: String, msg: String },
     #[error("template {0:?}: {1}")]
     BadTemplate(String, String),
-    #[error("unsupported archive {0}: expected a .tar, .tar.gz, .tar.xz or .tar.zst rootfs tarball")]
+    #[error(
+        "unsupported archive {0}: expected a .tar, .tar.gz, .tar.xz or .tar.zst rootfs tarball"
+    )]
     UnknownArchive(PathBuf),
     #[error("refusing to write {0}: {1}")]
     Unsafe(String, String),

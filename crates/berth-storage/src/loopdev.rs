@@ -52,12 +52,16 @@ pub fn attach(backing: &Path) -> Result<LoopDevice> {
         .write(true)
         .open(backing)
         .map_err(|e| StorageError::io(backing, e))?;
-    let ctl = File::open("/dev/loop-control").map_err(|e| StorageError::io("/dev/loop-control", e))?;
+    let ctl =
+        File::open("/dev/loop-control").map_err(|e| StorageError::io("/dev/loop-control", e))?;
     for _ in 0..32 {
         // SAFETY: ioctl on an owned control descriptor, no argument.
         let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE) };
         if n < 0 {
-            return Err(StorageError::io("/dev/loop-control", std::io::Error::last_os_error()));
+            return Err(StorageError::io(
+                "/dev/loop-control",
+                std::io::Error::last_os_error(),
+            ));
         }
         let dev = PathBuf::from(format!("/dev/loop{n}"));
         let lo = match OpenOptions::new().read(true).write(true).open(&dev) {
@@ -75,7 +79,10 @@ pub fn attach(backing: &Path) -> Result<LoopDevice> {
         // SAFETY: ioctl with a pointer to a properly laid out loop_config.
         let r = unsafe { libc::ioctl(lo.as_raw_fd(), LOOP_CONFIGURE, &cfg as *const LoopConfig) };
         if r == 0 {
-            return Ok(LoopDevice { path: dev, _file: lo });
+            return Ok(LoopDevice {
+                path: dev,
+                _file: lo,
+            });
         }
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EBUSY) {
@@ -83,7 +90,10 @@ pub fn attach(backing: &Path) -> Result<LoopDevice> {
         }
         return Err(StorageError::io(&dev, e));
     }
-    Err(StorageError::io(backing, std::io::Error::other("no free loop device")))
+    Err(StorageError::io(
+        backing,
+        std::io::Error::other("no free loop device"),
+    ))
 }
 
 /// Loop devices whose backing file is `backing` (by device and inode, so renames and
@@ -103,7 +113,11 @@ pub fn find_by_backing(backing: &Path) -> Vec<PathBuf> {
             continue;
         }
         let base = e.path().join("loop");
-        let read = |f: &str| fs::read_to_string(base.join(f)).ok().map(|s| s.trim().to_string());
+        let read = |f: &str| {
+            fs::read_to_string(base.join(f))
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
         let (Some(inode), Some(dev)) = (read("backing_inode"), read("backing_dev")) else {
             // older kernels: compare the path
             if read("backing_file").as_deref() == Some(&*backing.to_string_lossy()) {

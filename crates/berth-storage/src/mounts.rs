@@ -28,21 +28,44 @@ fn cstr(p: &Path) -> CString {
 
 /// Mounts the ext4 filesystem on `dev` at `target`.
 pub fn mount_ext4(dev: &Path, target: &Path) -> Result<()> {
-    mount(Some(dev), target, Some("ext4"), MsFlags::MS_NOATIME, None::<&str>)
-        .map_err(|e| StorageError::sys(format!("mount {} on {}", dev.display(), target.display()), e))
+    mount(
+        Some(dev),
+        target,
+        Some("ext4"),
+        MsFlags::MS_NOATIME,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        StorageError::sys(
+            format!("mount {} on {}", dev.display(), target.display()),
+            e,
+        )
+    })
 }
 
 /// Bind-mounts `src` on `target` (used for privileged containers, which need no idmapping).
 pub fn bind(src: &Path, target: &Path) -> Result<()> {
-    mount(Some(src), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| StorageError::sys(format!("bind {} on {}", src.display(), target.display()), e))
+    mount(
+        Some(src),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| StorageError::sys(format!("bind {} on {}", src.display(), target.display()), e))
 }
 
 /// Mounts a clone of the tree at `src` on `target`, with ownership translated through the
 /// user namespace `userns`: a file owned by uid 0 on disk appears owned by the namespace's
 /// root (host uid `base`), and files the namespace creates land on disk owned by its own ids.
 pub fn idmapped_bind(src: &Path, target: &Path, userns: &OwnedFd) -> Result<()> {
-    let what = || format!("idmapped mount of {} on {}", src.display(), target.display());
+    let what = || {
+        format!(
+            "idmapped mount of {} on {}",
+            src.display(),
+            target.display()
+        )
+    };
     let s = cstr(src);
     // SAFETY: raw syscalls with valid C strings and a properly laid out mount_attr.
     unsafe {
@@ -104,7 +127,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;

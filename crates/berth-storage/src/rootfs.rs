@@ -24,7 +24,11 @@ pub struct PreparedRootfs {
 impl PreparedRootfs {
     /// Options of the overlay mount (`lowerdir=a:b,upperdir=…,workdir=…`).
     pub fn overlay_options(&self) -> Vec<String> {
-        let lower: Vec<String> = self.lowerdirs.iter().map(|p| p.display().to_string()).collect();
+        let lower: Vec<String> = self
+            .lowerdirs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         vec![
             format!("lowerdir={}", lower.join(":")),
             format!("upperdir={}", self.upperdir.display()),
@@ -46,7 +50,11 @@ fn mkdir(p: &Path) -> Result<()> {
 
 /// Mounts the container's disk and layers under `run/<ctid>/`, writes `files` into its upper
 /// layer, and returns the overlay's paths. On error, everything done so far is undone.
-pub fn prepare(root: &NodeRoot, cfg: &ContainerConfig, files: &[InjectedFile]) -> Result<PreparedRootfs> {
+pub fn prepare(
+    root: &NodeRoot,
+    cfg: &ContainerConfig,
+    files: &[InjectedFile],
+) -> Result<PreparedRootfs> {
     let res = prepare_inner(root, cfg, files);
     if res.is_err() {
         let _ = teardown(root, cfg.ctid);
@@ -54,7 +62,11 @@ pub fn prepare(root: &NodeRoot, cfg: &ContainerConfig, files: &[InjectedFile]) -
     res
 }
 
-fn prepare_inner(root: &NodeRoot, cfg: &ContainerConfig, files: &[InjectedFile]) -> Result<PreparedRootfs> {
+fn prepare_inner(
+    root: &NodeRoot,
+    cfg: &ContainerConfig,
+    files: &[InjectedFile],
+) -> Result<PreparedRootfs> {
     let run = root.ct_run_dir(cfg.ctid);
     let raw = run.join("disk");
     let private = run.join("private");

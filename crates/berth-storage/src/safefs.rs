@@ -25,10 +25,20 @@ fn open_dir_at(dirfd: i32, name: &str, what: &str) -> Result<OwnedFd> {
 
 /// Writes `content` to `root/rel` (owned by `uid:gid`, `mode`), creating missing parent
 /// directories (mode 0755, same owner). `rel` is relative, without `..`.
-pub fn write_file_in(root: &Path, rel: &str, content: &[u8], mode: u32, uid: u32, gid: u32) -> Result<()> {
+pub fn write_file_in(
+    root: &Path,
+    rel: &str,
+    content: &[u8],
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
     let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
     if parts.is_empty() || parts.iter().any(|p| *p == ".." || *p == ".") {
-        return Err(StorageError::Unsafe(rel.into(), "not a plain relative path".into()));
+        return Err(StorageError::Unsafe(
+            rel.into(),
+            "not a plain relative path".into(),
+        ));
     }
     let rootfd = nix::fcntl::open(
         root,
@@ -43,8 +53,12 @@ pub fn write_file_in(root: &Path, rel: &str, content: &[u8], mode: u32, uid: u32
         match mkdirat(Some(dir.as_raw_fd()), *d, Mode::from_bits_truncate(0o755)) {
             Ok(()) => {
                 let sub = open_dir_at(dir.as_raw_fd(), d, rel)?;
-                fchown(sub.as_raw_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-                    .map_err(|e| StorageError::sys("fchown", e))?;
+                fchown(
+                    sub.as_raw_fd(),
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                )
+                .map_err(|e| StorageError::sys("fchown", e))?;
                 dir = sub;
             }
             Err(nix::errno::Errno::EEXIST) => dir = open_dir_at(dir.as_raw_fd(), d, rel)?,
@@ -64,10 +78,16 @@ pub fn write_file_in(root: &Path, rel: &str, content: &[u8], mode: u32, uid: u32
     .map_err(|e| StorageError::Unsafe(rel.into(), e.to_string()))?;
     // SAFETY: new descriptor we own.
     let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    fchown(f.as_raw_fd(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-        .map_err(|e| StorageError::sys("fchown", e))?;
-    fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(|e| StorageError::sys("fchmod", e))?;
-    f.write_all(content).map_err(|e| StorageError::io(root.join(rel), e))?;
+    fchown(
+        f.as_raw_fd(),
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+    )
+    .map_err(|e| StorageError::sys("fchown", e))?;
+    fchmod(f.as_raw_fd(), Mode::from_bits_truncate(mode))
+        .map_err(|e| StorageError::sys("fchmod", e))?;
+    f.write_all(content)
+        .map_err(|e| StorageError::io(root.join(rel), e))?;
     Ok(())
 }
 
@@ -81,7 +101,10 @@ mod tests {
         let me = nix::unistd::geteuid().as_raw();
         let g = nix::unistd::getegid().as_raw();
         write_file_in(d.path(), "etc/hostname", b"web1\n", 0o644, me, g).unwrap();
-        assert_eq!(std::fs::read_to_string(d.path().join("etc/hostname")).unwrap(), "web1\n");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/hostname")).unwrap(),
+            "web1\n"
+        );
         // a planted symlink for a directory is refused
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), d.path().join("evil")).unwrap();

@@ -31,10 +31,15 @@ struct Staging {
 
 impl Staging {
     fn new(root: &NodeRoot, name: &str) -> Result<Self> {
-        let dir = root.templates_dir().join(format!(".staging-{name}-{}", std::process::id()));
+        let dir = root
+            .templates_dir()
+            .join(format!(".staging-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("rootfs")).map_err(|e| StorageError::io(&dir, e))?;
-        Ok(Staging { dir, committed: false })
+        Ok(Staging {
+            dir,
+            committed: false,
+        })
     }
     fn rootfs(&self) -> PathBuf {
         self.dir.join("rootfs")
@@ -85,11 +90,16 @@ fn check_new(root: &NodeRoot, name: &str) -> Result<()> {
 
 fn write(path: &Path, content: &str, mode: u32) -> Result<()> {
     fs::write(path, content).map_err(|e| StorageError::io(path, e))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| StorageError::io(path, e))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| StorageError::io(path, e))
 }
 
 /// Builds the embedded default OS template from the host's static busybox.
-pub fn create_busybox(root: &NodeRoot, name: &str, progress: &dyn Progress) -> Result<TemplateManifest> {
+pub fn create_busybox(
+    root: &NodeRoot,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<TemplateManifest> {
     check_new(root, name)?;
     let bb = Path::new(HOST_BUSYBOX);
     if !bb.exists() {
@@ -108,7 +118,11 @@ pub fn create_busybox(root: &NodeRoot, name: &str, progress: &dyn Progress) -> R
         .ok()
         .and_then(|o| {
             let s = String::from_utf8_lossy(&o.stdout).into_owned();
-            s.lines().next().and_then(|l| l.split_whitespace().nth(1).map(|v| v.trim_start_matches('v').to_string()))
+            s.lines().next().and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .map(|v| v.trim_start_matches('v').to_string())
+            })
         })
         .unwrap_or_else(|| "unknown".into());
     let st = Staging::new(root, name)?;
@@ -133,7 +147,8 @@ pub fn create_busybox(root: &NodeRoot, name: &str, progress: &dyn Progress) -> R
     ] {
         let p = r.join(d);
         fs::create_dir_all(&p).map_err(|e| StorageError::io(&p, e))?;
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(|e| StorageError::io(&p, e))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode))
+            .map_err(|e| StorageError::io(&p, e))?;
     }
     fs::copy(bb, r.join("bin/busybox")).map_err(|e| StorageError::io(r.join("bin/busybox"), e))?;
     let list: Vec<&str> = applets.lines().filter(|l| !l.is_empty()).collect();
@@ -153,9 +168,21 @@ pub fn create_busybox(root: &NodeRoot, name: &str, progress: &dyn Progress) -> R
     }
     let e = r.join("etc");
     write(&e.join("passwd"), "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644)?;
-    write(&e.join("group"), "root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n", 0o644)?;
-    write(&e.join("shadow"), "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n", 0o600)?;
-    write(&e.join("hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", 0o644)?;
+    write(
+        &e.join("group"),
+        "root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n",
+        0o644,
+    )?;
+    write(
+        &e.join("shadow"),
+        "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n",
+        0o600,
+    )?;
+    write(
+        &e.join("hosts"),
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        0o644,
+    )?;
     write(&e.join("hostname"), "localhost\n", 0o644)?;
     write(
         &e.join("os-release"),
@@ -252,14 +279,20 @@ impl<R: Read> Read for Counting<'_, R> {
 /// Imports a rootfs tarball (plain, gzip, xz or zstd; flat or with a top-level `rootfs/`).
 /// Decompression runs here (progress on compressed bytes); GNU tar extracts, so device
 /// nodes, hard links, xattrs and numeric ownership come out exactly as archived.
-pub fn import_tarball(root: &NodeRoot, name: &str, tarball: &Path, progress: &dyn Progress) -> Result<TemplateManifest> {
+pub fn import_tarball(
+    root: &NodeRoot,
+    name: &str,
+    tarball: &Path,
+    progress: &dyn Progress,
+) -> Result<TemplateManifest> {
     check_new(root, name)?;
     let mut f = fs::File::open(tarball).map_err(|e| StorageError::io(tarball, e))?;
     let total = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut head = vec![0u8; 512];
     let n = read_up_to(&mut f, &mut head).map_err(|e| StorageError::io(tarball, e))?;
     head.truncate(n);
-    let comp = detect_compression(&head).ok_or_else(|| StorageError::UnknownArchive(tarball.into()))?;
+    let comp =
+        detect_compression(&head).ok_or_else(|| StorageError::UnknownArchive(tarball.into()))?;
     let f = fs::File::open(tarball).map_err(|e| StorageError::io(tarball, e))?;
     let counting = Counting {
         inner: std::io::BufReader::new(f),
@@ -271,12 +304,23 @@ pub fn import_tarball(root: &NodeRoot, name: &str, tarball: &Path, progress: &dy
         Compression::None => Box::new(counting),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counting)),
         Compression::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(counting)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(counting).map_err(|e| StorageError::io(tarball, e))?),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(counting).map_err(|e| StorageError::io(tarball, e))?,
+        ),
     };
     let st = Staging::new(root, name)?;
     progress.message(&format!("extracting {}", tarball.display()));
     let mut child = Command::new("tar")
-        .args(["-x", "-p", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-f", "-", "-C"])
+        .args([
+            "-x",
+            "-p",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "-f",
+            "-",
+            "-C",
+        ])
         .arg(st.rootfs())
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -285,7 +329,9 @@ pub fn import_tarball(root: &NodeRoot, name: &str, tarball: &Path, progress: &dy
     let mut stdin = child.stdin.take().expect("piped");
     let copy = std::io::copy(&mut reader, &mut stdin);
     drop(stdin);
-    let out = child.wait_with_output().map_err(|e| StorageError::io("tar", e))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| StorageError::io("tar", e))?;
     copy.map_err(|e| StorageError::io(tarball, e))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -352,10 +398,20 @@ pub fn debootstrap(
     progress: &dyn Progress,
 ) -> Result<TemplateManifest> {
     check_new(root, name)?;
-    if !suite.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || suite.is_empty() {
-        return Err(StorageError::BadTemplate(name.into(), format!("invalid suite {suite:?}")));
+    if !suite
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        || suite.is_empty()
+    {
+        return Err(StorageError::BadTemplate(
+            name.into(),
+            format!("invalid suite {suite:?}"),
+        ));
     }
-    let mirror = mirror.map(String::from).or_else(host_debian_mirror).unwrap_or_else(|| "http://deb.debian.org/debian".into());
+    let mirror = mirror
+        .map(String::from)
+        .or_else(host_debian_mirror)
+        .unwrap_or_else(|| "http://deb.debian.org/debian".into());
     let st = Staging::new(root, name)?;
     progress.message(&format!("debootstrap {suite} from {mirror}"));
     let mut child = Command::new("debootstrap")
@@ -379,7 +435,9 @@ pub fn debootstrap(
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);
     }
-    let status = child.wait().map_err(|e| StorageError::io("debootstrap", e))?;
+    let status = child
+        .wait()
+        .map_err(|e| StorageError::io("debootstrap", e))?;
     if !status.success() {
         return Err(StorageError::Command {
             cmd: format!("debootstrap {suite}"),
@@ -399,7 +457,9 @@ pub fn debootstrap(
 /// Reads what a rootfs needs to be run: its init, how to stop it, its OS name.
 pub fn inspect(name: &str, rootfs: &Path, source: String) -> Result<TemplateManifest> {
     let init = rootfs.join("sbin/init");
-    let target = fs::read_link(&init).ok().map(|t| t.to_string_lossy().into_owned());
+    let target = fs::read_link(&init)
+        .ok()
+        .map(|t| t.to_string_lossy().into_owned());
     if target.is_none() && !init.exists() {
         return Err(StorageError::BadTemplate(
             name.into(),
@@ -418,8 +478,10 @@ pub fn inspect(name: &str, rootfs: &Path, source: String) -> Result<TemplateMani
         .or_else(|_| fs::read_to_string(rootfs.join("usr/lib/os-release")))
         .ok()
         .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
         });
     Ok(TemplateManifest {
         name: name.into(),
@@ -441,7 +503,9 @@ pub fn tree_size(p: &Path) -> u64 {
         let mut total = 0;
         if let Ok(rd) = fs::read_dir(p) {
             for e in rd.flatten() {
-                let Ok(m) = e.path().symlink_metadata() else { continue };
+                let Ok(m) = e.path().symlink_metadata() else {
+                    continue;
+                };
                 if m.is_dir() {
                     total += walk(&e.path(), seen);
                 } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
@@ -489,7 +553,9 @@ pub fn remove(root: &NodeRoot, name: &str) -> Result<()> {
     if !dir.join("template.toml").exists() {
         return Err(CoreError::TemplateNotFound(name.into()).into());
     }
-    let aside = root.templates_dir().join(format!(".staging-removed-{name}-{}", std::process::id()));
+    let aside = root
+        .templates_dir()
+        .join(format!(".staging-removed-{name}-{}", std::process::id()));
     fs::rename(&dir, &aside).map_err(|e| StorageError::io(&dir, e))?;
     fs::remove_dir_all(&aside).map_err(|e| StorageError::io(&aside, e))?;
     Ok(())
@@ -513,9 +579,18 @@ mod tests {
 
     #[test]
     fn compression_magic() {
-        assert_eq!(detect_compression(&[0x1f, 0x8b, 8]), Some(Compression::Gzip));
-        assert_eq!(detect_compression(&[0xfd, b'7', b'z', b'X', b'Z', 0]), Some(Compression::Xz));
-        assert_eq!(detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]), Some(Compression::Zstd));
+        assert_eq!(
+            detect_compression(&[0x1f, 0x8b, 8]),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            detect_compression(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
+            Some(Compression::Xz)
+        );
+        assert_eq!(
+            detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Some(Compression::Zstd)
+        );
         let mut tar = vec![0u8; 512];
         tar[257..262].copy_from_slice(b"ustar");
         assert_eq!(detect_compression(&tar), Some(Compression::None));
@@ -529,7 +604,11 @@ mod tests {
         fs::create_dir_all(d.path().join("sbin")).unwrap();
         fs::create_dir_all(d.path().join("etc")).unwrap();
         symlink("/lib/systemd/systemd", d.path().join("sbin/init")).unwrap();
-        fs::write(d.path().join("etc/os-release"), "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n").unwrap();
+        fs::write(
+            d.path().join("etc/os-release"),
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+        )
+        .unwrap();
         let m = inspect("t", d.path(), "x".into()).unwrap();
         assert_eq!(m.stop_signal, "SIGRTMIN+4");
         assert_eq!(m.os.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));

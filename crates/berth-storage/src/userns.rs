@@ -25,8 +25,15 @@ pub fn userns_fd(map: &IdMap) -> Result<OwnedFd> {
         0
     });
     // SAFETY: the child only calls read(2) and returns; no allocation or locks.
-    let pid = unsafe { clone(child, &mut stack, CloneFlags::CLONE_NEWUSER, Some(Signal::SIGCHLD as i32)) }
-        .map_err(|e| StorageError::sys("clone(CLONE_NEWUSER)", e))?;
+    let pid = unsafe {
+        clone(
+            child,
+            &mut stack,
+            CloneFlags::CLONE_NEWUSER,
+            Some(Signal::SIGCHLD as i32),
+        )
+    }
+    .map_err(|e| StorageError::sys("clone(CLONE_NEWUSER)", e))?;
     drop(rd);
     let res = (|| {
         let line = format!("0 {} {}\n", map.host_base, map.size);

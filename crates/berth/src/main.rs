@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "Berth: OS-level virtualization for Linux (system containers)")]
+#[command(
+    name = "berth",
+    version,
+    about = "Berth: OS-level virtualization for Linux (system containers)"
+)]
 struct Cli {
     /// Node root directory
     #[arg(long, global = true, env = "BERTH_ROOT", default_value = DEFAULT_ROOT)]
@@ -163,7 +167,11 @@ enum TemplateCmd {
 
 fn open(root: &NodeRoot) -> Result<LocalNode> {
     let exe = std::env::current_exe()?;
-    Ok(LocalNode::open(root.clone(), Arc::new(progress::Bar::new()), exe)?)
+    Ok(LocalNode::open(
+        root.clone(),
+        Arc::new(progress::Bar::new()),
+        exe,
+    )?)
 }
 
 fn ct(s: &str) -> Result<CtRef> {
@@ -176,15 +184,28 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Node { cmd: NodeCmd::Init } => {
             let (cfg, new) = berth_node::init_node(&root)?;
             if new {
-                println!("node initialised at {} (node id {})", root.path().display(), cfg.node_id);
+                println!(
+                    "node initialised at {} (node id {})",
+                    root.path().display(),
+                    cfg.node_id
+                );
             } else {
-                println!("node already initialised at {} (node id {})", root.path().display(), cfg.node_id);
+                println!(
+                    "node already initialised at {} (node id {})",
+                    root.path().display(),
+                    cfg.node_id
+                );
             }
         }
         Cmd::Template { cmd } => {
             let node = open(&root)?;
             match cmd {
-                TemplateCmd::Create { name, debootstrap, mirror, busybox } => {
+                TemplateCmd::Create {
+                    name,
+                    debootstrap,
+                    mirror,
+                    busybox,
+                } => {
                     let source = match debootstrap {
                         Some(suite) => TemplateSource::Debootstrap { suite, mirror },
                         None if busybox || name == "busybox" => TemplateSource::Busybox,
@@ -193,25 +214,53 @@ fn run(cli: Cli) -> Result<i32> {
                         ),
                     };
                     let m = node.template_create(&name, source)?;
-                    println!("template {} created ({})", m.name, m.os.as_deref().unwrap_or("unknown OS"));
+                    println!(
+                        "template {} created ({})",
+                        m.name,
+                        m.os.as_deref().unwrap_or("unknown OS")
+                    );
                 }
                 TemplateCmd::Import { name, tarball } => {
                     let m = node.template_create(&name, TemplateSource::Tarball(tarball))?;
-                    println!("template {} imported ({})", m.name, m.os.as_deref().unwrap_or("unknown OS"));
+                    println!(
+                        "template {} imported ({})",
+                        m.name,
+                        m.os.as_deref().unwrap_or("unknown OS")
+                    );
                 }
-                TemplateCmd::List { format } => output::templates(&node.template_list()?, format == Format::Json)?,
-                TemplateCmd::Info { name, format } => output::template(&node.template_info(&name)?, format == Format::Json)?,
+                TemplateCmd::List { format } => {
+                    output::templates(&node.template_list()?, format == Format::Json)?
+                }
+                TemplateCmd::Info { name, format } => {
+                    output::template(&node.template_info(&name)?, format == Format::Json)?
+                }
                 TemplateCmd::Remove { name } => {
                     node.template_remove(&name)?;
                     println!("template {name} removed");
                 }
             }
         }
-        Cmd::Create { ctid, ostemplate, name, hostname, description, diskspace, privileged } => {
+        Cmd::Create {
+            ctid,
+            ostemplate,
+            name,
+            hostname,
+            description,
+            diskspace,
+            privileged,
+        } => {
             let ctid = ctid.as_deref().map(CtId::parse).transpose()?;
             let diskspace = diskspace.as_deref().map(Size::parse).transpose()?;
             let node = open(&root)?;
-            let id = node.create(CreateOptions { ctid, ostemplate, name, hostname, description, diskspace, privileged })?;
+            let id = node.create(CreateOptions {
+                ctid,
+                ostemplate,
+                name,
+                hostname,
+                description,
+                diskspace,
+                privileged,
+            })?;
             if privileged {
                 eprintln!("warning: container {id} is PRIVILEGED: its root is the node's root");
             }
@@ -222,13 +271,21 @@ fn run(cli: Cli) -> Result<i32> {
             let info = node.start(&ct(&c)?)?;
             println!("container {} started", info.ctid);
         }
-        Cmd::Stop { ct: c, timeout, kill } => {
+        Cmd::Stop {
+            ct: c,
+            timeout,
+            kill,
+        } => {
             let node = open(&root)?;
             let r = ct(&c)?;
             node.stop(&r, StopOptions { timeout, kill })?;
             println!("container {r} stopped");
         }
-        Cmd::Restart { ct: c, timeout, kill } => {
+        Cmd::Restart {
+            ct: c,
+            timeout,
+            kill,
+        } => {
             let node = open(&root)?;
             let info = node.restart(&ct(&c)?, StopOptions { timeout, kill })?;
             println!("container {} restarted", info.ctid);
@@ -281,7 +338,10 @@ fn run(cli: Cli) -> Result<i32> {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "warn,libcgroups=error".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| "warn,libcgroups=error".into()),
+        )
         .with_writer(std::io::stderr)
         .without_time()
         .init();

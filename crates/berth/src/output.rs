@@ -27,7 +27,11 @@ pub fn list(cts: &[ContainerInfo], as_json: bool) -> anyhow::Result<()> {
         return json(&cts);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}", "CTID", "NAME", "STATUS", "OSTEMPLATE", "HOSTNAME", "UPTIME")?;
+    writeln!(
+        out,
+        "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}",
+        "CTID", "NAME", "STATUS", "OSTEMPLATE", "HOSTNAME", "UPTIME"
+    )?;
     for c in cts {
         writeln!(
             out,
@@ -55,9 +59,18 @@ pub fn status(c: &ContainerInfo, as_json: bool) -> anyhow::Result<()> {
     writeln!(out, "ostemplate:  {}", c.ostemplate)?;
     writeln!(out, "hostname:    {}", c.hostname)?;
     writeln!(out, "uptime:      {}", uptime(c.uptime))?;
-    writeln!(out, "init pid:    {}", c.init_pid.map(|p| p.to_string()).unwrap_or("-".into()))?;
+    writeln!(
+        out,
+        "init pid:    {}",
+        c.init_pid.map(|p| p.to_string()).unwrap_or("-".into())
+    )?;
     match c.uid_base {
-        Some(b) => writeln!(out, "user ids:    {}-{} on the host (unprivileged)", b, b as u64 + 65535)?,
+        Some(b) => writeln!(
+            out,
+            "user ids:    {}-{} on the host (unprivileged)",
+            b,
+            b as u64 + 65535
+        )?,
         None => writeln!(out, "user ids:    PRIVILEGED (container root is host root)")?,
     }
     writeln!(out, "diskspace:   {}", c.diskspace)?;
@@ -72,7 +85,11 @@ pub fn templates(ts: &[TemplateManifest], as_json: bool) -> anyhow::Result<()> {
         return json(&ts);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<20} {:<4} {:>8}  {:<34} SOURCE", "NAME", "KIND", "SIZE", "OS")?;
+    writeln!(
+        out,
+        "{:<20} {:<4} {:>8}  {:<34} SOURCE",
+        "NAME", "KIND", "SIZE", "OS"
+    )?;
     for t in ts {
         writeln!(
             out,

@@ -10,7 +10,9 @@ pub struct Bar {
 impl Bar {
     pub fn new() -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
+        );
         Bar { bar }
     }
 }

@@ -20,7 +20,12 @@ impl Node {
     /// A fresh, uninitialised node root.
     pub fn bare(tag: &str) -> Node {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let root = PathBuf::from(format!("/tmp/berth-test-{}-{}-{}", tag, std::process::id(), n));
+        let root = PathBuf::from(format!(
+            "/tmp/berth-test-{}-{}-{}",
+            tag,
+            std::process::id(),
+            n
+        ));
         let _ = std::fs::remove_dir_all(&root);
         Node { root }
     }
@@ -35,12 +40,17 @@ impl Node {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
-        c.args(args).env("BERTH_ROOT", &self.root).env_remove("BERTH_CRASH_AT");
+        c.args(args)
+            .env("BERTH_ROOT", &self.root)
+            .env_remove("BERTH_CRASH_AT");
         c
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).stdin(Stdio::null()).output().expect("run berth")
+        self.cmd(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run berth")
     }
 
     /// Runs and requires success; returns stdout.
@@ -62,9 +72,16 @@ impl Node {
         assert!(!o.status.success(), "berth {args:?} should fail");
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "one error line expected for {args:?}, got: {err}");
+        assert_eq!(
+            lines.len(),
+            1,
+            "one error line expected for {args:?}, got: {err}"
+        );
         assert!(lines[0].starts_with("error: "), "{err}");
-        assert!(lines[0].contains(needle), "{args:?}: expected {needle:?} in {err}");
+        assert!(
+            lines[0].contains(needle),
+            "{args:?}: expected {needle:?} in {err}"
+        );
         err
     }
 
@@ -85,7 +102,10 @@ impl Node {
     pub fn node_id(&self) -> String {
         let t = std::fs::read_to_string(self.root.join("node.toml")).unwrap();
         t.lines()
-            .find_map(|l| l.strip_prefix("node_id = ").map(|v| v.trim_matches('"').to_string()))
+            .find_map(|l| {
+                l.strip_prefix("node_id = ")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
             .unwrap()
     }
 }
@@ -130,11 +150,19 @@ pub fn leaks_under(root: &Path) -> Vec<String> {
         }
     }
     if let Ok(t) = std::fs::read_to_string(root.join("node.toml")) {
-        if let Some(id) = t.lines().find_map(|l| l.strip_prefix("node_id = ").map(|v| v.trim_matches('"').to_string())) {
-            for ctl in ["memory", "pids", "cpu", "freezer", "devices", "blkio", "cpuset", "unified"] {
+        if let Some(id) = t.lines().find_map(|l| {
+            l.strip_prefix("node_id = ")
+                .map(|v| v.trim_matches('"').to_string())
+        }) {
+            for ctl in [
+                "memory", "pids", "cpu", "freezer", "devices", "blkio", "cpuset", "unified",
+            ] {
                 if let Ok(rd) = std::fs::read_dir(format!("/sys/fs/cgroup/{ctl}")) {
                     for e in rd.flatten() {
-                        if e.file_name().to_string_lossy().contains(&format!("berth-{id}-")) {
+                        if e.file_name()
+                            .to_string_lossy()
+                            .contains(&format!("berth-{id}-"))
+                        {
                             out.push(format!("cgroup {ctl}/{:?}", e.file_name()));
                         }
                     }

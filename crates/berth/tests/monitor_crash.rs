@@ -11,7 +11,14 @@ fn killed_monitor_then_stop_cleans_up() {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let n = Node::new("moncrash");
-    n.ok(&["create", "152", "--ostemplate", "busybox", "--diskspace", "1G"]);
+    n.ok(&[
+        "create",
+        "152",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "1G",
+    ]);
     n.ok(&["start", "152"]);
     let init = n.status("152")["init_pid"].as_i64().unwrap() as i32;
     let mon: i32 = std::fs::read_to_string(n.root.join("run/152/monitor.pid"))
@@ -25,9 +32,14 @@ fn killed_monitor_then_stop_cleans_up() {
     unsafe { libc::waitpid(mon, std::ptr::null_mut(), 0) };
     assert_eq!(n.status("152")["status"], "running");
     assert_eq!(n.exec("152", &["echo", "alive"]).trim(), "alive");
-    let reaper = std::thread::spawn(move || unsafe { libc::waitpid(init, std::ptr::null_mut(), 0) });
+    let reaper =
+        std::thread::spawn(move || unsafe { libc::waitpid(init, std::ptr::null_mut(), 0) });
     n.ok(&["stop", "152", "--timeout", "20"]);
     reaper.join().unwrap();
     assert_eq!(n.status("152")["status"], "stopped");
-    assert!(wait_until(5, || leaks_under(&n.root).is_empty()), "{:?}", leaks_under(&n.root));
+    assert!(
+        wait_until(5, || leaks_under(&n.root).is_empty()),
+        "{:?}",
+        leaks_under(&n.root)
+    );
 }

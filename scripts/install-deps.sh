@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what Berth needs on a fresh Debian node (as root): Debian packages, then a Rust
+# toolchain check. Idempotent and quiet when everything is there.
+set -euo pipefail
+need=(busybox-static e2fsprogs debootstrap libseccomp-dev pkg-config xz-utils zstd tar util-linux)
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "error: cargo not found: install a Rust toolchain (rustup)" >&2; exit 1; }

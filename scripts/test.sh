@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests and root integration tests on the real
+# kernel, then a suite-level leak check (mounts, loop devices, cgroups, processes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "error: the integration tests run containers: run as root" >&2; exit 1; }
+scripts/install-deps.sh
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+cargo build --workspace --all-targets -q
+cargo test --workspace -- --test-threads=4 2>&1 | tee /tmp/berth-test.log
+leaks=0
+if grep -E '/tmp/berth-test-' /proc/self/mountinfo; then echo "LEAK: mounts"; leaks=1; fi
+if losetup -a | grep -E '/tmp/berth-test-'; then echo "LEAK: loop devices"; leaks=1; fi
+for f in /tmp/berth-test-*/node.toml; do
+  [ -e "$f" ] || continue
+  echo "LEAK: node root $(dirname "$f")"; leaks=1
+done
+if [ $leaks = 0 ]; then echo "leak check: nothing left behind"; else exit 1; fi
