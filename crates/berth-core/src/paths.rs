@@ -61,6 +61,10 @@ impl NodeRoot {
     pub fn ct_run_dir(&self, id: CtId) -> PathBuf {
         self.run_dir().join(id.to_string())
     }
+    /// Root-only directory for host-side mounts of virtual disks without ID mapping.
+    pub fn raw_mounts_dir(&self) -> PathBuf {
+        self.run_dir().join(".raw")
+    }
     /// Directory where the OCI runtime keeps its per-container state.
     pub fn runtime_state_dir(&self) -> PathBuf {
         self.run_dir().join("runtime")
@@ -95,6 +99,13 @@ impl NodeRoot {
         ] {
             fsutil::create_dir_all(&d)?;
         }
+        // run/.raw/ holds containers' disks mounted without ID mapping (on-disk uid 0 is host
+        // root there) while they start: no host user but root may reach into it.
+        use std::os::unix::fs::PermissionsExt;
+        let raw = self.raw_mounts_dir();
+        fsutil::create_dir_all(&raw)?;
+        std::fs::set_permissions(&raw, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| CoreError::io(&raw, e))?;
         Ok(())
     }
 

@@ -193,7 +193,8 @@ impl LocalNode {
         template::load(&self.root, &cfg.ostemplate)?;
         let run = self.root.ct_run_dir(id);
         fsutil::create_dir_all(&run)?;
-        let (rd, wr) = nix::unistd::pipe().map_err(|e| NodeError::Invalid(format!("pipe: {e}")))?;
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| NodeError::Invalid(format!("pipe: {e}")))?;
         let log_path = self.root.ct_dir(id).join("monitor.log");
         let log = std::fs::File::create(&log_path).map_err(|e| CoreError::io(&log_path, e))?;
         let wr_raw = wr.as_raw_fd();

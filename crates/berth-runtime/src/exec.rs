@@ -214,6 +214,10 @@ fn child_enter(p: &Prepared, tty: Option<RawFd>) -> ! {
             child_fail("seccomp", &e);
         }
     }
+    crate::monitor::reset_signal_dispositions();
+    // No host descriptor but stdio crosses into the container.
+    // SAFETY: close_range with plain integer arguments.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let e = nix::unistd::execvpe(&p.argv[0], &p.argv, &p.envp).unwrap_err();
     let _ = writeln!(
         std::io::stderr(),
@@ -249,7 +253,8 @@ fn spawn_joined(
         container_name: t.runtime_id.to_string(),
     })
     .map_err(|e| RuntimeError::Spec(format!("cgroup: {e}")))?;
-    let (rd, wr) = nix::unistd::pipe().map_err(|e| RuntimeError::sys("pipe", e))?;
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| RuntimeError::sys("pipe", e))?;
     // SAFETY: the child only makes syscalls before exec (see child_enter).
     match unsafe { fork() }.map_err(|e| RuntimeError::sys("fork", e))? {
         ForkResult::Child => {
@@ -285,6 +290,9 @@ pub fn exec(t: &JoinTarget, args: &[String], env: &[String]) -> Result<i32> {
 /// (raw mode, window size copied) and returns its exit code.
 pub fn enter(t: &JoinTarget, args: &[String], env: &[String]) -> Result<i32> {
     let pty = nix::pty::openpty(None, None).map_err(|e| RuntimeError::sys("openpty", e))?;
+    // The master stays on this side: never inherited by the process in the container.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(pty.master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
     copy_winsize(libc::STDIN_FILENO, pty.master.as_raw_fd());
     let pid = spawn_joined(t, args, env, Some(pty.slave.as_raw_fd()))?;
     drop(pty.slave);

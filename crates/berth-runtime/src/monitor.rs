@@ -12,7 +12,9 @@ use berth_core::{fsutil, ContainerConfig, CtId, NodeRoot, TemplateManifest};
 use berth_storage::rootfs::{self, InjectedFile};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
+use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
@@ -53,6 +55,39 @@ pub struct MonitorArgs {
     pub node_id: String,
     pub cfg: ContainerConfig,
     pub template: TemplateManifest,
+}
+
+/// Restores default signal dispositions in the container's init just before it execs (the
+/// monitor, a Rust program, ignores SIGPIPE, and ignored signals survive exec), then runs
+/// libcontainer's default workload executor.
+#[derive(Clone)]
+struct InitExecutor;
+
+/// Resets every catchable signal to its default disposition (only async-signal-safe calls).
+pub fn reset_signal_dispositions() {
+    for n in 1..=libc::SIGRTMAX() {
+        if n == libc::SIGKILL || n == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: restoring SIG_DFL is always sound.
+        unsafe { libc::signal(n, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty signal mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+impl Executor for InitExecutor {
+    fn exec(&self, spec: &Spec) -> std::result::Result<(), ExecutorError> {
+        reset_signal_dispositions();
+        libcontainer::workload::default::get_executor().exec(spec)
+    }
+    fn validate(&self, spec: &Spec) -> std::result::Result<(), ExecutorValidationError> {
+        libcontainer::workload::default::get_executor().validate(spec)
+    }
 }
 
 /// Files Berth writes into the container's upper layer before each boot.
@@ -150,7 +185,8 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
         fs::create_dir_all(paths.root_path())
             .map_err(|e| RuntimeError::io(paths.root_path(), e))?;
         fs::create_dir_all(paths.bundle()).map_err(|e| RuntimeError::io(paths.bundle(), e))?;
-        let (log_r, log_w) = nix::unistd::pipe().map_err(|e| RuntimeError::sys("pipe", e))?;
+        let (log_r, log_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| RuntimeError::sys("pipe", e))?;
         let log_thread = console::spawn_writer(log_r, args.root.ct_console_log(id));
         let res = boot_loop(&args, &runtime_id, &paths, &log_w, &mut boots, &mut ready);
         drop(log_w);
@@ -202,6 +238,7 @@ fn boot_loop(
             .with_stdin(devnull)
             .with_stdout(out)
             .with_stderr(err)
+            .with_executor(InitExecutor)
             .as_init(paths.bundle())
             .with_systemd(false)
             .build()?;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 #[repr(C)]
@@ -58,7 +59,7 @@ pub fn bind(src: &Path, target: &Path) -> Result<()> {
 /// Mounts a clone of the tree at `src` on `target`, with ownership translated through the
 /// user namespace `userns`: a file owned by uid 0 on disk appears owned by the namespace's
 /// root (host uid `base`), and files the namespace creates land on disk owned by its own ids.
-pub fn idmapped_bind(src: &Path, target: &Path, userns: &OwnedFd) -> Result<()> {
+pub fn idmapped_bind(src: &Path, target: &Path, userns: &OwnedFd, readonly: bool) -> Result<()> {
     let what = || {
         format!(
             "idmapped mount of {} on {}",
@@ -80,7 +81,7 @@ pub fn idmapped_bind(src: &Path, target: &Path, userns: &OwnedFd) -> Result<()> 
         }
         let tree = OwnedFd::from_raw_fd(fd as i32);
         let attr = MountAttr {
-            attr_set: MOUNT_ATTR_IDMAP,
+            attr_set: MOUNT_ATTR_IDMAP | if readonly { MOUNT_ATTR_RDONLY } else { 0 },
             attr_clr: 0,
             propagation: 0,
             userns_fd: userns.as_raw_fd() as u64,

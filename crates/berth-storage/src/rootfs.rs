@@ -68,7 +68,7 @@ fn prepare_inner(
     files: &[InjectedFile],
 ) -> Result<PreparedRootfs> {
     let run = root.ct_run_dir(cfg.ctid);
-    let raw = run.join("disk");
+    let raw = root.raw_mounts_dir().join(cfg.ctid.to_string());
     let private = run.join("private");
     let layers = run.join("layers");
     for d in [&raw, &private, &layers] {
@@ -89,13 +89,13 @@ fn prepare_inner(
     match cfg.idmap.as_ref().filter(|_| !cfg.privileged) {
         Some(map) => {
             let ns = userns::userns_fd(map)?;
-            mounts::idmapped_bind(&raw, &private, &ns)?;
+            mounts::idmapped_bind(&raw, &private, &ns, false)?;
             mounts::unmount(&raw)?;
             for (i, layer) in cfg.layers().iter().enumerate() {
                 let src = root.template_dir(layer)?.join("rootfs");
                 let dst = layers.join(i.to_string());
                 mkdir(&dst)?;
-                mounts::idmapped_bind(&src, &dst, &ns)?;
+                mounts::idmapped_bind(&src, &dst, &ns, true)?;
                 lowerdirs.push(dst);
             }
         }
@@ -123,6 +123,9 @@ fn prepare_inner(
 pub fn teardown(root: &NodeRoot, id: CtId) -> Result<()> {
     let run = root.ct_run_dir(id);
     mounts::unmount_all_under(&run)?;
+    let raw = root.raw_mounts_dir().join(id.to_string());
+    mounts::unmount_all_under(&raw)?;
+    let _ = fs::remove_dir(&raw);
     release_disk(root, id)
 }
 

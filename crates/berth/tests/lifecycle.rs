@@ -139,6 +139,16 @@ fn exec_passes_stdio_and_exit_codes() {
     child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\n");
+    // default signal dispositions and no host descriptors beyond stdio
+    assert!(n
+        .exec("102", &["grep", "SigIgn", "/proc/self/status"])
+        .contains("0000000000000000"));
+    let fds = n.exec("102", &["ls", "/proc/self/fd"]);
+    assert!(
+        fds.split_whitespace()
+            .all(|f| ["0", "1", "2", "3"].contains(&f)),
+        "{fds}"
+    );
     // exec'd processes are container root, inside the container's cgroup
     assert_eq!(n.exec("102", &["id", "-u"]).trim(), "0");
     let id = n.node_id();
