@@ -69,8 +69,31 @@ pub fn reset_signal_dispositions() {
         if n == libc::SIGKILL || n == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: restoring SIG_DFL is always sound.
-        unsafe { libc::signal(n, libc::SIG_DFL) };
+        // The raw syscall: glibc refuses its two internal real-time signals, which a parent
+        // may still have left ignored.
+        #[repr(C)]
+        struct KernelSigaction {
+            handler: usize,
+            flags: u64,
+            restorer: usize,
+            mask: u64,
+        }
+        let act = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: restoring SIG_DFL is always sound; the struct matches the kernel's layout.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                n,
+                &act as *const KernelSigaction,
+                0usize,
+                8usize,
+            )
+        };
     }
     // SAFETY: an empty signal mask.
     unsafe {

@@ -140,9 +140,8 @@ fn exec_passes_stdio_and_exit_codes() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\n");
     // default signal dispositions and no host descriptors beyond stdio
-    assert!(n
-        .exec("102", &["grep", "SigIgn", "/proc/self/status"])
-        .contains("0000000000000000"));
+    let sig = n.exec("102", &["grep", "SigIgn", "/proc/self/status"]);
+    assert!(sig.contains("0000000000000000"), "{sig}");
     let fds = n.exec("102", &["ls", "/proc/self/fd"]);
     assert!(
         fds.split_whitespace()
