@@ -99,9 +99,17 @@ impl NodeRoot {
         ] {
             fsutil::create_dir_all(&d)?;
         }
+        use std::os::unix::fs::PermissionsExt;
+        // Containers' mapped root users must traverse the node root to reach their rootfs:
+        // give "others" search (not read) permission if it lacks it (e.g. a mktemp -d root).
+        let meta = std::fs::metadata(&self.root).map_err(|e| CoreError::io(&self.root, e))?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o011 != 0o011 {
+            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(mode | 0o011))
+                .map_err(|e| CoreError::io(&self.root, e))?;
+        }
         // run/.raw/ holds containers' disks mounted without ID mapping (on-disk uid 0 is host
         // root there) while they start: no host user but root may reach into it.
-        use std::os::unix::fs::PermissionsExt;
         let raw = self.raw_mounts_dir();
         fsutil::create_dir_all(&raw)?;
         std::fs::set_permissions(&raw, std::fs::Permissions::from_mode(0o700))

@@ -137,7 +137,74 @@ pub fn default_env() -> Vec<String> {
     ]
 }
 
+/// The kept capabilities that this process's bounding set still has: asking for one the host
+/// has dropped (e.g. CAP_SYS_RESOURCE on some VMs) makes capset fail with EPERM.
+pub fn effective_capabilities() -> Vec<&'static str> {
+    let bnd = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
+        })
+        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+        .unwrap_or(u64::MAX);
+    CAPABILITIES
+        .iter()
+        .copied()
+        .filter(|c| cap_number(c).is_none_or(|n| bnd & (1u64 << n) != 0))
+        .collect()
+}
+
+/// Kernel number of a capability name.
+pub fn cap_number(name: &str) -> Option<u32> {
+    const NAMES: &[&str] = &[
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+}
+
 fn process_json(args: &[String], env: &[String], terminal: bool) -> Value {
+    let caps = effective_capabilities();
     json!({
         "terminal": terminal,
         "user": {"uid": 0, "gid": 0},
@@ -145,9 +212,9 @@ fn process_json(args: &[String], env: &[String], terminal: bool) -> Value {
         "env": env,
         "cwd": "/",
         "capabilities": {
-            "bounding": CAPABILITIES,
-            "effective": CAPABILITIES,
-            "permitted": CAPABILITIES,
+            "bounding": caps,
+            "effective": caps,
+            "permitted": caps,
             "inheritable": [],
             "ambient": [],
         },

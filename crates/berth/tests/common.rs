@@ -27,6 +27,10 @@ impl Node {
             n
         ));
         let _ = std::fs::remove_dir_all(&root);
+        // Like `mktemp -d`: a private (0700) directory must work as a node root.
+        std::fs::create_dir_all(&root).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
         Node { root }
     }
 

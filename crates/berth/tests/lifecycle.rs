@@ -239,6 +239,12 @@ fn unprivileged_isolation() {
     assert_eq!(p["privileged"], true);
     assert!(p["uid_base"].is_null());
     assert!(n.ok(&["list", "-a"]).contains("PRIVILEGED"));
+    n.ok(&["start", "105"]);
+    let map = n.exec("105", &["cat", "/proc/self/uid_map"]);
+    assert_eq!(
+        map.split_whitespace().collect::<Vec<_>>(),
+        vec!["0", "0", "4294967295"]
+    );
 }
 
 #[test]
