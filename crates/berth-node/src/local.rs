@@ -273,7 +273,8 @@ impl LocalNode {
                 if gone() {
                     return true;
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                // The monitor cleans up within a few ms of init's death: poll finely.
+                std::thread::sleep(Duration::from_millis(2));
             }
             gone()
         };
