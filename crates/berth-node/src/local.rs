@@ -330,20 +330,26 @@ impl LocalNode {
             ));
         }
         let st = self.require_running(id)?;
+        let env = berth_runtime::spec::default_env();
+        self.join(id, &st, |t| berth_runtime::exec::exec(t, args, &env))
+    }
+
+    /// Runs `f` with what a process needs to join the running container `id`.
+    fn join(
+        &self,
+        id: CtId,
+        st: &RunState,
+        f: impl FnOnce(&JoinTarget) -> berth_runtime::Result<i32>,
+    ) -> Result<i32> {
         let cfg = self.load_config(id)?;
         let rid = self.runtime_id(id);
         let spec_path = RunPaths::new(&self.root, id).bundle().join("config.json");
-        let target = JoinTarget {
+        Ok(f(&JoinTarget {
             init_pid: st.init_pid,
             runtime_id: &rid,
             spec_path: &spec_path,
             userns: !cfg.privileged,
-        };
-        Ok(berth_runtime::exec::exec(
-            &target,
-            args,
-            &berth_runtime::spec::default_env(),
-        )?)
+        })?)
     }
 
     /// Opens an interactive login shell inside a running container.
@@ -365,16 +371,7 @@ impl LocalNode {
             env.retain(|e| !e.starts_with("TERM="));
             env.push(format!("TERM={t}"));
         }
-        let cfg = self.load_config(id)?;
-        let rid = self.runtime_id(id);
-        let spec_path = RunPaths::new(&self.root, id).bundle().join("config.json");
-        let target = JoinTarget {
-            init_pid: st.init_pid,
-            runtime_id: &rid,
-            spec_path: &spec_path,
-            userns: !cfg.privileged,
-        };
-        Ok(berth_runtime::exec::enter(&target, &args, &env)?)
+        self.join(id, &st, |t| berth_runtime::exec::enter(t, &args, &env))
     }
 
     /// Prints the console log; with `follow`, keeps printing while the container runs.
