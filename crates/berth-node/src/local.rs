@@ -194,7 +194,7 @@ impl LocalNode {
         let run = self.root.ct_run_dir(id);
         fsutil::create_dir_all(&run)?;
         let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| NodeError::Invalid(format!("pipe: {e}")))?;
+            .map_err(|e| CoreError::io("pipe", e.into()))?;
         let log_path = self.root.ct_dir(id).join("monitor.log");
         let log = std::fs::File::create(&log_path).map_err(|e| CoreError::io(&log_path, e))?;
         let wr_raw = wr.as_raw_fd();
@@ -320,16 +320,15 @@ impl LocalNode {
     /// Runs a command inside a running container; returns its exit code.
     pub fn exec(&self, r: &CtRef, args: &[String]) -> Result<i32> {
         let id = self.resolve(r)?;
-        {
+        let st = {
             let _g = self.lock_ct(id)?;
-            self.require_running(id)?;
-        }
+            self.require_running(id)?
+        };
         if args.is_empty() {
             return Err(NodeError::Invalid(
                 "exec needs a command: berth exec CT -- CMD [ARGS…]".into(),
             ));
         }
-        let st = self.require_running(id)?;
         let env = berth_runtime::spec::default_env();
         self.join(id, &st, |t| berth_runtime::exec::exec(t, args, &env))
     }

@@ -15,7 +15,7 @@ use libcontainer::container::Container;
 use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use std::fs;
@@ -185,18 +185,6 @@ pub fn remove_cgroups(runtime_id: &str) {
 /// Runs the monitor. `ready` receives `ok <pid>` once the container runs, or `error: …`.
 /// Returns when the container has stopped for good and everything is cleaned up.
 pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
-    for s in [
-        Signal::SIGHUP,
-        Signal::SIGINT,
-        Signal::SIGPIPE,
-        Signal::SIGTTOU,
-        Signal::SIGTTIN,
-    ] {
-        // SAFETY: installing SIG_IGN is always safe.
-        unsafe {
-            let _ = signal(s, SigHandler::SigIgn);
-        }
-    }
     // Become the reaper of everything libcontainer forks, so init is our child to wait for.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };

@@ -203,10 +203,10 @@ pub fn cap_number(name: &str) -> Option<u32> {
     NAMES.iter().position(|n| *n == name).map(|i| i as u32)
 }
 
-fn process_json(args: &[String], env: &[String], terminal: bool) -> Value {
+fn process_json(args: &[String], env: &[String]) -> Value {
     let caps = effective_capabilities();
     json!({
-        "terminal": terminal,
+        "terminal": false,
         "user": {"uid": 0, "gid": 0},
         "args": args,
         "env": env,
@@ -272,7 +272,7 @@ pub fn spec_json(input: &SpecInput) -> Value {
         "ociVersion": "1.0.2",
         "root": {"path": input.root_path, "readonly": false},
         "hostname": cfg.effective_hostname(),
-        "process": process_json(input.init, &default_env(), false),
+        "process": process_json(input.init, &default_env()),
         "mounts": mounts,
         "linux": linux,
         "annotations": {"org.berth.ctid": cfg.ctid.to_string()},
@@ -338,18 +338,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unprivileged_spec() {
-        let c = cfg(false);
-        let r = rootfs();
-        let init = vec!["/sbin/init".to_string()];
-        let input = SpecInput {
-            cfg: &c,
+    fn input<'a>(
+        c: &'a ContainerConfig,
+        r: &'a PreparedRootfs,
+        init: &'a [String],
+    ) -> SpecInput<'a> {
+        SpecInput {
+            cfg: c,
             runtime_id: "berth-abc-101",
             root_path: "/r/root",
-            rootfs: &r,
-            init: &init,
-        };
+            rootfs: r,
+            init,
+        }
+    }
+
+    #[test]
+    fn unprivileged_spec() {
+        let (c, r, init) = (cfg(false), rootfs(), vec!["/sbin/init".to_string()]);
+        let input = input(&c, &r, &init);
         let spec = build_spec(&input).unwrap();
         let linux = spec.linux().as_ref().unwrap();
         let ns: Vec<String> = linux
@@ -408,16 +414,8 @@ mod tests {
 
     #[test]
     fn privileged_has_no_user_namespace() {
-        let c = cfg(true);
-        let r = rootfs();
-        let init = vec!["/sbin/init".to_string()];
-        let input = SpecInput {
-            cfg: &c,
-            runtime_id: "x",
-            root_path: "/r/root",
-            rootfs: &r,
-            init: &init,
-        };
+        let (c, r, init) = (cfg(true), rootfs(), vec!["/sbin/init".to_string()]);
+        let input = input(&c, &r, &init);
         let v = spec_json(&input);
         assert!(!v["linux"]["namespaces"]
             .as_array()

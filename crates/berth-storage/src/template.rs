@@ -561,7 +561,7 @@ pub fn remove(root: &NodeRoot, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes a single line to stderr-like sinks; kept for symmetry with progress consumers.
+/// Writes a template's description, one field a line (`berth template info`).
 pub fn describe(m: &TemplateManifest, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "name:        {}", m.name)?;
     writeln!(out, "kind:        {:?}", m.kind)?;

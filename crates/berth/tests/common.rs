@@ -93,6 +93,16 @@ impl Node {
         serde_json::from_str(&self.ok(args)).expect("json output")
     }
 
+    /// Number of containers `list` reports (`all`: with stopped ones).
+    pub fn count(&self, all: bool) -> usize {
+        let args: &[&str] = if all {
+            &["list", "-a", "--format", "json"]
+        } else {
+            &["list", "--format", "json"]
+        };
+        self.json(args).as_array().map_or(0, |a| a.len())
+    }
+
     pub fn status(&self, ct: &str) -> serde_json::Value {
         self.json(&["status", ct, "--format", "json"])
     }

@@ -73,20 +73,8 @@ fn create_start_exec_stop_destroy() {
     n.ok(&["stop", "101", "--timeout", "20"]);
     assert_eq!(n.status("101")["status"], "stopped");
     assert!(!std::path::Path::new(&format!("/proc/{init}")).exists() || proc_uid(init) == 0);
-    assert_eq!(
-        n.json(&["list", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
-    assert_eq!(
-        n.json(&["list", "-a", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(n.count(false), 0);
+    assert_eq!(n.count(true), 1);
     assert!(
         leaks_under(&n.root).is_empty(),
         "{:?}",
@@ -94,13 +82,7 @@ fn create_start_exec_stop_destroy() {
     );
     n.ok(&["destroy", "web1"]);
     assert!(!n.root.join("containers/101").exists());
-    assert_eq!(
-        n.json(&["list", "-a", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(n.count(true), 0);
 }
 
 #[test]
@@ -569,13 +551,7 @@ fn killed_create_and_destroy_leave_nothing_behind() {
         assert_eq!(o.status.signal(), Some(9), "{point}");
         assert!(n.root.join("containers/150").exists(), "{point}: half-made");
         // the next command rolls it back
-        assert_eq!(
-            n.json(&["list", "-a", "--format", "json"])
-                .as_array()
-                .unwrap()
-                .len(),
-            0
-        );
+        assert_eq!(n.count(true), 0);
         assert!(
             !n.root.join("containers/150").exists(),
             "{point}: rolled back"
@@ -605,13 +581,7 @@ fn killed_create_and_destroy_leave_nothing_behind() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert_eq!(
-        n.json(&["list", "-a", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(n.count(true), 0);
     assert!(!n.root.join("containers/151").exists());
 }
 
