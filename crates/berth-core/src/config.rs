@@ -1,6 +1,7 @@
 //! On-disk configuration: `node.toml`, `containers/<ctid>/config.toml`,
 //! `templates/<name>/template.toml`. These files are the source of truth.
 
+use crate::resources::Resources;
 use crate::validate::{CtId, Size};
 use serde::{Deserialize, Serialize};
 
@@ -75,8 +76,28 @@ impl IdMap {
 /// The container's private virtual disk.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DiskConfig {
-    /// Size of the sparse ext4 image: the container's disk quota.
+    /// Size of the sparse ext4 image: the container's disk quota (the hard limit).
     pub size: Size,
+    /// Soft limit (`--diskspace soft:hard`): above it, `stats` and alerts warn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft: Option<Size>,
+    /// Inode count of the filesystem (`--diskinodes`, the hard limit); none = mkfs's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inodes: Option<u64>,
+    /// Soft inode limit: above it, `stats` and alerts warn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inodes_soft: Option<u64>,
+}
+
+impl DiskConfig {
+    pub fn new(size: Size) -> Self {
+        DiskConfig {
+            size,
+            soft: None,
+            inodes: None,
+            inodes_soft: None,
+        }
+    }
 }
 
 /// `containers/<ctid>/config.toml`.
@@ -101,6 +122,9 @@ pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idmap: Option<IdMap>,
     pub disk: DiskConfig,
+    /// CPU, memory, process and I/O limits.
+    #[serde(default)]
+    pub resources: Resources,
     /// Start when the node boots (vzctl `--onboot`).
     #[serde(default)]
     pub onboot: bool,
@@ -174,9 +198,8 @@ mod tests {
                 host_base: 165536,
                 size: IDMAP_SIZE,
             }),
-            disk: DiskConfig {
-                size: DEFAULT_DISKSPACE,
-            },
+            disk: DiskConfig::new(DEFAULT_DISKSPACE),
+            resources: Default::default(),
             onboot: false,
             bootorder: None,
             created: 1,

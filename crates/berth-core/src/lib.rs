@@ -11,11 +11,13 @@ pub mod journal;
 pub mod lock;
 pub mod ops;
 pub mod paths;
+pub mod resources;
 pub mod validate;
 
 pub use config::{ContainerConfig, NodeConfig, TemplateManifest};
 pub use error::CoreError;
 pub use paths::NodeRoot;
+pub use resources::Resources;
 pub use validate::{CtId, CtRef, Size};
 
 /// Result alias for this crate.

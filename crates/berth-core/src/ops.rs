@@ -3,6 +3,7 @@
 //! trait later, so CLI, API and web console cannot drift apart.
 
 use crate::config::TemplateManifest;
+use crate::resources::{Resources, SetOptions, SoftHardCount, SoftHardSize};
 use crate::validate::{CtId, CtRef, Size};
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +43,12 @@ pub struct ContainerInfo {
     pub uid_base: Option<u32>,
     pub diskspace: Size,
     pub description: Option<String>,
+    /// Start at node boot.
+    #[serde(default)]
+    pub onboot: bool,
+    /// CPU, memory, process and I/O limits (vzctl names).
+    #[serde(default)]
+    pub resources: Resources,
 }
 
 /// Options of `create`.
@@ -52,8 +59,13 @@ pub struct CreateOptions {
     pub name: Option<String>,
     pub hostname: Option<String>,
     pub description: Option<String>,
-    pub diskspace: Option<Size>,
+    /// Virtual disk size (`soft:hard`; default: the node's default).
+    pub diskspace: Option<SoftHardSize>,
+    /// Inode count of the virtual disk (`soft:hard`; default: mkfs's, one per 16K).
+    pub diskinodes: Option<SoftHardCount>,
     pub privileged: bool,
+    /// CPU, memory, process and I/O limits.
+    pub resources: Resources,
 }
 
 /// Options of `stop`.
@@ -110,4 +122,95 @@ pub trait NodeOps {
     fn resume(&self, ct: &CtRef) -> Result<(), Self::Error>;
     fn list(&self, all: bool) -> Result<Vec<ContainerInfo>, Self::Error>;
     fn destroy(&self, ct: &CtRef, force: bool) -> Result<(), Self::Error>;
+
+    /// Changes names and limits; live on a running container where the kernel allows.
+    fn set(&self, ct: &CtRef, opts: SetOptions) -> Result<SetOutcome, Self::Error>;
+    /// Usage against limits; CPU percent is sampled over `sample`.
+    fn stats(
+        &self,
+        cts: &[CtRef],
+        sample: std::time::Duration,
+    ) -> Result<Vec<ContainerStats>, Self::Error>;
+    /// Returns unused virtual-disk blocks to the node; the bytes reclaimed.
+    fn compact(&self, ct: &CtRef) -> Result<u64, Self::Error>;
+    fn node_info(&self) -> Result<NodeInfo, Self::Error>;
+}
+
+/// What `set` did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SetOutcome {
+    /// Applied to the running container at once.
+    pub applied_live: bool,
+    /// The container was restarted (`--setmode restart`).
+    pub restarted: bool,
+    /// Saved only: takes effect at the next start (`--setmode ignore`).
+    pub pending_restart: bool,
+    /// Notes for the user (e.g. overcommit).
+    pub notes: Vec<String>,
+}
+
+/// A container's resource usage against its limits, as `berth stats` shows it. Field names are
+/// a stable interface. Usage fields are absent when they cannot be read (e.g. stopped).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ContainerStats {
+    pub ctid: CtId,
+    pub name: Option<String>,
+    pub status: Option<CtStatus>,
+    /// CPU use over the sampling interval, in percent of one CPU (200 = two CPUs busy).
+    pub cpu_percent: Option<f64>,
+    /// CPU time used since start, in seconds.
+    pub cpu_seconds: Option<f64>,
+    /// `--cpulimit` in percent of one CPU; absent = unlimited.
+    pub cpulimit: Option<u32>,
+    /// CPUs the container may run on (cpuset list); absent = all.
+    pub cpuset: Option<String>,
+    pub memory_used: Option<u64>,
+    /// Absent = unlimited.
+    pub memory_limit: Option<u64>,
+    pub swap_used: Option<u64>,
+    pub swap_limit: Option<u64>,
+    /// Processes killed by the out-of-memory killer inside the container since start.
+    pub oom_kills: Option<u64>,
+    pub processes: Option<u64>,
+    /// Absent = unlimited.
+    pub numproc: Option<u64>,
+    pub disk_used: Option<u64>,
+    pub disk_limit: u64,
+    pub disk_soft: Option<u64>,
+    pub inodes_used: Option<u64>,
+    pub inodes_limit: Option<u64>,
+    pub inodes_soft: Option<u64>,
+    pub io_read_bytes: Option<u64>,
+    pub io_write_bytes: Option<u64>,
+    pub io_read_ops: Option<u64>,
+    pub io_write_ops: Option<u64>,
+    /// Limits exceeded or nearly exhausted (soft limits, OOM kills, process limit).
+    pub warnings: Vec<String>,
+}
+
+/// The node's capacity and what its containers were promised (`berth node info`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub root: String,
+    pub kernel: String,
+    pub cgroup: String,
+    pub cpus: u32,
+    pub memory: u64,
+    pub swap: u64,
+    pub disk_total: u64,
+    pub disk_free: u64,
+    pub containers: u32,
+    pub running: u32,
+    /// Sum of `--ram` of containers with a memory limit.
+    pub promised_ram: u64,
+    /// Containers without a memory limit.
+    pub unlimited_ram: u32,
+    /// Sum of `--cpulimit` (percent of one CPU); containers without a limit count their CPUs.
+    pub promised_cpu_percent: u64,
+    /// Sum of `--diskspace` (sparse images grow up to it).
+    pub promised_disk: u64,
+    /// Disk actually allocated by all virtual disks.
+    pub allocated_disk: u64,
+    pub warnings: Vec<String>,
 }

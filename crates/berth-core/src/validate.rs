@@ -13,7 +13,9 @@ pub const FIRST_AUTO_CTID: u32 = 100;
 pub const MAX_NAME_LEN: usize = 63;
 
 /// A numeric container ID. 0 is the node itself and never a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct CtId(pub u32);
 

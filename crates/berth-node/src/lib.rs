@@ -6,6 +6,7 @@
 pub mod error;
 mod local;
 pub mod recover;
+pub mod resources;
 
 pub use error::NodeError;
 pub use local::{init_node, LocalNode};

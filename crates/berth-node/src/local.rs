@@ -7,8 +7,10 @@ use berth_core::idmap::{allocate_idmap, next_free_ctid};
 use berth_core::journal::{Journal, Operation};
 use berth_core::lock::{self, LockGuard};
 use berth_core::ops::{
-    ContainerInfo, CreateOptions, CtStatus, NodeOps, StopOptions, TemplateSource,
+    ContainerInfo, ContainerStats, CreateOptions, CtStatus, NodeInfo, NodeOps, SetOutcome,
+    StopOptions, TemplateSource,
 };
+use berth_core::resources::SetOptions;
 use berth_core::validate::{validate_hostname, validate_name};
 use berth_core::{fsutil, ContainerConfig, CoreError, CtId, CtRef, NodeRoot};
 use berth_runtime::exec::JoinTarget;
@@ -90,7 +92,7 @@ impl LocalNode {
         berth_runtime::runtime_id(&self.node.node_id, id)
     }
 
-    fn load_config(&self, id: CtId) -> Result<ContainerConfig> {
+    pub(crate) fn load_config(&self, id: CtId) -> Result<ContainerConfig> {
         let p = self.root.ct_config(id);
         if !p.exists() {
             return Err(CoreError::ContainerNotFound(id.to_string()).into());
@@ -131,7 +133,7 @@ impl LocalNode {
         }
     }
 
-    fn lock_ct(&self, id: CtId) -> Result<LockGuard> {
+    pub(crate) fn lock_ct(&self, id: CtId) -> Result<LockGuard> {
         let g = lock::lock(&self.root.ct_lock(id))?;
         recover::recover_ct(&self.root, &self.node.node_id, id)?;
         Ok(g)
@@ -141,7 +143,7 @@ impl LocalNode {
         RunState::load(&RunPaths::new(&self.root, id).state()).filter(|s| s.init_alive())
     }
 
-    fn current_status(&self, id: CtId) -> CtStatus {
+    pub(crate) fn current_status(&self, id: CtId) -> CtStatus {
         if self.run_state(id).is_none() {
             return CtStatus::Stopped;
         }
@@ -166,6 +168,8 @@ impl LocalNode {
             uid_base: cfg.idmap.filter(|_| !cfg.privileged).map(|m| m.host_base),
             diskspace: cfg.disk.size,
             description: cfg.description.clone(),
+            onboot: cfg.onboot,
+            resources: cfg.resources.clone(),
         }
     }
 
@@ -191,6 +195,7 @@ impl LocalNode {
             return Err(NodeError::AlreadyRunning(id.0));
         }
         template::load(&self.root, &cfg.ostemplate)?;
+        self.reconcile_disk(&cfg)?;
         let run = self.root.ct_run_dir(id);
         fsutil::create_dir_all(&run)?;
         let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -401,7 +406,20 @@ impl LocalNode {
         Ok(())
     }
 
-    fn check_name_free(&self, name: &str, except: Option<CtId>) -> Result<()> {
+    pub(crate) fn restart_locked(
+        &self,
+        id: CtId,
+        cfg: &ContainerConfig,
+        opts: StopOptions,
+    ) -> Result<ContainerInfo> {
+        match self.stop_locked(id, cfg, opts) {
+            Ok(()) | Err(NodeError::NotRunning(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.start_locked(id)
+    }
+
+    pub(crate) fn check_name_free(&self, name: &str, except: Option<CtId>) -> Result<()> {
         validate_name(name)?;
         if let Some(c) = self
             .configs()?
@@ -464,18 +482,20 @@ impl NodeOps for LocalNode {
             validate_name(n)?;
         }
         if let Some(d) = &opts.description {
-            if d.len() > 4096 || d.contains('\n') {
-                return Err(NodeError::Invalid(
-                    "--description must be one line of at most 4096 bytes".into(),
-                ));
-            }
+            crate::resources::validate_description(d)?;
         }
-        let size = opts.diskspace.unwrap_or(self.node.default_diskspace);
-        if size.0 < 16 * 1024 * 1024 {
-            return Err(NodeError::Invalid(format!(
-                "--diskspace {size} is too small: the minimum is 16M"
-            )));
-        }
+        let disk = DiskConfig {
+            size: opts
+                .diskspace
+                .map(|d| d.hard)
+                .unwrap_or(self.node.default_diskspace),
+            soft: opts.diskspace.and_then(|d| d.soft),
+            inodes: opts.diskinodes.map(|d| d.hard),
+            inodes_soft: opts.diskinodes.and_then(|d| d.soft),
+        };
+        crate::resources::validate_disk(&disk)?;
+        opts.resources
+            .validate(&berth_runtime::resources::node_capacity())?;
         let _node = lock::lock(&self.root.node_lock())?;
         template::load(&self.root, &opts.ostemplate)?;
         let configs = self.configs()?;
@@ -509,7 +529,8 @@ impl NodeOps for LocalNode {
             app_templates: vec![],
             privileged: opts.privileged,
             idmap,
-            disk: DiskConfig { size },
+            disk,
+            resources: opts.resources.clone(),
             onboot: false,
             bootorder: None,
             created: now(),
@@ -554,11 +575,23 @@ impl NodeOps for LocalNode {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;
         let cfg = self.load_config(id)?;
-        match self.stop_locked(id, &cfg, opts) {
-            Ok(()) | Err(NodeError::NotRunning(_)) => {}
-            Err(e) => return Err(e),
-        }
-        self.start_locked(id)
+        self.restart_locked(id, &cfg, opts)
+    }
+
+    fn set(&self, r: &CtRef, opts: SetOptions) -> Result<SetOutcome> {
+        self.set_impl(r, opts)
+    }
+
+    fn stats(&self, cts: &[CtRef], sample: Duration) -> Result<Vec<ContainerStats>> {
+        self.stats_impl(cts, sample)
+    }
+
+    fn compact(&self, r: &CtRef) -> Result<u64> {
+        self.compact_impl(r)
+    }
+
+    fn node_info(&self) -> Result<NodeInfo> {
+        self.node_info_impl()
     }
 
     fn status(&self, r: &CtRef) -> Result<ContainerInfo> {

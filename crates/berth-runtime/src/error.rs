@@ -25,6 +25,8 @@ pub enum RuntimeError {
     },
     #[error("unknown signal {0:?}")]
     BadSignal(String),
+    #[error("cgroup: {0}")]
+    Cgroup(String),
     #[error("container did not start: {0}")]
     StartFailed(String),
 }

@@ -6,6 +6,7 @@ pub mod console;
 pub mod error;
 pub mod exec;
 pub mod monitor;
+pub mod resources;
 pub mod spec;
 pub mod state;
 

@@ -224,17 +224,22 @@ fn boot_loop(
     ready: &mut Option<fs::File>,
 ) -> Result<()> {
     let prepared = rootfs::prepare(&args.root, &args.cfg, &injected_files(&args.cfg))?;
-    let input = spec::SpecInput {
-        cfg: &args.cfg,
-        runtime_id,
-        root_path: &paths.root_path().display().to_string(),
-        rootfs: &prepared,
-        init: &args.template.init,
-    };
-    let spec = spec::build_spec(&input)?;
-    spec.save(paths.bundle().join("config.json"))
-        .map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    let host = crate::resources::HostInfo::detect();
     loop {
+        // Limits may have been changed with `berth set` since the last boot: read them anew.
+        let cfg: ContainerConfig =
+            fsutil::read_toml(&args.root.ct_config(args.cfg.ctid)).unwrap_or(args.cfg.clone());
+        let input = spec::SpecInput {
+            cfg: &cfg,
+            runtime_id,
+            root_path: &paths.root_path().display().to_string(),
+            rootfs: &prepared,
+            init: &args.template.init,
+            host,
+        };
+        let spec = spec::build_spec(&input)?;
+        spec.save(paths.bundle().join("config.json"))
+            .map_err(|e| RuntimeError::Spec(e.to_string()))?;
         delete_runtime(&args.root, runtime_id);
         let devnull = fs::File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;
         let out = log_w

@@ -125,6 +125,7 @@ pub struct SpecInput<'a> {
     pub root_path: &'a str,
     pub rootfs: &'a PreparedRootfs,
     pub init: &'a [String],
+    pub host: crate::resources::HostInfo,
 }
 
 /// Default environment of init and of processes joining the container.
@@ -233,13 +234,14 @@ pub fn spec_json(input: &SpecInput) -> Value {
         json!({"type": "mount"}),
         json!({"type": "cgroup"}),
     ];
+    let mut resources =
+        crate::resources::resources_json(cfg, &input.host, input.rootfs.disk_dev, false);
+    resources["devices"] = devices_json();
     let mut linux = json!({
         "cgroupsPath": format!("/{}", input.runtime_id),
         "maskedPaths": MASKED_PATHS,
         "readonlyPaths": READONLY_PATHS,
-        "resources": {
-            "devices": devices_json(),
-        },
+        "resources": resources,
         "seccomp": {
             "defaultAction": "SCMP_ACT_ALLOW",
             "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
@@ -321,9 +323,8 @@ mod tests {
                 host_base: 165536,
                 size: 65536,
             }),
-            disk: DiskConfig {
-                size: Size(1 << 30),
-            },
+            disk: DiskConfig::new(Size(1 << 30)),
+            resources: Default::default(),
             onboot: false,
             bootorder: None,
             created: 0,
@@ -335,6 +336,7 @@ mod tests {
             lowerdirs: vec![PathBuf::from("/r/layers/0"), PathBuf::from("/r/layers/1")],
             upperdir: PathBuf::from("/r/private/upper"),
             workdir: PathBuf::from("/r/private/work"),
+            disk_dev: Some((7, 3)),
         }
     }
 
@@ -349,6 +351,10 @@ mod tests {
             root_path: "/r/root",
             rootfs: r,
             init,
+            host: crate::resources::HostInfo {
+                cpus: 2,
+                swap_accounting: true,
+            },
         }
     }
 

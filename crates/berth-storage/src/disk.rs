@@ -28,7 +28,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 /// Creates a sparse image of `size` at `path` (which must not exist) with an empty ext4
 /// filesystem holding `upper/` and `work/`. `staging` is an empty scratch directory.
 /// Costs the same for any template: nothing of the template is copied.
-pub fn create_image(path: &Path, size: Size, staging: &Path) -> Result<()> {
+pub fn create_image(path: &Path, size: Size, inodes: Option<u64>, staging: &Path) -> Result<()> {
     let f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -42,18 +42,274 @@ pub fn create_image(path: &Path, size: Size, staging: &Path) -> Result<()> {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
             .map_err(|e| StorageError::io(&p, e))?;
     }
-    run(Command::new("mkfs.ext4")
-        .args([
-            "-q",
-            "-F",
-            "-m",
-            "0",
-            "-E",
-            "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0",
-            "-d",
-        ])
-        .arg(staging)
-        .arg(path))
+    mkfs(path, inodes, staging)
+}
+
+/// mkfs.ext4 on `path` with the contents of `from`: no reserved blocks (the whole disk is the
+/// container's), lazy inode tables (sparse and fast), an exact inode count when asked.
+fn mkfs(path: &Path, inodes: Option<u64>, from: &Path) -> Result<()> {
+    let mut cmd = Command::new("mkfs.ext4");
+    cmd.args([
+        "-q",
+        "-F",
+        "-m",
+        "0",
+        "-E",
+        "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0",
+    ]);
+    if let Some(n) = inodes {
+        cmd.arg("-N").arg(n.to_string());
+    }
+    run(cmd.arg("-d").arg(from).arg(path))
+}
+
+/// Most inodes an ext4 filesystem of `size` can have (one per 1 KiB, ext4's densest ratio).
+pub fn max_inodes(size: Size) -> u64 {
+    (size.0 / 1024).min(u32::MAX as u64)
+}
+
+/// Space and inode usage of a virtual disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub total_inodes: u64,
+    pub used_inodes: u64,
+}
+
+/// Usage of the mounted filesystem holding `dir` (statfs).
+pub fn usage_mounted(dir: &Path) -> Result<DiskUsage> {
+    let st = nix::sys::statvfs::statvfs(dir)
+        .map_err(|e| StorageError::sys(format!("statfs {}", dir.display()), e))?;
+    let bs = st.fragment_size() as u64;
+    Ok(DiskUsage {
+        total_bytes: st.blocks() as u64 * bs,
+        used_bytes: (st.blocks() - st.blocks_free()) as u64 * bs,
+        total_inodes: st.files() as u64,
+        used_inodes: (st.files() - st.files_free()) as u64,
+    })
+}
+
+/// Usage of an unmounted image, read from its ext4 superblock (exact after a clean unmount).
+pub fn usage_image(image: &Path) -> Result<DiskUsage> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(image).map_err(|e| StorageError::io(image, e))?;
+    let mut sb = [0u8; 1024];
+    f.seek(SeekFrom::Start(1024))
+        .and_then(|_| f.read_exact(&mut sb))
+        .map_err(|e| StorageError::io(image, e))?;
+    parse_superblock(&sb).ok_or_else(|| {
+        StorageError::io(
+            image,
+            std::io::Error::other("not an ext4 filesystem (bad superblock magic)"),
+        )
+    })
+}
+
+/// Reads counts from an ext4 superblock (the 1024 bytes at offset 1024).
+pub fn parse_superblock(sb: &[u8; 1024]) -> Option<DiskUsage> {
+    let u32_at = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().unwrap()) as u64;
+    let u16_at = |o: usize| u16::from_le_bytes(sb[o..o + 2].try_into().unwrap());
+    if u16_at(0x38) != 0xEF53 {
+        return None;
+    }
+    let inodes = u32_at(0x0);
+    let free_inodes = u32_at(0x10);
+    let incompat = u32_at(0x60);
+    let is64 = incompat & 0x80 != 0;
+    let mut blocks = u32_at(0x4);
+    let mut free = u32_at(0xC);
+    if is64 {
+        blocks |= u32_at(0x150) << 32;
+        free |= u32_at(0x158) << 32;
+    }
+    let bs = 1024u64 << u32_at(0x18);
+    Some(DiskUsage {
+        total_bytes: blocks * bs,
+        used_bytes: blocks.saturating_sub(free) * bs,
+        total_inodes: inodes,
+        used_inodes: inodes.saturating_sub(free_inodes),
+    })
+}
+
+/// Bytes of the node's disk the image really occupies (it is sparse).
+pub fn allocated(image: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(image).map(|m| m.blocks() * 512).unwrap_or(0)
+}
+
+/// Checks an unmounted image (`e2fsck -f -p`); needed before offline resizing.
+fn fsck(image: &Path) -> Result<()> {
+    let out = Command::new("e2fsck")
+        .args(["-f", "-p"])
+        .arg(image)
+        .output()
+        .map_err(|e| StorageError::Command {
+            cmd: "e2fsck".into(),
+            msg: e.to_string(),
+        })?;
+    // 0: clean, 1: errors corrected
+    match out.status.code() {
+        Some(0 | 1) => Ok(()),
+        _ => Err(StorageError::Command {
+            cmd: format!("e2fsck -f -p {}", image.display()),
+            msg: String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .chain(String::from_utf8_lossy(&out.stderr).lines())
+                .last()
+                .unwrap_or("failed")
+                .to_string(),
+        }),
+    }
+}
+
+/// Resizes an unmounted image to `size` (grow or shrink). Shrinking fails, changing nothing,
+/// when the data does not fit.
+pub fn resize_offline(image: &Path, size: Size) -> Result<()> {
+    let current = fs::metadata(image)
+        .map_err(|e| StorageError::io(image, e))?
+        .len();
+    fsck(image)?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(image)
+        .map_err(|e| StorageError::io(image, e))?;
+    if size.0 > current {
+        f.set_len(size.0).map_err(|e| StorageError::io(image, e))?;
+        if let Err(e) = run(Command::new("resize2fs").arg("-p").arg(image)) {
+            let _ = f.set_len(current);
+            return Err(e);
+        }
+    } else if size.0 < current {
+        let kib = format!("{}K", size.0 / 1024);
+        run(Command::new("resize2fs").arg(image).arg(&kib)).map_err(|e| match e {
+            StorageError::Command { msg, .. }
+                if msg.contains("No space left") || msg.contains("smaller than minimum") =>
+            {
+                StorageError::TooSmall(size.to_string(), "the data on it does not fit".into())
+            }
+            other => other,
+        })?;
+        f.set_len(size.0).map_err(|e| StorageError::io(image, e))?;
+    }
+    Ok(())
+}
+
+/// Whether this process may resize a mounted ext4 filesystem (the kernel asks for
+/// CAP_SYS_RESOURCE, which some hosts drop from every process's bounding set).
+pub fn can_resize_online() -> bool {
+    let eff = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
+        })
+        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+        .unwrap_or(0);
+    const CAP_SYS_RESOURCE: u32 = 24;
+    eff & (1 << CAP_SYS_RESOURCE) != 0
+}
+
+/// Grows a mounted image: the file, then the loop device, then the filesystem through its
+/// mount at `mounted_dir` (EXT4_IOC_RESIZE_FS).
+pub fn grow_online(image: &Path, dev: &Path, mounted_dir: &Path, size: Size) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    const EXT4_IOC_RESIZE_FS: libc::c_ulong = 0x4008_6610;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(image)
+        .map_err(|e| StorageError::io(image, e))?;
+    let current = f.metadata().map_err(|e| StorageError::io(image, e))?.len();
+    if size.0 <= current {
+        return Ok(());
+    }
+    f.set_len(size.0).map_err(|e| StorageError::io(image, e))?;
+    let undo = |e: StorageError| {
+        let _ = f.set_len(current);
+        let _ = crate::loopdev::set_capacity(dev);
+        e
+    };
+    crate::loopdev::set_capacity(dev).map_err(undo)?;
+    let st = nix::sys::statvfs::statvfs(mounted_dir)
+        .map_err(|e| undo(StorageError::sys("statfs", e)))?;
+    let blocks: u64 = size.0 / st.block_size() as u64;
+    let d = fs::File::open(mounted_dir).map_err(|e| undo(StorageError::io(mounted_dir, e)))?;
+    // SAFETY: ioctl on an owned descriptor with a pointer to a u64 that outlives the call.
+    let r = unsafe { libc::ioctl(d.as_raw_fd(), EXT4_IOC_RESIZE_FS, &blocks as *const u64) };
+    if r != 0 {
+        return Err(undo(StorageError::io(
+            mounted_dir,
+            std::io::Error::last_os_error(),
+        )));
+    }
+    Ok(())
+}
+
+/// Returns free blocks of the mounted filesystem holding `dir` to the device (FITRIM); on a
+/// loop device that punches holes in the sparse image.
+pub fn trim(dir: &Path) -> Result<u64> {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct FstrimRange {
+        start: u64,
+        len: u64,
+        minlen: u64,
+    }
+    const FITRIM: libc::c_ulong = 0xC018_5879;
+    let mut range = FstrimRange {
+        start: 0,
+        len: u64::MAX,
+        minlen: 0,
+    };
+    let d = fs::File::open(dir).map_err(|e| StorageError::io(dir, e))?;
+    // SAFETY: ioctl on an owned descriptor with a pointer to a live, correctly laid out struct.
+    let r = unsafe { libc::ioctl(d.as_raw_fd(), FITRIM, &mut range as *mut FstrimRange) };
+    if r != 0 {
+        return Err(StorageError::io(dir, std::io::Error::last_os_error()));
+    }
+    Ok(range.len)
+}
+
+/// Rebuilds an unmounted image with a new inode count (ext4 fixes it at mkfs time): a new
+/// image is made from the old one's files (`mkfs.ext4 -d`, which keeps owners, modes,
+/// extended attributes, hard links and device nodes) and renamed over it.
+/// `mounted_old` is the old filesystem mounted read-only.
+pub fn rebuild_with_inodes(
+    image: &Path,
+    mounted_old: &Path,
+    size: Size,
+    inodes: u64,
+) -> Result<()> {
+    let tmp = image.with_extension("img.new");
+    let _ = fs::remove_file(&tmp);
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| StorageError::io(&tmp, e))?;
+    f.set_len(size.0).map_err(|e| StorageError::io(&tmp, e))?;
+    drop(f);
+    if let Err(e) = mkfs(&tmp, Some(inodes), mounted_old) {
+        let _ = fs::remove_file(&tmp);
+        return Err(match e {
+            StorageError::Command { msg, .. } if msg.contains("inode") || msg.contains("space") => {
+                StorageError::TooSmall(format!("{inodes} inodes"), msg)
+            }
+            other => other,
+        });
+    }
+    Ok(())
+}
+
+/// Puts a rebuilt image (see [`rebuild_with_inodes`]) in place of the old one, atomically.
+pub fn commit_rebuild(image: &Path) -> Result<()> {
+    let tmp = image.with_extension("img.new");
+    fs::rename(&tmp, image).map_err(|e| StorageError::io(image, e))
+}
+
+/// Drops an unfinished rebuild.
+pub fn abort_rebuild(image: &Path) {
+    let _ = fs::remove_file(image.with_extension("img.new"));
 }
 
 #[cfg(test)]
@@ -70,12 +326,15 @@ mod tests {
         let st = d.path().join("st");
         fs::create_dir(&st).unwrap();
         let img = d.path().join("disk.img");
-        create_image(&img, Size(1 << 30), &st).unwrap();
+        create_image(&img, Size(1 << 30), None, &st).unwrap();
         let m = fs::metadata(&img).unwrap();
         assert_eq!(m.len(), 1 << 30);
         assert!(m.blocks() * 512 < 64 << 20, "image must be sparse");
+        let u = usage_image(&img).unwrap();
+        assert_eq!(u.total_bytes, 1 << 30);
+        assert!(u.used_inodes >= 11 && u.total_inodes > 60_000);
         assert!(
-            create_image(&img, Size(1 << 30), &st).is_err(),
+            create_image(&img, Size(1 << 30), None, &st).is_err(),
             "never overwrites"
         );
     }

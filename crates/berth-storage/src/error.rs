@@ -25,6 +25,8 @@ pub enum StorageError {
         "unsupported archive {0}: expected a .tar, .tar.gz, .tar.xz or .tar.zst rootfs tarball"
     )]
     UnknownArchive(PathBuf),
+    #[error("cannot make the virtual disk {0}: {1}")]
+    TooSmall(String, String),
     #[error("refusing to write {0}: {1}")]
     Unsafe(String, String),
 }

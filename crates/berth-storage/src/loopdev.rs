@@ -152,3 +152,68 @@ pub fn detach(dev: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// (major, minor) of a block device node.
+pub fn dev_numbers(dev: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = fs::metadata(dev).ok()?.rdev();
+    Some((libc::major(rdev) as u64, libc::minor(rdev) as u64))
+}
+
+/// Makes a loop device pick up its backing file's new size (after the file grew).
+pub fn set_capacity(dev: &Path) -> Result<()> {
+    const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
+    let f = File::open(dev).map_err(|e| StorageError::io(dev, e))?;
+    // SAFETY: ioctl on an owned descriptor, no argument.
+    if unsafe { libc::ioctl(f.as_raw_fd(), LOOP_SET_CAPACITY, 0) } != 0 {
+        return Err(StorageError::io(dev, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// I/O counters of a block device (/sys/block/NAME/stat): everything the container's
+/// filesystem read from and wrote to its virtual disk, whoever issued it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoCounters {
+    pub read_ops: u64,
+    pub read_bytes: u64,
+    pub write_ops: u64,
+    pub write_bytes: u64,
+}
+
+/// Reads a block device's counters.
+pub fn io_counters(dev: &Path) -> Option<IoCounters> {
+    let name = dev.file_name()?.to_str()?;
+    let text = fs::read_to_string(format!("/sys/block/{name}/stat")).ok()?;
+    parse_block_stat(&text)
+}
+
+/// Parses /sys/block/NAME/stat (fields 1, 3, 5 and 7: read I/Os, read sectors, write I/Os,
+/// write sectors; sectors are 512 bytes whatever the device's block size).
+pub fn parse_block_stat(text: &str) -> Option<IoCounters> {
+    let f: Vec<u64> = text
+        .split_whitespace()
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    if f.len() < 7 {
+        return None;
+    }
+    Some(IoCounters {
+        read_ops: f[0],
+        read_bytes: f[2] * 512,
+        write_ops: f[4],
+        write_bytes: f[6] * 512,
+    })
+}
+
+#[cfg(test)]
+mod stat_tests {
+    #[test]
+    fn block_stat() {
+        let s = "     120        0     9600       40       30        2      480       10        0       60       50        0        0        0        0        0        0\n";
+        let c = super::parse_block_stat(s).unwrap();
+        assert_eq!((c.read_ops, c.read_bytes), (120, 9600 * 512));
+        assert_eq!((c.write_ops, c.write_bytes), (30, 480 * 512));
+        assert!(super::parse_block_stat("1 2").is_none());
+    }
+}

@@ -19,6 +19,8 @@ pub struct PreparedRootfs {
     pub lowerdirs: Vec<PathBuf>,
     pub upperdir: PathBuf,
     pub workdir: PathBuf,
+    /// (major, minor) of the virtual disk's loop device, for I/O limits and statistics.
+    pub disk_dev: Option<(u64, u64)>,
 }
 
 impl PreparedRootfs {
@@ -76,6 +78,7 @@ fn prepare_inner(
     }
     let image = root.ct_disk(cfg.ctid);
     let dev = loopdev::attach(&image)?;
+    let disk_dev = loopdev::dev_numbers(&dev.path);
     if let Err(e) = mounts::mount_ext4(&dev.path, &raw) {
         let _ = loopdev::detach(&dev.path);
         return Err(e);
@@ -115,6 +118,7 @@ fn prepare_inner(
         lowerdirs,
         upperdir: private.join("upper"),
         workdir: private.join("work"),
+        disk_dev,
     })
 }
 
@@ -151,7 +155,52 @@ pub fn create_disk(root: &NodeRoot, cfg: &ContainerConfig) -> Result<()> {
     let staging = root.ct_dir(cfg.ctid).join(".staging");
     let _ = fs::remove_dir_all(&staging);
     mkdir(&staging)?;
-    let r = disk::create_image(&root.ct_disk(cfg.ctid), cfg.disk.size, &staging);
+    let r = disk::create_image(
+        &root.ct_disk(cfg.ctid),
+        cfg.disk.size,
+        cfg.disk.inodes,
+        &staging,
+    );
     let _ = fs::remove_dir_all(&staging);
     r
+}
+
+/// The host path where a running container's virtual disk is mounted (idmapped).
+pub fn mounted_disk_dir(root: &NodeRoot, id: CtId) -> PathBuf {
+    root.ct_run_dir(id).join("private")
+}
+
+/// The loop device of a running container's virtual disk, if attached.
+pub fn disk_device(root: &NodeRoot, id: CtId) -> Option<PathBuf> {
+    loopdev::find_by_backing(&root.ct_disk(id))
+        .into_iter()
+        .next()
+}
+
+/// Runs `f` with a stopped container's virtual disk mounted at `run/.raw/<ctid>`
+/// (container-native ownership, not idmapped), then unmounts it and detaches the loop device.
+pub fn with_raw_mount<T>(
+    root: &NodeRoot,
+    id: CtId,
+    f: impl FnOnce(&Path, &Path) -> Result<T>,
+) -> Result<T> {
+    let raw = root.raw_mounts_dir().join(id.to_string());
+    mkdir(&raw)?;
+    let dev = loopdev::attach(&root.ct_disk(id))?;
+    let dev_path = dev.path.clone();
+    if let Err(e) = mounts::mount_ext4(&dev.path, &raw) {
+        drop(dev);
+        let _ = loopdev::detach(&dev_path);
+        let _ = fs::remove_dir(&raw);
+        return Err(e);
+    }
+    drop(dev);
+    let res = f(&raw, &dev_path);
+    let un = mounts::unmount(&raw);
+    let _ = fs::remove_dir(&raw);
+    let rel = release_disk(root, id);
+    let v = res?;
+    un?;
+    rel?;
+    Ok(v)
 }

@@ -2,11 +2,13 @@
 
 mod output;
 mod progress;
+mod res_args;
 
 use anyhow::Result;
 use berth_core::ops::{CreateOptions, NodeOps, StopOptions, TemplateSource};
 use berth_core::paths::DEFAULT_ROOT;
-use berth_core::{CtId, CtRef, NodeRoot, Size};
+use berth_core::resources::SetMode;
+use berth_core::{CtId, CtRef, NodeRoot};
 use berth_node::LocalNode;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -57,13 +59,52 @@ enum Cmd {
         hostname: Option<String>,
         #[arg(long)]
         description: Option<String>,
-        /// Virtual disk size, e.g. 2G (default 10G)
+        /// Virtual disk size, `hard` or `soft:hard`, e.g. 2G (default 10G)
         #[arg(long)]
         diskspace: Option<String>,
         /// Run without a user namespace: container root is host root (not recommended)
         #[arg(long)]
         privileged: bool,
+        #[command(flatten)]
+        res: res_args::ResourceArgs,
     },
+    /// Change a container's settings and limits (live on a running container where possible)
+    Set {
+        ct: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        hostname: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Start when the node boots
+        #[arg(long, value_parser = ["yes", "no"])]
+        onboot: Option<String>,
+        /// Higher starts earlier at node boot
+        #[arg(long)]
+        bootorder: Option<u32>,
+        /// Virtual disk size, `hard` or `soft:hard` (grows online; shrinking needs a stop)
+        #[arg(long)]
+        diskspace: Option<String>,
+        #[command(flatten)]
+        res: res_args::ResourceArgs,
+        /// For changes a running container cannot take live: `restart` it, or `ignore` (apply at next start)
+        #[arg(long, value_enum)]
+        setmode: Option<SetModeArg>,
+    },
+    /// Resource usage against limits (all running containers when none is named)
+    Stats {
+        cts: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Refresh every --interval seconds until interrupted
+        #[arg(short, long)]
+        watch: bool,
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+    },
+    /// Return unused virtual-disk blocks to the node (fstrim into the sparse image)
+    Compact { ct: String },
     /// Start a container
     Start { ct: String },
     /// Stop a container (clean shutdown, then kill after --timeout)
@@ -98,6 +139,9 @@ enum Cmd {
     List {
         #[arg(short, long)]
         all: bool,
+        /// Columns, e.g. ctid,name,status,cpu,ram,disk,numproc (see docs/resources.md)
+        #[arg(short = 'o', long = "output", value_delimiter = ',')]
+        columns: Vec<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -131,6 +175,17 @@ enum Cmd {
 enum NodeCmd {
     /// Prepare the node root
     Init,
+    /// Node capacity (CPUs, memory, disk) and what its containers were promised
+    Info {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SetModeArg {
+    Restart,
+    Ignore,
 }
 
 #[derive(Subcommand)]
@@ -197,6 +252,12 @@ fn run(cli: Cli) -> Result<i32> {
                 );
             }
         }
+        Cmd::Node {
+            cmd: NodeCmd::Info { format },
+        } => {
+            let node = open(&root)?;
+            output::node_info(&node.node_info()?, format == Format::Json)?;
+        }
         Cmd::Template { cmd } => {
             let node = open(&root)?;
             match cmd {
@@ -248,9 +309,11 @@ fn run(cli: Cli) -> Result<i32> {
             description,
             diskspace,
             privileged,
+            res,
         } => {
             let ctid = ctid.as_deref().map(CtId::parse).transpose()?;
-            let diskspace = diskspace.as_deref().map(Size::parse).transpose()?;
+            let disk = res.to_set(diskspace.as_deref())?;
+            let (resources, _) = res.to_resources()?;
             let node = open(&root)?;
             let id = node.create(CreateOptions {
                 ctid,
@@ -258,8 +321,10 @@ fn run(cli: Cli) -> Result<i32> {
                 name,
                 hostname,
                 description,
-                diskspace,
+                diskspace: disk.diskspace,
+                diskinodes: disk.diskinodes,
                 privileged,
+                resources,
             })?;
             if privileged {
                 eprintln!("warning: container {id} is PRIVILEGED: its root is the node's root");
@@ -306,9 +371,100 @@ fn run(cli: Cli) -> Result<i32> {
             node.resume(&r)?;
             println!("container {r} resumed");
         }
-        Cmd::List { all, format } => {
+        Cmd::List {
+            all,
+            columns,
+            format,
+        } => {
             let node = open(&root)?;
-            output::list(&node.list(all)?, format == Format::Json)?;
+            let cts = node.list(all)?;
+            if columns.is_empty() {
+                output::list(&cts, format == Format::Json)?;
+            } else {
+                output::check_columns(&columns)?;
+                let stats = if output::needs_stats(&columns) {
+                    let refs: Vec<CtRef> = cts.iter().map(|c| CtRef::Id(c.ctid)).collect();
+                    node.stats(&refs, berth_node::resources::default_sample())?
+                } else {
+                    vec![]
+                };
+                output::list_columns(&cts, &stats, &columns, format == Format::Json)?;
+            }
+        }
+        Cmd::Set {
+            ct: c,
+            name,
+            hostname,
+            description,
+            onboot,
+            bootorder,
+            diskspace,
+            res,
+            setmode,
+        } => {
+            let r = ct(&c)?;
+            let mut opts = res.to_set(diskspace.as_deref())?;
+            opts.name = name;
+            opts.hostname = hostname;
+            opts.description = description;
+            opts.onboot = onboot.map(|v| v == "yes");
+            opts.bootorder = bootorder;
+            opts.setmode = match setmode {
+                None => SetMode::Live,
+                Some(SetModeArg::Restart) => SetMode::Restart,
+                Some(SetModeArg::Ignore) => SetMode::Ignore,
+            };
+            if opts.is_empty() {
+                anyhow::bail!("nothing to set: give at least one option (see `berth set --help`)");
+            }
+            let node = open(&root)?;
+            let out = node.set(&r, opts)?;
+            for n in &out.notes {
+                eprintln!("note: {n}");
+            }
+            if out.restarted {
+                println!("container {r} updated and restarted");
+            } else if out.applied_live {
+                println!("container {r} updated (applied live)");
+            } else if !out.notes.iter().any(|n| n == "nothing to change") {
+                println!("container {r} updated");
+            }
+        }
+        Cmd::Stats {
+            cts,
+            format,
+            watch,
+            interval,
+        } => {
+            let refs = cts.iter().map(|c| ct(c)).collect::<Result<Vec<_>>>()?;
+            let node = open(&root)?;
+            if !(0.1..=3600.0).contains(&interval) {
+                anyhow::bail!("--interval must be between 0.1 and 3600 seconds");
+            }
+            loop {
+                let sample = if watch {
+                    std::time::Duration::from_secs_f64(interval)
+                } else {
+                    berth_node::resources::default_sample()
+                };
+                let st = node.stats(&refs, sample)?;
+                if watch && format == Format::Table {
+                    print!("\x1b[H\x1b[2J");
+                }
+                output::stats(&st, format == Format::Json)?;
+                if !watch {
+                    break;
+                }
+            }
+        }
+        Cmd::Compact { ct: c } => {
+            let node = open(&root)?;
+            let r = ct(&c)?;
+            let bytes = node.compact(&r)?;
+            println!(
+                "container {r}: {} reclaimed ({bytes} bytes)",
+                output::human(bytes)
+            );
         }
         Cmd::Exec { ct: c, command } => {
             let node = open(&root)?;

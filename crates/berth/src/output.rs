@@ -1,7 +1,7 @@
 //! Tables for people, JSON (stable field names) for scripts.
 
 use berth_core::config::TemplateManifest;
-use berth_core::ops::ContainerInfo;
+use berth_core::ops::{ContainerInfo, ContainerStats, NodeInfo};
 use berth_core::Size;
 use std::io::Write;
 
@@ -109,5 +109,293 @@ pub fn template(t: &TemplateManifest, as_json: bool) -> anyhow::Result<()> {
         return json(t);
     }
     berth_storage::template::describe(t, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+/// Bytes in binary units with one decimal: 1.5G, 300.0M, 12K.
+pub fn human(b: u64) -> String {
+    let units = [
+        ("T", 1u64 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ];
+    for (u, m) in units {
+        if b >= m {
+            return format!("{:.1}{u}", b as f64 / m as f64);
+        }
+    }
+    format!("{b}B")
+}
+
+fn used_of(used: Option<u64>, limit: Option<u64>, fmt: fn(u64) -> String) -> String {
+    let u = used.map(fmt).unwrap_or_else(|| "-".into());
+    let l = limit.map(fmt).unwrap_or_else(|| "unlimited".into());
+    format!("{u}/{l}")
+}
+
+fn plain(n: u64) -> String {
+    n.to_string()
+}
+
+fn pct(p: Option<f64>) -> String {
+    p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into())
+}
+
+pub fn stats(st: &[ContainerStats], as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return json(&st);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>8} {:<10} {:>7} {:>19} {:>15} {:>4} {:>13} {:>19} {:>17} {:>21}",
+        "CTID", "STATUS", "CPU", "MEMORY", "SWAP", "OOM", "PROCS", "DISK", "INODES", "IO R/W"
+    )?;
+    for s in st {
+        let io = match (s.io_read_bytes, s.io_write_bytes) {
+            (Some(r), Some(w)) => format!("{}/{}", human(r), human(w)),
+            _ => "-".into(),
+        };
+        writeln!(
+            out,
+            "{:>8} {:<10} {:>7} {:>19} {:>15} {:>4} {:>13} {:>19} {:>17} {:>21}",
+            s.ctid,
+            s.status.map(|x| x.to_string()).unwrap_or_default(),
+            pct(s.cpu_percent),
+            used_of(s.memory_used, s.memory_limit, human),
+            used_of(s.swap_used, s.swap_limit, human),
+            s.oom_kills.map(|n| n.to_string()).unwrap_or("-".into()),
+            used_of(s.processes, s.numproc, plain),
+            used_of(s.disk_used, Some(s.disk_limit), human),
+            used_of(s.inodes_used, s.inodes_limit, plain),
+            io,
+        )?;
+        for w in &s.warnings {
+            writeln!(out, "{:>8} warning: {w}", "")?;
+        }
+    }
+    Ok(())
+}
+
+/// Columns of `list -o`.
+pub const COLUMNS: &[&str] = &[
+    "ctid",
+    "name",
+    "status",
+    "ostemplate",
+    "hostname",
+    "uptime",
+    "privileged",
+    "description",
+    "cpu",
+    "cpulimit",
+    "cpuunits",
+    "cpus",
+    "ram",
+    "swap",
+    "numproc",
+    "disk",
+    "diskspace",
+    "inodes",
+    "ioprio",
+    "iolimit",
+    "iopslimit",
+    "onboot",
+];
+
+pub fn check_columns(cols: &[String]) -> anyhow::Result<()> {
+    for c in cols {
+        if !COLUMNS.contains(&c.as_str()) {
+            anyhow::bail!("unknown column {c:?}: use {}", COLUMNS.join(","));
+        }
+    }
+    Ok(())
+}
+
+pub fn needs_stats(cols: &[String]) -> bool {
+    cols.iter().any(|c| {
+        matches!(
+            c.as_str(),
+            "cpu" | "ram" | "swap" | "numproc" | "disk" | "inodes"
+        )
+    })
+}
+
+fn column(col: &str, c: &ContainerInfo, s: Option<&ContainerStats>) -> (String, serde_json::Value) {
+    use serde_json::json;
+    let text_json = |t: String, j: serde_json::Value| (t, j);
+    match col {
+        "ctid" => text_json(c.ctid.to_string(), json!(c.ctid)),
+        "name" => text_json(c.name.clone().unwrap_or("-".into()), json!(c.name)),
+        "status" => text_json(c.status.to_string(), json!(c.status)),
+        "ostemplate" => text_json(c.ostemplate.clone(), json!(c.ostemplate)),
+        "hostname" => text_json(c.hostname.clone(), json!(c.hostname)),
+        "uptime" => text_json(uptime(c.uptime), json!(c.uptime)),
+        "privileged" => text_json(
+            if c.privileged { "PRIVILEGED!" } else { "no" }.into(),
+            json!(c.privileged),
+        ),
+        "description" => text_json(
+            c.description.clone().unwrap_or("-".into()),
+            json!(c.description),
+        ),
+        "cpu" => {
+            let p = s.and_then(|s| s.cpu_percent);
+            text_json(pct(p), json!(p))
+        }
+        "ram" => {
+            let (u, l) = (
+                s.and_then(|s| s.memory_used),
+                s.and_then(|s| s.memory_limit),
+            );
+            text_json(used_of(u, l, human), json!({"used": u, "limit": l}))
+        }
+        "swap" => {
+            let (u, l) = (s.and_then(|s| s.swap_used), s.and_then(|s| s.swap_limit));
+            text_json(used_of(u, l, human), json!({"used": u, "limit": l}))
+        }
+        "numproc" => {
+            let (u, l) = (s.and_then(|s| s.processes), s.and_then(|s| s.numproc));
+            text_json(used_of(u, l, plain), json!({"used": u, "limit": l}))
+        }
+        "disk" => {
+            let (u, l) = (s.and_then(|s| s.disk_used), s.map(|s| s.disk_limit));
+            text_json(used_of(u, l, human), json!({"used": u, "limit": l}))
+        }
+        "inodes" => {
+            let (u, l) = (
+                s.and_then(|s| s.inodes_used),
+                s.and_then(|s| s.inodes_limit),
+            );
+            text_json(used_of(u, l, plain), json!({"used": u, "limit": l}))
+        }
+        "diskspace" => text_json(c.diskspace.to_string(), json!(c.diskspace.0)),
+        "cpulimit" => {
+            let v = c.resources.cpulimit;
+            text_json(v.map(|v| format!("{v}%")).unwrap_or("-".into()), json!(v))
+        }
+        "cpuunits" => text_json(
+            c.resources.cpuunits.to_string(),
+            json!(c.resources.cpuunits),
+        ),
+        "cpus" => {
+            let v = s.and_then(|s| s.cpuset.clone());
+            text_json(v.clone().unwrap_or("all".into()), json!(v))
+        }
+        "ioprio" => text_json(c.resources.ioprio.to_string(), json!(c.resources.ioprio)),
+        "iolimit" => {
+            let v = c.resources.iolimit;
+            text_json(
+                v.map(|v| format!("{v}/s")).unwrap_or("-".into()),
+                json!(v.map(|v| v.0)),
+            )
+        }
+        "iopslimit" => {
+            let v = c.resources.iopslimit;
+            text_json(v.map(|v| v.to_string()).unwrap_or("-".into()), json!(v))
+        }
+        _ => text_json(if c.onboot { "yes" } else { "no" }.into(), json!(c.onboot)),
+    }
+}
+
+pub fn list_columns(
+    cts: &[ContainerInfo],
+    stats: &[ContainerStats],
+    cols: &[String],
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let rows: Vec<Vec<(String, serde_json::Value)>> = cts
+        .iter()
+        .map(|c| {
+            let s = stats.iter().find(|s| s.ctid == c.ctid);
+            cols.iter().map(|col| column(col, c, s)).collect()
+        })
+        .collect();
+    if as_json {
+        let v: Vec<serde_json::Map<String, serde_json::Value>> = rows
+            .into_iter()
+            .map(|r| {
+                cols.iter()
+                    .cloned()
+                    .zip(r.into_iter().map(|(_, j)| j))
+                    .collect()
+            })
+            .collect();
+        return json(&v);
+    }
+    let mut widths: Vec<usize> = cols.iter().map(|c| c.len()).collect();
+    for r in &rows {
+        for (i, (t, _)) in r.iter().enumerate() {
+            widths[i] = widths[i].max(t.len());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let head: Vec<String> = cols.iter().map(|c| c.to_uppercase()).collect();
+    writeln!(out, "{}", line(head.iter().map(|s| s.as_str()).collect()))?;
+    for r in &rows {
+        writeln!(out, "{}", line(r.iter().map(|(t, _)| t.as_str()).collect()))?;
+    }
+    Ok(())
+}
+
+pub fn node_info(n: &NodeInfo, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return json(n);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "node id:      {}", n.node_id)?;
+    writeln!(out, "root:         {}", n.root)?;
+    writeln!(out, "kernel:       {} (cgroup {})", n.kernel, n.cgroup)?;
+    writeln!(out, "cpus:         {}", n.cpus)?;
+    writeln!(
+        out,
+        "memory:       {} (swap {})",
+        human(n.memory),
+        human(n.swap)
+    )?;
+    writeln!(
+        out,
+        "disk:         {} free of {}",
+        human(n.disk_free),
+        human(n.disk_total)
+    )?;
+    writeln!(
+        out,
+        "containers:   {} ({} running)",
+        n.containers, n.running
+    )?;
+    writeln!(out, "promised:")?;
+    writeln!(
+        out,
+        "  memory      {} ({} without a limit)",
+        human(n.promised_ram),
+        n.unlimited_ram
+    )?;
+    writeln!(
+        out,
+        "  cpu         {}% of {}%",
+        n.promised_cpu_percent,
+        100 * n.cpus
+    )?;
+    writeln!(
+        out,
+        "  disk        {} ({} allocated)",
+        human(n.promised_disk),
+        human(n.allocated_disk)
+    )?;
+    for w in &n.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
     Ok(())
 }

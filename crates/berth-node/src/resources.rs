@@ -1,0 +1,469 @@
+//! `set`, `stats`, `compact` and `node info`: changing a container's limits (live where the
+//! kernel allows), reading its usage, and the node's capacity against what was promised.
+
+use crate::local::LocalNode;
+use crate::recover::is_active;
+use crate::{crash_point, NodeError, Result};
+use berth_core::ops::{ContainerStats, CtStatus, NodeInfo, SetOutcome, StopOptions};
+use berth_core::resources::{SetMode, SetOptions};
+use berth_core::validate::{validate_hostname, validate_name};
+use berth_core::{fsutil, ContainerConfig, CtId, CtRef, Size};
+use berth_runtime::resources::{self as rres, CgroupSample, HostInfo};
+use berth_storage::{disk, loopdev, rootfs};
+use std::time::Duration;
+
+/// Smallest virtual disk.
+pub const MIN_DISKSPACE: u64 = 16 * Size::MIB;
+/// Fewest inodes a virtual disk may have.
+pub const MIN_DISKINODES: u64 = 1024;
+
+/// Checks a one-line description.
+pub(crate) fn validate_description(d: &str) -> Result<()> {
+    if d.len() > 4096 || d.contains('\n') {
+        return Err(NodeError::Invalid(
+            "--description must be one line of at most 4096 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the virtual disk's size and inode count.
+pub(crate) fn validate_disk(cfg: &berth_core::config::DiskConfig) -> Result<()> {
+    if cfg.size.0 < MIN_DISKSPACE {
+        return Err(NodeError::Invalid(format!(
+            "--diskspace {} is too small: the minimum is 16M",
+            cfg.size
+        )));
+    }
+    if let Some(n) = cfg.inodes {
+        let max = disk::max_inodes(cfg.size);
+        if n < MIN_DISKINODES || n > max {
+            return Err(NodeError::Invalid(format!(
+                "--diskinodes {n}: a {} disk holds {MIN_DISKINODES} to {max} inodes",
+                cfg.size
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an ext4 inode count made by `mkfs -N want` matches `want` (mkfs rounds up to fill
+/// whole inode-table blocks in every block group).
+fn inodes_match(actual: u64, want: u64) -> bool {
+    actual >= want && actual <= want + want / 50 + 8192
+}
+
+impl LocalNode {
+    /// Brings a stopped container's virtual disk to the size and inode count of its config
+    /// (after `set --setmode ignore|restart`, or a crash half-way through a resize).
+    pub(crate) fn reconcile_disk(&self, cfg: &ContainerConfig) -> Result<()> {
+        let image = self.root().ct_disk(cfg.ctid);
+        disk::abort_rebuild(&image);
+        if let Some(want) = cfg.disk.inodes {
+            let u = disk::usage_image(&image)?;
+            if !inodes_match(u.total_inodes, want) {
+                tracing::info!(ctid = %cfg.ctid, want, have = u.total_inodes, "rebuilding the virtual disk for a new inode count");
+                self.progress_msg(&format!(
+                    "rebuilding the virtual disk of {} with {want} inodes",
+                    cfg.ctid
+                ));
+                rootfs::with_raw_mount(self.root(), cfg.ctid, |mnt, _| {
+                    disk::rebuild_with_inodes(&image, mnt, cfg.disk.size, want)
+                })
+                .inspect_err(|_| disk::abort_rebuild(&image))?;
+                crash_point("set:before-commit-rebuild");
+                disk::commit_rebuild(&image)?;
+                return Ok(());
+            }
+        }
+        let len = std::fs::metadata(&image)
+            .map_err(|e| berth_core::CoreError::io(&image, e))?
+            .len();
+        if len != cfg.disk.size.0 {
+            disk::resize_offline(&image, cfg.disk.size)?;
+        }
+        Ok(())
+    }
+
+    fn progress_msg(&self, msg: &str) {
+        tracing::info!("{msg}");
+    }
+
+    pub(crate) fn set_impl(&self, r: &CtRef, opts: SetOptions) -> Result<SetOutcome> {
+        let id = self.resolve(r)?;
+        let _g = self.lock_ct(id)?;
+        let old = self.load_config(id)?;
+        let mut new = old.clone();
+        if let Some(n) = &opts.name {
+            if n.is_empty() {
+                new.name = None;
+            } else {
+                validate_name(n)?;
+                self.check_name_free(n, Some(id))?;
+                new.name = Some(n.clone());
+            }
+        }
+        if let Some(h) = &opts.hostname {
+            validate_hostname(h)?;
+            new.hostname = Some(h.clone());
+        }
+        if let Some(d) = &opts.description {
+            validate_description(d)?;
+            new.description = (!d.is_empty()).then(|| d.clone());
+        }
+        if let Some(v) = opts.onboot {
+            new.onboot = v;
+        }
+        if let Some(v) = opts.bootorder {
+            new.bootorder = Some(v);
+        }
+        opts.apply_resources(&mut new.resources);
+        new.resources.validate(&rres::node_capacity())?;
+        if let Some(d) = opts.diskspace {
+            new.disk.size = d.hard;
+            new.disk.soft = d.soft;
+        }
+        if let Some(i) = opts.diskinodes {
+            new.disk.inodes = Some(i.hard);
+            new.disk.inodes_soft = i.soft;
+        }
+        validate_disk(&new.disk)?;
+        let mut out = SetOutcome::default();
+        if new == old {
+            out.notes.push("nothing to change".into());
+            return Ok(out);
+        }
+        let cfg_path = self.root().ct_config(id);
+        if !is_active(self.root(), id) {
+            // Stopped: resize or rebuild the disk now, so that errors show here.
+            let disk_changed = new.disk.size != old.disk.size || new.disk.inodes != old.disk.inodes;
+            if disk_changed {
+                self.reconcile_disk(&new)?;
+            }
+            fsutil::write_toml(&cfg_path, &new)?;
+            return Ok(out);
+        }
+        // Running (or suspended).
+        let mut restart_reasons = vec![];
+        let grow = new.disk.size > old.disk.size;
+        if new.disk.inodes != old.disk.inodes {
+            restart_reasons.push(
+                "an ext4 disk's inode count is fixed when it is made: the disk is rebuilt at start"
+                    .to_string(),
+            );
+        }
+        if new.disk.size < old.disk.size {
+            restart_reasons.push("a mounted ext4 disk cannot shrink".to_string());
+        }
+        if grow && !disk::can_resize_online() {
+            restart_reasons.push(
+                "growing a mounted ext4 disk needs CAP_SYS_RESOURCE, which this node's capability bounding set lacks"
+                    .to_string(),
+            );
+        }
+        if !restart_reasons.is_empty() && opts.setmode == SetMode::Live {
+            return Err(NodeError::Invalid(format!(
+                "container {id} is running and {}: use --setmode restart (or --setmode ignore to apply it at the next start)",
+                restart_reasons.join("; ")
+            )));
+        }
+        let rid = berth_runtime::runtime_id(&self.node_config().node_id, id);
+        let host = HostInfo::detect();
+        let dev = rootfs::disk_device(self.root(), id);
+        let dev_nums = dev.as_deref().and_then(loopdev::dev_numbers);
+        let live = rres::linux_resources(&new, &host, dev_nums, true)?;
+        if new.resources != old.resources {
+            if let Err(e) = rres::apply_live(&rid, &live) {
+                // Put back what may have been half-applied.
+                if let Ok(prev) = rres::linux_resources(&old, &host, dev_nums, true) {
+                    let _ = rres::apply_live(&rid, &prev);
+                }
+                return Err(e.into());
+            }
+        }
+        if grow && restart_reasons.is_empty() {
+            let dev = dev.ok_or(NodeError::NotRunning(id.0))?;
+            let mounted = rootfs::mounted_disk_dir(self.root(), id);
+            disk::grow_online(&self.root().ct_disk(id), &dev, &mounted, new.disk.size)?;
+        }
+        fsutil::write_toml(&cfg_path, &new)?;
+        out.applied_live = true;
+        if !restart_reasons.is_empty() {
+            match opts.setmode {
+                SetMode::Restart => {
+                    self.restart_locked(id, &new, StopOptions::default())?;
+                    out.restarted = true;
+                }
+                _ => {
+                    out.pending_restart = true;
+                    out.notes.push(format!(
+                        "saved; takes effect at the next start ({})",
+                        restart_reasons.join("; ")
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn stats_impl(
+        &self,
+        refs: &[CtRef],
+        sample: Duration,
+    ) -> Result<Vec<ContainerStats>> {
+        let cfgs: Vec<ContainerConfig> = if refs.is_empty() {
+            self.configs()?
+                .into_iter()
+                .filter(|c| is_active(self.root(), c.ctid))
+                .collect()
+        } else {
+            refs.iter()
+                .map(|r| self.resolve(r).and_then(|id| self.load_config(id)))
+                .collect::<Result<_>>()?
+        };
+        let rid = |id: CtId| berth_runtime::runtime_id(&self.node_config().node_id, id);
+        let first: Vec<Option<CgroupSample>> = cfgs
+            .iter()
+            .map(|c| {
+                is_active(self.root(), c.ctid)
+                    .then(|| rres::sample(&rid(c.ctid)).ok())
+                    .flatten()
+            })
+            .collect();
+        if first.iter().any(|s| s.is_some()) && !sample.is_zero() {
+            std::thread::sleep(sample);
+        }
+        let host = HostInfo::detect();
+        let mut out = vec![];
+        for (cfg, s1) in cfgs.iter().zip(first) {
+            out.push(self.one_stats(cfg, s1, &rid(cfg.ctid), &host));
+        }
+        Ok(out)
+    }
+
+    fn one_stats(
+        &self,
+        cfg: &ContainerConfig,
+        s1: Option<CgroupSample>,
+        rid: &str,
+        host: &HostInfo,
+    ) -> ContainerStats {
+        let id = cfg.ctid;
+        let r = &cfg.resources;
+        let status = self.current_status(id);
+        let mut st = ContainerStats {
+            ctid: id,
+            name: cfg.name.clone(),
+            status: Some(status),
+            cpulimit: r.cpulimit,
+            cpuset: r.effective_cpus(host.cpus, id.0).map(|m| m.to_string()),
+            memory_limit: r.ram.map(|s| s.0),
+            swap_limit: r.ram.map(|_| r.swap.map(|s| s.0).unwrap_or(0)),
+            numproc: (r.numproc > 0).then_some(r.numproc),
+            disk_limit: cfg.disk.size.0,
+            disk_soft: cfg.disk.soft.map(|s| s.0),
+            inodes_soft: cfg.disk.inodes_soft,
+            ..Default::default()
+        };
+        let running = status != CtStatus::Stopped;
+        if running {
+            if let Ok(s2) = rres::sample(rid) {
+                if let (Some(a), Some(t1), Some(t2)) =
+                    (&s1, s1.as_ref().and_then(|s| s.taken), s2.taken)
+                {
+                    let dt = t2.duration_since(t1).as_nanos() as f64;
+                    if dt > 0.0 {
+                        let pct = s2.cpu_ns.saturating_sub(a.cpu_ns) as f64 / dt * 100.0;
+                        st.cpu_percent = Some((pct * 10.0).round() / 10.0);
+                    }
+                }
+                st.cpu_seconds = Some(s2.cpu_ns as f64 / 1e9);
+                st.memory_used = Some(s2.memory_used);
+                st.swap_used = s2.swap_used;
+                st.processes = Some(s2.processes);
+                st.oom_kills = Some(s2.oom_kills);
+            }
+            if let Ok(u) = disk::usage_mounted(&rootfs::mounted_disk_dir(self.root(), id)) {
+                st.disk_used = Some(u.used_bytes);
+                st.inodes_used = Some(u.used_inodes);
+                st.inodes_limit = Some(u.total_inodes);
+            }
+            if let Some(c) = rootfs::disk_device(self.root(), id)
+                .as_deref()
+                .and_then(loopdev::io_counters)
+            {
+                st.io_read_bytes = Some(c.read_bytes);
+                st.io_write_bytes = Some(c.write_bytes);
+                st.io_read_ops = Some(c.read_ops);
+                st.io_write_ops = Some(c.write_ops);
+            }
+        } else if let Ok(u) = disk::usage_image(&self.root().ct_disk(id)) {
+            st.disk_used = Some(u.used_bytes);
+            st.inodes_used = Some(u.used_inodes);
+            st.inodes_limit = Some(u.total_inodes);
+        }
+        st.warnings = warnings(&st);
+        st
+    }
+
+    pub(crate) fn compact_impl(&self, r: &CtRef) -> Result<u64> {
+        let id = self.resolve(r)?;
+        let _g = self.lock_ct(id)?;
+        let image = self.root().ct_disk(id);
+        let before = disk::allocated(&image);
+        if is_active(self.root(), id) {
+            disk::trim(&rootfs::mounted_disk_dir(self.root(), id))?;
+        } else {
+            rootfs::with_raw_mount(self.root(), id, |mnt, _| disk::trim(mnt))?;
+        }
+        Ok(before.saturating_sub(disk::allocated(&image)))
+    }
+
+    pub(crate) fn node_info_impl(&self) -> Result<NodeInfo> {
+        let cap = rres::node_capacity();
+        let cfgs = self.configs()?;
+        let mut info = NodeInfo {
+            node_id: self.node_config().node_id.clone(),
+            root: self.root().path().display().to_string(),
+            kernel: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            cgroup: cgroup_mode(),
+            cpus: cap.cpus,
+            memory: cap.memory,
+            swap: rres::meminfo("SwapTotal").unwrap_or(0),
+            containers: cfgs.len() as u32,
+            ..Default::default()
+        };
+        if let Ok(u) = nix::sys::statvfs::statvfs(self.root().path()) {
+            info.disk_total = u.blocks() * u.fragment_size();
+            info.disk_free = u.blocks_available() * u.fragment_size();
+        }
+        for c in &cfgs {
+            if is_active(self.root(), c.ctid) {
+                info.running += 1;
+            }
+            match c.resources.ram {
+                Some(r) => info.promised_ram += r.0,
+                None => info.unlimited_ram += 1,
+            }
+            let cpus = c
+                .resources
+                .effective_cpus(cap.cpus, c.ctid.0)
+                .map(|m| m.len() as u64)
+                .unwrap_or(cap.cpus as u64);
+            info.promised_cpu_percent += c
+                .resources
+                .cpulimit
+                .map(|l| l as u64)
+                .unwrap_or(100 * cpus)
+                .min(100 * cpus);
+            info.promised_disk += c.disk.size.0;
+            info.allocated_disk += disk::allocated(&self.root().ct_disk(c.ctid));
+        }
+        let gib = |b: u64| format!("{:.1}G", b as f64 / Size::GIB as f64);
+        if info.promised_ram > info.memory {
+            info.warnings.push(format!(
+                "memory is overcommitted: containers were promised {} of the node's {}",
+                gib(info.promised_ram),
+                gib(info.memory)
+            ));
+        }
+        if info.unlimited_ram > 0 {
+            info.warnings.push(format!(
+                "{} container(s) have no memory limit (--ram): each may use all of the node's memory",
+                info.unlimited_ram
+            ));
+        }
+        if info.promised_cpu_percent > 100 * info.cpus as u64 {
+            info.warnings.push(format!(
+                "CPU is overcommitted: containers may use {}% against the node's {}% ({} CPUs); --cpuunits decides who gets what under contention",
+                info.promised_cpu_percent,
+                100 * info.cpus,
+                info.cpus
+            ));
+        }
+        if info.promised_disk > info.disk_total {
+            info.warnings.push(format!(
+                "disk is overcommitted: virtual disks may grow to {} on {} (they are sparse: {} allocated now)",
+                gib(info.promised_disk),
+                gib(info.disk_total),
+                gib(info.allocated_disk)
+            ));
+        }
+        Ok(info)
+    }
+}
+
+/// "v1", "v2" or "hybrid".
+fn cgroup_mode() -> String {
+    let v2_root = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let unified = std::path::Path::new("/sys/fs/cgroup/unified").is_dir();
+    match (v2_root, unified) {
+        (true, _) => "v2",
+        (false, true) => "v1 (hybrid)",
+        _ => "v1",
+    }
+    .into()
+}
+
+/// Soft limits passed, OOM kills, limits nearly reached.
+fn warnings(st: &ContainerStats) -> Vec<String> {
+    let mut w = vec![];
+    if let (Some(used), Some(soft)) = (st.disk_used, st.disk_soft) {
+        if used > soft {
+            w.push(format!(
+                "disk use {} is above the soft limit {}",
+                Size(used),
+                Size(soft)
+            ));
+        }
+    }
+    if let (Some(used), Some(soft)) = (st.inodes_used, st.inodes_soft) {
+        if used > soft {
+            w.push(format!("{used} inodes used: above the soft limit {soft}"));
+        }
+    }
+    if let Some(n) = st.oom_kills.filter(|n| *n > 0) {
+        w.push(format!("{n} process(es) killed for lack of memory (--ram)"));
+    }
+    if let (Some(p), Some(l)) = (st.processes, st.numproc) {
+        if p * 10 >= l * 9 {
+            w.push(format!("{p} processes: near the limit {l} (--numproc)"));
+        }
+    }
+    w
+}
+
+/// A pause for the sampling of CPU use.
+pub fn default_sample() -> Duration {
+    Duration::from_millis(250)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inode_rounding() {
+        assert!(inodes_match(100_096, 100_000));
+        assert!(!inodes_match(99_000, 100_000));
+        assert!(!inodes_match(65_536, 200_000));
+        assert!(!inodes_match(400_000, 200_000));
+    }
+
+    #[test]
+    fn stats_warnings() {
+        let st = ContainerStats {
+            disk_used: Some(3 << 30),
+            disk_soft: Some(2 << 30),
+            oom_kills: Some(2),
+            processes: Some(95),
+            numproc: Some(100),
+            ..Default::default()
+        };
+        let w = warnings(&st);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(warnings(&ContainerStats::default()).is_empty());
+    }
+}
