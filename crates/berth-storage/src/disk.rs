@@ -17,9 +17,18 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
+        let out_text = String::from_utf8_lossy(&out.stdout);
+        let last = err
+            .lines()
+            .chain(out_text.lines())
+            .filter(|l| !l.trim().is_empty())
+            .last()
+            .unwrap_or("failed")
+            .trim()
+            .to_string();
         return Err(StorageError::Command {
             cmd: name,
-            msg: err.lines().last().unwrap_or("failed").to_string(),
+            msg: last,
         });
     }
     Ok(())
@@ -57,10 +66,31 @@ fn mkfs(path: &Path, inodes: Option<u64>, from: &Path) -> Result<()> {
         "-E",
         "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0",
     ]);
-    if let Some(n) = inodes {
-        cmd.arg("-N").arg(n.to_string());
+    let Some(want) = inodes else {
+        return run(cmd.arg("-d").arg(from).arg(path));
+    };
+    // mkfs fits the count to whole inode-table blocks in every block group, rounding up or
+    // down: ask again for more until the filesystem has at least `want`.
+    let mut ask = want;
+    for _ in 0..4 {
+        let mut c = Command::new("mkfs.ext4");
+        c.args(cmd.get_args());
+        run(c
+            .arg("-N")
+            .arg(ask.to_string())
+            .arg("-d")
+            .arg(from)
+            .arg(path))?;
+        let have = usage_image(path)?.total_inodes;
+        if have >= want {
+            return Ok(());
+        }
+        ask += 2 * (want - have) + 8;
     }
-    run(cmd.arg("-d").arg(from).arg(path))
+    Err(StorageError::TooSmall(
+        format!("{want} inodes"),
+        "mkfs.ext4 could not fit that many".into(),
+    ))
 }
 
 /// Most inodes an ext4 filesystem of `size` can have (one per 1 KiB, ext4's densest ratio).

@@ -1,0 +1,587 @@
+//! Resource limits enforced for real (root, this kernel): memory, processes, disk space and
+//! inodes, CPU cap and weight, I/O caps, live changes, disk growth and compaction. Each test
+//! checks that a neighbour container on the same node stays responsive. The tests of this file
+//! run one at a time: CPU and I/O measurements must not compete with each other.
+
+mod common;
+use common::*;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A node with a neighbour container 200 running.
+fn node_with_neighbour(tag: &str) -> Node {
+    let n = Node::new(tag);
+    n.ok(&[
+        "create",
+        "200",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    n.ok(&["start", "200"]);
+    n
+}
+
+/// The neighbour answers `exec -- true` within 5 seconds.
+fn neighbour_responsive(n: &Node) {
+    let t = Instant::now();
+    n.exec("200", &["true"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "neighbour took {:?} to answer",
+        t.elapsed()
+    );
+}
+
+fn cgroup_file(n: &Node, ct: &str, ctl: &str, file: &str) -> String {
+    let p = format!("/sys/fs/cgroup/{ctl}/berth-{}-{ct}/{file}", n.node_id());
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{p}: {e}"))
+        .trim()
+        .to_string()
+}
+
+fn cpu_ns(n: &Node, ct: &str) -> u64 {
+    cgroup_file(n, ct, "cpuacct", "cpuacct.usage")
+        .parse()
+        .unwrap()
+}
+
+fn stats(n: &Node, ct: &str) -> serde_json::Value {
+    n.json(&["stats", ct, "--format", "json"])[0].clone()
+}
+
+fn init_pid(n: &Node, ct: &str) -> i64 {
+    n.status(ct)["init_pid"].as_i64().unwrap()
+}
+
+/// Starts a busy loop inside (in the background, detached from our pipes).
+fn spin(n: &Node, ct: &str) {
+    n.exec(
+        ct,
+        &[
+            "sh",
+            "-c",
+            "while :; do :; done >/dev/null 2>&1 </dev/null &",
+        ],
+    );
+}
+
+#[test]
+fn memory_limit_oom_kills_inside_only() {
+    let _s = serial();
+    let n = node_with_neighbour("mem");
+    n.ok(&[
+        "create",
+        "101",
+        "--ostemplate",
+        "busybox",
+        "--ram",
+        "64M",
+        "--swap",
+        "0",
+    ]);
+    n.ok(&["start", "101"]);
+    assert_eq!(
+        cgroup_file(&n, "101", "memory", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    let pid = init_pid(&n, "101");
+    // dd allocates its 200M block and fills it: far past --ram.
+    let o = n.run(&[
+        "exec",
+        "101",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=200M",
+        "count=1",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "the memory hog is SIGKILLed");
+    let st = stats(&n, "101");
+    assert!(st["oom_kills"].as_u64().unwrap() >= 1, "{st}");
+    assert!(
+        st["warnings"].to_string().contains("lack of memory"),
+        "{st}"
+    );
+    // The container itself and its neighbour live on.
+    assert_eq!(init_pid(&n, "101"), pid);
+    n.exec("101", &["true"]);
+    neighbour_responsive(&n);
+    // Within the limit, allocation works.
+    n.exec(
+        "101",
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=16M", "count=1"],
+    );
+}
+
+#[test]
+fn fork_bomb_stops_at_numproc() {
+    let _s = serial();
+    let n = node_with_neighbour("fork");
+    n.ok(&[
+        "create",
+        "101",
+        "--ostemplate",
+        "busybox",
+        "--numproc",
+        "64",
+    ]);
+    n.ok(&["start", "101"]);
+    // A new container has a finite default.
+    assert_eq!(cgroup_file(&n, "200", "pids", "pids.max"), "4096");
+    n.exec(
+        "101",
+        &["sh", "-c", "b() { b | b & }; b >/dev/null 2>&1 </dev/null"],
+    );
+    assert!(
+        wait_until(10, || cgroup_file(&n, "101", "pids", "pids.current")
+            .parse::<u64>()
+            .unwrap()
+            >= 60),
+        "the bomb should reach the limit"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let cur: u64 = cgroup_file(&n, "101", "pids", "pids.current")
+        .parse()
+        .unwrap();
+    assert!(cur <= 64, "{cur} processes with --numproc 64");
+    neighbour_responsive(&n);
+    let st = stats(&n, "101");
+    assert!(st["processes"].as_u64().unwrap() <= 64);
+    assert!(st["warnings"].to_string().contains("numproc"), "{st}");
+    // Live change: the limit rises without a restart.
+    let pid = init_pid(&n, "101");
+    n.ok(&["set", "101", "--numproc", "100"]);
+    assert_eq!(cgroup_file(&n, "101", "pids", "pids.max"), "100");
+    assert_eq!(init_pid(&n, "101"), pid);
+    n.ok(&["stop", "101", "--kill"]);
+    neighbour_responsive(&n);
+}
+
+#[test]
+fn disk_space_and_inodes() {
+    let _s = serial();
+    let n = node_with_neighbour("disk");
+    n.ok(&[
+        "create",
+        "101",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "90M:100M",
+        "--diskinodes",
+        "2000",
+    ]);
+    n.ok(&["start", "101"]);
+    // df inside shows the container's disk, not the node's.
+    let df = n.exec("101", &["df", "-k", "/"]);
+    let total: u64 = df
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((80_000..=102_400).contains(&total), "df: {df}");
+    let o = n.run(&[
+        "exec",
+        "101",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/fill",
+        "bs=1M",
+        "count=200",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No space left"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let st = stats(&n, "101");
+    assert!(st["warnings"].to_string().contains("soft limit"), "{st}");
+    // The neighbour and the node still write.
+    n.exec("200", &["sh", "-c", "echo ok > /probe && cat /probe"]);
+    neighbour_responsive(&n);
+    n.exec("101", &["rm", "/fill"]);
+    // Inodes: creating files stops at --diskinodes.
+    let made = n.exec(
+        "101",
+        &[
+            "sh",
+            "-c",
+            "mkdir /many; i=0; while touch /many/f$i 2>/dev/null; do i=$((i+1)); done; echo $i",
+        ],
+    );
+    let made: u64 = made.trim().parse().unwrap();
+    assert!(
+        (1800..=2200).contains(&made),
+        "{made} files with --diskinodes 2000"
+    );
+    let dfi = n.exec("101", &["df", "-i", "/"]);
+    let inodes: u64 = dfi
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((2000..=2200).contains(&inodes), "{dfi}");
+    neighbour_responsive(&n);
+    // A live inode change is refused with the way out named; nothing changes.
+    n.fails(&["set", "101", "--diskinodes", "4000"], "--setmode restart");
+    // Stopped, it rebuilds the disk and keeps the files.
+    n.ok(&["stop", "101", "--kill"]);
+    n.ok(&["set", "101", "--diskinodes", "4000"]);
+    n.ok(&["start", "101"]);
+    let dfi = n.exec("101", &["df", "-i", "/"]);
+    let inodes: u64 = dfi
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((4000..=4400).contains(&inodes), "{dfi}");
+    assert_eq!(
+        n.exec("101", &["sh", "-c", "ls /many | wc -l"]).trim(),
+        made.to_string()
+    );
+}
+
+#[test]
+fn cpulimit_caps_a_busy_loop() {
+    let _s = serial();
+    let n = node_with_neighbour("cpulim");
+    n.ok(&[
+        "create",
+        "101",
+        "--ostemplate",
+        "busybox",
+        "--cpulimit",
+        "50",
+    ]);
+    n.ok(&["start", "101"]);
+    spin(&n, "101");
+    std::thread::sleep(Duration::from_millis(500));
+    let (c0, t0) = (cpu_ns(&n, "101"), Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = (cpu_ns(&n, "101") - c0) as f64 / t0.elapsed().as_nanos() as f64;
+    assert!(
+        (0.45..=0.55).contains(&used),
+        "--cpulimit 50 gave {:.1}% of a CPU",
+        used * 100.0
+    );
+    neighbour_responsive(&n);
+    // Raised live to 100%: the same loop now uses a whole CPU.
+    let pid = init_pid(&n, "101");
+    n.ok(&["set", "101", "--cpulimit", "100"]);
+    assert_eq!(cgroup_file(&n, "101", "cpu", "cpu.cfs_quota_us"), "100000");
+    std::thread::sleep(Duration::from_millis(300));
+    let (c0, t0) = (cpu_ns(&n, "101"), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = (cpu_ns(&n, "101") - c0) as f64 / t0.elapsed().as_nanos() as f64;
+    assert!(used > 0.8, "--cpulimit 100 gave {:.1}%", used * 100.0);
+    assert_eq!(init_pid(&n, "101"), pid, "no restart");
+    let st = stats(&n, "101");
+    assert!(st["cpu_percent"].as_f64().unwrap() > 50.0, "{st}");
+}
+
+#[test]
+fn cpuunits_split_contended_cpu() {
+    let _s = serial();
+    let n = Node::new("cpuw");
+    for (ct, units) in [("101", "1000"), ("102", "2000")] {
+        n.ok(&[
+            "create",
+            ct,
+            "--ostemplate",
+            "busybox",
+            "--cpumask",
+            "0",
+            "--cpuunits",
+            units,
+        ]);
+        n.ok(&["start", ct]);
+        assert_eq!(cgroup_file(&n, ct, "cpuset", "cpuset.cpus"), "0");
+        // nproc inside sees one CPU.
+        assert_eq!(n.exec(ct, &["nproc"]).trim(), "1");
+    }
+    spin(&n, "101");
+    spin(&n, "102");
+    std::thread::sleep(Duration::from_millis(500));
+    let (a0, b0) = (cpu_ns(&n, "101"), cpu_ns(&n, "102"));
+    std::thread::sleep(Duration::from_secs(4));
+    let (a, b) = (cpu_ns(&n, "101") - a0, cpu_ns(&n, "102") - b0);
+    let ratio = b as f64 / a as f64;
+    assert!(
+        (1.7..=2.3).contains(&ratio),
+        "cpuunits 2000:1000 gave a ratio of {ratio:.2}"
+    );
+    // --cpus: two CPUs seen and used.
+    n.ok(&["set", "101", "--cpumask", "all", "--cpus", "2"]);
+    assert_eq!(n.exec("101", &["nproc"]).trim(), "2");
+}
+
+#[test]
+fn io_limits_cap_the_virtual_disk() {
+    let _s = serial();
+    let n = node_with_neighbour("io");
+    n.ok(&[
+        "create",
+        "101",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "256M",
+        "--iolimit",
+        "10M",
+    ]);
+    n.ok(&["start", "101"]);
+    let t = Instant::now();
+    n.exec(
+        "101",
+        &[
+            "dd",
+            "if=/dev/zero",
+            "of=/f",
+            "bs=1M",
+            "count=40",
+            "oflag=direct",
+        ],
+    );
+    let rate = 40.0 / t.elapsed().as_secs_f64();
+    assert!(
+        (8.5..=11.5).contains(&rate),
+        "--iolimit 10M wrote at {rate:.1} MB/s"
+    );
+    neighbour_responsive(&n);
+    // Reads are capped too.
+    let t = Instant::now();
+    n.exec(
+        "101",
+        &[
+            "dd",
+            "if=/f",
+            "of=/dev/null",
+            "bs=1M",
+            "count=40",
+            "iflag=direct",
+        ],
+    );
+    let rate = 40.0 / t.elapsed().as_secs_f64();
+    assert!((8.5..=11.5).contains(&rate), "read at {rate:.1} MB/s");
+    // IOPS, set live.
+    n.ok(&["set", "101", "--iolimit", "0", "--iopslimit", "100"]);
+    let t = Instant::now();
+    n.exec(
+        "101",
+        &[
+            "dd",
+            "if=/dev/zero",
+            "of=/g",
+            "bs=4k",
+            "count=300",
+            "oflag=direct",
+        ],
+    );
+    let iops = 300.0 / t.elapsed().as_secs_f64();
+    assert!(
+        (85.0..=115.0).contains(&iops),
+        "--iopslimit 100 gave {iops:.0} IOPS"
+    );
+    let st = stats(&n, "101");
+    assert!(st["io_write_bytes"].as_u64().unwrap() >= 40 << 20, "{st}");
+    assert!(st["io_write_ops"].as_u64().unwrap() >= 300, "{st}");
+}
+
+/// CAP_SYS_RESOURCE in our effective set: the kernel's condition for growing a mounted ext4.
+fn can_resize_online() -> bool {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = s
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    eff & (1 << 24) != 0
+}
+
+fn df_k(n: &Node, ct: &str) -> u64 {
+    let df = n.exec(ct, &["df", "-k", "/"]);
+    df.lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn disk_grows_and_shrinks() {
+    let _s = serial();
+    let n = node_with_neighbour("grow");
+    n.ok(&[
+        "create",
+        "101",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "100M",
+    ]);
+    n.ok(&["start", "101"]);
+    n.exec("101", &["sh", "-c", "echo keep > /data"]);
+    let before = df_k(&n, "101");
+    let pid = init_pid(&n, "101");
+    if can_resize_online() {
+        n.ok(&["set", "101", "--diskspace", "200M"]);
+        assert_eq!(init_pid(&n, "101"), pid, "grown online, no restart");
+    } else {
+        // This host's bounding set lacks CAP_SYS_RESOURCE: the refusal says why and how.
+        let e = n.fails(&["set", "101", "--diskspace", "200M"], "--setmode restart");
+        assert!(e.contains("CAP_SYS_RESOURCE"), "{e}");
+        assert_eq!(df_k(&n, "101"), before, "nothing changed");
+        n.ok(&["set", "101", "--diskspace", "200M", "--setmode", "restart"]);
+    }
+    let after = df_k(&n, "101");
+    assert!(after > before * 19 / 10, "{before}K -> {after}K");
+    assert_eq!(n.exec("101", &["cat", "/data"]).trim(), "keep");
+    // Shrinking a running container is refused; stopped, it works and keeps the data.
+    n.fails(&["set", "101", "--diskspace", "60M"], "cannot shrink");
+    n.ok(&["stop", "101"]);
+    n.ok(&["set", "101", "--diskspace", "60M"]);
+    let st = stats(&n, "101");
+    assert_eq!(st["disk_limit"].as_u64().unwrap(), 60 << 20);
+    n.ok(&["start", "101"]);
+    assert!(df_k(&n, "101") < 62_000);
+    assert_eq!(n.exec("101", &["cat", "/data"]).trim(), "keep");
+    // Too small for the data: refused, nothing lost.
+    n.exec(
+        "101",
+        &["dd", "if=/dev/zero", "of=/big", "bs=1M", "count=30"],
+    );
+    n.ok(&["stop", "101"]);
+    n.fails(&["set", "101", "--diskspace", "20M"], "does not fit");
+    n.ok(&["start", "101"]);
+    assert_eq!(n.exec("101", &["cat", "/data"]).trim(), "keep");
+    neighbour_responsive(&n);
+}
+
+fn allocated(n: &Node, ct: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(n.root.join(format!("containers/{ct}/disk.img")))
+        .unwrap()
+        .blocks()
+        * 512
+}
+
+#[test]
+fn compact_returns_blocks() {
+    let _s = serial();
+    let n = Node::new("compact");
+    n.ok(&[
+        "create",
+        "101",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "300M",
+    ]);
+    n.ok(&["start", "101"]);
+    let base = allocated(&n, "101");
+    n.exec(
+        "101",
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/urandom of=/big bs=1M count=100 2>/dev/null && sync",
+        ],
+    );
+    let full = allocated(&n, "101");
+    assert!(full > base + (90 << 20), "{base} -> {full}");
+    n.exec("101", &["sh", "-c", "rm /big && sync"]);
+    let out = n.ok(&["compact", "101"]);
+    let reclaimed: u64 = out
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reclaimed >= 90 << 20, "{out}");
+    let after = allocated(&n, "101");
+    assert!(after < full - (90 << 20), "host du: {full} -> {after}");
+    // Stopped containers compact too.
+    n.ok(&["stop", "101"]);
+    n.ok(&["compact", "101"]);
+}
+
+#[test]
+fn bad_resource_input_changes_nothing() {
+    let _s = serial();
+    let n = Node::new("resbad");
+    for (args, needle) in [
+        (&["--ram", "256"][..], "unit"),
+        (&["--ram", "lots"], "unit"),
+        (&["--cpuunits", "7"], "8 and 500000"),
+        (&["--cpuunits", "abc"], "whole number"),
+        (&["--cpulimit", "99999"], "at most"),
+        (&["--cpus", "99"], "CPUs"),
+        (&["--cpumask", "3-1"], "upwards"),
+        (&["--cpumask", "64"], "does not exist"),
+        (&["--ioprio", "9"], "0-7"),
+        (&["--diskspace", "2G:1G"], "soft limit"),
+        (&["--diskspace", "10"], "unit"),
+        (&["--diskinodes", "10"], "inodes"),
+        (&["--diskinodes", "1.5k"], "whole number"),
+        (&["--swap", "1G"], "--ram"),
+        (&["--numproc=-1"], "whole number"),
+    ] {
+        let mut a = vec!["create", "101", "--ostemplate", "busybox"];
+        a.extend_from_slice(args);
+        n.fails(&a, needle);
+    }
+    assert_eq!(n.count(true), 0);
+    n.ok(&["create", "101", "--ostemplate", "busybox", "--ram", "128M"]);
+    let cfg = std::fs::read_to_string(n.root.join("containers/101/config.toml")).unwrap();
+    n.fails(&["set", "101", "--ram", "12"], "unit");
+    n.fails(&["set", "101", "--cpus", "0-1"], "whole number");
+    n.fails(&["set", "101"], "nothing to set");
+    n.fails(&["list", "-o", "ctid,bogus"], "unknown column");
+    assert_eq!(
+        std::fs::read_to_string(n.root.join("containers/101/config.toml")).unwrap(),
+        cfg
+    );
+    // Overcommit is allowed, and said.
+    n.ok(&["set", "101", "--ram", "64T"]);
+    let info = n.json(&["node", "info", "--format", "json"]);
+    assert!(
+        info["warnings"]
+            .to_string()
+            .contains("memory is overcommitted"),
+        "{info}"
+    );
+    assert_eq!(info["promised_ram"].as_u64().unwrap(), 64u64 << 40);
+    let table = n.ok(&["list", "-a", "-o", "ctid,status,ram,cpuunits,numproc"]);
+    assert!(
+        table.contains("CPUUNITS") && table.contains("1000"),
+        "{table}"
+    );
+}
