@@ -13,6 +13,10 @@ cargo test --workspace -- --test-threads=4 2>&1 | tee /tmp/berth-test.log
 leaks=0
 if grep -E '/tmp/berth-test-' /proc/self/mountinfo; then echo "LEAK: mounts"; leaks=1; fi
 if losetup -a | grep -E '/tmp/berth-test-'; then echo "LEAK: loop devices"; leaks=1; fi
+for f in /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device /sys/fs/cgroup/blkio/blkio.throttle.write_iops_device; do
+  [ -e "$f" ] || continue
+  if grep -E '^7:' "$f"; then echo "LEAK: root blkio rule for a loop device in $f"; leaks=1; fi
+done
 for f in /tmp/berth-test-*/node.toml; do
   [ -e "$f" ] || continue
   echo "LEAK: node root $(dirname "$f")"; leaks=1

@@ -181,6 +181,9 @@ impl LocalNode {
                 return Err(e.into());
             }
         }
+        if let Some(d) = dev_nums {
+            rres::apply_writeback_limit(&new, d)?;
+        }
         if grow && restart_reasons.is_empty() {
             let dev = dev.ok_or(NodeError::NotRunning(id.0))?;
             let mounted = rootfs::mounted_disk_dir(self.root(), id);

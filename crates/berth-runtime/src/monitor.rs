@@ -139,6 +139,16 @@ pub fn load_container(root: &NodeRoot, runtime_id: &str) -> Option<Container> {
     Container::load(dir).ok()
 }
 
+/// Removes the root-cgroup write caps of a container's disk (cgroup v1; see
+/// [`crate::resources::set_writeback_limit`]).
+pub fn clear_writeback_limits(root: &NodeRoot, id: CtId) {
+    for dev in berth_storage::loopdev::find_by_backing(&root.ct_disk(id)) {
+        if let Some(d) = berth_storage::loopdev::dev_numbers(&dev) {
+            let _ = crate::resources::set_writeback_limit(d, None, None);
+        }
+    }
+}
+
 /// Removes libcontainer's state and cgroup of a container that is no longer running.
 pub fn delete_runtime(root: &NodeRoot, runtime_id: &str) {
     if let Some(mut c) = load_container(root, runtime_id) {
@@ -210,6 +220,7 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
         }
     }
     delete_runtime(&args.root, &runtime_id);
+    clear_writeback_limits(&args.root, id);
     let _ = rootfs::teardown(&args.root, id);
     let _ = fs::remove_dir_all(&paths.dir);
     result
@@ -238,6 +249,9 @@ fn boot_loop(
             host,
         };
         let spec = spec::build_spec(&input)?;
+        if let Some(dev) = prepared.disk_dev {
+            crate::resources::apply_writeback_limit(&cfg, dev)?;
+        }
         spec.save(paths.bundle().join("config.json"))
             .map_err(|e| RuntimeError::Spec(e.to_string()))?;
         delete_runtime(&args.root, runtime_id);

@@ -171,6 +171,40 @@ pub fn linux_resources(
         .map_err(|e| RuntimeError::Spec(format!("resources: {e}")))
 }
 
+/// cgroup v1 only. Buffered writes reach the disk from the kernel's flusher threads, which sit
+/// in the root blkio cgroup (v1 has no writeback attribution), so the container's own rules do
+/// not see them. The virtual disk's loop device belongs to this one container, so the same
+/// write caps are also set for that device in the root cgroup. `None` clears them (at stop,
+/// and before a device number is reused). A no-op on cgroup v2, where writeback is charged to
+/// the container.
+pub fn set_writeback_limit(
+    disk_dev: (u64, u64),
+    bps: Option<u64>,
+    iops: Option<u64>,
+) -> Result<()> {
+    let root = Path::new(CGROUP_ROOT).join("blkio");
+    if !root.join("blkio.throttle.write_bps_device").exists() {
+        return Ok(());
+    }
+    let (major, minor) = disk_dev;
+    for (file, rate) in [
+        ("blkio.throttle.write_bps_device", bps),
+        ("blkio.throttle.write_iops_device", iops),
+    ] {
+        let p = root.join(file);
+        let line = format!("{major}:{minor} {}", rate.unwrap_or(0));
+        std::fs::write(&p, &line).map_err(|e| RuntimeError::io(&p, e))?;
+    }
+    Ok(())
+}
+
+/// Applies the write caps of `cfg` to the root cgroup's rules for its disk (see
+/// [`set_writeback_limit`]).
+pub fn apply_writeback_limit(cfg: &ContainerConfig, disk_dev: (u64, u64)) -> Result<()> {
+    let r = &cfg.resources;
+    set_writeback_limit(disk_dev, r.iolimit.map(|s| s.0), r.iopslimit)
+}
+
 fn manager(runtime_id: &str) -> Result<AnyCgroupManager> {
     libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
         cgroup_path: format!("/{runtime_id}").into(),
@@ -261,7 +295,8 @@ pub fn sample(runtime_id: &str) -> Result<CgroupSample> {
                 .join(runtime_id)
                 .join("memory.swap.current"),
         );
-        // cgroup v2 stats report cpu usage in microseconds' worth of nanoseconds already.
+        // cgroup v2's cpu.stat counts microseconds (usage_usec).
+        s.cpu_ns = s.cpu_ns.saturating_mul(1000);
     }
     Ok(s)
 }

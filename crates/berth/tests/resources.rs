@@ -372,6 +372,21 @@ fn io_limits_cap_the_virtual_disk() {
         "--iolimit 10M wrote at {rate:.1} MB/s"
     );
     neighbour_responsive(&n);
+    // Buffered writes too (flushed by the kernel, on cgroup v1 outside the container's cgroup).
+    let t = Instant::now();
+    n.exec(
+        "101",
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/b bs=1M count=40 2>/dev/null && sync",
+        ],
+    );
+    let rate = 40.0 / t.elapsed().as_secs_f64();
+    assert!(
+        (8.5..=11.5).contains(&rate),
+        "buffered writes went at {rate:.1} MB/s"
+    );
     // Reads are capped too.
     let t = Instant::now();
     n.exec(
