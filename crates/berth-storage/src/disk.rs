@@ -18,14 +18,15 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let out_text = String::from_utf8_lossy(&out.stdout);
-        let last = err
-            .lines()
-            .chain(out_text.lines())
-            .filter(|l| !l.trim().is_empty())
-            .last()
-            .unwrap_or("failed")
-            .trim()
-            .to_string();
+        let last_line = |t: &str| {
+            t.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
+        };
+        let last = last_line(&err)
+            .or_else(|| last_line(&out_text))
+            .unwrap_or_else(|| "failed".into());
         return Err(StorageError::Command {
             cmd: name,
             msg: last,
