@@ -306,7 +306,7 @@ fn cpulimit_caps_a_busy_loop() {
 #[test]
 fn cpuunits_split_contended_cpu() {
     let _s = serial();
-    let n = Node::new("cpuw");
+    let n = node_with_neighbour("cpuw");
     for (ct, units) in [("101", "1000"), ("102", "2000")] {
         n.ok(&[
             "create",
@@ -334,6 +334,7 @@ fn cpuunits_split_contended_cpu() {
         (1.7..=2.3).contains(&ratio),
         "cpuunits 2000:1000 gave a ratio of {ratio:.2}"
     );
+    neighbour_responsive(&n);
     // --cpus: two CPUs seen and used.
     n.ok(&["set", "101", "--cpumask", "all", "--cpus", "2"]);
     assert_eq!(n.exec("101", &["nproc"]).trim(), "2");
@@ -510,7 +511,7 @@ fn allocated(n: &Node, ct: &str) -> u64 {
 #[test]
 fn compact_returns_blocks() {
     let _s = serial();
-    let n = Node::new("compact");
+    let n = node_with_neighbour("compact");
     n.ok(&[
         "create",
         "101",
@@ -543,6 +544,7 @@ fn compact_returns_blocks() {
     assert!(reclaimed >= 90 << 20, "{out}");
     let after = allocated(&n, "101");
     assert!(after < full - (90 << 20), "host du: {full} -> {after}");
+    neighbour_responsive(&n);
     // Stopped containers compact too.
     n.ok(&["stop", "101"]);
     n.ok(&["compact", "101"]);
