@@ -48,6 +48,16 @@ fn cgroup_file(n: &Node, ct: &str, ctl: &str, file: &str) -> String {
         .to_string()
 }
 
+/// The total column of `df FLAG /` inside the container (-k: KiB, -i: inodes).
+fn df_total(n: &Node, ct: &str, flag: &str) -> u64 {
+    let df = n.exec(ct, &["df", flag, "/"]);
+    df.lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("df {flag}: {df}"))
+}
+
 fn cpu_ns(n: &Node, ct: &str) -> u64 {
     cgroup_file(n, ct, "cpuacct", "cpuacct.usage")
         .parse()
@@ -183,17 +193,8 @@ fn disk_space_and_inodes() {
     ]);
     n.ok(&["start", "101"]);
     // df inside shows the container's disk, not the node's.
-    let df = n.exec("101", &["df", "-k", "/"]);
-    let total: u64 = df
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((80_000..=102_400).contains(&total), "df: {df}");
+    let total = df_total(&n, "101", "-k");
+    assert!((80_000..=102_400).contains(&total), "df: {total}K");
     let o = n.run(&[
         "exec",
         "101",
@@ -230,17 +231,8 @@ fn disk_space_and_inodes() {
         (1800..=2200).contains(&made),
         "{made} files with --diskinodes 2000"
     );
-    let dfi = n.exec("101", &["df", "-i", "/"]);
-    let inodes: u64 = dfi
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((2000..=2200).contains(&inodes), "{dfi}");
+    let inodes = df_total(&n, "101", "-i");
+    assert!((2000..=2200).contains(&inodes), "{inodes} inodes");
     neighbour_responsive(&n);
     // A live inode change is refused with the way out named; nothing changes.
     n.fails(&["set", "101", "--diskinodes", "4000"], "--setmode restart");
@@ -248,17 +240,8 @@ fn disk_space_and_inodes() {
     n.ok(&["stop", "101", "--kill"]);
     n.ok(&["set", "101", "--diskinodes", "4000"]);
     n.ok(&["start", "101"]);
-    let dfi = n.exec("101", &["df", "-i", "/"]);
-    let inodes: u64 = dfi
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((4000..=4400).contains(&inodes), "{dfi}");
+    let inodes = df_total(&n, "101", "-i");
+    assert!((4000..=4400).contains(&inodes), "{inodes} inodes");
     assert_eq!(
         n.exec("101", &["sh", "-c", "ls /many | wc -l"]).trim(),
         made.to_string()
@@ -439,15 +422,7 @@ fn can_resize_online() -> bool {
 }
 
 fn df_k(n: &Node, ct: &str) -> u64 {
-    let df = n.exec(ct, &["df", "-k", "/"]);
-    df.lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
+    df_total(n, ct, "-k")
 }
 
 #[test]
