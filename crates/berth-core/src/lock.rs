@@ -17,6 +17,18 @@ impl LockGuard {
     pub fn path(&self) -> &Path {
         &self.path
     }
+    /// The locked descriptor (e.g. to hand to a child process, which then shares the lock).
+    pub fn file(&self) -> &File {
+        &self._file
+    }
+}
+
+/// True when someone holds the lock on `path` (a missing file is not locked).
+pub fn is_locked(path: &Path) -> bool {
+    if !path.exists() {
+        return false;
+    }
+    matches!(try_lock(path), Ok(None))
 }
 
 fn open(path: &Path) -> Result<File> {

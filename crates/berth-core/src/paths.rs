@@ -75,6 +75,11 @@ impl NodeRoot {
     pub fn ct_lock(&self, id: CtId) -> PathBuf {
         self.locks_dir().join(format!("{id}.lock"))
     }
+    /// Held by a container's monitor for its whole life (passed to it by `start`): while it
+    /// is held, the container is not fully stopped.
+    pub fn monitor_lock(&self, id: CtId) -> PathBuf {
+        self.locks_dir().join(format!("{id}.monitor"))
+    }
     pub fn node_lock(&self) -> PathBuf {
         self.locks_dir().join("node.lock")
     }

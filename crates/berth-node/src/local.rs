@@ -187,7 +187,7 @@ impl LocalNode {
             // A monitor may still be cleaning up after a poweroff from inside: let it finish.
             let until = Instant::now() + Duration::from_secs(10);
             while is_active(&self.root, id) && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(2));
             }
             recover::recover_ct(&self.root, &self.node.node_id, id)?;
         }
@@ -202,6 +202,25 @@ impl LocalNode {
             .map_err(|e| CoreError::io("pipe", e.into()))?;
         let log_path = self.root.ct_dir(id).join("monitor.log");
         let log = std::fs::File::create(&log_path).map_err(|e| CoreError::io(&log_path, e))?;
+        // The monitor holds this lock for its whole life; a monitor of an earlier run may still
+        // be finishing its clean-up.
+        let mon_lock = {
+            let path = self.root.monitor_lock(id);
+            let until = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(g) = lock::try_lock(&path)? {
+                    break g;
+                }
+                if Instant::now() >= until {
+                    return Err(NodeError::StartFailed(
+                        id.0,
+                        "the monitor of its previous run is still cleaning up".into(),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        };
+        let lock_raw = mon_lock.file().as_raw_fd();
         let wr_raw = wr.as_raw_fd();
         let mut cmd = Command::new(&self.monitor_exe);
         cmd.arg("__monitor")
@@ -216,7 +235,7 @@ impl LocalNode {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if libc::dup2(wr_raw, 3) < 0 {
+                if libc::dup2(wr_raw, 3) < 0 || libc::dup2(lock_raw, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -226,6 +245,7 @@ impl LocalNode {
             .spawn()
             .map_err(|e| NodeError::StartFailed(id.0, format!("spawning monitor: {e}")))?;
         drop(wr);
+        drop(mon_lock);
         let pid = child.id() as i32;
         let st = process_starttime(pid).unwrap_or(0);
         fsutil::atomic_write(
@@ -297,15 +317,21 @@ impl LocalNode {
             }
         }
         if !stopped {
-            if let Some(mut c) = load_container(&self.root, &rid) {
-                let _ = c.kill(
-                    libcontainer::signal::Signal::try_from(libc::SIGKILL).expect("SIGKILL"),
-                    true,
-                );
-            }
-            if let Some(s) = state.as_ref().filter(|s| s.init_alive()) {
+            match state.as_ref().filter(|s| s.init_alive()) {
+                // Killing the PID namespace's init makes the kernel kill every process in it.
                 // SAFETY: as above.
-                unsafe { libc::kill(s.init_pid, libc::SIGKILL) };
+                Some(s) => unsafe {
+                    libc::kill(s.init_pid, libc::SIGKILL);
+                },
+                // No init to kill: let the runtime kill whatever is left in the cgroup.
+                None => {
+                    if let Some(mut c) = load_container(&self.root, &rid) {
+                        let _ = c.kill(
+                            libcontainer::signal::Signal::try_from(libc::SIGKILL).expect("SIGKILL"),
+                            true,
+                        );
+                    }
+                }
             }
             stopped = wait(10);
         }
@@ -316,7 +342,7 @@ impl LocalNode {
             }
         }
         // The monitor cleans up after itself; if it died, do its work.
-        if !monitor_alive(&paths.dir) {
+        if !monitor_alive(&self.root, id) {
             release_runtime(&self.root, &self.node.node_id, id)?;
         }
         Ok(())
@@ -401,6 +427,9 @@ impl LocalNode {
                 }
             })
         };
+        // fd 4 holds the monitor lock (see start): keep it open for life, out of children.
+        // SAFETY: setting FD_CLOEXEC on a descriptor number; harmless if it is not open.
+        unsafe { libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC) };
         let args = berth_runtime::monitor::load_args(root, id)?;
         berth_runtime::monitor::run(args, ready)?;
         Ok(())

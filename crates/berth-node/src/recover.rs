@@ -7,10 +7,13 @@ use crate::Result;
 use berth_core::journal::{Journal, Operation};
 use berth_core::{fsutil, lock, CtId, NodeRoot};
 use berth_runtime::state::{process_starttime, RunState};
-use std::path::Path;
 
 /// `run/<ctid>/monitor.pid`: "<pid> <starttime>" of the container's monitor.
-pub fn monitor_alive(run_dir: &Path) -> bool {
+pub fn monitor_alive(root: &NodeRoot, id: CtId) -> bool {
+    if berth_core::lock::is_locked(&root.monitor_lock(id)) {
+        return true;
+    }
+    let run_dir = root.ct_run_dir(id);
     let Ok(t) = std::fs::read_to_string(run_dir.join("monitor.pid")) else {
         return false;
     };
@@ -40,7 +43,7 @@ pub fn is_active(root: &NodeRoot, id: CtId) -> bool {
     if !run.exists() {
         return false;
     }
-    if monitor_alive(&run) {
+    if monitor_alive(root, id) {
         return true;
     }
     RunState::load(&run.join("state.json")).is_some_and(|s| s.init_alive())

@@ -186,7 +186,7 @@ pub fn remove_cgroups(runtime_id: &str) {
                     tracing::warn!(dir = %d.display(), "cannot remove cgroup: {e}");
                     break;
                 }
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
             }
         }
     }
@@ -222,8 +222,31 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     delete_runtime(&args.root, &runtime_id);
     clear_writeback_limits(&args.root, id);
     let _ = rootfs::teardown(&args.root, id);
-    let _ = fs::remove_dir_all(&paths.dir);
+    remove_run_dir(&paths);
     result
+}
+
+/// Removes `run/<ctid>/` with `monitor.pid` last: until that file goes, `berth` sees this
+/// monitor as active and waits, so a new `start` can never have its fresh files deleted by
+/// an old monitor still cleaning up.
+fn remove_run_dir(paths: &RunPaths) {
+    let pidfile = paths.dir.join("monitor.pid");
+    if let Ok(rd) = fs::read_dir(&paths.dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p == pidfile {
+                continue;
+            }
+            let _ = if p.is_dir() && !p.is_symlink() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+    }
+    let _ = fs::remove_file(&pidfile);
+    // Fails (harmlessly) if a new start already uses the directory.
+    let _ = fs::remove_dir(&paths.dir);
 }
 
 fn boot_loop(
@@ -309,7 +332,7 @@ fn reap_orphans() {
     while std::time::Instant::now() < until {
         match waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
             Err(nix::errno::Errno::ECHILD) => return,
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(1)),
             _ => {}
         }
     }

@@ -136,7 +136,7 @@ pub fn teardown(root: &NodeRoot, id: CtId) -> Result<()> {
 /// Detaches any loop device still backed by the container's disk image.
 pub fn release_disk(root: &NodeRoot, id: CtId) -> Result<()> {
     let image = root.ct_disk(id);
-    for _ in 0..50 {
+    for _ in 0..500 {
         let devs = loopdev::find_by_backing(&image);
         if devs.is_empty() {
             return Ok(());
@@ -144,7 +144,7 @@ pub fn release_disk(root: &NodeRoot, id: CtId) -> Result<()> {
         for d in &devs {
             loopdev::detach(d)?;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     tracing::warn!(image = %image.display(), "loop device still busy; it will detach when its last user exits");
     Ok(())
