@@ -513,6 +513,7 @@ impl NodeOps for LocalNode {
             onboot: false,
             bootorder: None,
             created: now(),
+            net: Default::default(),
         };
         let dir = self.root.ct_dir(id);
         std::fs::create_dir(&dir).map_err(|e| match e.kind() {
