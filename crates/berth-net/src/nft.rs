@@ -104,15 +104,15 @@ pub fn ruleset(node_id: &str, nets: &[FwNetwork], cts: &[FwContainer]) -> String
     }
     let _ = writeln!(
         s,
-        "  chain dnat_pre {{\n    type nat hook prerouting priority -100; policy accept;\n{dnat}  }}"
+        "  chain nat_pre {{\n    type nat hook prerouting priority -100; policy accept;\n{dnat}  }}"
     );
     let _ = writeln!(
         s,
-        "  chain dnat_out {{\n    type nat hook output priority -100; policy accept;\n{dnat}  }}"
+        "  chain nat_out {{\n    type nat hook output priority -100; policy accept;\n{dnat}  }}"
     );
     let _ = writeln!(
         s,
-        "  chain snat {{\n    type nat hook postrouting priority 100; policy accept;"
+        "  chain nat_post {{\n    type nat hook postrouting priority 100; policy accept;"
     );
     // Forwards reached through 127.0.0.1 leave with a loopback source: give them the node's.
     let _ = writeln!(s, "    ip saddr 127.0.0.0/8 ct status dnat masquerade");
@@ -130,7 +130,7 @@ pub fn ruleset(node_id: &str, nets: &[FwNetwork], cts: &[FwContainer]) -> String
     let _ = writeln!(s, "  }}");
     let _ = writeln!(
         s,
-        "  chain forward {{\n    type filter hook forward priority 0; policy accept;"
+        "  chain filter_fwd {{\n    type filter hook forward priority 0; policy accept;"
     );
     for n in nets.iter().filter(|n| n.cfg.kind == NetworkType::HostOnly) {
         let b = &n.bridge;

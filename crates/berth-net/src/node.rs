@@ -185,7 +185,13 @@ impl NetNode {
             let _ = self.remove_network_links(cfg);
             return Err(e.into());
         }
-        self.apply_firewall()
+        if let Err(e) = self.apply_firewall() {
+            let _ = fsutil::remove_file_if_exists(&self.net_file(&cfg.name));
+            let _ = self.remove_network_links(cfg);
+            let _ = self.apply_firewall();
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Creates the network's bridge if it is missing (after a node reboot, say). Idempotent.
@@ -258,6 +264,8 @@ impl NetNode {
 
     /// Regenerates Berth's nftables tables from the networks and running containers.
     pub fn apply_firewall(&self) -> Result<()> {
+        // Serialise regenerations: each one reads the whole state under this lock.
+        let _g = berth_core::lock::lock(&self.root.locks_dir().join("net.lock"))?;
         let nets: Vec<FwNetwork> = self
             .networks()?
             .into_iter()

@@ -51,7 +51,13 @@ fn random_id() -> String {
 }
 
 /// Initialises a node root (idempotent). Returns the node config and whether it was new.
-pub fn init_node(root: &NodeRoot) -> Result<(NodeConfig, bool)> {
+/// A new node also gets the default network (host-only, NAT) on `default_subnet`, unless
+/// it is `None`; a subnet that clashes with the node's routes is refused before anything
+/// is written.
+pub fn init_node(
+    root: &NodeRoot,
+    default_subnet: Option<berth_core::net::Ipv4Cidr>,
+) -> Result<(NodeConfig, bool)> {
     require_root()?;
     root.create_layout()?;
     let _g = lock::lock(&root.node_lock())?;
@@ -59,7 +65,16 @@ pub fn init_node(root: &NodeRoot) -> Result<(NodeConfig, bool)> {
         return Ok((root.load_node_config()?, false));
     }
     let cfg = NodeConfig::new(random_id(), now());
+    if let Some(s) = default_subnet {
+        crate::net::check_default_network(root, &cfg.node_id, s)?;
+    }
     fsutil::write_toml(&root.node_toml(), &cfg)?;
+    if let Some(s) = default_subnet {
+        if let Err(e) = crate::net::create_default_network(root, &cfg.node_id, s) {
+            let _ = fsutil::remove_file_if_exists(&root.node_toml());
+            return Err(e);
+        }
+    }
     Ok((cfg, true))
 }
 
@@ -90,7 +105,7 @@ impl LocalNode {
         berth_runtime::runtime_id(&self.node.node_id, id)
     }
 
-    fn load_config(&self, id: CtId) -> Result<ContainerConfig> {
+    pub(crate) fn load_config(&self, id: CtId) -> Result<ContainerConfig> {
         let p = self.root.ct_config(id);
         if !p.exists() {
             return Err(CoreError::ContainerNotFound(id.to_string()).into());
@@ -131,13 +146,13 @@ impl LocalNode {
         }
     }
 
-    fn lock_ct(&self, id: CtId) -> Result<LockGuard> {
+    pub(crate) fn lock_ct(&self, id: CtId) -> Result<LockGuard> {
         let g = lock::lock(&self.root.ct_lock(id))?;
         recover::recover_ct(&self.root, &self.node.node_id, id)?;
         Ok(g)
     }
 
-    fn run_state(&self, id: CtId) -> Option<RunState> {
+    pub(crate) fn run_state(&self, id: CtId) -> Option<RunState> {
         RunState::load(&RunPaths::new(&self.root, id).state()).filter(|s| s.init_alive())
     }
 
@@ -396,7 +411,8 @@ impl LocalNode {
                 }
             })
         };
-        let args = berth_runtime::monitor::load_args(root, id)?;
+        let mut args = berth_runtime::monitor::load_args(root, id)?;
+        crate::net::monitor_net(&mut args)?;
         berth_runtime::monitor::run(args, ready)?;
         Ok(())
     }
@@ -513,7 +529,7 @@ impl NodeOps for LocalNode {
             onboot: false,
             bootorder: None,
             created: now(),
-            net: Default::default(),
+            net: self.net_for_new(id, &configs)?,
         };
         let dir = self.root.ct_dir(id);
         std::fs::create_dir(&dir).map_err(|e| match e.kind() {

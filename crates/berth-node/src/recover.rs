@@ -28,6 +28,7 @@ pub fn monitor_alive(run_dir: &Path) -> bool {
 pub fn release_runtime(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
     let rid = berth_runtime::runtime_id(node_id, id);
     berth_runtime::monitor::delete_runtime(root, &rid);
+    berth_net::NetNode::new(root, node_id).teardown_ct(id.0)?;
     berth_storage::rootfs::teardown(root, id)?;
     fsutil::remove_dir_all_if_exists(&root.ct_run_dir(id))?;
     Ok(())

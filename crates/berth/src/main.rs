@@ -1,5 +1,6 @@
 //! `berth`: manage system containers on this node (like vzctl, without a daemon).
 
+mod net_args;
 mod output;
 mod progress;
 
@@ -44,6 +45,17 @@ enum Cmd {
     Template {
         #[command(subcommand)]
         cmd: TemplateCmd,
+    },
+    /// Virtual networks (host-only or bridged, optional NAT)
+    Network {
+        #[command(subcommand)]
+        cmd: net_args::NetworkCmd,
+    },
+    /// Change a container's settings (saved; network changes apply live)
+    Set {
+        ct: String,
+        #[command(flatten)]
+        net: net_args::NetSetArgs,
     },
     /// Create a container from an OS template
     Create {
@@ -129,8 +141,20 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum NodeCmd {
-    /// Prepare the node root
-    Init,
+    /// Prepare the node root (and its default network: host-only, NAT)
+    Init {
+        /// Subnet of the default network (default 10.213.0.0/24; `none`: no default network)
+        #[arg(long, env = "BERTH_DEFAULT_SUBNET")]
+        subnet: Option<String>,
+        /// Create no default network
+        #[arg(long)]
+        no_network: bool,
+    },
+    /// The node's network adapters, their addresses and the virtual network using each
+    Adapters {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,8 +205,30 @@ fn ct(s: &str) -> Result<CtRef> {
 fn run(cli: Cli) -> Result<i32> {
     let root = NodeRoot::new(&cli.root);
     match cli.cmd {
-        Cmd::Node { cmd: NodeCmd::Init } => {
-            let (cfg, new) = berth_node::init_node(&root)?;
+        Cmd::Node {
+            cmd: NodeCmd::Adapters { format },
+        } => {
+            let node = open(&root)?;
+            net_args::adapters(&node, format == Format::Json)?;
+        }
+        Cmd::Network { cmd } => {
+            let node = open(&root)?;
+            net_args::network(&node, cmd)?;
+        }
+        Cmd::Set { ct: c, net } => {
+            let r = ct(&c)?;
+            net.change()?;
+            if net.is_empty() {
+                anyhow::bail!("nothing to set: give at least one option (see `berth set --help`)");
+            }
+            let node = open(&root)?;
+            net_args::apply(&node, &r, &net)?;
+        }
+        Cmd::Node {
+            cmd: NodeCmd::Init { subnet, no_network },
+        } => {
+            let subnet = net_args::default_subnet(subnet.as_deref(), no_network)?;
+            let (cfg, new) = berth_node::init_node(&root, subnet)?;
             if new {
                 println!(
                     "node initialised at {} (node id {})",
