@@ -179,7 +179,13 @@ impl FromStr for MacAddr {
     type Err = CoreError;
     fn from_str(s: &str) -> Result<Self, CoreError> {
         let parts: Vec<&str> = s.split(':').collect();
-        let bad = || invalid(s, "MAC address", "expected six hex bytes like 02:00:0a:4d:00:05");
+        let bad = || {
+            invalid(
+                s,
+                "MAC address",
+                "expected six hex bytes like 02:00:0a:4d:00:05",
+            )
+        };
         if parts.len() != 6 {
             return Err(bad());
         }
@@ -191,7 +197,11 @@ impl FromStr for MacAddr {
             b[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
         }
         if b[0] & 1 == 1 {
-            return Err(invalid(s, "MAC address", "multicast addresses cannot be used"));
+            return Err(invalid(
+                s,
+                "MAC address",
+                "multicast addresses cannot be used",
+            ));
         }
         if b == [0; 6] {
             return Err(invalid(s, "MAC address", "all-zero address"));
@@ -293,16 +303,16 @@ fn parse_kbit(s: &str, input: &str) -> Result<u64, CoreError> {
     };
     let n: u64 = num.parse().map_err(|_| bad())?;
     let v = n.checked_mul(mul).ok_or_else(bad)?;
-    if v < 8 || v > 100_000_000 {
+    if !(8..=100_000_000).contains(&v) {
         return Err(invalid(input, "--rate", "each rate must be 8K..100G"));
     }
     Ok(v)
 }
 
 fn fmt_kbit(v: u64) -> String {
-    if v % 1_000_000 == 0 {
+    if v.is_multiple_of(1_000_000) {
         format!("{}G", v / 1_000_000)
-    } else if v % 1000 == 0 {
+    } else if v.is_multiple_of(1000) {
         format!("{}M", v / 1000)
     } else {
         format!("{v}K")
@@ -343,7 +353,13 @@ impl fmt::Display for AddrRange {
 impl FromStr for AddrRange {
     type Err = CoreError;
     fn from_str(s: &str) -> Result<Self, CoreError> {
-        let bad = || invalid(s, "--range", "expected FIRST-LAST, e.g. 10.77.0.100-10.77.0.200");
+        let bad = || {
+            invalid(
+                s,
+                "--range",
+                "expected FIRST-LAST, e.g. 10.77.0.100-10.77.0.200",
+            )
+        };
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
         let start: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
         let end: Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
@@ -705,7 +721,12 @@ mod tests {
     fn mac() {
         let m: MacAddr = "02:AB:cd:00:11:22".parse().unwrap();
         assert_eq!(m.to_string(), "02:ab:cd:00:11:22");
-        for bad in ["01:00:00:00:00:01", "00:00:00:00:00:00", "02:00:00:00:00", "zz:00:00:00:00:01"] {
+        for bad in [
+            "01:00:00:00:00:01",
+            "00:00:00:00:00:00",
+            "02:00:00:00:00",
+            "zz:00:00:00:00:01",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
         let d = MacAddr::derived("x");
@@ -720,7 +741,14 @@ mod tests {
         assert_eq!((f.proto, f.host_port, f.ct_port), (Proto::Tcp, 8080, 80));
         assert_eq!(f.to_string(), "tcp:8080:80");
         assert_eq!("udp:53".parse::<PortForward>().unwrap().ct_port, 53);
-        for bad in ["sctp:1:2", "tcp:0:80", "tcp:70000:80", "tcp", "tcp:a:b", "tcp:1:2:3"] {
+        for bad in [
+            "sctp:1:2",
+            "tcp:0:80",
+            "tcp:70000:80",
+            "tcp",
+            "tcp:a:b",
+            "tcp:1:2:3",
+        ] {
             assert!(bad.parse::<PortForward>().is_err(), "{bad}");
         }
         let r: Rate = "10M:5M".parse().unwrap();

@@ -5,7 +5,10 @@
 use berth_core::net::fnv64;
 
 fn h(parts: &[&str]) -> String {
-    format!("{:010x}", fnv64(parts.join("/").as_bytes()) & 0xff_ffff_ffff)
+    format!(
+        "{:010x}",
+        fnv64(parts.join("/").as_bytes()) & 0xff_ffff_ffff
+    )
 }
 
 /// The bridge of network `net`.

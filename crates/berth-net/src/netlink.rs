@@ -6,8 +6,8 @@
 use crate::{NetError, Result};
 use berth_core::net::{Ipv4Cidr, MacAddr};
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
@@ -222,7 +222,11 @@ impl Netlink {
     pub fn set_up(&mut self, index: u32, up: bool) -> Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = index;
-        m.header.flags = if up { LinkFlags::Up } else { LinkFlags::empty() };
+        m.header.flags = if up {
+            LinkFlags::Up
+        } else {
+            LinkFlags::empty()
+        };
         m.header.change_mask = LinkFlags::Up;
         self.ack("set link up", RouteNetlinkMessage::SetLink(m), 0)
     }
@@ -250,8 +254,10 @@ impl Netlink {
         m.header.family = AddressFamily::Inet;
         m.header.prefix_len = c.prefix;
         m.header.index = index;
-        m.attributes.push(AddressAttribute::Local(IpAddr::V4(c.addr)));
-        m.attributes.push(AddressAttribute::Address(IpAddr::V4(c.addr)));
+        m.attributes
+            .push(AddressAttribute::Local(IpAddr::V4(c.addr)));
+        m.attributes
+            .push(AddressAttribute::Address(IpAddr::V4(c.addr)));
         if c.prefix < 31 {
             m.attributes
                 .push(AddressAttribute::Broadcast(c.broadcast()));
@@ -350,7 +356,9 @@ impl Netlink {
         };
         if dst.prefix > 0 {
             m.attributes
-                .push(RouteAttribute::Destination(RouteAddress::Inet(dst.network())));
+                .push(RouteAttribute::Destination(RouteAddress::Inet(
+                    dst.network(),
+                )));
         }
         if let Some(g) = gw {
             m.attributes
@@ -422,11 +430,9 @@ fn parse_link(l: LinkMessage) -> Link {
 /// Runs `f` with a netlink client inside the network namespace at `ns` (e.g.
 /// `/proc/<pid>/ns/net`). The work happens on a fresh thread that joins the namespace and
 /// ends with it, so the caller's namespace is never changed.
-pub fn in_netns<T: Send>(
-    ns: &Path,
-    f: impl FnOnce(&mut Netlink) -> Result<T> + Send,
-) -> Result<T> {
-    let fd = std::fs::File::open(ns).map_err(|e| NetError::Sys(format!("open {}", ns.display()), e))?;
+pub fn in_netns<T: Send>(ns: &Path, f: impl FnOnce(&mut Netlink) -> Result<T> + Send) -> Result<T> {
+    let fd =
+        std::fs::File::open(ns).map_err(|e| NetError::Sys(format!("open {}", ns.display()), e))?;
     std::thread::scope(|s| {
         s.spawn(|| {
             // SAFETY: setns on this thread only, with a descriptor we hold open.

@@ -135,10 +135,7 @@ pub fn ruleset(node_id: &str, nets: &[FwNetwork], cts: &[FwContainer]) -> String
     for n in nets.iter().filter(|n| n.cfg.kind == NetworkType::HostOnly) {
         let b = &n.bridge;
         let _ = writeln!(s, "    iifname \"{b}\" oifname \"{b}\" accept");
-        let _ = writeln!(
-            s,
-            "    oifname \"{b}\" ct state established,related accept"
-        );
+        let _ = writeln!(s, "    oifname \"{b}\" ct state established,related accept");
         let _ = writeln!(s, "    oifname \"{b}\" ct status dnat accept");
         let _ = writeln!(s, "    oifname \"{b}\" drop");
         if !n.cfg.nat {
@@ -206,7 +203,10 @@ pub fn apply(script: &str) -> Result<()> {
         .map_err(|e| NetError::Tool("nft".into(), e.to_string()))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("failed");
+        let first = err
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("failed");
         tracing::debug!(script, "nft failed: {err}");
         return Err(NetError::Tool("nft".into(), first.to_string()));
     }
@@ -276,7 +276,9 @@ mod tests {
             target: Some(Ipv4Addr::new(10, 77, 0, 5)),
         };
         let s = ruleset("n1", &[net(true)], &[ct]);
-        assert!(s.contains("ip saddr 10.77.0.0/24 ip daddr != 10.77.0.0/24 oifname != \"bbx\" masquerade"));
+        assert!(s.contains(
+            "ip saddr 10.77.0.0/24 ip daddr != 10.77.0.0/24 oifname != \"bbx\" masquerade"
+        ));
         assert!(s.contains("fib daddr type local tcp dport 8080 dnat ip to 10.77.0.5:80"));
         assert!(s.contains("iifname \"bv1\" ether type ip ip saddr != { 10.77.0.5 } drop"));
         assert!(s.contains("iifname \"bv1\" ether saddr != 02:00:00:00:00:01 drop"));

@@ -372,7 +372,8 @@ impl NetNode {
         if let Some((i, o)) = rate {
             self.shape(&mut nl, ctid, &n.name, i, o)?;
         }
-        let nsf = std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
+        let nsf =
+            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
         use std::os::fd::AsRawFd;
         let ti = nl.index(&tmp)?;
         nl.move_to_netns(ti, nsf.as_raw_fd())?;
@@ -391,7 +392,13 @@ impl NetNode {
     }
 
     /// Creates the host-routed adapter `venet0` with the container's /32 addresses.
-    fn add_venet(&self, ctid: u32, addrs: &[Ipv4Addr], ns: &Path, rate: Option<(u64, u64)>) -> Result<()> {
+    fn add_venet(
+        &self,
+        ctid: u32,
+        addrs: &[Ipv4Addr],
+        ns: &Path,
+        rate: Option<(u64, u64)>,
+    ) -> Result<()> {
         let host = names::host_veth(&self.node_id, ctid, names::VENET);
         let tmp = names::peer_tmp(&self.node_id, ctid, names::VENET);
         let mut nl = Netlink::open()?;
@@ -414,7 +421,8 @@ impl NetNode {
         if let Some((i, o)) = rate {
             self.shape(&mut nl, ctid, names::VENET, i, o)?;
         }
-        let nsf = std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
+        let nsf =
+            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
         use std::os::fd::AsRawFd;
         let ti = nl.index(&tmp)?;
         nl.move_to_netns(ti, nsf.as_raw_fd())?;
@@ -580,8 +588,16 @@ impl NetNode {
                 Some(o) if same_but_addrs(o, n) => {
                     if o.addrs != n.addrs {
                         let (add, del): (Vec<Ipv4Cidr>, Vec<Ipv4Cidr>) = (
-                            n.addrs.iter().filter(|a| !o.addrs.contains(a)).copied().collect(),
-                            o.addrs.iter().filter(|a| !n.addrs.contains(a)).copied().collect(),
+                            n.addrs
+                                .iter()
+                                .filter(|a| !o.addrs.contains(a))
+                                .copied()
+                                .collect(),
+                            o.addrs
+                                .iter()
+                                .filter(|a| !n.addrs.contains(a))
+                                .copied()
+                                .collect(),
                         );
                         let name = n.name.clone();
                         in_netns(&ns, move |nl| {
@@ -628,7 +644,9 @@ impl NetNode {
         let prefix = names::alias_ct_prefix(&self.node_id, ctid);
         let mut t = Traffic::default();
         for l in Netlink::open()?.links()? {
-            let Some(a) = l.alias.as_deref() else { continue };
+            let Some(a) = l.alias.as_deref() else {
+                continue;
+            };
             if a.starts_with(&prefix) && !a.ends_with(":ifb") {
                 t.rx_bytes += l.tx_bytes;
                 t.rx_packets += l.tx_packets;
@@ -679,6 +697,34 @@ impl NetNode {
             });
         }
         Ok(out)
+    }
+
+    /// Crash recovery: deletes this node root's links that nothing owns any more: adapters
+    /// of containers without `run/<ctid>/` (their monitor is gone), and, if `networks_too`
+    /// (the caller holds the node lock), bridges of networks whose file is missing.
+    pub fn remove_orphans(&self, networks_too: bool) -> Result<()> {
+        let prefix = names::alias_node_prefix(&self.node_id);
+        let mut nl = Netlink::open()?;
+        for l in nl.links()? {
+            let Some(rest) = l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let orphan = match rest.split_once(':') {
+                Some(("net", name)) => {
+                    networks_too && !name.contains('/') && !self.net_file(name).exists()
+                }
+                Some((ct, _)) => match ct.parse::<u32>() {
+                    Ok(id) => !self.root.run_dir().join(id.to_string()).exists(),
+                    Err(_) => false,
+                },
+                None => false,
+            };
+            if orphan {
+                tracing::info!(link = %l.name, "removing leftover network link");
+                nl.del_link(l.index)?;
+            }
+        }
+        Ok(())
     }
 
     /// The applied state of a running container, if it has one.

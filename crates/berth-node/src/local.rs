@@ -281,7 +281,19 @@ impl LocalNode {
                 let _ = c.resume();
             }
         }
-        let gone = || !is_active(&self.root, id);
+        // The monitor removes run/<ctid>/ (monitor.pid included) as its last step: wait for
+        // the process itself, or a restart could race with that removal.
+        let monitor = std::fs::read_to_string(paths.dir.join("monitor.pid"))
+            .ok()
+            .and_then(|t| {
+                let mut it = t.split_whitespace();
+                Some((
+                    it.next()?.parse::<i32>().ok()?,
+                    it.next()?.parse::<u64>().ok()?,
+                ))
+            });
+        let monitor_gone = || monitor.is_none_or(|(p, st)| process_starttime(p) != Some(st));
+        let gone = || !is_active(&self.root, id) && monitor_gone();
         let wait = |secs: u64| {
             let until = Instant::now() + Duration::from_secs(secs);
             while Instant::now() < until {

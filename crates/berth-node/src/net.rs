@@ -173,8 +173,11 @@ impl LocalNode {
         let _node = lock::lock(&self.root().node_lock())?;
         let _g = self.lock_ct(id)?;
         let mut cfg = self.load_config(id)?;
-        let others: Vec<ContainerConfig> =
-            self.configs()?.into_iter().filter(|c| c.ctid != id).collect();
+        let others: Vec<ContainerConfig> = self
+            .configs()?
+            .into_iter()
+            .filter(|c| c.ctid != id)
+            .collect();
         let nn = self.net();
         let new = compute(&nn, id, &cfg.net, ch, &others)?;
         if new == cfg.net {
@@ -251,7 +254,9 @@ fn compute(
     let target: Option<String> = if let Some(name) = &ch.netif_add {
         berth_core::net::validate_ifname(name)?;
         if n.netifs.iter().any(|x| &x.name == name) {
-            return Err(inval(format!("container {id} already has an adapter {name:?}")));
+            return Err(inval(format!(
+                "container {id} already has an adapter {name:?}"
+            )));
         }
         let network = ch
             .network
@@ -305,12 +310,19 @@ fn compute(
     for spec in &ch.ipadd {
         match &target {
             Some(ifname) => {
-                let x = n.netifs.iter_mut().find(|x| &x.name == ifname).expect("target");
+                let x = n
+                    .netifs
+                    .iter_mut()
+                    .find(|x| &x.name == ifname)
+                    .expect("target");
                 let net = net_of(&x.network)?;
                 let addr = match *spec {
                     AddrSpec::Auto => {
                         let s = net.subnet.ok_or_else(|| {
-                            inval(format!("network {} has no subnet: give the address", net.name))
+                            inval(format!(
+                                "network {} has no subnet: give the address",
+                                net.name
+                            ))
                         })?;
                         Ipv4Cidr::new(net.allocate(&used)?, s.prefix)
                     }
@@ -425,7 +437,10 @@ fn compute(
         n.gateway = g;
     }
     if let Some(g) = n.gateway {
-        let on_adapter = n.netifs.iter().any(|x| x.addrs.iter().any(|a| a.contains(g)));
+        let on_adapter = n
+            .netifs
+            .iter()
+            .any(|x| x.addrs.iter().any(|a| a.contains(g)));
         let routed = g == names::VENET_GW && !n.ipaddrs.is_empty();
         if !on_adapter && !routed {
             return Err(inval(format!(
@@ -441,7 +456,8 @@ fn compute(
         }
     }
     for f in &ch.forward_add {
-        let clash = |x: &berth_core::net::PortForward| x.proto == f.proto && x.host_port == f.host_port;
+        let clash =
+            |x: &berth_core::net::PortForward| x.proto == f.proto && x.host_port == f.host_port;
         if n.forwards.iter().any(clash) {
             return Err(inval(format!(
                 "port {}:{} is already forwarded to container {id}",

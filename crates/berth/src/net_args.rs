@@ -18,13 +18,28 @@ pub struct NetSetArgs {
     #[arg(long, value_name = "NAME", help_heading = "Network")]
     pub netif_add: Option<String>,
     /// Virtual network of the adapter being added
-    #[arg(long, value_name = "NET", requires = "netif_add", help_heading = "Network")]
+    #[arg(
+        long,
+        value_name = "NET",
+        requires = "netif_add",
+        help_heading = "Network"
+    )]
     pub network: Option<String>,
     /// MAC address of the adapter being added (default: derived, stable)
-    #[arg(long, value_name = "MAC", requires = "netif_add", help_heading = "Network")]
+    #[arg(
+        long,
+        value_name = "MAC",
+        requires = "netif_add",
+        help_heading = "Network"
+    )]
     pub mac: Option<String>,
     /// Existing adapter that --ipadd/--ipfilter apply to
-    #[arg(long, value_name = "NAME", conflicts_with = "netif_add", help_heading = "Network")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "netif_add",
+        help_heading = "Network"
+    )]
     pub netif: Option<String>,
     /// Remove an adapter (repeatable)
     #[arg(long, value_name = "NAME", help_heading = "Network")]
@@ -269,7 +284,9 @@ pub fn network(node: &LocalNode, cmd: NetworkCmd) -> Result<()> {
                     .iter()
                     .map(|s| {
                         s.parse::<Ipv4Addr>().map_err(|_| {
-                            anyhow::anyhow!("invalid value {s:?} for --nameserver: expected A.B.C.D")
+                            anyhow::anyhow!(
+                                "invalid value {s:?} for --nameserver: expected A.B.C.D"
+                            )
                         })
                     })
                     .collect::<Result<_>>()?,
@@ -299,7 +316,11 @@ pub fn network(node: &LocalNode, cmd: NetworkCmd) -> Result<()> {
                         c.subnet.map(|s| s.to_string()).unwrap_or("-".into()),
                         if c.nat { "yes" } else { "no" },
                         i.bridge,
-                        if cts.is_empty() { "-".into() } else { cts.join(",") }
+                        if cts.is_empty() {
+                            "-".into()
+                        } else {
+                            cts.join(",")
+                        }
                     );
                 }
             }
@@ -353,7 +374,11 @@ pub fn adapters(node: &LocalNode, json: bool) -> Result<()> {
             a.kind.as_deref().unwrap_or("-"),
             if a.up { "up" } else { "down" },
             a.mac.as_deref().unwrap_or("-"),
-            if a.addrs.is_empty() { "-".into() } else { a.addrs.join(",") },
+            if a.addrs.is_empty() {
+                "-".into()
+            } else {
+                a.addrs.join(",")
+            },
             a.network.as_deref().unwrap_or("-")
         );
     }
