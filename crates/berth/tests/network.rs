@@ -720,6 +720,15 @@ fn bridged_network_joins_an_adapters_segment() {
     let phys = format!("bp{a}x{b}");
     let _ = Command::new("ip").args(["netns", "del", &ns]).output();
     sh(&["ip", "netns", "add", &ns]);
+    struct Guard(String, String);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+            let _ = Command::new("ip").args(["netns", "del", &self.1]).output();
+        }
+    }
+    let guard = Guard(phys.clone(), ns.clone());
+
     sh(&[
         "ip", "link", "add", &phys, "type", "veth", "peer", "name", "eth0", "netns", &ns,
     ]);
@@ -742,10 +751,6 @@ fn bridged_network_joins_an_adapters_segment() {
         "eth0",
     ]);
     sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
-    let cleanup = || {
-        let _ = Command::new("ip").args(["link", "del", &phys]).output();
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-    };
     // an adapter carrying node addresses is refused
     n.fails(
         &[
@@ -812,7 +817,7 @@ fn bridged_network_joins_an_adapters_segment() {
     n.ok(&["destroy", "101"]);
     n.ok(&["network", "delete", "pub0"]);
     let released = std::fs::read_link(format!("/sys/class/net/{phys}/master")).is_err();
-    cleanup();
+    drop(guard);
     assert!(ok, "container reaches the adapter's segment");
     assert!(
         routes.contains(&format!("default via 10.{a}.{b}.2")),
