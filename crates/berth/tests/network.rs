@@ -947,3 +947,42 @@ fn bad_input_is_refused_and_changes_nothing() {
     );
     assert!(wait_until(1, || true));
 }
+
+#[test]
+fn killed_monitor_and_init_leave_no_network_objects() {
+    let n = Node::with_net("netkill");
+    n.ok(&["create", "101", "--ostemplate", "busybox"]);
+    let port = port_base() + 7;
+    n.ok(&[
+        "set",
+        "101",
+        "--rate",
+        "20M:20M",
+        "--forward",
+        &format!("tcp:{port}:80"),
+    ]);
+    n.ok(&["start", "101"]);
+    assert!(node_links(&n, "101").len() >= 2, "veth and ifb");
+    assert!(nft_table(&n).contains(&format!("dport {port}")));
+    let mon: i32 = std::fs::read_to_string(n.root.join("run/101/monitor.pid"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let init = n.status("101")["init_pid"].as_i64().unwrap() as i32;
+    unsafe {
+        libc::kill(mon, libc::SIGKILL);
+        libc::kill(init, libc::SIGKILL);
+    }
+    // The next command's crash recovery removes what the dead monitor could not.
+    assert!(wait_until(10, || {
+        n.run(&["list", "-a"]);
+        node_links(&n, "101").is_empty()
+    }));
+    assert!(!nft_table(&n).contains(&format!("dport {port}")));
+    // and the container starts again with its network
+    n.ok(&["start", "101"]);
+    assert!(n.exec("101", &["ls", "/sys/class/net"]).contains("eth0"));
+}
