@@ -80,7 +80,6 @@ impl Netlink {
         let mut buf = vec![0u8; nl.buffer_len()];
         nl.serialize(&mut buf);
         self.sock.send(&buf, 0).map_err(|e| nl_err(what, e))?;
-        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         let mut out = vec![];
         loop {
             let (data, _) = self.sock.recv_from_full().map_err(|e| nl_err(what, e))?;
@@ -107,12 +106,8 @@ impl Netlink {
                             )),
                         };
                     }
-                    NetlinkPayload::InnerMessage(i) => {
-                        out.push(i);
-                        if !dump {
-                            // A reply without ACK semantics: wait for the ACK that follows.
-                        }
-                    }
+                    // A dump ends with DONE; a request with NLM_F_ACK ends with its ACK.
+                    NetlinkPayload::InnerMessage(i) => out.push(i),
                     _ => {}
                 }
             }

@@ -727,6 +727,17 @@ impl NetNode {
         Ok(())
     }
 
+    /// The node's own IPv4 addresses (except the 169.254.0.1 of routed veths): never given to
+    /// a container.
+    pub fn node_addrs(&self) -> Result<Vec<Ipv4Addr>> {
+        Ok(Netlink::open()?
+            .addrs()?
+            .into_iter()
+            .map(|(_, a)| a.addr)
+            .filter(|a| *a != names::VENET_GW)
+            .collect())
+    }
+
     /// The applied state of a running container, if it has one.
     pub fn applied(&self, ctid: u32) -> Option<NetConfig> {
         let t = std::fs::read_to_string(self.state_file(ctid)).ok()?;

@@ -179,7 +179,8 @@ impl LocalNode {
             .filter(|c| c.ctid != id)
             .collect();
         let nn = self.net();
-        let new = compute(&nn, id, &cfg.net, ch, &others)?;
+        let node_addrs = nn.node_addrs()?;
+        let new = compute(&nn, id, &cfg.net, ch, &others, &node_addrs)?;
         if new == cfg.net {
             return Ok(new);
         }
@@ -200,13 +201,11 @@ impl LocalNode {
             }
             applied = Some((old, st.init_pid));
         }
-        let before = cfg.net.clone();
         cfg.net = new.clone();
         if let Err(e) = fsutil::write_toml(&self.root().ct_config(id), &cfg) {
             if let Some((old, pid)) = applied {
                 let _ = nn.update_ct(id.0, &new, &old, pid);
             }
-            let _ = before;
             return Err(e.into());
         }
         Ok(new)
@@ -233,6 +232,7 @@ fn compute(
     cur: &NetConfig,
     ch: &NetChange,
     others: &[ContainerConfig],
+    node_addrs: &[Ipv4Addr],
 ) -> Result<NetConfig> {
     let mut n = cur.clone();
     let networks = nn.networks()?;
@@ -307,6 +307,7 @@ fn compute(
     for g in networks.iter().filter_map(|x| x.gateway) {
         used.push(g);
     }
+    used.extend_from_slice(node_addrs);
     for spec in &ch.ipadd {
         match &target {
             Some(ifname) => {
@@ -572,4 +573,128 @@ pub fn monitor_net(args: &mut berth_runtime::monitor::MonitorArgs) -> Result<()>
         }));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_core::config::DiskConfig;
+    use berth_core::net::PortForward;
+
+    fn setup() -> (tempfile::TempDir, NetNode) {
+        let d = tempfile::tempdir().unwrap();
+        let root = NodeRoot::new(d.path());
+        std::fs::create_dir_all(root.networks_dir()).unwrap();
+        let mut lan = default_network("10.77.0.0/29".parse().unwrap());
+        lan.name = "lan0".into();
+        lan.nameservers = vec![];
+        fsutil::write_toml(&root.networks_dir().join("lan0.toml"), &lan).unwrap();
+        (d, NetNode::new(&root, "n1"))
+    }
+
+    fn ct(id: u32, net: NetConfig) -> ContainerConfig {
+        ContainerConfig {
+            ctid: CtId(id),
+            name: None,
+            hostname: None,
+            description: None,
+            ostemplate: "busybox".into(),
+            app_templates: vec![],
+            privileged: false,
+            idmap: None,
+            disk: DiskConfig {
+                size: berth_core::Size(1 << 30),
+            },
+            onboot: false,
+            bootorder: None,
+            created: 0,
+            net,
+        }
+    }
+
+    fn add(name: &str, ip: &str) -> NetChange {
+        NetChange {
+            netif_add: Some(name.into()),
+            network: Some("lan0".into()),
+            ipadd: vec![ip.parse().unwrap()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn allocation_validation_and_forwards() {
+        let (_d, nn) = setup();
+        let id = CtId(101);
+        let cur = NetConfig::default();
+        // auto skips the gateway (.1) and addresses of other containers and of the node
+        let other = compute(&nn, CtId(102), &cur, &add("eth0", "auto"), &[], &[]).unwrap();
+        assert_eq!(other.netifs[0].addrs[0].to_string(), "10.77.0.2/29");
+        let others = vec![ct(102, other.clone())];
+        let node = ["10.77.0.3".parse().unwrap()];
+        let n = compute(&nn, id, &cur, &add("eth0", "auto"), &others, &node).unwrap();
+        assert_eq!(n.netifs[0].addrs[0].to_string(), "10.77.0.4/29");
+        assert_ne!(n.netifs[0].mac, other.netifs[0].mac);
+        // refused: duplicate, outside the subnet, unknown network, gateway, twice the same name
+        let e = |ch: NetChange, cur: &NetConfig| {
+            compute(&nn, id, cur, &ch, &others, &node)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e(add("eth0", "10.77.0.2"), &cur).contains("already in use"));
+        assert!(e(add("eth0", "10.77.1.2"), &cur).contains("outside network lan0"));
+        assert!(e(add("eth0", "10.77.0.1"), &cur).contains("already in use"));
+        let mut unknown = add("eth0", "auto");
+        unknown.network = Some("nope".into());
+        assert!(e(unknown, &cur).contains("not found"));
+        assert!(e(add("eth0", "auto"), &n).contains("already has an adapter"));
+        // routed addresses: single addresses, not auto
+        let routed = |ip: &str| NetChange {
+            ipadd: vec![ip.parse().unwrap()],
+            ..Default::default()
+        };
+        assert!(e(routed("auto"), &cur).contains("needs an adapter"));
+        assert!(e(routed("10.9.0.1/24"), &cur).contains("single address"));
+        let r = compute(&nn, id, &n, &routed("10.9.0.1"), &others, &node).unwrap();
+        assert_eq!(r.ipaddrs, vec![Ipv4Addr::new(10, 9, 0, 1)]);
+        // forwards: unique per node port, need an address
+        let fwd = |f: &str| NetChange {
+            forward_add: vec![f.parse::<PortForward>().unwrap()],
+            ..Default::default()
+        };
+        assert!(e(fwd("tcp:80:80"), &cur).contains("no address to forward to"));
+        let with = compute(&nn, id, &n, &fwd("tcp:8080:80"), &others, &node).unwrap();
+        assert!(e(fwd("tcp:8080:81"), &with).contains("already forwarded to container 101"));
+        let mut o2 = NetConfig::default();
+        o2.ipaddrs.push(Ipv4Addr::new(10, 9, 9, 9));
+        o2.forwards = with.forwards.clone();
+        let others2 = vec![ct(102, o2)];
+        assert!(compute(&nn, id, &n, &fwd("tcp:8080:80"), &others2, &node)
+            .unwrap_err()
+            .to_string()
+            .contains("container 102"));
+        assert!(compute(&nn, id, &n, &fwd("udp:8080:80"), &others2, &node).is_ok());
+        // removal of an address that is not there, of an adapter that is not there
+        let del = NetChange {
+            ipdel: vec!["10.77.0.6".into()],
+            ..Default::default()
+        };
+        assert!(e(del, &n).contains("no address"));
+        let deln = NetChange {
+            netif_del: vec!["eth9".into()],
+            ..Default::default()
+        };
+        assert!(e(deln, &n).contains("no adapter"));
+        // the pool runs out: /29 has .2-.6, gateway .1
+        let full: Vec<ContainerConfig> = (2..=6)
+            .map(|o| {
+                let mut c = NetConfig::default();
+                c.ipaddrs.push(Ipv4Addr::new(10, 77, 0, o));
+                ct(200 + o as u32, c)
+            })
+            .collect();
+        assert!(compute(&nn, id, &cur, &add("eth0", "auto"), &full, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("no free address"));
+    }
 }
