@@ -1,4 +1,4 @@
-//! Bandwidth shaping with the `tc` command (see docs/adr/0005-network-netlink-nftables-tc.md).
+//! Bandwidth shaping with the `tc` command (see docs/adr/0006-network-netlink-nftables-tc.md).
 //!
 //! On the node's end of a container's veth:
 //! - inbound (towards the container) is the veth's egress: a TBF qdisc at the `in` rate;
