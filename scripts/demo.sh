@@ -18,6 +18,10 @@ echo "--- berth exec demo -- cat /etc/os-release"
 $B exec demo -- cat /etc/os-release
 echo "--- berth exec demo -- sh -c 'hostname; id; ps'"
 $B exec demo -- sh -c 'hostname; id; ps'
+echo "--- berth exec demo -- ip -4 addr show eth0   (its address on the node's default network)"
+$B exec demo -- ip -4 addr show eth0
+echo "--- berth network list"
+$B network list
 echo "--- berth list"
 $B list
 echo

@@ -2,7 +2,7 @@
 # Installs what Berth needs on a fresh Debian node (as root): Debian packages, then a Rust
 # toolchain check. Idempotent and quiet when everything is there.
 set -euo pipefail
-need=(busybox-static e2fsprogs debootstrap libseccomp-dev pkg-config xz-utils zstd tar util-linux)
+need=(busybox-static e2fsprogs debootstrap libseccomp-dev pkg-config xz-utils zstd tar util-linux nftables iproute2)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -133,6 +133,9 @@ pub struct ContainerConfig {
     pub bootorder: Option<u32>,
     /// Unix time of creation.
     pub created: u64,
+    /// Network adapters, addresses, DNS, forwards and rates (see `berth_core::net`).
+    #[serde(default, skip_serializing_if = "crate::net::NetConfig::is_default")]
+    pub net: crate::net::NetConfig,
 }
 
 impl ContainerConfig {
@@ -203,6 +206,7 @@ mod tests {
             onboot: false,
             bootorder: None,
             created: 1,
+            net: Default::default(),
         }
     }
 

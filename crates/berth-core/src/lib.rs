@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod idmap;
 pub mod journal;
 pub mod lock;
+pub mod net;
 pub mod ops;
 pub mod paths;
 pub mod resources;

@@ -184,6 +184,12 @@ pub struct ContainerStats {
     pub io_write_bytes: Option<u64>,
     pub io_read_ops: Option<u64>,
     pub io_write_ops: Option<u64>,
+    /// Network traffic into the container since start (all its adapters).
+    pub net_rx_bytes: Option<u64>,
+    pub net_rx_packets: Option<u64>,
+    /// Network traffic out of the container since start.
+    pub net_tx_bytes: Option<u64>,
+    pub net_tx_packets: Option<u64>,
     /// Limits exceeded or nearly exhausted (soft limits, OOM kills, process limit).
     pub warnings: Vec<String>,
 }

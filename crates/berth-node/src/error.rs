@@ -7,6 +7,8 @@ pub enum NodeError {
     Storage(#[from] berth_storage::StorageError),
     #[error(transparent)]
     Runtime(#[from] berth_runtime::RuntimeError),
+    #[error(transparent)]
+    Net(#[from] berth_net::NetError),
     #[error("berth must run as root (containers need namespaces, mounts and cgroups)")]
     NotRoot,
     #[error("container {0} is already running")]

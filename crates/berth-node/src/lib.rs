@@ -5,6 +5,7 @@
 
 pub mod error;
 mod local;
+pub mod net;
 pub mod recover;
 pub mod resources;
 

@@ -53,7 +53,13 @@ fn random_id() -> String {
 }
 
 /// Initialises a node root (idempotent). Returns the node config and whether it was new.
-pub fn init_node(root: &NodeRoot) -> Result<(NodeConfig, bool)> {
+/// A new node also gets the default network (host-only, NAT) on `default_subnet`, unless
+/// it is `None`; a subnet that clashes with the node's routes is refused before anything
+/// is written.
+pub fn init_node(
+    root: &NodeRoot,
+    default_subnet: Option<berth_core::net::Ipv4Cidr>,
+) -> Result<(NodeConfig, bool)> {
     require_root()?;
     root.create_layout()?;
     let _g = lock::lock(&root.node_lock())?;
@@ -61,7 +67,16 @@ pub fn init_node(root: &NodeRoot) -> Result<(NodeConfig, bool)> {
         return Ok((root.load_node_config()?, false));
     }
     let cfg = NodeConfig::new(random_id(), now());
+    if let Some(s) = default_subnet {
+        crate::net::check_default_network(root, &cfg.node_id, s)?;
+    }
     fsutil::write_toml(&root.node_toml(), &cfg)?;
+    if let Some(s) = default_subnet {
+        if let Err(e) = crate::net::create_default_network(root, &cfg.node_id, s) {
+            let _ = fsutil::remove_file_if_exists(&root.node_toml());
+            return Err(e);
+        }
+    }
     Ok((cfg, true))
 }
 
@@ -139,7 +154,7 @@ impl LocalNode {
         Ok(g)
     }
 
-    fn run_state(&self, id: CtId) -> Option<RunState> {
+    pub(crate) fn run_state(&self, id: CtId) -> Option<RunState> {
         RunState::load(&RunPaths::new(&self.root, id).state()).filter(|s| s.init_alive())
     }
 
@@ -291,7 +306,19 @@ impl LocalNode {
                 let _ = c.resume();
             }
         }
-        let gone = || !is_active(&self.root, id);
+        // The monitor removes run/<ctid>/ (monitor.pid included) as its last step: wait for
+        // the process itself, or a restart could race with that removal.
+        let monitor = std::fs::read_to_string(paths.dir.join("monitor.pid"))
+            .ok()
+            .and_then(|t| {
+                let mut it = t.split_whitespace();
+                Some((
+                    it.next()?.parse::<i32>().ok()?,
+                    it.next()?.parse::<u64>().ok()?,
+                ))
+            });
+        let monitor_gone = || monitor.is_none_or(|(p, st)| process_starttime(p) != Some(st));
+        let gone = || !is_active(&self.root, id) && monitor_gone();
         let wait = |secs: u64| {
             let until = Instant::now() + Duration::from_secs(secs);
             while Instant::now() < until {
@@ -430,7 +457,8 @@ impl LocalNode {
         // fd 4 holds the monitor lock (see start): keep it open for life, out of children.
         // SAFETY: setting FD_CLOEXEC on a descriptor number; harmless if it is not open.
         unsafe { libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC) };
-        let args = berth_runtime::monitor::load_args(root, id)?;
+        let mut args = berth_runtime::monitor::load_args(root, id)?;
+        crate::net::monitor_net(&mut args)?;
         berth_runtime::monitor::run(args, ready)?;
         Ok(())
     }
@@ -563,6 +591,7 @@ impl NodeOps for LocalNode {
             onboot: false,
             bootorder: None,
             created: now(),
+            net: self.net_for_new(id, &configs)?,
         };
         let dir = self.root.ct_dir(id);
         std::fs::create_dir(&dir).map_err(|e| match e.kind() {

@@ -32,6 +32,7 @@ pub fn release_runtime(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
     let rid = berth_runtime::runtime_id(node_id, id);
     berth_runtime::monitor::delete_runtime(root, &rid);
     berth_runtime::monitor::clear_writeback_limits(root, id);
+    berth_net::NetNode::new(root, node_id).teardown_ct(id.0)?;
     berth_storage::rootfs::teardown(root, id)?;
     fsutil::remove_dir_all_if_exists(&root.ct_run_dir(id))?;
     Ok(())
@@ -113,6 +114,10 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
                 }
             }
         }
+    }
+    {
+        let node_lock = lock::try_lock(&root.node_lock())?;
+        berth_net::NetNode::new(root, node_id).remove_orphans(node_lock.is_some())?;
     }
     for id in ids {
         let needs = root.ct_journal(id).exists()

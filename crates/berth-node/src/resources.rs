@@ -291,14 +291,25 @@ impl LocalNode {
                 st.inodes_used = Some(u.used_inodes);
                 st.inodes_limit = Some(u.total_inodes);
             }
+            let base = std::fs::read_to_string(self.root().ct_run_dir(id).join("io_base"))
+                .ok()
+                .and_then(|l| loopdev::IoCounters::from_line(&l))
+                .unwrap_or_default();
             if let Some(c) = rootfs::disk_device(self.root(), id)
                 .as_deref()
                 .and_then(loopdev::io_counters)
+                .map(|c| c.since(&base))
             {
                 st.io_read_bytes = Some(c.read_bytes);
                 st.io_write_bytes = Some(c.write_bytes);
                 st.io_read_ops = Some(c.read_ops);
                 st.io_write_ops = Some(c.write_ops);
+            }
+            if let Ok(Some(t)) = self.traffic(&CtRef::Id(id)) {
+                st.net_rx_bytes = Some(t.rx_bytes);
+                st.net_rx_packets = Some(t.rx_packets);
+                st.net_tx_bytes = Some(t.tx_bytes);
+                st.net_tx_packets = Some(t.tx_packets);
             }
         } else if let Ok(u) = disk::usage_image(&self.root().ct_disk(id)) {
             st.disk_used = Some(u.used_bytes);

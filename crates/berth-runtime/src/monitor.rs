@@ -55,6 +55,18 @@ pub struct MonitorArgs {
     pub node_id: String,
     pub cfg: ContainerConfig,
     pub template: TemplateManifest,
+    /// Files written into the container besides `/etc/hostname` (e.g. `/etc/resolv.conf`).
+    pub extra_files: Vec<InjectedFile>,
+    /// Called around each boot (networking).
+    pub hooks: Option<Box<dyn BootHooks>>,
+}
+
+/// Work done for each boot of the container outside the runtime: `before_start` runs once
+/// the container's namespaces exist and before its init is started (its network namespace
+/// can be given adapters); `after_stop` runs when init has exited (idempotent).
+pub trait BootHooks {
+    fn before_start(&self, init_pid: i32) -> std::result::Result<(), String>;
+    fn after_stop(&self);
 }
 
 /// Restores default signal dispositions in the container's init just before it execs (the
@@ -114,13 +126,19 @@ impl Executor for InitExecutor {
 }
 
 /// Files Berth writes into the container's upper layer before each boot.
-fn injected_files(cfg: &ContainerConfig) -> Vec<InjectedFile> {
+fn injected_files(cfg: &ContainerConfig, extra: &[InjectedFile]) -> Vec<InjectedFile> {
     let host = cfg.effective_hostname();
-    vec![InjectedFile {
+    let mut v = vec![InjectedFile {
         path: "etc/hostname",
         content: format!("{host}\n").into_bytes(),
         mode: 0o644,
-    }]
+    }];
+    v.extend(extra.iter().map(|f| InjectedFile {
+        path: f.path,
+        content: f.content.clone(),
+        mode: f.mode,
+    }));
+    v
 }
 
 fn builder(root: &NodeRoot, id: &str) -> Result<ContainerBuilder> {
@@ -221,6 +239,9 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     }
     delete_runtime(&args.root, &runtime_id);
     clear_writeback_limits(&args.root, id);
+    if let Some(h) = &args.hooks {
+        h.after_stop();
+    }
     let _ = rootfs::teardown(&args.root, id);
     remove_run_dir(&paths);
     result
@@ -257,8 +278,19 @@ fn boot_loop(
     boots: &mut u32,
     ready: &mut Option<fs::File>,
 ) -> Result<()> {
-    let prepared = rootfs::prepare(&args.root, &args.cfg, &injected_files(&args.cfg))?;
+    let prepared = rootfs::prepare(
+        &args.root,
+        &args.cfg,
+        &injected_files(&args.cfg, &args.extra_files),
+    )?;
     let host = crate::resources::HostInfo::detect();
+    // The loop device's counters outlive this container's use of it: keep where they started.
+    if let Some(c) = prepared
+        .disk_dev
+        .and_then(|(ma, mi)| berth_storage::loopdev::io_counters_of(ma, mi))
+    {
+        fsutil::atomic_write(&paths.dir.join("io_base"), c.to_line().as_bytes(), 0o644)?;
+    }
     loop {
         // Limits may have been changed with `berth set` since the last boot: read them anew.
         let cfg: ContainerConfig =
@@ -295,10 +327,14 @@ fn boot_loop(
             .as_init(paths.bundle())
             .with_systemd(false)
             .build()?;
-        container.start()?;
         let pid = container
             .pid()
             .ok_or_else(|| RuntimeError::StartFailed("no init pid".into()))?;
+        if let Some(h) = &args.hooks {
+            h.before_start(pid.as_raw())
+                .map_err(RuntimeError::StartFailed)?;
+        }
+        container.start()?;
         *boots += 1;
         let state = RunState {
             monitor_pid: std::process::id() as i32,
@@ -315,6 +351,9 @@ fn boot_loop(
         let status = wait_for(pid);
         tracing::info!(?status, "container init exited");
         reap_orphans();
+        if let Some(h) = &args.hooks {
+            h.after_stop();
+        }
         let _ = fs::remove_file(paths.state());
         let reboot = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
         if !reboot || paths.stopping().exists() {
@@ -363,5 +402,7 @@ pub fn load_args(root: &NodeRoot, id: CtId) -> Result<MonitorArgs> {
         node_id: node.node_id,
         cfg,
         template,
+        extra_files: vec![],
+        hooks: None,
     })
 }

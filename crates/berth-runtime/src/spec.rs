@@ -328,6 +328,7 @@ mod tests {
             onboot: false,
             bootorder: None,
             created: 0,
+            net: Default::default(),
         }
     }
 

@@ -188,6 +188,43 @@ pub fn io_counters(dev: &Path) -> Option<IoCounters> {
     parse_block_stat(&text)
 }
 
+/// Reads a block device's counters by number (/sys/dev/block/MAJOR:MINOR/stat).
+pub fn io_counters_of(major: u64, minor: u64) -> Option<IoCounters> {
+    let text = fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
+    parse_block_stat(&text)
+}
+
+impl IoCounters {
+    /// Counters since `base` (a device's counters outlive one container's use of it).
+    pub fn since(&self, base: &IoCounters) -> IoCounters {
+        IoCounters {
+            read_ops: self.read_ops.saturating_sub(base.read_ops),
+            read_bytes: self.read_bytes.saturating_sub(base.read_bytes),
+            write_ops: self.write_ops.saturating_sub(base.write_ops),
+            write_bytes: self.write_bytes.saturating_sub(base.write_bytes),
+        }
+    }
+    /// `read_ops read_bytes write_ops write_bytes` on one line.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{} {} {} {}\n",
+            self.read_ops, self.read_bytes, self.write_ops, self.write_bytes
+        )
+    }
+    pub fn from_line(s: &str) -> Option<IoCounters> {
+        let v: Vec<u64> = s
+            .split_whitespace()
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        (v.len() == 4).then(|| IoCounters {
+            read_ops: v[0],
+            read_bytes: v[1],
+            write_ops: v[2],
+            write_bytes: v[3],
+        })
+    }
+}
+
 /// Parses /sys/block/NAME/stat (fields 1, 3, 5 and 7: read I/Os, read sectors, write I/Os,
 /// write sectors; sectors are 512 bytes whatever the device's block size).
 pub fn parse_block_stat(text: &str) -> Option<IoCounters> {
@@ -215,5 +252,8 @@ mod stat_tests {
         assert_eq!((c.read_ops, c.read_bytes), (120, 9600 * 512));
         assert_eq!((c.write_ops, c.write_bytes), (30, 480 * 512));
         assert!(super::parse_block_stat("1 2").is_none());
+        let base = super::IoCounters::from_line(&c.to_line()).unwrap();
+        assert_eq!(base, c);
+        assert_eq!(c.since(&base), super::IoCounters::default());
     }
 }

@@ -1,5 +1,6 @@
 //! `berth`: manage system containers on this node (like vzctl, without a daemon).
 
+mod net_args;
 mod output;
 mod progress;
 mod res_args;
@@ -47,6 +48,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: TemplateCmd,
     },
+    /// Virtual networks (host-only or bridged, optional NAT)
+    Network {
+        #[command(subcommand)]
+        cmd: net_args::NetworkCmd,
+    },
     /// Create a container from an OS template
     Create {
         /// CTID (default: the next free one from 100)
@@ -88,6 +94,8 @@ enum Cmd {
         diskspace: Option<String>,
         #[command(flatten)]
         res: res_args::ResourceArgs,
+        #[command(flatten)]
+        net: net_args::NetSetArgs,
         /// For changes a running container cannot take live: `restart` it, or `ignore` (apply at next start)
         #[arg(long, value_enum)]
         setmode: Option<SetModeArg>,
@@ -173,10 +181,22 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum NodeCmd {
-    /// Prepare the node root
-    Init,
+    /// Prepare the node root (and its default network: host-only, NAT)
+    Init {
+        /// Subnet of the default network (default 10.213.0.0/24; `none`: no default network)
+        #[arg(long, env = "BERTH_DEFAULT_SUBNET")]
+        subnet: Option<String>,
+        /// Create no default network
+        #[arg(long)]
+        no_network: bool,
+    },
     /// Node capacity (CPUs, memory, disk) and what its containers were promised
     Info {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The node's network adapters, their addresses and the virtual network using each
+    Adapters {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -236,8 +256,21 @@ fn ct(s: &str) -> Result<CtRef> {
 fn run(cli: Cli) -> Result<i32> {
     let root = NodeRoot::new(&cli.root);
     match cli.cmd {
-        Cmd::Node { cmd: NodeCmd::Init } => {
-            let (cfg, new) = berth_node::init_node(&root)?;
+        Cmd::Node {
+            cmd: NodeCmd::Adapters { format },
+        } => {
+            let node = open(&root)?;
+            net_args::adapters(&node, format == Format::Json)?;
+        }
+        Cmd::Network { cmd } => {
+            let node = open(&root)?;
+            net_args::network(&node, cmd)?;
+        }
+        Cmd::Node {
+            cmd: NodeCmd::Init { subnet, no_network },
+        } => {
+            let subnet = net_args::default_subnet(subnet.as_deref(), no_network)?;
+            let (cfg, new) = berth_node::init_node(&root, subnet)?;
             if new {
                 println!(
                     "node initialised at {} (node id {})",
@@ -400,6 +433,7 @@ fn run(cli: Cli) -> Result<i32> {
             bootorder,
             diskspace,
             res,
+            net,
             setmode,
         } => {
             let r = ct(&c)?;
@@ -414,10 +448,18 @@ fn run(cli: Cli) -> Result<i32> {
                 Some(SetModeArg::Restart) => SetMode::Restart,
                 Some(SetModeArg::Ignore) => SetMode::Ignore,
             };
-            if opts.is_empty() {
+            net.change()?;
+            if opts.is_empty() && net.is_empty() {
                 anyhow::bail!("nothing to set: give at least one option (see `berth set --help`)");
             }
             let node = open(&root)?;
+            if !net.is_empty() {
+                // Network changes are validated as a whole and always apply live.
+                net_args::apply(&node, &r, &net)?;
+                if opts.is_empty() {
+                    return Ok(0);
+                }
+            }
             let out = node.set(&r, opts)?;
             for n in &out.notes {
                 eprintln!("note: {n}");

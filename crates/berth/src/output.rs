@@ -149,17 +149,31 @@ pub fn stats(st: &[ContainerStats], as_json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:>8} {:<10} {:>7} {:>19} {:>15} {:>4} {:>13} {:>19} {:>17} {:>21}",
-        "CTID", "STATUS", "CPU", "MEMORY", "SWAP", "OOM", "PROCS", "DISK", "INODES", "IO R/W"
+        "{:>8} {:<10} {:>7} {:>19} {:>15} {:>4} {:>13} {:>19} {:>17} {:>21} {:>21}",
+        "CTID",
+        "STATUS",
+        "CPU",
+        "MEMORY",
+        "SWAP",
+        "OOM",
+        "PROCS",
+        "DISK",
+        "INODES",
+        "IO R/W",
+        "NET IN/OUT"
     )?;
     for s in st {
         let io = match (s.io_read_bytes, s.io_write_bytes) {
             (Some(r), Some(w)) => format!("{}/{}", human(r), human(w)),
             _ => "-".into(),
         };
+        let net = match (s.net_rx_bytes, s.net_tx_bytes) {
+            (Some(r), Some(w)) => format!("{}/{}", human(r), human(w)),
+            _ => "-".into(),
+        };
         writeln!(
             out,
-            "{:>8} {:<10} {:>7} {:>19} {:>15} {:>4} {:>13} {:>19} {:>17} {:>21}",
+            "{:>8} {:<10} {:>7} {:>19} {:>15} {:>4} {:>13} {:>19} {:>17} {:>21} {:>21}",
             s.ctid,
             s.status.map(|x| x.to_string()).unwrap_or_default(),
             pct(s.cpu_percent),
@@ -170,6 +184,7 @@ pub fn stats(st: &[ContainerStats], as_json: bool) -> anyhow::Result<()> {
             used_of(s.disk_used, Some(s.disk_limit), human),
             used_of(s.inodes_used, s.inodes_limit, plain),
             io,
+            net,
         )?;
         for w in &s.warnings {
             writeln!(out, "{:>8} warning: {w}", "")?;

@@ -42,10 +42,23 @@ impl Node {
         n
     }
 
+    /// An initialised node root with the busybox template and a default network on a
+    /// subnet of its own (see [`unique_net`]).
+    pub fn with_net(tag: &str) -> Node {
+        let n = Node::bare(tag);
+        let (a, b) = unique_net();
+        n.ok(&["node", "init", "--subnet", &format!("10.{a}.{b}.0/24")]);
+        n.ok(&["template", "create", "busybox"]);
+        n
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
+        // No default network unless a test asks for one: parallel test node roots must not
+        // share a subnet.
         c.args(args)
             .env("BERTH_ROOT", &self.root)
+            .env("BERTH_DEFAULT_SUBNET", "none")
             .env_remove("BERTH_CRASH_AT");
         c
     }
@@ -134,6 +147,12 @@ impl Drop for Node {
                     let _ = self.run(&["destroy", &id, "--force"]);
                 }
             }
+            let o = self.run(&["network", "list", "--format", "json"]);
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.stdout) {
+                for n in v.as_array().cloned().unwrap_or_default() {
+                    let _ = self.run(&["network", "delete", n["name"].as_str().unwrap_or("")]);
+                }
+            }
         }
         let leaks = leaks_under(&self.root);
         let _ = std::fs::remove_dir_all(&self.root);
@@ -141,6 +160,50 @@ impl Drop for Node {
             assert!(leaks.is_empty(), "leaked: {leaks:?}");
         }
     }
+}
+
+static NET_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Two octets `(a, b)` for a /24 `10.a.b.0` no other test of any running test process
+/// uses: `a` from the process ID, `b` from a per-process counter.
+pub fn unique_net() -> (u32, u32) {
+    let a = 100 + std::process::id() % 100;
+    let b = NET_SEQ.fetch_add(1, Ordering::SeqCst) % 250;
+    (a, b)
+}
+
+/// Network links, network namespaces and nftables tables of the node `id`: links carry the
+/// alias `berth:<id>:…` (test-made ones `berth-test:<id>`), tables are `berth_<id>`, test namespaces are named `bt<id>…`.
+pub fn net_leaks(id: &str) -> Vec<String> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir("/sys/class/net") {
+        for e in rd.flatten() {
+            let alias = std::fs::read_to_string(e.path().join("ifalias")).unwrap_or_default();
+            if alias.starts_with(&format!("berth:{id}:"))
+                || alias.starts_with(&format!("berth-test:{id}"))
+            {
+                out.push(format!("link {:?} ({})", e.file_name(), alias.trim()));
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/run/netns") {
+        for e in rd.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("bt{id}"))
+            {
+                out.push(format!("netns {:?}", e.file_name()));
+            }
+        }
+    }
+    if let Ok(o) = Command::new("nft").args(["list", "tables"]).output() {
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            if l.ends_with(&format!("berth_{id}")) {
+                out.push(format!("nft {l}"));
+            }
+        }
+    }
+    out
 }
 
 /// Mounts, loop devices and cgroups that still refer to `root` (or its node id).
@@ -182,6 +245,7 @@ pub fn leaks_under(root: &Path) -> Vec<String> {
                     }
                 }
             }
+            out.extend(net_leaks(&id));
         }
     }
     out

@@ -1,0 +1,293 @@
+//! Berth's nftables rules. Each node root owns one table per family it needs, both named
+//! `berth_<node_id>`: `inet` (NAT, port forwards, isolation of host-only networks,
+//! anti-spoofing on host-routed adapters) and `bridge` (anti-spoofing on bridge ports). The
+//! whole ruleset is generated from the node's state (networks and running containers) and
+//! replaced in one `nft -f` transaction, so rules never drift from the state and nobody
+//! else's tables or chains are touched.
+
+use crate::{NetError, Result};
+use berth_core::net::{MacAddr, NetworkConfig, NetworkType, PortForward, Proto};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+/// A network as the firewall sees it.
+#[derive(Debug, Clone)]
+pub struct FwNetwork {
+    pub cfg: NetworkConfig,
+    pub bridge: String,
+}
+
+/// One container-side port on the node: a bridge port (adapter) or a routed veth.
+#[derive(Debug, Clone)]
+pub struct FwPort {
+    pub host_if: String,
+    pub mac: MacAddr,
+    pub addrs: Vec<Ipv4Addr>,
+    pub ipfilter: bool,
+    /// True for a bridge port, false for a host-routed veth.
+    pub bridged: bool,
+}
+
+/// A running container's part of the rules.
+#[derive(Debug, Clone)]
+pub struct FwContainer {
+    pub ctid: u32,
+    pub ports: Vec<FwPort>,
+    pub forwards: Vec<PortForward>,
+    pub target: Option<Ipv4Addr>,
+}
+
+pub fn table_name(node_id: &str) -> String {
+    let safe: String = node_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    format!("berth_{safe}")
+}
+
+fn set(addrs: &[Ipv4Addr]) -> String {
+    let v: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    format!("{{ {} }}", v.join(", "))
+}
+
+/// The script that replaces Berth's tables (or removes them when there is nothing to do).
+pub fn ruleset(node_id: &str, nets: &[FwNetwork], cts: &[FwContainer]) -> String {
+    let t = table_name(node_id);
+    let mut s = String::new();
+    // Create-then-delete makes the delete valid whether or not the table existed.
+    for fam in ["inet", "bridge"] {
+        let _ = writeln!(s, "table {fam} {t}\ndelete table {fam} {t}");
+    }
+    if nets.is_empty() && cts.is_empty() {
+        return s;
+    }
+    // ---- inet: anti-spoofing (routed), NAT, forwards, isolation
+    let _ = writeln!(s, "table inet {t} {{");
+    let _ = writeln!(
+        s,
+        "  chain antispoof {{\n    type filter hook prerouting priority -160; policy accept;"
+    );
+    for c in cts {
+        for p in c.ports.iter().filter(|p| !p.bridged && p.ipfilter) {
+            let i = &p.host_if;
+            let _ = writeln!(s, "    iifname \"{i}\" ether saddr != {} drop", p.mac);
+            if p.addrs.is_empty() {
+                let _ = writeln!(s, "    iifname \"{i}\" meta nfproto ipv4 drop");
+            } else {
+                let _ = writeln!(
+                    s,
+                    "    iifname \"{i}\" meta nfproto ipv4 ip saddr != {} drop",
+                    set(&p.addrs)
+                );
+            }
+            let _ = writeln!(s, "    iifname \"{i}\" meta nfproto ipv6 drop");
+        }
+    }
+    let _ = writeln!(s, "  }}");
+    // Port forwards: from other hosts (prerouting) and from the node itself (output).
+    let mut dnat = String::new();
+    for c in cts {
+        let Some(target) = c.target else { continue };
+        for f in &c.forwards {
+            let p = match f.proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+            };
+            let _ = writeln!(
+                dnat,
+                "    fib daddr type local {p} dport {} dnat ip to {target}:{} comment \"ct {}\"",
+                f.host_port, f.ct_port, c.ctid
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  chain nat_pre {{\n    type nat hook prerouting priority -100; policy accept;\n{dnat}  }}"
+    );
+    let _ = writeln!(
+        s,
+        "  chain nat_out {{\n    type nat hook output priority -100; policy accept;\n{dnat}  }}"
+    );
+    let _ = writeln!(
+        s,
+        "  chain nat_post {{\n    type nat hook postrouting priority 100; policy accept;"
+    );
+    // Forwards reached through 127.0.0.1 leave with a loopback source: give them the node's.
+    let _ = writeln!(s, "    ip saddr 127.0.0.0/8 ct status dnat masquerade");
+    for n in nets.iter().filter(|n| n.cfg.nat) {
+        if let Some(sub) = n.cfg.subnet {
+            let _ = writeln!(
+                s,
+                "    ip saddr {} ip daddr != {} oifname != \"{}\" masquerade",
+                sub.net(),
+                sub.net(),
+                n.bridge
+            );
+        }
+    }
+    let _ = writeln!(s, "  }}");
+    let _ = writeln!(
+        s,
+        "  chain filter_fwd {{\n    type filter hook forward priority 0; policy accept;"
+    );
+    for n in nets.iter().filter(|n| n.cfg.kind == NetworkType::HostOnly) {
+        let b = &n.bridge;
+        let _ = writeln!(s, "    iifname \"{b}\" oifname \"{b}\" accept");
+        let _ = writeln!(s, "    oifname \"{b}\" ct state established,related accept");
+        let _ = writeln!(s, "    oifname \"{b}\" ct status dnat accept");
+        let _ = writeln!(s, "    oifname \"{b}\" drop");
+        if !n.cfg.nat {
+            let _ = writeln!(
+                s,
+                "    iifname \"{b}\" ct status dnat accept\n    iifname \"{b}\" ct state established,related accept\n    iifname \"{b}\" drop"
+            );
+        }
+    }
+    let _ = writeln!(s, "  }}\n}}");
+    // ---- bridge: anti-spoofing on bridge ports
+    let _ = writeln!(
+        s,
+        "table bridge {t} {{\n  chain antispoof {{\n    type filter hook prerouting priority -200; policy accept;"
+    );
+    for c in cts {
+        for p in c.ports.iter().filter(|p| p.bridged && p.ipfilter) {
+            let i = &p.host_if;
+            let _ = writeln!(s, "    iifname \"{i}\" ether saddr != {} drop", p.mac);
+            let _ = writeln!(
+                s,
+                "    iifname \"{i}\" ether type arp arp saddr ether != {} drop",
+                p.mac
+            );
+            let mut arp_ok = p.addrs.clone();
+            arp_ok.push(Ipv4Addr::UNSPECIFIED);
+            let _ = writeln!(
+                s,
+                "    iifname \"{i}\" ether type arp arp saddr ip != {} drop",
+                set(&arp_ok)
+            );
+            if p.addrs.is_empty() {
+                let _ = writeln!(s, "    iifname \"{i}\" ether type ip drop");
+            } else {
+                let _ = writeln!(
+                    s,
+                    "    iifname \"{i}\" ether type ip ip saddr != {} drop",
+                    set(&p.addrs)
+                );
+            }
+            let _ = writeln!(s, "    iifname \"{i}\" ether type ip6 drop");
+        }
+    }
+    let _ = writeln!(s, "  }}\n}}");
+    s
+}
+
+/// Runs an nft script as one transaction.
+pub fn apply(script: &str) -> Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| NetError::Tool("nft".into(), e.to_string()))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(script.as_bytes())
+        .map_err(|e| NetError::Tool("nft".into(), e.to_string()))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NetError::Tool("nft".into(), e.to_string()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("failed");
+        tracing::debug!(script, "nft failed: {err}");
+        return Err(NetError::Tool("nft".into(), first.to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(nat: bool) -> FwNetwork {
+        FwNetwork {
+            cfg: NetworkConfig {
+                name: "lan0".into(),
+                kind: NetworkType::HostOnly,
+                subnet: Some("10.77.0.0/24".parse().unwrap()),
+                gateway: Some(Ipv4Addr::new(10, 77, 0, 1)),
+                nat,
+                range: None,
+                adapter: None,
+                nameservers: vec![],
+                searchdomains: vec![],
+                created: 0,
+            },
+            bridge: "bbx".into(),
+        }
+    }
+
+    #[test]
+    fn empty_state_only_removes_our_tables() {
+        let s = ruleset("ab12cd34", &[], &[]);
+        assert_eq!(
+            s,
+            "table inet berth_ab12cd34\ndelete table inet berth_ab12cd34\ntable bridge berth_ab12cd34\ndelete table bridge berth_ab12cd34\n"
+        );
+        assert!(!s.contains("flush"));
+    }
+
+    #[test]
+    fn rules_for_nat_forwards_and_spoofing() {
+        let ct = FwContainer {
+            ctid: 101,
+            ports: vec![
+                FwPort {
+                    host_if: "bv1".into(),
+                    mac: "02:00:00:00:00:01".parse().unwrap(),
+                    addrs: vec![Ipv4Addr::new(10, 77, 0, 5)],
+                    ipfilter: true,
+                    bridged: true,
+                },
+                FwPort {
+                    host_if: "bv2".into(),
+                    mac: "02:00:00:00:00:02".parse().unwrap(),
+                    addrs: vec![Ipv4Addr::new(10, 9, 0, 1)],
+                    ipfilter: true,
+                    bridged: false,
+                },
+                FwPort {
+                    host_if: "bv3".into(),
+                    mac: "02:00:00:00:00:03".parse().unwrap(),
+                    addrs: vec![],
+                    ipfilter: false,
+                    bridged: true,
+                },
+            ],
+            forwards: vec!["tcp:8080:80".parse().unwrap()],
+            target: Some(Ipv4Addr::new(10, 77, 0, 5)),
+        };
+        let s = ruleset("n1", &[net(true)], &[ct]);
+        assert!(s.contains(
+            "ip saddr 10.77.0.0/24 ip daddr != 10.77.0.0/24 oifname != \"bbx\" masquerade"
+        ));
+        assert!(s.contains("fib daddr type local tcp dport 8080 dnat ip to 10.77.0.5:80"));
+        assert!(s.contains("iifname \"bv1\" ether type ip ip saddr != { 10.77.0.5 } drop"));
+        assert!(s.contains("iifname \"bv1\" ether saddr != 02:00:00:00:00:01 drop"));
+        assert!(s.contains("iifname \"bv2\" meta nfproto ipv4 ip saddr != { 10.9.0.1 } drop"));
+        assert!(!s.contains("\"bv3\""), "ipfilter off: no rules");
+        assert!(s.contains("oifname \"bbx\" drop"));
+        // host-only without NAT also refuses to route out
+        let s = ruleset("n1", &[net(false)], &[]);
+        assert!(s.contains("iifname \"bbx\" drop"));
+        assert!(!s.contains("masquerade\n    ip saddr 10.77"));
+    }
+}

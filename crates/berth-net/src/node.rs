@@ -1,0 +1,782 @@
+//! [`NetNode`]: the networking of one node root: networks under `networks/<name>.toml`, the
+//! applied network state of each running container in `run/<ctid>/net.json`, and the kernel
+//! objects made from them.
+
+use crate::netlink::{in_netns, Link, Netlink};
+use crate::nft::{self, FwContainer, FwNetwork, FwPort};
+use crate::{names, sysctl, tc, NetError, Result};
+use berth_core::net::{Ipv4Cidr, NetConfig, NetIf, NetworkConfig, NetworkType};
+use berth_core::{fsutil, CoreError, NodeRoot};
+use netlink_packet_route::link::LinkAttribute;
+use serde::Serialize;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// Bytes and packets a container sent and received (all its adapters, since it started).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+}
+
+/// A node adapter, for `berth node adapters`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Adapter {
+    pub name: String,
+    pub mac: Option<String>,
+    pub up: bool,
+    pub kind: Option<String>,
+    pub addrs: Vec<String>,
+    /// The virtual network that uses it (bridged adapter, or a network's own bridge).
+    pub network: Option<String>,
+}
+
+pub struct NetNode {
+    root: NodeRoot,
+    node_id: String,
+}
+
+fn mac_str(m: &[u8; 6]) -> String {
+    berth_core::net::MacAddr(*m).to_string()
+}
+
+impl NetNode {
+    pub fn new(root: &NodeRoot, node_id: &str) -> Self {
+        NetNode {
+            root: root.clone(),
+            node_id: node_id.to_string(),
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn net_file(&self, name: &str) -> PathBuf {
+        self.root.networks_dir().join(format!("{name}.toml"))
+    }
+
+    fn state_file(&self, ctid: u32) -> PathBuf {
+        self.root.run_dir().join(ctid.to_string()).join("net.json")
+    }
+
+    pub fn bridge_name(&self, net: &str) -> String {
+        names::bridge(&self.node_id, net)
+    }
+
+    /// Every network of the node, by name.
+    pub fn networks(&self) -> Result<Vec<NetworkConfig>> {
+        let dir = self.root.networks_dir();
+        let mut out = vec![];
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(CoreError::io(&dir, e).into()),
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().and_then(|x| x.to_str()) == Some("toml")
+                && !e.file_name().to_string_lossy().starts_with('.')
+            {
+                out.push(fsutil::read_toml::<NetworkConfig>(&p)?);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub fn network(&self, name: &str) -> Result<NetworkConfig> {
+        berth_core::validate::validate_name(name)
+            .map_err(|_| NetError::UnknownNetwork(name.into()))?;
+        let p = self.net_file(name);
+        if !p.exists() {
+            return Err(NetError::UnknownNetwork(name.into()));
+        }
+        Ok(fsutil::read_toml(&p)?)
+    }
+
+    /// A route of the node (not one of this node root's bridges) overlapping `subnet`.
+    pub fn route_clash(&self, subnet: Ipv4Cidr) -> Result<Option<String>> {
+        let mut nl = Netlink::open()?;
+        let links = nl.links()?;
+        let ours = names::alias_node_prefix(&self.node_id);
+        let name_of = |i: u32| links.iter().find(|l| l.index == i);
+        for r in nl.routes()? {
+            if r.dst.prefix == 0 {
+                continue; // a default route overlaps everything and routes nothing specific
+            }
+            let link = r.oif.and_then(name_of);
+            if link
+                .and_then(|l| l.alias.as_deref())
+                .is_some_and(|a| a.starts_with(&ours))
+            {
+                continue;
+            }
+            if r.dst.overlaps(&subnet) {
+                let dev = link.map(|l| l.name.clone()).unwrap_or_default();
+                return Ok(Some(format!("{} dev {dev}", r.dst.net())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Validates and creates a network: kernel objects first, then its file.
+    pub fn create_network(&self, cfg: &NetworkConfig) -> Result<()> {
+        cfg.validate()?;
+        if self.net_file(&cfg.name).exists() {
+            return Err(NetError::NetworkExists(cfg.name.clone()));
+        }
+        let others = self.networks()?;
+        if let Some(s) = cfg.subnet {
+            for o in &others {
+                if let Some(os) = o.subnet {
+                    if os.overlaps(&s) {
+                        return Err(NetError::Invalid(format!(
+                            "subnet {s} overlaps network {} ({os})",
+                            o.name
+                        )));
+                    }
+                }
+            }
+            if cfg.kind == NetworkType::HostOnly {
+                if let Some(r) = self.route_clash(s)? {
+                    return Err(NetError::Invalid(format!(
+                        "subnet {s} clashes with the node's route {r}: choose another subnet"
+                    )));
+                }
+            }
+        }
+        if let Some(a) = &cfg.adapter {
+            let mut nl = Netlink::open()?;
+            let link = nl.link(a)?.ok_or_else(|| NetError::NoSuchLink(a.clone()))?;
+            if link
+                .alias
+                .as_deref()
+                .is_some_and(|x| x.starts_with("berth:"))
+            {
+                return Err(NetError::Invalid(format!(
+                    "adapter {a} belongs to Berth; give a node adapter"
+                )));
+            }
+            if link.master.is_some_and(|m| m != 0) {
+                return Err(NetError::Invalid(format!(
+                    "adapter {a} is already a port of another bridge or bond"
+                )));
+            }
+            if nl.addrs()?.iter().any(|(i, _)| *i == link.index) {
+                return Err(NetError::Invalid(format!(
+                    "adapter {a} has IP addresses of the node: bridging it would cut them off; use a free adapter"
+                )));
+            }
+            if let Some(o) = others.iter().find(|o| o.adapter.as_deref() == Some(a)) {
+                return Err(NetError::Invalid(format!(
+                    "adapter {a} is already used by network {}",
+                    o.name
+                )));
+            }
+        }
+        if let Err(e) = self.ensure_network(cfg) {
+            let _ = self.remove_network_links(cfg);
+            return Err(e);
+        }
+        if let Err(e) = fsutil::write_toml(&self.net_file(&cfg.name), cfg) {
+            let _ = self.remove_network_links(cfg);
+            return Err(e.into());
+        }
+        if let Err(e) = self.apply_firewall() {
+            let _ = fsutil::remove_file_if_exists(&self.net_file(&cfg.name));
+            let _ = self.remove_network_links(cfg);
+            let _ = self.apply_firewall();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Creates the network's bridge if it is missing (after a node reboot, say). Idempotent.
+    pub fn ensure_network(&self, cfg: &NetworkConfig) -> Result<()> {
+        let br = self.bridge_name(&cfg.name);
+        let mut nl = Netlink::open()?;
+        if nl.link(&br)?.is_none() {
+            nl.add_bridge(&br, &names::alias_net(&self.node_id, &cfg.name))?;
+        }
+        let bi = nl.index(&br)?;
+        if cfg.kind == NetworkType::HostOnly {
+            if let (Some(s), Some(g)) = (cfg.subnet, cfg.gateway) {
+                nl.add_addr(bi, Ipv4Cidr::new(g, s.prefix))?;
+            }
+        }
+        if let Some(a) = &cfg.adapter {
+            let ai = nl.index(a)?;
+            nl.set_master(ai, bi)?;
+            nl.set_up(ai, true)?;
+        }
+        nl.set_up(bi, true)?;
+        // Forwards reached from the node itself through 127.0.0.1 are routed out of the bridge.
+        sysctl(&format!("net/ipv4/conf/{br}/route_localnet"), "1")?;
+        // Routing between containers, NAT and forwards need IPv4 forwarding (documented).
+        sysctl("net/ipv4/ip_forward", "1")?;
+        Ok(())
+    }
+
+    fn remove_network_links(&self, cfg: &NetworkConfig) -> Result<()> {
+        let mut nl = Netlink::open()?;
+        if let Some(a) = &cfg.adapter {
+            if let Some(l) = nl.link(a)? {
+                nl.set_master(l.index, 0)?;
+            }
+        }
+        if let Some(l) = nl.link(&self.bridge_name(&cfg.name))? {
+            nl.del_link(l.index)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a network no container uses (the caller checks): bridge, file, rules.
+    pub fn delete_network(&self, name: &str) -> Result<()> {
+        let cfg = self.network(name)?;
+        self.remove_network_links(&cfg)?;
+        fsutil::remove_file_if_exists(&self.net_file(name))?;
+        self.apply_firewall()
+    }
+
+    /// Network state applied to running containers, by CTID.
+    fn running(&self) -> Vec<(u32, NetConfig)> {
+        let mut out = vec![];
+        if let Ok(rd) = std::fs::read_dir(self.root.run_dir()) {
+            for e in rd.flatten() {
+                let Some(id) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let p = e.path().join("net.json");
+                if let Ok(t) = std::fs::read_to_string(&p) {
+                    match serde_json::from_str::<NetConfig>(&t) {
+                        Ok(c) => out.push((id, c)),
+                        Err(e) => tracing::warn!(path = %p.display(), "unreadable: {e}"),
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|x| x.0);
+        out
+    }
+
+    /// Regenerates Berth's nftables tables from the networks and running containers.
+    pub fn apply_firewall(&self) -> Result<()> {
+        // Serialise regenerations: each one reads the whole state under this lock.
+        let _g = berth_core::lock::lock(&self.root.locks_dir().join("net.lock"))?;
+        let nets: Vec<FwNetwork> = self
+            .networks()?
+            .into_iter()
+            .map(|cfg| FwNetwork {
+                bridge: self.bridge_name(&cfg.name),
+                cfg,
+            })
+            .collect();
+        let cts: Vec<FwContainer> = self
+            .running()
+            .into_iter()
+            .map(|(id, c)| self.fw_container(id, &c))
+            .collect();
+        nft::apply(&nft::ruleset(&self.node_id, &nets, &cts))
+    }
+
+    fn fw_container(&self, ctid: u32, c: &NetConfig) -> FwContainer {
+        let mut ports: Vec<FwPort> = c
+            .netifs
+            .iter()
+            .map(|n| FwPort {
+                host_if: names::host_veth(&self.node_id, ctid, &n.name),
+                mac: n.mac,
+                addrs: n.addrs.iter().map(|a| a.addr).collect(),
+                ipfilter: n.ipfilter,
+                bridged: true,
+            })
+            .collect();
+        if !c.ipaddrs.is_empty() {
+            ports.push(FwPort {
+                host_if: names::host_veth(&self.node_id, ctid, names::VENET),
+                mac: self.venet_mac(ctid),
+                addrs: c.ipaddrs.clone(),
+                ipfilter: c.routed_ipfilter,
+                bridged: false,
+            });
+        }
+        FwContainer {
+            ctid,
+            ports,
+            forwards: c.forwards.clone(),
+            target: c.forward_target(),
+        }
+    }
+
+    fn venet_mac(&self, ctid: u32) -> berth_core::net::MacAddr {
+        berth_core::net::MacAddr::derived(&format!("{}/{ctid}/venet0", self.node_id))
+    }
+
+    /// The container's default route: (adapter inside, gateway).
+    fn default_route(&self, c: &NetConfig) -> Result<Option<(String, Ipv4Addr)>> {
+        if let Some(g) = c.gateway {
+            for n in &c.netifs {
+                if n.addrs.iter().any(|a| a.contains(g)) {
+                    return Ok(Some((n.name.clone(), g)));
+                }
+            }
+            if g == names::VENET_GW && !c.ipaddrs.is_empty() {
+                return Ok(Some((names::VENET.into(), g)));
+            }
+            return Ok(None);
+        }
+        for n in &c.netifs {
+            let net = self.network(&n.network)?;
+            if let Some(g) = net.gateway {
+                if n.addrs.iter().any(|a| a.contains(g)) {
+                    return Ok(Some((n.name.clone(), g)));
+                }
+            }
+        }
+        if !c.ipaddrs.is_empty() {
+            return Ok(Some((names::VENET.into(), names::VENET_GW)));
+        }
+        Ok(None)
+    }
+
+    fn netns(pid: i32) -> PathBuf {
+        PathBuf::from(format!("/proc/{pid}/ns/net"))
+    }
+
+    /// Creates one adapter: the veth pair, the node end on the network's bridge, the other
+    /// end moved into the container, named, addressed and up.
+    fn add_netif(&self, ctid: u32, n: &NetIf, ns: &Path, rate: Option<(u64, u64)>) -> Result<()> {
+        let net = self.network(&n.network)?;
+        self.ensure_network(&net)?;
+        let host = names::host_veth(&self.node_id, ctid, &n.name);
+        let tmp = names::peer_tmp(&self.node_id, ctid, &n.name);
+        let mut nl = Netlink::open()?;
+        for stale in [&host, &tmp] {
+            if let Some(l) = nl.link(stale)? {
+                nl.del_link(l.index)?;
+            }
+        }
+        nl.add_veth(
+            &host,
+            &tmp,
+            Some(n.mac),
+            &names::alias_ct(&self.node_id, ctid, &n.name),
+        )?;
+        let hi = nl.index(&host)?;
+        let bi = nl.index(&self.bridge_name(&n.network))?;
+        nl.set_master(hi, bi)?;
+        nl.set_up(hi, true)?;
+        if let Some((i, o)) = rate {
+            self.shape(&mut nl, ctid, &n.name, i, o)?;
+        }
+        let nsf =
+            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
+        use std::os::fd::AsRawFd;
+        let ti = nl.index(&tmp)?;
+        nl.move_to_netns(ti, nsf.as_raw_fd())?;
+        let name = n.name.clone();
+        let addrs = n.addrs.clone();
+        in_netns(ns, move |nl| {
+            let i = nl.index(&tmp)?;
+            nl.set(i, vec![LinkAttribute::IfName(name)])?;
+            for a in addrs {
+                nl.add_addr(i, a)?;
+            }
+            nl.set_up(i, true)?;
+            let lo = nl.index("lo")?;
+            nl.set_up(lo, true)
+        })
+    }
+
+    /// Creates the host-routed adapter `venet0` with the container's /32 addresses.
+    fn add_venet(
+        &self,
+        ctid: u32,
+        addrs: &[Ipv4Addr],
+        ns: &Path,
+        rate: Option<(u64, u64)>,
+    ) -> Result<()> {
+        let host = names::host_veth(&self.node_id, ctid, names::VENET);
+        let tmp = names::peer_tmp(&self.node_id, ctid, names::VENET);
+        let mut nl = Netlink::open()?;
+        for stale in [&host, &tmp] {
+            if let Some(l) = nl.link(stale)? {
+                nl.del_link(l.index)?;
+            }
+        }
+        nl.add_veth(
+            &host,
+            &tmp,
+            Some(self.venet_mac(ctid)),
+            &names::alias_ct(&self.node_id, ctid, names::VENET),
+        )?;
+        let hi = nl.index(&host)?;
+        nl.add_addr(hi, Ipv4Cidr::new(names::VENET_GW, 32))?;
+        nl.set_up(hi, true)?;
+        sysctl(&format!("net/ipv4/conf/{host}/route_localnet"), "1")?;
+        sysctl("net/ipv4/ip_forward", "1")?;
+        if let Some((i, o)) = rate {
+            self.shape(&mut nl, ctid, names::VENET, i, o)?;
+        }
+        let nsf =
+            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
+        use std::os::fd::AsRawFd;
+        let ti = nl.index(&tmp)?;
+        nl.move_to_netns(ti, nsf.as_raw_fd())?;
+        let a2 = addrs.to_vec();
+        in_netns(ns, move |nl| {
+            let i = nl.index(&tmp)?;
+            nl.set(i, vec![LinkAttribute::IfName(names::VENET.into())])?;
+            for a in a2 {
+                nl.add_addr(i, Ipv4Cidr::new(a, 32))?;
+            }
+            nl.set_up(i, true)?;
+            nl.add_route(Ipv4Cidr::new(names::VENET_GW, 32), None, i)?;
+            let lo = nl.index("lo")?;
+            nl.set_up(lo, true)
+        })?;
+        for a in addrs {
+            nl.add_route(Ipv4Cidr::new(*a, 32), None, hi)?;
+        }
+        Ok(())
+    }
+
+    fn shape(&self, nl: &mut Netlink, ctid: u32, ifname: &str, i: u64, o: u64) -> Result<()> {
+        let host = names::host_veth(&self.node_id, ctid, ifname);
+        let ifb = names::ifb(&self.node_id, ctid, ifname);
+        if nl.link(&ifb)?.is_none() {
+            nl.add_ifb(&ifb, &names::alias_ifb(&self.node_id, ctid, ifname))?;
+        }
+        let idx = nl.index(&ifb)?;
+        nl.set_up(idx, true)?;
+        tc::shape(&host, &ifb, i, o)
+    }
+
+    fn unshape(&self, nl: &mut Netlink, ctid: u32, ifname: &str) -> Result<()> {
+        let host = names::host_veth(&self.node_id, ctid, ifname);
+        tc::unshape(&host);
+        if let Some(l) = nl.link(&names::ifb(&self.node_id, ctid, ifname))? {
+            nl.del_link(l.index)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes one adapter's node-side links (the container's end goes with its veth peer).
+    fn del_ifname(&self, ctid: u32, ifname: &str) -> Result<()> {
+        let mut nl = Netlink::open()?;
+        for n in [
+            names::host_veth(&self.node_id, ctid, ifname),
+            names::peer_tmp(&self.node_id, ctid, ifname),
+            names::ifb(&self.node_id, ctid, ifname),
+        ] {
+            if let Some(l) = nl.link(&n)? {
+                nl.del_link(l.index)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_default_route(&self, c: &NetConfig, ns: &Path) -> Result<()> {
+        let want = self.default_route(c)?;
+        in_netns(ns, move |nl| {
+            for r in nl.routes()? {
+                if r.dst.prefix == 0 {
+                    if let Some(o) = r.oif {
+                        nl.del_route(r.dst, r.gateway, o)?;
+                    }
+                }
+            }
+            if let Some((dev, gw)) = want {
+                let i = nl.index(&dev)?;
+                nl.add_route(Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0), Some(gw), i)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn save_state(&self, ctid: u32, c: &NetConfig) -> Result<()> {
+        let p = self.state_file(ctid);
+        let t = serde_json::to_vec_pretty(c).map_err(|e| NetError::State {
+            path: p.clone(),
+            msg: e.to_string(),
+        })?;
+        Ok(fsutil::atomic_write(&p, &t, 0o644)?)
+    }
+
+    /// Gives a container that is about to run (its init is `pid`) its adapters, addresses,
+    /// routes, caps and rules. On error, whatever was created is removed.
+    pub fn setup_ct(&self, ctid: u32, c: &NetConfig, pid: i32) -> Result<()> {
+        let r = self.setup_ct_inner(ctid, c, pid);
+        if r.is_err() {
+            let _ = self.teardown_ct(ctid);
+        }
+        r
+    }
+
+    fn setup_ct_inner(&self, ctid: u32, c: &NetConfig, pid: i32) -> Result<()> {
+        let ns = Self::netns(pid);
+        let rate = c.rate.map(|r| (r.in_kbit, r.out_kbit));
+        // Record first: a crash half-way leaves a state that teardown finds.
+        self.save_state(ctid, c)?;
+        for n in &c.netifs {
+            self.add_netif(ctid, n, &ns, rate)?;
+        }
+        if !c.ipaddrs.is_empty() {
+            self.add_venet(ctid, &c.ipaddrs, &ns, rate)?;
+        }
+        if !c.is_empty() {
+            self.set_default_route(c, &ns)?;
+        }
+        self.apply_firewall()
+    }
+
+    /// Removes everything of the container's networking from the node (idempotent).
+    pub fn teardown_ct(&self, ctid: u32) -> Result<()> {
+        let prefix = names::alias_ct_prefix(&self.node_id, ctid);
+        let mut nl = Netlink::open()?;
+        let mine: Vec<Link> = nl
+            .links()?
+            .into_iter()
+            .filter(|l| l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)))
+            .collect();
+        for l in mine {
+            nl.del_link(l.index)?;
+        }
+        let p = self.state_file(ctid);
+        let had = p.exists();
+        fsutil::remove_file_if_exists(&p)?;
+        if had {
+            self.apply_firewall()?;
+        }
+        Ok(())
+    }
+
+    /// Applies `new` to a running container whose applied state is `old`: only what changed
+    /// is touched. On error the old state is restored.
+    pub fn update_ct(&self, ctid: u32, old: &NetConfig, new: &NetConfig, pid: i32) -> Result<()> {
+        match self.update_inner(ctid, old, new, pid) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(ctid, "live network change failed, restoring: {e}");
+                let _ = self.teardown_ct(ctid);
+                let _ = self.setup_ct(ctid, old, pid);
+                Err(e)
+            }
+        }
+    }
+
+    fn update_inner(&self, ctid: u32, old: &NetConfig, new: &NetConfig, pid: i32) -> Result<()> {
+        let ns = Self::netns(pid);
+        let rate = new.rate.map(|r| (r.in_kbit, r.out_kbit));
+        let rate_changed = old.rate != new.rate;
+        // Adapters removed or changed beyond their addresses: recreate.
+        let same_but_addrs = |a: &NetIf, b: &NetIf| {
+            a.network == b.network && a.mac == b.mac && a.ipfilter == b.ipfilter
+        };
+        for o in &old.netifs {
+            match new.netifs.iter().find(|n| n.name == o.name) {
+                Some(n) if same_but_addrs(o, n) => {}
+                _ => self.del_ifname(ctid, &o.name)?,
+            }
+        }
+        self.save_state(ctid, new)?;
+        for n in &new.netifs {
+            match old.netifs.iter().find(|o| o.name == n.name) {
+                Some(o) if same_but_addrs(o, n) => {
+                    if o.addrs != n.addrs {
+                        let (add, del): (Vec<Ipv4Cidr>, Vec<Ipv4Cidr>) = (
+                            n.addrs
+                                .iter()
+                                .filter(|a| !o.addrs.contains(a))
+                                .copied()
+                                .collect(),
+                            o.addrs
+                                .iter()
+                                .filter(|a| !n.addrs.contains(a))
+                                .copied()
+                                .collect(),
+                        );
+                        let name = n.name.clone();
+                        in_netns(&ns, move |nl| {
+                            let i = nl.index(&name)?;
+                            for a in del {
+                                nl.del_addr(i, a)?;
+                            }
+                            for a in add {
+                                nl.add_addr(i, a)?;
+                            }
+                            Ok(())
+                        })?;
+                    }
+                    if rate_changed {
+                        let mut nl = Netlink::open()?;
+                        match rate {
+                            Some((i, o)) => self.shape(&mut nl, ctid, &n.name, i, o)?,
+                            None => self.unshape(&mut nl, ctid, &n.name)?,
+                        }
+                    }
+                }
+                _ => self.add_netif(ctid, n, &ns, rate)?,
+            }
+        }
+        if old.ipaddrs != new.ipaddrs || old.routed_ipfilter != new.routed_ipfilter {
+            self.del_ifname(ctid, names::VENET)?;
+            if !new.ipaddrs.is_empty() {
+                self.add_venet(ctid, &new.ipaddrs, &ns, rate)?;
+            }
+        } else if rate_changed && !new.ipaddrs.is_empty() {
+            let mut nl = Netlink::open()?;
+            match rate {
+                Some((i, o)) => self.shape(&mut nl, ctid, names::VENET, i, o)?,
+                None => self.unshape(&mut nl, ctid, names::VENET)?,
+            }
+        }
+        self.set_default_route(new, &ns)?;
+        self.apply_firewall()
+    }
+
+    /// Traffic of a running container, seen from the node's ends of its adapters
+    /// (what the node sends into an adapter, the container receives).
+    pub fn counters(&self, ctid: u32) -> Result<Traffic> {
+        let prefix = names::alias_ct_prefix(&self.node_id, ctid);
+        let mut t = Traffic::default();
+        for l in Netlink::open()?.links()? {
+            let Some(a) = l.alias.as_deref() else {
+                continue;
+            };
+            if a.starts_with(&prefix) && !a.ends_with(":ifb") {
+                t.rx_bytes += l.tx_bytes;
+                t.rx_packets += l.tx_packets;
+                t.tx_bytes += l.rx_bytes;
+                t.tx_packets += l.rx_packets;
+            }
+        }
+        Ok(t)
+    }
+
+    /// The node's adapters and which network uses each (Berth's container-side links are
+    /// left out; its bridges are shown with their network).
+    pub fn adapters(&self) -> Result<Vec<Adapter>> {
+        let mut nl = Netlink::open()?;
+        let links = nl.links()?;
+        let addrs = nl.addrs()?;
+        let nets = self.networks()?;
+        let mut out = vec![];
+        for l in &links {
+            let alias = l.alias.as_deref().unwrap_or("");
+            if l.name == "lo" || (alias.starts_with("berth:") && !alias.contains(":net:")) {
+                continue;
+            }
+            let mut network = nets
+                .iter()
+                .find(|n| n.adapter.as_deref() == Some(&l.name))
+                .map(|n| n.name.clone());
+            if network.is_none() {
+                network = nets
+                    .iter()
+                    .find(|n| self.bridge_name(&n.name) == l.name)
+                    .map(|n| format!("{} (bridge)", n.name));
+            }
+            if network.is_none() && alias.starts_with("berth:") {
+                continue; // another node root's bridge
+            }
+            out.push(Adapter {
+                name: l.name.clone(),
+                mac: l.mac.as_ref().map(mac_str),
+                up: l.up,
+                kind: l.kind.clone(),
+                addrs: addrs
+                    .iter()
+                    .filter(|(i, _)| *i == l.index)
+                    .map(|(_, a)| a.to_string())
+                    .collect(),
+                network,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Crash recovery: deletes this node root's links that nothing owns any more: adapters
+    /// of containers without `run/<ctid>/` (their monitor is gone), and, if `networks_too`
+    /// (the caller holds the node lock), bridges of networks whose file is missing.
+    pub fn remove_orphans(&self, networks_too: bool) -> Result<()> {
+        let prefix = names::alias_node_prefix(&self.node_id);
+        let mut nl = Netlink::open()?;
+        for l in nl.links()? {
+            let Some(rest) = l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let orphan = match rest.split_once(':') {
+                Some(("net", name)) => {
+                    networks_too && !name.contains('/') && !self.net_file(name).exists()
+                }
+                Some((ct, _)) => match ct.parse::<u32>() {
+                    Ok(id) => !self.root.run_dir().join(id.to_string()).exists(),
+                    Err(_) => false,
+                },
+                None => false,
+            };
+            if orphan {
+                tracing::info!(link = %l.name, "removing leftover network link");
+                nl.del_link(l.index)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The node's own IPv4 addresses (except the 169.254.0.1 of routed veths): never given to
+    /// a container.
+    pub fn node_addrs(&self) -> Result<Vec<Ipv4Addr>> {
+        Ok(Netlink::open()?
+            .addrs()?
+            .into_iter()
+            .map(|(_, a)| a.addr)
+            .filter(|a| *a != names::VENET_GW)
+            .collect())
+    }
+
+    /// The applied state of a running container, if it has one.
+    pub fn applied(&self, ctid: u32) -> Option<NetConfig> {
+        let t = std::fs::read_to_string(self.state_file(ctid)).ok()?;
+        serde_json::from_str(&t).ok()
+    }
+}
+
+/// The content of `/etc/resolv.conf` for `c` (else the networks' defaults); `None` if
+/// there is nothing to say.
+pub fn resolv_conf(c: &NetConfig, nets: &[NetworkConfig]) -> Option<String> {
+    let mut ns = c.nameservers.clone();
+    let mut sd = c.searchdomains.clone();
+    for n in &c.netifs {
+        if let Some(net) = nets.iter().find(|x| x.name == n.network) {
+            if c.nameservers.is_empty() {
+                for a in &net.nameservers {
+                    if !ns.contains(a) {
+                        ns.push(*a);
+                    }
+                }
+            }
+            if c.searchdomains.is_empty() {
+                for d in &net.searchdomains {
+                    if !sd.contains(d) {
+                        sd.push(d.clone());
+                    }
+                }
+            }
+        }
+    }
+    if ns.is_empty() && sd.is_empty() {
+        return None;
+    }
+    let mut s = String::from("# written by berth (berth set --nameserver/--searchdomain)\n");
+    if !sd.is_empty() {
+        s.push_str(&format!("search {}\n", sd.join(" ")));
+    }
+    for a in ns.iter().take(3) {
+        s.push_str(&format!("nameserver {a}\n"));
+    }
+    Some(s)
+}

@@ -1,0 +1,700 @@
+//! Networking operations of the local node: virtual networks, the node's adapters, and
+//! changes to a container's network settings (live when it runs). The kernel side is
+//! `berth-net`; this file validates, allocates, locks and persists.
+
+use crate::local::LocalNode;
+use crate::{NodeError, Result};
+use berth_core::config::ContainerConfig;
+use berth_core::lock;
+use berth_core::net::{
+    AddrSpec, Ipv4Cidr, MacAddr, NetChange, NetConfig, NetIf, NetworkConfig, NetworkType,
+};
+use berth_core::{fsutil, CtId, CtRef, NodeRoot};
+use berth_net::{names, NetError, NetNode, Traffic};
+use berth_runtime::state::now;
+use std::net::Ipv4Addr;
+
+/// Name of the network `berth node init` creates and `berth create` attaches new containers to.
+pub const DEFAULT_NETWORK: &str = "default";
+/// Its subnet unless `--subnet` / `BERTH_DEFAULT_SUBNET` says otherwise.
+pub const DEFAULT_SUBNET: &str = "10.213.0.0/24";
+
+fn inval(msg: impl Into<String>) -> NodeError {
+    NodeError::Invalid(msg.into())
+}
+
+/// Nameservers of the node's own resolv.conf that a container can reach (not loopback).
+fn host_nameservers() -> Vec<Ipv4Addr> {
+    let t = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    t.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<Ipv4Addr>().ok())
+        .filter(|a| !a.is_loopback())
+        .take(3)
+        .collect()
+}
+
+/// The default network's settings for `subnet`.
+pub fn default_network(subnet: Ipv4Cidr) -> NetworkConfig {
+    NetworkConfig {
+        name: DEFAULT_NETWORK.into(),
+        kind: NetworkType::HostOnly,
+        subnet: Some(subnet),
+        gateway: Some(subnet.first_host()),
+        nat: true,
+        range: None,
+        adapter: None,
+        nameservers: host_nameservers(),
+        searchdomains: vec![],
+        created: now(),
+    }
+}
+
+/// Checks before `node init` writes anything that the default network can be made.
+pub fn check_default_network(root: &NodeRoot, node_id: &str, subnet: Ipv4Cidr) -> Result<()> {
+    let nn = NetNode::new(root, node_id);
+    if let Some(r) = nn.route_clash(subnet)? {
+        return Err(inval(format!(
+            "the default network's subnet {subnet} clashes with the node's route {r}: \
+             choose another with `berth node init --subnet CIDR` (or --no-network)"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the default network (after `node.toml` is written).
+pub fn create_default_network(root: &NodeRoot, node_id: &str, subnet: Ipv4Cidr) -> Result<()> {
+    Ok(NetNode::new(root, node_id).create_network(&default_network(subnet))?)
+}
+
+/// One network with the containers whose adapters use it.
+pub struct NetworkInfo {
+    pub cfg: NetworkConfig,
+    pub bridge: String,
+    pub containers: Vec<u32>,
+}
+
+impl LocalNode {
+    pub(crate) fn net(&self) -> NetNode {
+        NetNode::new(self.root(), &self.node_config().node_id)
+    }
+
+    fn network_users(&self, name: &str) -> Result<Vec<u32>> {
+        Ok(self
+            .configs()?
+            .iter()
+            .filter(|c| c.net.netifs.iter().any(|n| n.network == name))
+            .map(|c| c.ctid.0)
+            .collect())
+    }
+
+    pub fn network_create(&self, cfg: NetworkConfig) -> Result<()> {
+        let _g = lock::lock(&self.root().node_lock())?;
+        Ok(self.net().create_network(&cfg)?)
+    }
+
+    pub fn network_list(&self) -> Result<Vec<NetworkInfo>> {
+        let nn = self.net();
+        let mut out = vec![];
+        for cfg in nn.networks()? {
+            out.push(NetworkInfo {
+                bridge: nn.bridge_name(&cfg.name),
+                containers: self.network_users(&cfg.name)?,
+                cfg,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn network_info(&self, name: &str) -> Result<NetworkInfo> {
+        let nn = self.net();
+        let cfg = nn.network(name)?;
+        Ok(NetworkInfo {
+            bridge: nn.bridge_name(name),
+            containers: self.network_users(name)?,
+            cfg,
+        })
+    }
+
+    /// Deletes a network; refused while a container has an adapter on it.
+    pub fn network_delete(&self, name: &str) -> Result<()> {
+        let _g = lock::lock(&self.root().node_lock())?;
+        let nn = self.net();
+        nn.network(name)?;
+        let users = self.network_users(name)?;
+        if !users.is_empty() {
+            let l: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+            return Err(NetError::NetworkInUse(name.into(), l.join(", ")).into());
+        }
+        Ok(nn.delete_network(name)?)
+    }
+
+    pub fn node_adapters(&self) -> Result<Vec<berth_net::Adapter>> {
+        Ok(self.net().adapters()?)
+    }
+
+    /// Bytes and packets in and out of a running container (`None` when it is stopped or has
+    /// no adapter). Counted on the node's ends of its adapters since it started.
+    pub fn traffic(&self, r: &CtRef) -> Result<Option<Traffic>> {
+        let id = self.resolve(r)?;
+        let nn = self.net();
+        if nn.applied(id.0).is_none() || self.run_state(id).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(nn.counters(id.0)?))
+    }
+
+    /// The network settings a new container gets: an `eth0` on the default network with
+    /// the next free address, if that network exists. The caller holds the node lock.
+    pub(crate) fn net_for_new(&self, id: CtId, configs: &[ContainerConfig]) -> Result<NetConfig> {
+        let nn = self.net();
+        let Ok(net) = nn.network(DEFAULT_NETWORK) else {
+            return Ok(NetConfig::default());
+        };
+        let used = used_addrs(configs, None);
+        let ip = net.allocate(&used)?;
+        let subnet = net.subnet.expect("default network has a subnet");
+        Ok(NetConfig {
+            netifs: vec![NetIf {
+                name: "eth0".into(),
+                network: net.name.clone(),
+                mac: derived_mac(&nn, id, "eth0"),
+                addrs: vec![Ipv4Cidr::new(ip, subnet.prefix)],
+                ipfilter: true,
+            }],
+            ..Default::default()
+        })
+    }
+
+    /// Applies a change to a container's network settings: validated and allocated under
+    /// the node lock, applied live if the container runs, then saved. Nothing is half-applied.
+    pub fn set_network(&self, r: &CtRef, ch: &NetChange) -> Result<NetConfig> {
+        let id = self.resolve(r)?;
+        let _node = lock::lock(&self.root().node_lock())?;
+        let _g = self.lock_ct(id)?;
+        let mut cfg = self.load_config(id)?;
+        let others: Vec<ContainerConfig> = self
+            .configs()?
+            .into_iter()
+            .filter(|c| c.ctid != id)
+            .collect();
+        let nn = self.net();
+        let node_addrs = nn.node_addrs()?;
+        let new = compute(&nn, id, &cfg.net, ch, &others, &node_addrs)?;
+        if new == cfg.net {
+            return Ok(new);
+        }
+        let running = self.run_state(id);
+        let mut applied = None;
+        if let Some(st) = &running {
+            let old = nn.applied(id.0).unwrap_or_default();
+            nn.update_ct(id.0, &old, &new, st.init_pid)?;
+            let dns_old = berth_net::resolv_conf(&old, &nn.networks()?);
+            let dns_new = berth_net::resolv_conf(&new, &nn.networks()?);
+            if dns_new != dns_old {
+                if let Some(text) = &dns_new {
+                    if let Err(e) = write_resolv_live(st.init_pid, !cfg.privileged, text) {
+                        let _ = nn.update_ct(id.0, &new, &old, st.init_pid);
+                        return Err(e);
+                    }
+                }
+            }
+            applied = Some((old, st.init_pid));
+        }
+        cfg.net = new.clone();
+        if let Err(e) = fsutil::write_toml(&self.root().ct_config(id), &cfg) {
+            if let Some((old, pid)) = applied {
+                let _ = nn.update_ct(id.0, &new, &old, pid);
+            }
+            return Err(e.into());
+        }
+        Ok(new)
+    }
+}
+
+fn derived_mac(nn: &NetNode, id: CtId, ifname: &str) -> MacAddr {
+    MacAddr::derived(&format!("{}/{}/{ifname}", nn.node_id(), id))
+}
+
+/// Every address held by containers (`except` left out) and gateways of networks.
+fn used_addrs(configs: &[ContainerConfig], except: Option<CtId>) -> Vec<Ipv4Addr> {
+    configs
+        .iter()
+        .filter(|c| Some(c.ctid) != except)
+        .flat_map(|c| c.net.all_addrs())
+        .collect()
+}
+
+/// The new network settings of container `id` after `ch`, fully validated.
+fn compute(
+    nn: &NetNode,
+    id: CtId,
+    cur: &NetConfig,
+    ch: &NetChange,
+    others: &[ContainerConfig],
+    node_addrs: &[Ipv4Addr],
+) -> Result<NetConfig> {
+    let mut n = cur.clone();
+    let networks = nn.networks()?;
+    let net_of = |name: &str| -> Result<NetworkConfig> {
+        networks
+            .iter()
+            .find(|x| x.name == name)
+            .cloned()
+            .ok_or_else(|| NetError::UnknownNetwork(name.into()).into())
+    };
+    for d in &ch.netif_del {
+        let before = n.netifs.len();
+        n.netifs.retain(|x| &x.name != d);
+        if n.netifs.len() == before {
+            return Err(inval(format!("container {id} has no adapter {d:?}")));
+        }
+    }
+    // Which adapter do --ipadd/--ipfilter apply to?
+    let target: Option<String> = if let Some(name) = &ch.netif_add {
+        berth_core::net::validate_ifname(name)?;
+        if n.netifs.iter().any(|x| &x.name == name) {
+            return Err(inval(format!(
+                "container {id} already has an adapter {name:?}"
+            )));
+        }
+        let network = ch
+            .network
+            .as_deref()
+            .ok_or_else(|| inval("--netif-add needs --network NAME"))?;
+        net_of(network)?;
+        let mac = ch.mac.unwrap_or_else(|| derived_mac(nn, id, name));
+        n.netifs.push(NetIf {
+            name: name.clone(),
+            network: network.into(),
+            mac,
+            addrs: vec![],
+            ipfilter: true,
+        });
+        Some(name.clone())
+    } else {
+        if ch.network.is_some() || ch.mac.is_some() {
+            return Err(inval("--network and --mac go with --netif-add NAME"));
+        }
+        if let Some(name) = &ch.netif {
+            if !n.netifs.iter().any(|x| &x.name == name) {
+                return Err(inval(format!("container {id} has no adapter {name:?}")));
+            }
+        }
+        ch.netif.clone()
+    };
+    // Removals first, so that an address can move.
+    for d in &ch.ipdel {
+        if d == "all" {
+            n.ipaddrs.clear();
+            for x in &mut n.netifs {
+                x.addrs.clear();
+            }
+            continue;
+        }
+        let ip: Ipv4Cidr = d.parse()?;
+        let before = n.all_addrs().len();
+        n.ipaddrs.retain(|a| *a != ip.addr);
+        for x in &mut n.netifs {
+            x.addrs.retain(|a| a.addr != ip.addr);
+        }
+        if n.all_addrs().len() == before {
+            return Err(inval(format!("container {id} has no address {}", ip.addr)));
+        }
+    }
+    let mut used = used_addrs(others, None);
+    used.extend(n.all_addrs());
+    for g in networks.iter().filter_map(|x| x.gateway) {
+        used.push(g);
+    }
+    used.extend_from_slice(node_addrs);
+    for spec in &ch.ipadd {
+        match &target {
+            Some(ifname) => {
+                let x = n
+                    .netifs
+                    .iter_mut()
+                    .find(|x| &x.name == ifname)
+                    .expect("target");
+                let net = net_of(&x.network)?;
+                let addr = match *spec {
+                    AddrSpec::Auto => {
+                        let s = net.subnet.ok_or_else(|| {
+                            inval(format!(
+                                "network {} has no subnet: give the address",
+                                net.name
+                            ))
+                        })?;
+                        Ipv4Cidr::new(net.allocate(&used)?, s.prefix)
+                    }
+                    AddrSpec::Fixed(c) => {
+                        let c = match net.subnet {
+                            Some(s) => {
+                                if !s.contains(c.addr) {
+                                    return Err(inval(format!(
+                                        "address {} is outside network {}'s subnet {s}",
+                                        c.addr, net.name
+                                    )));
+                                }
+                                if c.prefix != 32 && c.prefix != s.prefix {
+                                    return Err(inval(format!(
+                                        "address {c}: network {} is {s}",
+                                        net.name
+                                    )));
+                                }
+                                if c.addr == s.network() || c.addr == s.broadcast() {
+                                    return Err(inval(format!(
+                                        "address {} is not a host address of {s}",
+                                        c.addr
+                                    )));
+                                }
+                                Ipv4Cidr::new(c.addr, s.prefix)
+                            }
+                            None if c.prefix == 32 => {
+                                return Err(inval(format!(
+                                    "network {} has no subnet: give the prefix length, e.g. {}/24",
+                                    net.name, c.addr
+                                )))
+                            }
+                            None => c,
+                        };
+                        if used.contains(&c.addr) {
+                            return Err(inval(format!("address {} is already in use", c.addr)));
+                        }
+                        c
+                    }
+                };
+                used.push(addr.addr);
+                x.addrs.push(addr);
+            }
+            None => {
+                let c = match *spec {
+                    AddrSpec::Auto => {
+                        return Err(inval(
+                            "--ipadd auto needs an adapter: --netif-add NAME --network NET or --netif NAME",
+                        ))
+                    }
+                    AddrSpec::Fixed(c) => c,
+                };
+                if c.prefix != 32 {
+                    return Err(inval(format!(
+                        "host-routed address {c} must be a single address (no prefix, or /32)"
+                    )));
+                }
+                if used.contains(&c.addr) {
+                    return Err(inval(format!("address {} is already in use", c.addr)));
+                }
+                used.push(c.addr);
+                n.ipaddrs.push(c.addr);
+            }
+        }
+    }
+    if let Some(f) = ch.ipfilter {
+        match &target {
+            Some(ifname) => {
+                n.netifs
+                    .iter_mut()
+                    .find(|x| &x.name == ifname)
+                    .expect("target")
+                    .ipfilter = f
+            }
+            None => n.routed_ipfilter = f,
+        }
+    }
+    // MACs are unique on the node.
+    for x in &n.netifs {
+        if let Some(o) = others
+            .iter()
+            .find(|o| o.net.netifs.iter().any(|y| y.mac == x.mac))
+        {
+            return Err(inval(format!(
+                "MAC address {} is already used by container {}",
+                x.mac, o.ctid
+            )));
+        }
+        if n.netifs.iter().filter(|y| y.mac == x.mac).count() > 1 {
+            return Err(inval(format!("MAC address {} is given twice", x.mac)));
+        }
+    }
+    if let Some(v) = &ch.nameservers {
+        for a in v {
+            berth_core::net::check_unicast(*a, &a.to_string()).or_else(|e| {
+                if a.is_loopback() {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
+        }
+        n.nameservers = v.clone();
+    }
+    if let Some(v) = &ch.searchdomains {
+        for d in v {
+            berth_core::validate::validate_hostname(d)?;
+        }
+        n.searchdomains = v.clone();
+    }
+    if let Some(g) = ch.gateway {
+        n.gateway = g;
+    }
+    if let Some(g) = n.gateway {
+        let on_adapter = n
+            .netifs
+            .iter()
+            .any(|x| x.addrs.iter().any(|a| a.contains(g)));
+        let routed = g == names::VENET_GW && !n.ipaddrs.is_empty();
+        if !on_adapter && !routed {
+            return Err(inval(format!(
+                "gateway {g} is not on any adapter's subnet of container {id}"
+            )));
+        }
+    }
+    for d in &ch.forward_del {
+        let before = n.forwards.len();
+        n.forwards.retain(|f| f != d);
+        if n.forwards.len() == before {
+            return Err(inval(format!("container {id} has no forward {d}")));
+        }
+    }
+    for f in &ch.forward_add {
+        let clash =
+            |x: &berth_core::net::PortForward| x.proto == f.proto && x.host_port == f.host_port;
+        if n.forwards.iter().any(clash) {
+            return Err(inval(format!(
+                "port {}:{} is already forwarded to container {id}",
+                f.proto, f.host_port
+            )));
+        }
+        if let Some(o) = others.iter().find(|o| o.net.forwards.iter().any(clash)) {
+            return Err(inval(format!(
+                "port {}:{} is already forwarded to container {}",
+                f.proto, f.host_port, o.ctid
+            )));
+        }
+        n.forwards.push(*f);
+    }
+    if !n.forwards.is_empty() && n.forward_target().is_none() {
+        return Err(inval(format!(
+            "container {id} has no address to forward to: add one with --ipadd"
+        )));
+    }
+    if let Some(r) = ch.rate {
+        n.rate = r;
+    }
+    Ok(n)
+}
+
+/// Writes `/etc/resolv.conf` inside a running container, as the container's root, without
+/// following anything the container planted: a child joins its user and mount namespaces.
+fn write_resolv_live(init_pid: i32, userns: bool, text: &str) -> Result<()> {
+    use nix::sched::{setns, CloneFlags};
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    let open = |n: &str| {
+        let p = format!("/proc/{init_pid}/ns/{n}");
+        std::fs::File::open(&p).map_err(|e| berth_core::CoreError::io(p, e))
+    };
+    let user = if userns { Some(open("user")?) } else { None };
+    let mnt = open("mnt")?;
+    let content = text.as_bytes().to_vec();
+    // SAFETY: the CLI is single-threaded here; the child only makes syscalls and exits.
+    match unsafe { fork() }.map_err(|e| inval(format!("fork: {e}")))? {
+        ForkResult::Child => {
+            let ok = (|| -> std::result::Result<(), String> {
+                if let Some(u) = &user {
+                    setns(u, CloneFlags::CLONE_NEWUSER).map_err(|e| e.to_string())?;
+                }
+                setns(&mnt, CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+                nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| e.to_string())?;
+                nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| e.to_string())?;
+                berth_storage::safefs::write_file_in(
+                    std::path::Path::new("/"),
+                    "etc/resolv.conf",
+                    &content,
+                    0o644,
+                    0,
+                    0,
+                )
+                .map_err(|e| e.to_string())
+            })();
+            if let Err(e) = &ok {
+                eprintln!("error: writing /etc/resolv.conf in the container: {e}");
+            }
+            // SAFETY: leaving the child without running the parent's destructors.
+            unsafe { libc::_exit(if ok.is_ok() { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+            _ => Err(inval(
+                "could not write /etc/resolv.conf inside the container",
+            )),
+        },
+    }
+}
+
+/// Networking of one boot, run by the monitor.
+struct NetHooks {
+    root: NodeRoot,
+    node_id: String,
+    ctid: u32,
+    net: NetConfig,
+}
+
+impl berth_runtime::monitor::BootHooks for NetHooks {
+    fn before_start(&self, init_pid: i32) -> std::result::Result<(), String> {
+        NetNode::new(&self.root, &self.node_id)
+            .setup_ct(self.ctid, &self.net, init_pid)
+            .map_err(|e| format!("network: {e}"))
+    }
+    fn after_stop(&self) {
+        if let Err(e) = NetNode::new(&self.root, &self.node_id).teardown_ct(self.ctid) {
+            tracing::warn!(ctid = self.ctid, "network teardown: {e}");
+        }
+    }
+}
+
+/// Gives the monitor the container's networking: `/etc/resolv.conf` and the boot hooks.
+pub fn monitor_net(args: &mut berth_runtime::monitor::MonitorArgs) -> Result<()> {
+    let nn = NetNode::new(&args.root, &args.node_id);
+    let net = args.cfg.net.clone();
+    if let Some(text) = berth_net::resolv_conf(&net, &nn.networks()?) {
+        args.extra_files.push(berth_storage::rootfs::InjectedFile {
+            path: "etc/resolv.conf",
+            content: text.into_bytes(),
+            mode: 0o644,
+        });
+    }
+    if !net.is_empty() {
+        args.hooks = Some(Box::new(NetHooks {
+            root: args.root.clone(),
+            node_id: args.node_id.clone(),
+            ctid: args.cfg.ctid.0,
+            net,
+        }));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_core::config::DiskConfig;
+    use berth_core::net::PortForward;
+
+    fn setup() -> (tempfile::TempDir, NetNode) {
+        let d = tempfile::tempdir().unwrap();
+        let root = NodeRoot::new(d.path());
+        std::fs::create_dir_all(root.networks_dir()).unwrap();
+        let mut lan = default_network("10.77.0.0/29".parse().unwrap());
+        lan.name = "lan0".into();
+        lan.nameservers = vec![];
+        fsutil::write_toml(&root.networks_dir().join("lan0.toml"), &lan).unwrap();
+        (d, NetNode::new(&root, "n1"))
+    }
+
+    fn ct(id: u32, net: NetConfig) -> ContainerConfig {
+        ContainerConfig {
+            ctid: CtId(id),
+            name: None,
+            hostname: None,
+            description: None,
+            ostemplate: "busybox".into(),
+            app_templates: vec![],
+            privileged: false,
+            idmap: None,
+            disk: DiskConfig {
+                size: berth_core::Size(1 << 30),
+            },
+            onboot: false,
+            bootorder: None,
+            created: 0,
+            net,
+        }
+    }
+
+    fn add(name: &str, ip: &str) -> NetChange {
+        NetChange {
+            netif_add: Some(name.into()),
+            network: Some("lan0".into()),
+            ipadd: vec![ip.parse().unwrap()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn allocation_validation_and_forwards() {
+        let (_d, nn) = setup();
+        let id = CtId(101);
+        let cur = NetConfig::default();
+        // auto skips the gateway (.1) and addresses of other containers and of the node
+        let other = compute(&nn, CtId(102), &cur, &add("eth0", "auto"), &[], &[]).unwrap();
+        assert_eq!(other.netifs[0].addrs[0].to_string(), "10.77.0.2/29");
+        let others = vec![ct(102, other.clone())];
+        let node = ["10.77.0.3".parse().unwrap()];
+        let n = compute(&nn, id, &cur, &add("eth0", "auto"), &others, &node).unwrap();
+        assert_eq!(n.netifs[0].addrs[0].to_string(), "10.77.0.4/29");
+        assert_ne!(n.netifs[0].mac, other.netifs[0].mac);
+        // refused: duplicate, outside the subnet, unknown network, gateway, twice the same name
+        let e = |ch: NetChange, cur: &NetConfig| {
+            compute(&nn, id, cur, &ch, &others, &node)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e(add("eth0", "10.77.0.2"), &cur).contains("already in use"));
+        assert!(e(add("eth0", "10.77.1.2"), &cur).contains("outside network lan0"));
+        assert!(e(add("eth0", "10.77.0.1"), &cur).contains("already in use"));
+        let mut unknown = add("eth0", "auto");
+        unknown.network = Some("nope".into());
+        assert!(e(unknown, &cur).contains("not found"));
+        assert!(e(add("eth0", "auto"), &n).contains("already has an adapter"));
+        // routed addresses: single addresses, not auto
+        let routed = |ip: &str| NetChange {
+            ipadd: vec![ip.parse().unwrap()],
+            ..Default::default()
+        };
+        assert!(e(routed("auto"), &cur).contains("needs an adapter"));
+        assert!(e(routed("10.9.0.1/24"), &cur).contains("single address"));
+        let r = compute(&nn, id, &n, &routed("10.9.0.1"), &others, &node).unwrap();
+        assert_eq!(r.ipaddrs, vec![Ipv4Addr::new(10, 9, 0, 1)]);
+        // forwards: unique per node port, need an address
+        let fwd = |f: &str| NetChange {
+            forward_add: vec![f.parse::<PortForward>().unwrap()],
+            ..Default::default()
+        };
+        assert!(e(fwd("tcp:80:80"), &cur).contains("no address to forward to"));
+        let with = compute(&nn, id, &n, &fwd("tcp:8080:80"), &others, &node).unwrap();
+        assert!(e(fwd("tcp:8080:81"), &with).contains("already forwarded to container 101"));
+        let mut o2 = NetConfig::default();
+        o2.ipaddrs.push(Ipv4Addr::new(10, 9, 9, 9));
+        o2.forwards = with.forwards.clone();
+        let others2 = vec![ct(102, o2)];
+        assert!(compute(&nn, id, &n, &fwd("tcp:8080:80"), &others2, &node)
+            .unwrap_err()
+            .to_string()
+            .contains("container 102"));
+        assert!(compute(&nn, id, &n, &fwd("udp:8080:80"), &others2, &node).is_ok());
+        // removal of an address that is not there, of an adapter that is not there
+        let del = NetChange {
+            ipdel: vec!["10.77.0.6".into()],
+            ..Default::default()
+        };
+        assert!(e(del, &n).contains("no address"));
+        let deln = NetChange {
+            netif_del: vec!["eth9".into()],
+            ..Default::default()
+        };
+        assert!(e(deln, &n).contains("no adapter"));
+        // the pool runs out: /29 has .2-.6, gateway .1
+        let full: Vec<ContainerConfig> = (2..=6)
+            .map(|o| {
+                let mut c = NetConfig::default();
+                c.ipaddrs.push(Ipv4Addr::new(10, 77, 0, o));
+                ct(200 + o as u32, c)
+            })
+            .collect();
+        assert!(compute(&nn, id, &cur, &add("eth0", "auto"), &full, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("no free address"));
+    }
+}
