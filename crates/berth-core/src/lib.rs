@@ -11,6 +11,7 @@ pub mod journal;
 pub mod lock;
 pub mod ops;
 pub mod paths;
+pub mod services;
 pub mod validate;
 
 pub use config::{ContainerConfig, NodeConfig, TemplateManifest};

@@ -54,6 +54,9 @@ pub struct CreateOptions {
     pub description: Option<String>,
     pub diskspace: Option<Size>,
     pub privileged: bool,
+    /// The container's PID 1: Berth's supervisor, the template's init, or auto (issue 5).
+    #[serde(default)]
+    pub init: crate::services::InitMode,
 }
 
 /// Options of `stop`.

@@ -513,6 +513,11 @@ impl NodeOps for LocalNode {
             onboot: false,
             bootorder: None,
             created: now(),
+            procs: berth_core::services::ServiceSettings {
+                init: opts.init,
+                pending_service_defaults: self.node.service_defaults.clone(),
+                ..Default::default()
+            },
         };
         let dir = self.root.ct_dir(id);
         std::fs::create_dir(&dir).map_err(|e| match e.kind() {

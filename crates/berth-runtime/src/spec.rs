@@ -327,6 +327,7 @@ mod tests {
             onboot: false,
             bootorder: None,
             created: 0,
+            procs: Default::default(),
         }
     }
 
