@@ -208,6 +208,21 @@ pub fn parse(text: &str) -> Result<Vec<ServiceSpec>, String> {
 /// Start order: every service after those it names in `after` (names not in the list are
 /// ignored); ties in declaration order. Services in a cycle come last, in declaration order.
 pub fn start_order(services: &[ServiceSpec]) -> Vec<usize> {
+    let (mut order, cyclic) = order_and_cyclic(services);
+    order.extend(cyclic);
+    order
+}
+
+/// Names of services in an `after` cycle, or waiting on one (empty if none).
+pub fn cycle_members(services: &[ServiceSpec]) -> Vec<String> {
+    order_and_cyclic(services)
+        .1
+        .into_iter()
+        .map(|i| services[i].name.clone())
+        .collect()
+}
+
+fn order_and_cyclic(services: &[ServiceSpec]) -> (Vec<usize>, Vec<usize>) {
     let n = services.len();
     let idx = |name: &str| services.iter().position(|s| s.name == name);
     let mut done = vec![false; n];
@@ -232,32 +247,8 @@ pub fn start_order(services: &[ServiceSpec]) -> Vec<usize> {
             break;
         }
     }
-    for (i, d) in done.iter().enumerate() {
-        if !d {
-            order.push(i);
-        }
-    }
-    order
-}
-
-/// Names of services in an `after` cycle (empty if none).
-pub fn cycle_members(services: &[ServiceSpec]) -> Vec<String> {
-    let order = start_order(services);
-    // Anything placed after the first service whose dependencies were not all before it.
-    let mut seen = std::collections::HashSet::new();
-    let mut out = vec![];
-    for i in order {
-        let s = &services[i];
-        let ok = s
-            .after
-            .iter()
-            .all(|a| seen.contains(a.as_str()) || !services.iter().any(|x| &x.name == a));
-        if !ok {
-            out.push(s.name.clone());
-        }
-        seen.insert(s.name.as_str());
-    }
-    out
+    let cyclic = (0..n).filter(|i| !done[*i]).collect();
+    (order, cyclic)
 }
 
 #[cfg(test)]

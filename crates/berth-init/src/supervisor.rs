@@ -771,8 +771,8 @@ pub fn run(args: &[String]) -> i32 {
         if pfds[0].revents != 0 {
             handle_signals(&mut sup, &sfd);
         }
-        if listener.is_some() && pfds[1].revents != 0 {
-            serve(&mut sup, listener.as_ref().expect("listener"));
+        if let Some(l) = listener.as_ref().filter(|_| pfds[1].revents != 0) {
+            serve(&mut sup, l);
         }
     }
 }

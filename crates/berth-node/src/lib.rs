@@ -4,8 +4,12 @@
 //! interrupted command left (see [`recover`]).
 
 pub mod error;
+pub mod hostsvc;
+mod inroot;
 mod local;
+pub mod procs;
 pub mod recover;
+pub mod services;
 
 pub use error::NodeError;
 pub use local::{init_node, LocalNode};

@@ -86,11 +86,11 @@ impl LocalNode {
         &self.node
     }
 
-    fn runtime_id(&self, id: CtId) -> String {
+    pub(crate) fn runtime_id(&self, id: CtId) -> String {
         berth_runtime::runtime_id(&self.node.node_id, id)
     }
 
-    fn load_config(&self, id: CtId) -> Result<ContainerConfig> {
+    pub(crate) fn load_config(&self, id: CtId) -> Result<ContainerConfig> {
         let p = self.root.ct_config(id);
         if !p.exists() {
             return Err(CoreError::ContainerNotFound(id.to_string()).into());
@@ -131,13 +131,13 @@ impl LocalNode {
         }
     }
 
-    fn lock_ct(&self, id: CtId) -> Result<LockGuard> {
+    pub(crate) fn lock_ct(&self, id: CtId) -> Result<LockGuard> {
         let g = lock::lock(&self.root.ct_lock(id))?;
         recover::recover_ct(&self.root, &self.node.node_id, id)?;
         Ok(g)
     }
 
-    fn run_state(&self, id: CtId) -> Option<RunState> {
+    pub(crate) fn run_state(&self, id: CtId) -> Option<RunState> {
         RunState::load(&RunPaths::new(&self.root, id).state()).filter(|s| s.init_alive())
     }
 
@@ -169,7 +169,7 @@ impl LocalNode {
         }
     }
 
-    fn require_running(&self, id: CtId) -> Result<RunState> {
+    pub(crate) fn require_running(&self, id: CtId) -> Result<RunState> {
         match self.current_status(id) {
             CtStatus::Stopped => Err(NodeError::NotRunning(id.0)),
             CtStatus::Suspended => Err(NodeError::Suspended(id.0)),
@@ -334,7 +334,7 @@ impl LocalNode {
     }
 
     /// Runs `f` with what a process needs to join the running container `id`.
-    fn join(
+    pub(crate) fn join(
         &self,
         id: CtId,
         st: &RunState,

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod monitor;
 pub mod spec;
 pub mod state;
+pub mod supervisor;
 
 pub use error::RuntimeError;
 

@@ -7,7 +7,7 @@
 //! (power off/halt): that is how the monitor tells the two apart.
 
 use crate::state::{now, process_starttime, RunState};
-use crate::{console, spec, Result, RuntimeError};
+use crate::{console, spec, supervisor, Result, RuntimeError};
 use berth_core::{fsutil, ContainerConfig, CtId, NodeRoot, TemplateManifest};
 use berth_storage::rootfs::{self, InjectedFile};
 use libcontainer::container::builder::ContainerBuilder;
@@ -224,14 +224,23 @@ fn boot_loop(
     ready: &mut Option<fs::File>,
 ) -> Result<()> {
     let prepared = rootfs::prepare(&args.root, &args.cfg, &injected_files(&args.cfg))?;
+    let supervised = supervisor::uses_supervisor(&args.cfg, &args.template);
+    let init = if supervised {
+        supervisor::prepare(&args.root, &args.cfg, &args.template)?
+    } else {
+        args.template.init.clone()
+    };
     let input = spec::SpecInput {
         cfg: &args.cfg,
         runtime_id,
         root_path: &paths.root_path().display().to_string(),
         rootfs: &prepared,
-        init: &args.template.init,
+        init: &init,
     };
-    let spec = spec::build_spec(&input)?;
+    let mut spec = spec::build_spec(&input)?;
+    if supervised {
+        supervisor::add_mount(&mut spec, &args.root, args.cfg.ctid)?;
+    }
     spec.save(paths.bundle().join("config.json"))
         .map_err(|e| RuntimeError::Spec(e.to_string()))?;
     loop {
