@@ -179,6 +179,11 @@ impl ServiceSettings {
                 }
             }
             for a in &d.after {
+                if a == name {
+                    return Err(CoreError::BadService(format!(
+                        "service {name} cannot start after itself"
+                    )));
+                }
                 if !self.services.contains_key(a) {
                     return Err(CoreError::BadService(format!(
                         "service {name}: `after` names unknown service {a:?}"

@@ -113,28 +113,17 @@ impl SupervisorDriver<'_> {
         v.extend_from_slice(args);
         let c = self.run.run(&v)?;
         if c.code != 0 {
-            return Err(
-                failure(&format!("service {}", args.get(1).unwrap_or(&"")), &c)
-                    .strip_prefix_for_unknown(),
-            );
+            // The supervisor's messages name the service already: pass them on as they are.
+            let err = text(&c.stderr);
+            let line = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().trim_start_matches("error: ").to_string())
+                .unwrap_or_else(|| format!("{} failed (exit status {})", v.join(" "), c.code));
+            return Err(NodeError::Invalid(line));
         }
         Ok(text(&c.stdout))
-    }
-}
-
-trait StripUnknown {
-    fn strip_prefix_for_unknown(self) -> Self;
-}
-
-impl StripUnknown for NodeError {
-    /// `service x: unknown service "x"` reads better as `unknown service "x"`.
-    fn strip_prefix_for_unknown(self) -> Self {
-        match self {
-            NodeError::Invalid(m) if m.contains(": unknown service ") => {
-                NodeError::Invalid(m.split_once(": ").map(|x| x.1.to_string()).unwrap_or(m))
-            }
-            e => e,
-        }
     }
 }
 
@@ -197,13 +186,28 @@ impl Driver for SupervisorDriver<'_> {
         Ok(())
     }
     fn logs(&self, name: &str) -> Result<Vec<u8>> {
+        self.ctl(&["status", name])?; // unknown service: that error
         let c = self
             .run
             .run(&[berth_runtime::supervisor::INIT_PATH, "logs", name])?;
         if c.code != 0 {
-            return Err(failure(&format!("service {name}"), &c));
+            return Err(failure("", &c).strip_empty_prefix());
         }
         Ok(c.stdout)
+    }
+}
+
+trait StripEmptyPrefix {
+    fn strip_empty_prefix(self) -> Self;
+}
+
+impl StripEmptyPrefix for NodeError {
+    /// `failure("", …)` gives `: message`.
+    fn strip_empty_prefix(self) -> Self {
+        match self {
+            NodeError::Invalid(m) if m.starts_with(": ") => NodeError::Invalid(m[2..].to_string()),
+            e => e,
+        }
     }
 }
 
