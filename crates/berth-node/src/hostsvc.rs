@@ -105,9 +105,10 @@ fn is_berth(p: &RawProc, berth_exe: Option<&std::path::Path>) -> bool {
         (Some(a), Some(b)) => a == b,
         _ => false,
     };
-    let first = p.command.split_whitespace().next().unwrap_or("");
-    let base = first.rsplit('/').next().unwrap_or("");
-    same_exe || base == "berth" || base == "berthd"
+    let mut args = p.command.split_whitespace();
+    let base = args.next().unwrap_or("").rsplit('/').next().unwrap_or("");
+    // A monitor is `<berth binary> __monitor CTID`, whatever the binary is called.
+    same_exe || base == "berth" || base == "berthd" || args.next() == Some("__monitor")
 }
 
 impl LocalNode {

@@ -266,7 +266,21 @@ impl LocalNode {
                 let _ = c.resume();
             }
         }
-        let gone = || !is_active(&self.root, id);
+        // The monitor's identity, read now: its clean-up removes monitor.pid before it exits,
+        // and a start in that window would have its fresh run/<ctid>/ removed under it.
+        let monitor = std::fs::read_to_string(paths.dir.join("monitor.pid"))
+            .ok()
+            .and_then(|t| {
+                let mut it = t.split_whitespace();
+                Some((
+                    it.next()?.parse::<i32>().ok()?,
+                    it.next()?.parse::<u64>().ok()?,
+                ))
+            });
+        let gone = || {
+            !is_active(&self.root, id)
+                && monitor.is_none_or(|(pid, st)| process_starttime(pid) != Some(st))
+        };
         let wait = |secs: u64| {
             let until = Instant::now() + Duration::from_secs(secs);
             while Instant::now() < until {
