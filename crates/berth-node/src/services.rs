@@ -181,9 +181,10 @@ impl Driver for SupervisorDriver<'_> {
     fn action(&self, name: &str, a: Action) -> Result<()> {
         self.ctl(&[a.as_str(), name]).map(|_| ())
     }
-    fn set_startup(&self, _name: &str, _s: Startup) -> Result<()> {
-        // Declared in the container config: see LocalNode::service_set_startup.
-        Ok(())
+    fn set_startup(&self, name: &str, _s: Startup) -> Result<()> {
+        // Declared services are changed in the container config (LocalNode::
+        // service_set_startup); anything else is not a service of the supervisor.
+        Err(unknown(name))
     }
     fn logs(&self, name: &str) -> Result<Vec<u8>> {
         self.ctl(&["status", name])?; // unknown service: that error

@@ -174,6 +174,11 @@ fn supervisor_boot_order_restart_logs_and_stop() {
         &["service", "161", "logs", "nope"],
         "unknown service \"nope\"",
     );
+    n.fails(&["service", "161", "enable", "nope"], "unknown service");
+    n.fails(
+        &["kill", "161", "1", "--signal", "RTMIN+99"],
+        "unknown signal",
+    );
 
     // Startup types; added while running, picked up without a restart.
     n.ok(&["service", "161", "enable", "off"]);
