@@ -644,20 +644,16 @@ impl SysvDriver<'_> {
             return Ok("stopped".into());
         }
         let c = self.run.run(&[&format!("/etc/init.d/{file}"), "status"])?;
+        // LSB: 0 running, 1 dead with a pid file left, 2 dead with a lock file left, 3 not
+        // running, 4 unknown. Scripts without a `status` action often exit 1 with a usage
+        // line, so 1 and 2 count as failed only when a pid file is really there.
         Ok(match c.code {
             0 => "running",
-            1..=3 => "stopped", // LSB: 1-2 dead with pid/lock file left, 3 not running
-            4 => "unknown",
-            _ => "failed",
+            1 | 2 if self.pid(name).is_some() => "failed",
+            1..=3 => "stopped",
+            _ => "unknown",
         }
         .to_string())
-        .map(|s| {
-            if s == "stopped" && self.pid(name).is_some() {
-                "failed".into()
-            } else {
-                s
-            }
-        })
     }
 }
 
