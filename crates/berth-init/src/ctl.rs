@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 /// Exit code when the supervisor cannot be reached.
 const NOT_RUNNING: i32 = 3;
 
-fn request(line: &str) -> Result<(bool, String), String> {
+fn connect() -> Result<OwnedFd, String> {
     let (addr, len) = sys::abstract_addr(proto::SOCKET_NAME);
     // SAFETY: a new socket, connected to a filled-in address.
-    let fd = unsafe {
+    unsafe {
         let fd = cvt(libc::socket(
             libc::AF_UNIX,
             libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
@@ -27,7 +27,23 @@ fn request(line: &str) -> Result<(bool, String), String> {
             len,
         ))
         .map_err(|_| "Berth's supervisor is not running in this container".to_string())?;
-        fd
+        Ok(fd)
+    }
+}
+
+fn request(line: &str) -> Result<(bool, String), String> {
+    // Right after the container starts, PID 1 may not listen yet: give it a moment when
+    // PID 1 is the supervisor.
+    let pid1_is_us = std::fs::read("/proc/1/cmdline")
+        .map(|c| c.starts_with(b"/.berth/init"))
+        .unwrap_or(false);
+    let until = Instant::now() + Duration::from_secs(if pid1_is_us { 3 } else { 0 });
+    let fd = loop {
+        match connect() {
+            Ok(fd) => break fd,
+            Err(e) if Instant::now() >= until => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
     };
     let mut f = std::fs::File::from(fd);
     f.write_all(format!("{line}\n").as_bytes())
