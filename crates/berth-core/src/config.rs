@@ -26,6 +26,10 @@ pub struct NodeConfig {
     /// Disk size given to containers created without `--diskspace`.
     #[serde(default = "default_diskspace")]
     pub default_diskspace: Size,
+    /// Default startup type per service name for new containers
+    /// (`berth node set --service-default NAME=TYPE`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub service_defaults: std::collections::BTreeMap<String, crate::services::Startup>,
 }
 
 fn default_idmap_start() -> u32 {
@@ -44,6 +48,7 @@ impl NodeConfig {
             created,
             idmap_start: default_idmap_start(),
             default_diskspace: DEFAULT_DISKSPACE,
+            service_defaults: Default::default(),
         }
     }
 }
@@ -136,6 +141,9 @@ pub struct ContainerConfig {
     /// Network adapters, addresses, DNS, forwards and rates (see `berth_core::net`).
     #[serde(default, skip_serializing_if = "crate::net::NetConfig::is_default")]
     pub net: crate::net::NetConfig,
+    /// Init mode, `[service.NAME]` tables and pending default startup types (issue 5).
+    #[serde(flatten)]
+    pub procs: crate::services::ServiceSettings,
 }
 
 impl ContainerConfig {
@@ -207,6 +215,7 @@ mod tests {
             bootorder: None,
             created: 1,
             net: Default::default(),
+            procs: Default::default(),
         }
     }
 
@@ -219,6 +228,31 @@ mod tests {
         assert_eq!(back, c);
         assert_eq!(c.effective_hostname(), "web1");
         assert_eq!(c.layers(), vec!["nginx".to_string(), "busybox".to_string()]);
+    }
+
+    #[test]
+    fn services_roundtrip() {
+        use crate::services::{InitMode, ServiceDef, Startup};
+        let mut c = sample();
+        c.procs.init = InitMode::Berth;
+        c.procs.services.insert(
+            "web".into(),
+            ServiceDef {
+                command: vec!["httpd".into(), "-f".into()],
+                user: Some("www".into()),
+                startup: Startup::Manual,
+                restart: Default::default(),
+                after: vec![],
+            },
+        );
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert!(text.contains("[service.web]"), "{text}");
+        let back: ContainerConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+        // a config without any of it still loads
+        let plain = toml::to_string_pretty(&sample()).unwrap();
+        assert!(!plain.contains("init"));
+        assert_eq!(toml::from_str::<ContainerConfig>(&plain).unwrap(), sample());
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub enum CoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A bad service definition, name, startup type or init mode (issue 5).
+    #[error("{0}")]
+    BadService(String),
     #[error("{path}: malformed file: {msg}")]
     Parse { path: PathBuf, msg: String },
 }

@@ -13,6 +13,7 @@ pub mod net;
 pub mod ops;
 pub mod paths;
 pub mod resources;
+pub mod services;
 pub mod validate;
 
 pub use config::{ContainerConfig, NodeConfig, TemplateManifest};

@@ -66,6 +66,9 @@ pub struct CreateOptions {
     pub privileged: bool,
     /// CPU, memory, process and I/O limits.
     pub resources: Resources,
+    /// The container's PID 1: Berth's supervisor, the template's init, or auto (issue 5).
+    #[serde(default)]
+    pub init: crate::services::InitMode,
 }
 
 /// Options of `stop`.

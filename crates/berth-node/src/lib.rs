@@ -4,10 +4,14 @@
 //! interrupted command left (see [`recover`]).
 
 pub mod error;
+pub mod hostsvc;
+mod inroot;
 mod local;
 pub mod net;
+pub mod procs;
 pub mod recover;
 pub mod resources;
+pub mod services;
 
 pub use error::NodeError;
 pub use local::{init_node, LocalNode};

@@ -103,7 +103,7 @@ impl LocalNode {
         &self.node
     }
 
-    fn runtime_id(&self, id: CtId) -> String {
+    pub(crate) fn runtime_id(&self, id: CtId) -> String {
         berth_runtime::runtime_id(&self.node.node_id, id)
     }
 
@@ -188,7 +188,7 @@ impl LocalNode {
         }
     }
 
-    fn require_running(&self, id: CtId) -> Result<RunState> {
+    pub(crate) fn require_running(&self, id: CtId) -> Result<RunState> {
         match self.current_status(id) {
             CtStatus::Stopped => Err(NodeError::NotRunning(id.0)),
             CtStatus::Suspended => Err(NodeError::Suspended(id.0)),
@@ -392,7 +392,7 @@ impl LocalNode {
     }
 
     /// Runs `f` with what a process needs to join the running container `id`.
-    fn join(
+    pub(crate) fn join(
         &self,
         id: CtId,
         st: &RunState,
@@ -592,6 +592,11 @@ impl NodeOps for LocalNode {
             bootorder: None,
             created: now(),
             net: self.net_for_new(id, &configs)?,
+            procs: berth_core::services::ServiceSettings {
+                init: opts.init,
+                pending_service_defaults: self.node.service_defaults.clone(),
+                ..Default::default()
+            },
         };
         let dir = self.root.ct_dir(id);
         std::fs::create_dir(&dir).map_err(|e| match e.kind() {

@@ -602,13 +602,13 @@ mod tests {
             app_templates: vec![],
             privileged: false,
             idmap: None,
-            disk: DiskConfig {
-                size: berth_core::Size(1 << 30),
-            },
+            disk: DiskConfig::new(berth_core::Size(1 << 30)),
+            resources: Default::default(),
             onboot: false,
             bootorder: None,
             created: 0,
             net,
+            procs: Default::default(),
         }
     }
 

@@ -115,7 +115,7 @@ fn child_fail(what: &str, e: &dyn std::fmt::Display) -> ! {
 
 /// In the forked child: join the namespaces, fork into the PID namespace, become container
 /// root, drop capabilities, apply the container's seccomp filter and exec. Never returns.
-fn child_enter(p: &Prepared, tty: Option<RawFd>) -> ! {
+fn child_enter(p: &Prepared, tty: Option<RawFd>, redirect: Option<[RawFd; 3]>) -> ! {
     for (fd, flag) in &p.ns {
         if let Err(e) = setns(fd, *flag) {
             child_fail(&format!("setns {flag:?}"), &e);
@@ -131,6 +131,12 @@ fn child_enter(p: &Prepared, tty: Option<RawFd>) -> ! {
         Ok(ForkResult::Child) => {}
         Err(nix::errno::Errno::ENOMEM) => child_fail("fork", &"the container is shutting down"),
         Err(e) => child_fail("fork", &e),
+    }
+    if let Some(fds) = redirect {
+        for (to, from) in fds.iter().enumerate() {
+            // SAFETY: dup2 of descriptors we hold onto stdio.
+            unsafe { libc::dup2(*from, to as RawFd) };
+        }
     }
     if let Some(slave) = tty {
         // SAFETY: plain syscalls on descriptors we own.
@@ -193,6 +199,7 @@ fn spawn_joined(
     args: &[String],
     env: &[String],
     tty: Option<RawFd>,
+    redirect: Option<[RawFd; 3]>,
 ) -> Result<Pid> {
     use libcgroups::common::CgroupManager;
     if args.is_empty() {
@@ -214,7 +221,7 @@ fn spawn_joined(
             // Wait until the parent has moved us into the container's cgroups.
             let mut b = [0u8; 1];
             let _ = nix::unistd::read(rd.as_raw_fd(), &mut b);
-            child_enter(&p, tty)
+            child_enter(&p, tty, redirect)
         }
         ForkResult::Parent { child } => {
             drop(rd);
@@ -234,8 +241,42 @@ fn spawn_joined(
 /// Runs `args` inside the running container as root, with this process's stdin, stdout and
 /// stderr, and returns its exit code.
 pub fn exec(t: &JoinTarget, args: &[String], env: &[String]) -> Result<i32> {
-    let pid = spawn_joined(t, args, env, None)?;
+    let pid = spawn_joined(t, args, env, None, None)?;
     Ok(wait_exit(pid))
+}
+
+/// What a command run inside the container printed, and its exit code.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Runs `args` inside the running container as root with stdin on /dev/null, and returns
+/// its exit code and output (for service managers' commands: `systemctl`, `rc-service`…).
+pub fn exec_capture(t: &JoinTarget, args: &[String], env: &[String]) -> Result<Captured> {
+    let devnull = std::fs::File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;
+    let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| RuntimeError::sys("pipe", e))?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| RuntimeError::sys("pipe", e))?;
+    let fds = [devnull.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
+    let pid = spawn_joined(t, args, env, None, Some(fds))?;
+    drop((out_w, err_w, devnull));
+    let err_thread = std::thread::spawn(move || {
+        let mut v = vec![];
+        let _ = std::fs::File::from(err_r).read_to_end(&mut v);
+        v
+    });
+    let mut stdout = vec![];
+    let _ = std::fs::File::from(out_r).read_to_end(&mut stdout);
+    let stderr = err_thread.join().unwrap_or_default();
+    Ok(Captured {
+        code: wait_exit(pid),
+        stdout,
+        stderr,
+    })
 }
 
 /// Runs `args` inside the container on a new pseudo-terminal connected to this terminal
@@ -246,7 +287,7 @@ pub fn enter(t: &JoinTarget, args: &[String], env: &[String]) -> Result<i32> {
     // SAFETY: fcntl on a descriptor we own.
     unsafe { libc::fcntl(pty.master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
     copy_winsize(libc::STDIN_FILENO, pty.master.as_raw_fd());
-    let pid = spawn_joined(t, args, env, Some(pty.slave.as_raw_fd()))?;
+    let pid = spawn_joined(t, args, env, Some(pty.slave.as_raw_fd()), None)?;
     drop(pty.slave);
     let master = pty.master;
     let raw = RawMode::enter();

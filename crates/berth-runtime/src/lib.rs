@@ -9,6 +9,7 @@ pub mod monitor;
 pub mod resources;
 pub mod spec;
 pub mod state;
+pub mod supervisor;
 
 pub use error::RuntimeError;
 

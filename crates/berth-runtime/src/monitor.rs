@@ -7,7 +7,7 @@
 //! (power off/halt): that is how the monitor tells the two apart.
 
 use crate::state::{now, process_starttime, RunState};
-use crate::{console, spec, Result, RuntimeError};
+use crate::{console, spec, supervisor, Result, RuntimeError};
 use berth_core::{fsutil, ContainerConfig, CtId, NodeRoot, TemplateManifest};
 use berth_storage::rootfs::{self, InjectedFile};
 use libcontainer::container::builder::ContainerBuilder;
@@ -283,6 +283,12 @@ fn boot_loop(
         &args.cfg,
         &injected_files(&args.cfg, &args.extra_files),
     )?;
+    let supervised = supervisor::uses_supervisor(&args.cfg, &args.template);
+    let init = if supervised {
+        supervisor::prepare(&args.root, &args.cfg, &args.template)?
+    } else {
+        args.template.init.clone()
+    };
     let host = crate::resources::HostInfo::detect();
     // The loop device's counters outlive this container's use of it: keep where they started.
     if let Some(c) = prepared
@@ -300,10 +306,13 @@ fn boot_loop(
             runtime_id,
             root_path: &paths.root_path().display().to_string(),
             rootfs: &prepared,
-            init: &args.template.init,
+            init: &init,
             host,
         };
-        let spec = spec::build_spec(&input)?;
+        let mut spec = spec::build_spec(&input)?;
+        if supervised {
+            supervisor::add_mount(&mut spec, &args.root, args.cfg.ctid)?;
+        }
         if let Some(dev) = prepared.disk_dev {
             crate::resources::apply_writeback_limit(&cfg, dev)?;
         }

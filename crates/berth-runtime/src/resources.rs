@@ -353,6 +353,7 @@ mod tests {
             disk: DiskConfig::new(Size(1 << 30)),
             resources: r,
             net: Default::default(),
+            procs: Default::default(),
             onboot: false,
             bootorder: None,
             created: 0,

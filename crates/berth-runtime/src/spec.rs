@@ -329,6 +329,7 @@ mod tests {
             bootorder: None,
             created: 0,
             net: Default::default(),
+            procs: Default::default(),
         }
     }
 

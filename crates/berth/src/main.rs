@@ -1,5 +1,7 @@
 //! `berth`: manage system containers on this node (like vzctl, without a daemon).
 
+mod cmd_procs;
+mod cmd_service;
 mod net_args;
 mod output;
 mod progress;
@@ -30,12 +32,14 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-enum Format {
+pub(crate) enum Format {
     #[default]
     Table,
     Json,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Node-level commands
@@ -73,6 +77,10 @@ enum Cmd {
         privileged: bool,
         #[command(flatten)]
         res: res_args::ResourceArgs,
+        /// PID 1: `berth` (Berth's supervisor), `template` (the template's init) or `auto`
+        /// (Berth's supervisor on templates without a service manager, e.g. busybox)
+        #[arg(long, default_value = "auto")]
+        init: String,
     },
     /// Change a container's settings and limits (live on a running container where possible)
     Set {
@@ -175,6 +183,47 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Processes of a container, read from the kernel (PID inside, host PID, user…)
+    Ps {
+        ct: String,
+        /// Children under their parents
+        #[arg(long)]
+        tree: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Live view of every process on the node with its container (CT 0: the host)
+    Top {
+        /// cpu or mem
+        #[arg(long, default_value = "cpu", value_parser = ["cpu", "mem"])]
+        sort: String,
+        /// Print one sample and exit
+        #[arg(long)]
+        once: bool,
+        /// One sample as JSON
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Send a signal to a process of a container, by its PID inside the container
+    Kill {
+        ct: String,
+        pid: i32,
+        /// TERM, KILL, HUP, INT, USR1, … or a number
+        #[arg(short, long, default_value = "TERM")]
+        signal: String,
+    },
+    /// Which container a host process belongs to (0: the host)
+    Which {
+        host_pid: i32,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Services inside a container (systemd, OpenRC, init scripts or Berth's supervisor)
+    Service {
+        ct: String,
+        #[command(subcommand)]
+        cmd: cmd_service::ServiceCmd,
+    },
     #[command(name = "__monitor", hide = true)]
     Monitor { ctid: String },
 }
@@ -197,6 +246,21 @@ enum NodeCmd {
     },
     /// The node's network adapters, their addresses and the virtual network using each
     Adapters {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Change node settings
+    Set {
+        /// Default startup type of a service in new containers: NAME=auto|manual|disabled
+        /// (NAME=default removes it); repeatable
+        #[arg(long = "service-default", required = true)]
+        service_default: Vec<String>,
+    },
+    /// The host's own services and listening sockets, flagging what is not Berth's
+    Services {
+        /// Exit non-zero when the host runs services that are not Berth's (for monitoring)
+        #[arg(long)]
+        strict: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -343,7 +407,9 @@ fn run(cli: Cli) -> Result<i32> {
             diskspace,
             privileged,
             res,
+            init,
         } => {
+            let init = berth_core::services::InitMode::parse(&init)?;
             let ctid = ctid.as_deref().map(CtId::parse).transpose()?;
             let disk = res.to_set(diskspace.as_deref())?;
             let (resources, _) = res.to_resources()?;
@@ -358,6 +424,7 @@ fn run(cli: Cli) -> Result<i32> {
                 diskinodes: disk.diskinodes,
                 privileged,
                 resources,
+                init,
             })?;
             if privileged {
                 eprintln!("warning: container {id} is PRIVILEGED: its root is the node's root");
@@ -366,8 +433,10 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Start { ct: c } => {
             let node = open(&root)?;
-            let info = node.start(&ct(&c)?)?;
+            let r = ct(&c)?;
+            let info = node.start(&r)?;
             println!("container {} started", info.ctid);
+            apply_service_defaults(&node, &r);
         }
         Cmd::Stop {
             ct: c,
@@ -526,12 +595,92 @@ fn run(cli: Cli) -> Result<i32> {
             node.destroy(&r, force)?;
             println!("container {r} destroyed");
         }
+        Cmd::Node {
+            cmd: NodeCmd::Set { service_default },
+        } => {
+            let node = open(&root)?;
+            let parsed: Vec<(String, Option<berth_core::services::Startup>)> = service_default
+                .iter()
+                .map(|s| match s.split_once('=') {
+                    Some((n, "default")) => Ok((n.to_string(), None)),
+                    _ => berth_core::services::parse_service_default(s).map(|(n, t)| (n, Some(t))),
+                })
+                .collect::<Result<_, _>>()?;
+            for (name, st) in parsed {
+                node.set_service_default(&name, st)?;
+                match st {
+                    Some(st) => println!("new containers: service {name} startup {st}"),
+                    None => {
+                        println!("new containers: service {name} startup as the template has it")
+                    }
+                }
+            }
+        }
+        Cmd::Node {
+            cmd: NodeCmd::Services { strict, format },
+        } => {
+            let node = open(&root)?;
+            let list = node.host_services()?;
+            let others = cmd_procs::node_services(&list, format == Format::Json)?;
+            if strict && others > 0 {
+                return Ok(2);
+            }
+        }
+        Cmd::Ps {
+            ct: c,
+            tree,
+            format,
+        } => {
+            let node = open(&root)?;
+            cmd_procs::ps(&node, &ct(&c)?, tree, format == Format::Json)?;
+        }
+        Cmd::Top { sort, once, format } => {
+            let node = open(&root)?;
+            cmd_procs::top(
+                &node,
+                sort == "mem",
+                once || format == Format::Json,
+                format == Format::Json,
+            )?;
+        }
+        Cmd::Kill { ct: c, pid, signal } => {
+            let node = open(&root)?;
+            let r = ct(&c)?;
+            let p = node.kill(&r, pid, &signal)?;
+            println!(
+                "signal {} sent to process {} ({}) of container {r}",
+                signal.to_ascii_uppercase().trim_start_matches("SIG"),
+                p.pid,
+                p.command
+            );
+        }
+        Cmd::Which { host_pid, format } => {
+            let node = open(&root)?;
+            cmd_procs::which(&node.which(host_pid)?, format == Format::Json)?;
+        }
+        Cmd::Service { ct: c, cmd } => {
+            let node = open(&root)?;
+            cmd_service::run(&node, &ct(&c)?, cmd)?;
+        }
         Cmd::Monitor { ctid } => {
             let id = CtId::parse(&ctid)?;
             LocalNode::run_monitor(&root, id)?;
         }
     }
     Ok(0)
+}
+
+/// Applies the node's default startup types captured at create (first start only).
+fn apply_service_defaults(node: &LocalNode, r: &CtRef) {
+    match node.apply_pending_service_defaults(r) {
+        Ok(applied) if !applied.is_empty() => {
+            println!("node service defaults applied: {}", applied.join(", "))
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("warning: node service defaults not applied yet (next start retries): {e}")
+        }
+    }
 }
 
 fn main() {

@@ -1,0 +1,134 @@
+//! Berth's supervisor as a container's PID 1 (host side). The static `berth-init` binary is
+//! embedded in `berth` at build time (see `build.rs`), installed once per node under
+//! `run/init/`, hard-linked into `run/<ctid>/berth/init` next to the container's service
+//! definitions (`run/<ctid>/berth/services`), and that directory is bind-mounted read-only on
+//! `/.berth` inside the container. See docs/adr/0007-static-supervisor.md.
+
+use crate::{Result, RuntimeError};
+use berth_core::services::InitMode;
+use berth_core::{fsutil, ContainerConfig, CtId, NodeRoot, TemplateManifest};
+use libcontainer::oci_spec::runtime::{Mount, Spec};
+use std::path::PathBuf;
+
+/// The static supervisor binary.
+pub static INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
+
+/// Where the supervisor's directory appears inside the container.
+pub const MOUNT_POINT: &str = "/.berth";
+/// The supervisor inside the container.
+pub const INIT_PATH: &str = "/.berth/init";
+
+/// Whether the container runs Berth's supervisor as PID 1: when its config asks for it, and
+/// by default on templates without a service manager of their own (busybox).
+pub fn uses_supervisor(cfg: &ContainerConfig, template: &TemplateManifest) -> bool {
+    match cfg.procs.init {
+        InitMode::Berth => true,
+        InitMode::Template => false,
+        InitMode::Auto => template.source == "busybox",
+    }
+}
+
+/// `run/<ctid>/berth/`: what is mounted on `/.berth`.
+pub fn host_dir(root: &NodeRoot, id: CtId) -> PathBuf {
+    root.ct_run_dir(id).join("berth")
+}
+
+fn fnv64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// The node-wide copy of the supervisor binary (written once per binary version).
+fn node_binary(root: &NodeRoot) -> Result<PathBuf> {
+    let dir = root.run_dir().join("init");
+    fsutil::create_dir_all(&dir)?;
+    let p = dir.join(format!("berth-init-{:016x}", fnv64(INIT_BINARY)));
+    if std::fs::metadata(&p).map(|m| m.len()).ok() != Some(INIT_BINARY.len() as u64) {
+        fsutil::atomic_write(&p, INIT_BINARY, 0o755)?;
+    }
+    Ok(p)
+}
+
+/// Writes the container's service definitions where the supervisor reads them (atomically;
+/// the running supervisor picks them up on `reload`).
+pub fn write_services(root: &NodeRoot, cfg: &ContainerConfig) -> Result<()> {
+    let dir = host_dir(root, cfg.ctid);
+    fsutil::create_dir_all(&dir)?;
+    let text = berth_init::proto::render(&cfg.procs.specs());
+    fsutil::atomic_write(&dir.join("services"), text.as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// Installs the supervisor and the services for a start; returns PID 1's command.
+pub fn prepare(
+    root: &NodeRoot,
+    cfg: &ContainerConfig,
+    template: &TemplateManifest,
+) -> Result<Vec<String>> {
+    let bin = node_binary(root)?;
+    let dir = host_dir(root, cfg.ctid);
+    fsutil::create_dir_all(&dir)?;
+    let dest = dir.join("init");
+    fsutil::remove_file_if_exists(&dest)?;
+    if std::fs::hard_link(&bin, &dest).is_err() {
+        std::fs::copy(&bin, &dest).map_err(|e| RuntimeError::io(&dest, e))?;
+    }
+    write_services(root, cfg)?;
+    Ok(init_command(template))
+}
+
+/// PID 1's command: the supervisor, running busybox's boot and shutdown scripts (what the
+/// template's inittab would run) when the template is the busybox one.
+pub fn init_command(template: &TemplateManifest) -> Vec<String> {
+    let mut v = vec![INIT_PATH.to_string(), "boot".to_string()];
+    if template.source == "busybox" {
+        v.extend(
+            ["--rc", "/etc/init.d/rcS", "--rc-stop", "/etc/init.d/rcK"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+    }
+    v
+}
+
+/// Adds the read-only bind mount of [`host_dir`] on [`MOUNT_POINT`] to the spec.
+pub fn add_mount(spec: &mut Spec, root: &NodeRoot, id: CtId) -> Result<()> {
+    let m: Mount = serde_json::from_value(serde_json::json!({
+        "destination": MOUNT_POINT,
+        "type": "bind",
+        "source": host_dir(root, id),
+        "options": ["rbind", "ro", "nosuid", "nodev"],
+    }))
+    .map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(m);
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_binary_is_static() {
+        // ELF, and no PT_INTERP program header: it needs no dynamic loader.
+        let b = INIT_BINARY;
+        assert_eq!(&b[..4], b"\x7fELF");
+        let phoff = u64::from_le_bytes(b[0x20..0x28].try_into().unwrap()) as usize;
+        let phentsize = u16::from_le_bytes(b[0x36..0x38].try_into().unwrap()) as usize;
+        let phnum = u16::from_le_bytes(b[0x38..0x3a].try_into().unwrap()) as usize;
+        for i in 0..phnum {
+            let off = phoff + i * phentsize;
+            let ptype = u32::from_le_bytes(b[off..off + 4].try_into().unwrap());
+            assert_ne!(
+                ptype, 3,
+                "PT_INTERP found: berth-init is dynamically linked"
+            );
+        }
+    }
+}
