@@ -63,10 +63,6 @@ impl LocalNode {
             let u = disk::usage_image(&image)?;
             if !inodes_match(u.total_inodes, want) {
                 tracing::info!(ctid = %cfg.ctid, want, have = u.total_inodes, "rebuilding the virtual disk for a new inode count");
-                self.progress_msg(&format!(
-                    "rebuilding the virtual disk of {} with {want} inodes",
-                    cfg.ctid
-                ));
                 rootfs::with_raw_mount(self.root(), cfg.ctid, |mnt, _| {
                     disk::rebuild_with_inodes(&image, mnt, cfg.disk.size, want)
                 })
@@ -83,10 +79,6 @@ impl LocalNode {
             disk::resize_offline(&image, cfg.disk.size)?;
         }
         Ok(())
-    }
-
-    fn progress_msg(&self, msg: &str) {
-        tracing::info!("{msg}");
     }
 
     pub(crate) fn set_impl(&self, r: &CtRef, opts: SetOptions) -> Result<SetOutcome> {

@@ -141,14 +141,7 @@ pub fn default_env() -> Vec<String> {
 /// The kept capabilities that this process's bounding set still has: asking for one the host
 /// has dropped (e.g. CAP_SYS_RESOURCE on some VMs) makes capset fail with EPERM.
 pub fn effective_capabilities() -> Vec<&'static str> {
-    let bnd = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_string()))
-        })
-        .and_then(|v| u64::from_str_radix(&v, 16).ok())
-        .unwrap_or(u64::MAX);
+    let bnd = berth_core::fsutil::capability_set("CapBnd").unwrap_or(u64::MAX);
     CAPABILITIES
         .iter()
         .copied()

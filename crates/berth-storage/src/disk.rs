@@ -229,14 +229,7 @@ pub fn resize_offline(image: &Path, size: Size) -> Result<()> {
 /// Whether this process may resize a mounted ext4 filesystem (the kernel asks for
 /// CAP_SYS_RESOURCE, which some hosts drop from every process's bounding set).
 pub fn can_resize_online() -> bool {
-    let eff = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
-        })
-        .and_then(|v| u64::from_str_radix(&v, 16).ok())
-        .unwrap_or(0);
+    let eff = berth_core::fsutil::capability_set("CapEff").unwrap_or(0);
     const CAP_SYS_RESOURCE: u32 = 24;
     eff & (1 << CAP_SYS_RESOURCE) != 0
 }
