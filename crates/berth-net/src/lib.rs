@@ -13,7 +13,7 @@ pub mod nft;
 mod node;
 pub mod tc;
 
-pub use node::{resolv_conf, Adapter, NetNode, Traffic};
+pub use node::{resolv_conf, Adapter, NetNode, PendingFirewall, Traffic};
 
 use std::path::PathBuf;
 

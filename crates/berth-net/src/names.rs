@@ -19,10 +19,6 @@ pub fn bridge(node_id: &str, net: &str) -> String {
 pub fn host_veth(node_id: &str, ctid: u32, ifname: &str) -> String {
     format!("bv{}", h(&[node_id, &ctid.to_string(), ifname]))
 }
-/// The container's end while it is still on the node, before it moves into the container.
-pub fn peer_tmp(node_id: &str, ctid: u32, ifname: &str) -> String {
-    format!("bp{}", h(&[node_id, &ctid.to_string(), ifname]))
-}
 /// The IFB device shaping a container adapter's outbound traffic.
 pub fn ifb(node_id: &str, ctid: u32, ifname: &str) -> String {
     format!("bi{}", h(&[node_id, &ctid.to_string(), ifname]))

@@ -185,6 +185,19 @@ pub fn ruleset(node_id: &str, nets: &[FwNetwork], cts: &[FwContainer]) -> String
 
 /// Runs an nft script as one transaction.
 pub fn apply(script: &str) -> Result<()> {
+    spawn(script)?.wait()
+}
+
+/// An nft transaction under way in its own process.
+pub struct Pending {
+    child: std::process::Child,
+    script_len: usize,
+}
+
+/// Starts an nft transaction and returns at once: the script is handed over and nft's
+/// stdin closed before this returns, so the caller may fork (the runtime does) without the
+/// child inheriting a pipe end that nft's completion depends on.
+pub fn spawn(script: &str) -> Result<Pending> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -192,25 +205,37 @@ pub fn apply(script: &str) -> Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| NetError::Tool("nft".into(), e.to_string()))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(script.as_bytes())
-        .map_err(|e| NetError::Tool("nft".into(), e.to_string()))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| NetError::Tool("nft".into(), e.to_string()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let first = err
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("failed");
-        tracing::debug!(script, "nft failed: {err}");
-        return Err(NetError::Tool("nft".into(), first.to_string()));
+    let mut stdin = child.stdin.take().expect("piped");
+    if let Err(e) = stdin.write_all(script.as_bytes()) {
+        drop(stdin);
+        let _ = child.wait();
+        return Err(NetError::Tool("nft".into(), e.to_string()));
     }
-    Ok(())
+    drop(stdin);
+    Ok(Pending {
+        child,
+        script_len: script.len(),
+    })
+}
+
+impl Pending {
+    /// Waits for the transaction; its first error line becomes the error.
+    pub fn wait(self) -> Result<()> {
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(|e| NetError::Tool("nft".into(), e.to_string()))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let first = err
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("failed");
+            tracing::debug!(script_len = self.script_len, "nft failed: {err}");
+            return Err(NetError::Tool("nft".into(), first.to_string()));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@ use crate::nft::{self, FwContainer, FwNetwork, FwPort};
 use crate::{names, sysctl, tc, NetError, Result};
 use berth_core::net::{Ipv4Cidr, NetConfig, NetIf, NetworkConfig, NetworkType};
 use berth_core::{fsutil, CoreError, NodeRoot};
-use netlink_packet_route::link::LinkAttribute;
 use serde::Serialize;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Bytes and packets a container sent and received (all its adapters, since it started).
@@ -31,6 +31,18 @@ pub struct Adapter {
     pub addrs: Vec<String>,
     /// The virtual network that uses it (bridged adapter, or a network's own bridge).
     pub network: Option<String>,
+}
+
+/// A firewall regeneration under way (see [`NetNode::start_firewall`]).
+pub struct PendingFirewall {
+    nft: nft::Pending,
+    _guard: berth_core::lock::LockGuard,
+}
+
+impl PendingFirewall {
+    pub fn wait(self) -> Result<()> {
+        self.nft.wait()
+    }
 }
 
 pub struct NetNode {
@@ -264,8 +276,14 @@ impl NetNode {
 
     /// Regenerates Berth's nftables tables from the networks and running containers.
     pub fn apply_firewall(&self) -> Result<()> {
-        // Serialise regenerations: each one reads the whole state under this lock.
-        let _g = berth_core::lock::lock(&self.root.locks_dir().join("net.lock"))?;
+        self.start_firewall()?.wait()
+    }
+
+    /// Starts regenerating the firewall from the node's state and returns while nft works;
+    /// [`PendingFirewall::wait`] finishes it. Regenerations are serialised: the node's
+    /// network lock is held until the wait.
+    pub fn start_firewall(&self) -> Result<PendingFirewall> {
+        let guard = berth_core::lock::lock(&self.root.locks_dir().join("net.lock"))?;
         let nets: Vec<FwNetwork> = self
             .networks()?
             .into_iter()
@@ -279,7 +297,8 @@ impl NetNode {
             .into_iter()
             .map(|(id, c)| self.fw_container(id, &c))
             .collect();
-        nft::apply(&nft::ruleset(&self.node_id, &nets, &cts))
+        let nft = nft::spawn(&nft::ruleset(&self.node_id, &nets, &cts))?;
+        Ok(PendingFirewall { nft, _guard: guard })
     }
 
     fn fw_container(&self, ctid: u32, c: &NetConfig) -> FwContainer {
@@ -352,36 +371,29 @@ impl NetNode {
         let net = self.network(&n.network)?;
         self.ensure_network(&net)?;
         let host = names::host_veth(&self.node_id, ctid, &n.name);
-        let tmp = names::peer_tmp(&self.node_id, ctid, &n.name);
         let mut nl = Netlink::open()?;
-        for stale in [&host, &tmp] {
-            if let Some(l) = nl.link(stale)? {
-                nl.del_link(l.index)?;
-            }
+        if let Some(l) = nl.link(&host)? {
+            nl.del_link(l.index)?;
         }
-        nl.add_veth(
+        let nsf =
+            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
+        let hi = nl.add_veth(
             &host,
-            &tmp,
+            &n.name,
             Some(n.mac),
             &names::alias_ct(&self.node_id, ctid, &n.name),
+            Some(nsf.as_raw_fd()),
         )?;
-        let hi = nl.index(&host)?;
         let bi = nl.index(&self.bridge_name(&n.network))?;
         nl.set_master(hi, bi)?;
         nl.set_up(hi, true)?;
         if let Some((i, o)) = rate {
             self.shape(&mut nl, ctid, &n.name, i, o)?;
         }
-        let nsf =
-            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
-        use std::os::fd::AsRawFd;
-        let ti = nl.index(&tmp)?;
-        nl.move_to_netns(ti, nsf.as_raw_fd())?;
         let name = n.name.clone();
         let addrs = n.addrs.clone();
         in_netns(ns, move |nl| {
-            let i = nl.index(&tmp)?;
-            nl.set(i, vec![LinkAttribute::IfName(name)])?;
+            let i = nl.index(&name)?;
             for a in addrs {
                 nl.add_addr(i, a)?;
             }
@@ -400,20 +412,19 @@ impl NetNode {
         rate: Option<(u64, u64)>,
     ) -> Result<()> {
         let host = names::host_veth(&self.node_id, ctid, names::VENET);
-        let tmp = names::peer_tmp(&self.node_id, ctid, names::VENET);
         let mut nl = Netlink::open()?;
-        for stale in [&host, &tmp] {
-            if let Some(l) = nl.link(stale)? {
-                nl.del_link(l.index)?;
-            }
+        if let Some(l) = nl.link(&host)? {
+            nl.del_link(l.index)?;
         }
-        nl.add_veth(
+        let nsf =
+            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
+        let hi = nl.add_veth(
             &host,
-            &tmp,
+            names::VENET,
             Some(self.venet_mac(ctid)),
             &names::alias_ct(&self.node_id, ctid, names::VENET),
+            Some(nsf.as_raw_fd()),
         )?;
-        let hi = nl.index(&host)?;
         nl.add_addr(hi, Ipv4Cidr::new(names::VENET_GW, 32))?;
         nl.set_up(hi, true)?;
         sysctl(&format!("net/ipv4/conf/{host}/route_localnet"), "1")?;
@@ -421,15 +432,9 @@ impl NetNode {
         if let Some((i, o)) = rate {
             self.shape(&mut nl, ctid, names::VENET, i, o)?;
         }
-        let nsf =
-            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
-        use std::os::fd::AsRawFd;
-        let ti = nl.index(&tmp)?;
-        nl.move_to_netns(ti, nsf.as_raw_fd())?;
         let a2 = addrs.to_vec();
         in_netns(ns, move |nl| {
-            let i = nl.index(&tmp)?;
-            nl.set(i, vec![LinkAttribute::IfName(names::VENET.into())])?;
+            let i = nl.index(names::VENET)?;
             for a in a2 {
                 nl.add_addr(i, Ipv4Cidr::new(a, 32))?;
             }
@@ -469,7 +474,6 @@ impl NetNode {
         let mut nl = Netlink::open()?;
         for n in [
             names::host_veth(&self.node_id, ctid, ifname),
-            names::peer_tmp(&self.node_id, ctid, ifname),
             names::ifb(&self.node_id, ctid, ifname),
         ] {
             if let Some(l) = nl.link(&n)? {
@@ -517,10 +521,26 @@ impl NetNode {
     }
 
     fn setup_ct_inner(&self, ctid: u32, c: &NetConfig, pid: i32) -> Result<()> {
+        // Record first: a crash half-way leaves a state that teardown finds.
+        self.record_ct(ctid, c)?;
+        self.setup_ct_links(ctid, c, pid)?;
+        self.apply_firewall()?;
+        tracing::debug!(ctid, "firewall applied");
+        Ok(())
+    }
+
+    /// Records `c` as the container's applied networking (what the firewall is generated
+    /// from, and what teardown finds after a crash). The first step of a setup.
+    pub fn record_ct(&self, ctid: u32, c: &NetConfig) -> Result<()> {
+        self.save_state(ctid, c)
+    }
+
+    /// Creates the container's adapters inside its network namespace (that of `pid`) and
+    /// their node ends, addresses, routes and shaping; the firewall is separate
+    /// ([`Self::apply_firewall`]), so that a caller can run both at once.
+    pub fn setup_ct_links(&self, ctid: u32, c: &NetConfig, pid: i32) -> Result<()> {
         let ns = Self::netns(pid);
         let rate = c.rate.map(|r| (r.in_kbit, r.out_kbit));
-        // Record first: a crash half-way leaves a state that teardown finds.
-        self.save_state(ctid, c)?;
         for n in &c.netifs {
             self.add_netif(ctid, n, &ns, rate)?;
         }
@@ -530,11 +550,21 @@ impl NetNode {
         if !c.is_empty() {
             self.set_default_route(c, &ns)?;
         }
-        self.apply_firewall()
+        tracing::debug!(ctid, "adapters configured");
+        Ok(())
     }
 
     /// Removes everything of the container's networking from the node (idempotent).
     pub fn teardown_ct(&self, ctid: u32) -> Result<()> {
+        if self.teardown_ct_links(ctid)? {
+            self.apply_firewall()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the container's links on the node and its recorded state; true if there was
+    /// a state, i.e. the firewall must be regenerated to drop its rules.
+    pub fn teardown_ct_links(&self, ctid: u32) -> Result<bool> {
         let prefix = names::alias_ct_prefix(&self.node_id, ctid);
         let mut nl = Netlink::open()?;
         let mine: Vec<Link> = nl
@@ -545,13 +575,11 @@ impl NetNode {
         for l in mine {
             nl.del_link(l.index)?;
         }
+        tracing::debug!(ctid, "links deleted");
         let p = self.state_file(ctid);
         let had = p.exists();
         fsutil::remove_file_if_exists(&p)?;
-        if had {
-            self.apply_firewall()?;
-        }
-        Ok(())
+        Ok(had)
     }
 
     /// Applies `new` to a running container whose applied state is `old`: only what changed

@@ -457,6 +457,7 @@ impl LocalNode {
         // fd 4 holds the monitor lock (see start): keep it open for life, out of children.
         // SAFETY: setting FD_CLOEXEC on a descriptor number; harmless if it is not open.
         unsafe { libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC) };
+        tracing::debug!(ctid = id.0, "monitor started");
         let mut args = berth_runtime::monitor::load_args(root, id)?;
         crate::net::monitor_net(&mut args)?;
         berth_runtime::monitor::run(args, ready)?;

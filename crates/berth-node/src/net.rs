@@ -532,22 +532,69 @@ fn write_resolv_live(init_pid: i32, userns: bool, text: &str) -> Result<()> {
     }
 }
 
-/// Networking of one boot, run by the monitor.
+/// Networking of one boot, run by the monitor. Regenerating the firewall costs an nft
+/// transaction (10-20 ms, most of it the kernel's RCU grace periods), so nft works in its
+/// own process beside the work that does not depend on it: at start beside the runtime's creation of
+/// the container (joined before its init may run, so that no packet leaves unfiltered), at
+/// stop beside the runtime's and the storage's clean-up (joined before the monitor exits).
 struct NetHooks {
     root: NodeRoot,
     node_id: String,
     ctid: u32,
     net: NetConfig,
+    firewall: std::sync::Mutex<Option<berth_net::PendingFirewall>>,
+}
+
+impl NetHooks {
+    fn node(&self) -> NetNode {
+        NetNode::new(&self.root, &self.node_id)
+    }
+
+    fn start_firewall(&self) -> berth_net::Result<()> {
+        let p = self.node().start_firewall()?;
+        *self.firewall.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
+        Ok(())
+    }
+
+    fn join_firewall(&self) -> berth_net::Result<()> {
+        let p = self
+            .firewall
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        p.map_or(Ok(()), |p| p.wait())
+    }
 }
 
 impl berth_runtime::monitor::BootHooks for NetHooks {
-    fn before_start(&self, init_pid: i32) -> std::result::Result<(), String> {
-        NetNode::new(&self.root, &self.node_id)
-            .setup_ct(self.ctid, &self.net, init_pid)
+    fn prepare(&self) -> std::result::Result<(), String> {
+        let _ = self.join_firewall();
+        self.node()
+            .record_ct(self.ctid, &self.net)
+            .and_then(|()| self.start_firewall())
             .map_err(|e| format!("network: {e}"))
     }
+    fn before_start(&self, init_pid: i32) -> std::result::Result<(), String> {
+        let links = self.node().setup_ct_links(self.ctid, &self.net, init_pid);
+        let fw = self.join_firewall();
+        links.and(fw).map_err(|e| format!("network: {e}"))?;
+        tracing::debug!(ctid = self.ctid, "firewall applied");
+        Ok(())
+    }
     fn after_stop(&self) {
-        if let Err(e) = NetNode::new(&self.root, &self.node_id).teardown_ct(self.ctid) {
+        match self.node().teardown_ct_links(self.ctid) {
+            Ok(true) => {
+                let _ = self.join_firewall();
+                if let Err(e) = self.start_firewall() {
+                    tracing::warn!(ctid = self.ctid, "network teardown: {e}");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(ctid = self.ctid, "network teardown: {e}"),
+        }
+    }
+    fn finish(&self) {
+        if let Err(e) = self.join_firewall() {
             tracing::warn!(ctid = self.ctid, "network teardown: {e}");
         }
     }
@@ -570,6 +617,7 @@ pub fn monitor_net(args: &mut berth_runtime::monitor::MonitorArgs) -> Result<()>
             node_id: args.node_id.clone(),
             ctid: args.cfg.ctid.0,
             net,
+            firewall: Default::default(),
         }));
     }
     Ok(())

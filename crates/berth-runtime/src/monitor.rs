@@ -61,12 +61,19 @@ pub struct MonitorArgs {
     pub hooks: Option<Box<dyn BootHooks>>,
 }
 
-/// Work done for each boot of the container outside the runtime: `before_start` runs once
-/// the container's namespaces exist and before its init is started (its network namespace
-/// can be given adapters); `after_stop` runs when init has exited (idempotent).
+/// Work done for each boot of the container outside the runtime: `prepare` runs before the
+/// runtime creates the container (work that needs no namespace may start there, on a
+/// thread); `before_start` runs once the container's namespaces exist and before its init
+/// is started (its network namespace can be given adapters); `after_stop` runs when init has
+/// exited (idempotent); `finish` when the monitor is about to exit, to wait for anything
+/// `after_stop` left running.
 pub trait BootHooks {
+    fn prepare(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
     fn before_start(&self, init_pid: i32) -> std::result::Result<(), String>;
     fn after_stop(&self);
+    fn finish(&self) {}
 }
 
 /// Restores default signal dispositions in the container's init just before it execs (the
@@ -216,6 +223,7 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     // Become the reaper of everything libcontainer forks, so init is our child to wait for.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    crate::dynmods::ensure();
     let id = args.cfg.ctid;
     let runtime_id = crate::runtime_id(&args.node_id, id);
     let paths = RunPaths::new(&args.root, id);
@@ -238,11 +246,18 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
         }
     }
     delete_runtime(&args.root, &runtime_id);
+    tracing::debug!("runtime deleted");
     clear_writeback_limits(&args.root, id);
     if let Some(h) = &args.hooks {
         h.after_stop();
     }
+    tracing::debug!("network released");
     let _ = rootfs::teardown(&args.root, id);
+    tracing::debug!("rootfs released");
+    if let Some(h) = &args.hooks {
+        h.finish();
+    }
+    tracing::debug!("hooks finished");
     remove_run_dir(&paths);
     result
 }
@@ -283,12 +298,14 @@ fn boot_loop(
         &args.cfg,
         &injected_files(&args.cfg, &args.extra_files),
     )?;
+    tracing::debug!("rootfs prepared");
     let supervised = supervisor::uses_supervisor(&args.cfg, &args.template);
     let init = if supervised {
         supervisor::prepare(&args.root, &args.cfg, &args.template)?
     } else {
         args.template.init.clone()
     };
+    tracing::debug!("init prepared");
     let host = crate::resources::HostInfo::detect();
     // The loop device's counters outlive this container's use of it: keep where they started.
     if let Some(c) = prepared
@@ -318,6 +335,10 @@ fn boot_loop(
         }
         spec.save(paths.bundle().join("config.json"))
             .map_err(|e| RuntimeError::Spec(e.to_string()))?;
+        tracing::debug!("spec written");
+        if let Some(h) = &args.hooks {
+            h.prepare().map_err(RuntimeError::StartFailed)?;
+        }
         delete_runtime(&args.root, runtime_id);
         let devnull = fs::File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;
         let out = log_w
@@ -339,10 +360,12 @@ fn boot_loop(
         let pid = container
             .pid()
             .ok_or_else(|| RuntimeError::StartFailed("no init pid".into()))?;
+        tracing::debug!("container created");
         if let Some(h) = &args.hooks {
             h.before_start(pid.as_raw())
                 .map_err(RuntimeError::StartFailed)?;
         }
+        tracing::debug!("hooks done");
         container.start()?;
         *boots += 1;
         let state = RunState {
@@ -360,9 +383,11 @@ fn boot_loop(
         let status = wait_for(pid);
         tracing::info!(?status, "container init exited");
         reap_orphans();
+        tracing::debug!("orphans reaped");
         if let Some(h) = &args.hooks {
             h.after_stop();
         }
+        tracing::debug!("hooks after stop done");
         let _ = fs::remove_file(paths.state());
         let reboot = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
         if !reboot || paths.stopping().exists() {

@@ -684,14 +684,17 @@ fn apply_service_defaults(node: &LocalNode, r: &CtRef) {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| "warn,libcgroups=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG");
+    // Timestamps only when logging was asked for: they are what phase timings are read from.
+    let timed = filter.is_ok();
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter.unwrap_or_else(|_| "warn,libcgroups=error".into()))
+        .with_writer(std::io::stderr);
+    if timed {
+        fmt.init();
+    } else {
+        fmt.without_time().init();
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => std::process::exit(code),
