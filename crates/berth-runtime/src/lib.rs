@@ -3,7 +3,6 @@
 //! (processes joining a running container) and the state file the monitor publishes.
 
 pub mod console;
-pub mod dynmods;
 pub mod error;
 pub mod exec;
 pub mod monitor;

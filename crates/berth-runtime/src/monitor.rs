@@ -223,7 +223,6 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     // Become the reaper of everything libcontainer forks, so init is our child to wait for.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    crate::dynmods::ensure();
     let id = args.cfg.ctid;
     let runtime_id = crate::runtime_id(&args.node_id, id);
     let paths = RunPaths::new(&args.root, id);
