@@ -227,7 +227,11 @@ fn spawn_joined(
             drop(rd);
             let r = cg
                 .add_task(child)
-                .map_err(|e| RuntimeError::Spec(format!("joining the container's cgroup: {e}")));
+                .map_err(|e| RuntimeError::Spec(format!("joining the container's cgroup: {e}")))
+                .and_then(|_| match crate::cgdeleg::systemd_dir(t.runtime_id) {
+                    Some(d) if d.is_dir() => crate::cgdeleg::attach(&d, child.as_raw()),
+                    _ => Ok(()),
+                });
             if r.is_err() {
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(child, None);

@@ -2,6 +2,7 @@
 //! `libcontainer`, and supervises it with a per-container monitor process. Also exec/enter
 //! (processes joining a running container) and the state file the monitor publishes.
 
+pub mod cgdeleg;
 pub mod console;
 pub mod error;
 pub mod exec;

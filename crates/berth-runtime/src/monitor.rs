@@ -7,7 +7,7 @@
 //! (power off/halt): that is how the monitor tells the two apart.
 
 use crate::state::{now, process_starttime, RunState};
-use crate::{console, spec, supervisor, Result, RuntimeError};
+use crate::{cgdeleg, console, spec, supervisor, Result, RuntimeError};
 use berth_core::{fsutil, ContainerConfig, CtId, NodeRoot, TemplateManifest};
 use berth_storage::rootfs::{self, InjectedFile};
 use libcontainer::container::builder::ContainerBuilder;
@@ -185,8 +185,9 @@ pub fn delete_runtime(root: &NodeRoot, runtime_id: &str) {
     remove_cgroups(runtime_id);
 }
 
-/// Removes the container's cgroup directories in every hierarchy (v1 controllers, v2 unified),
-/// retrying while the last processes finish exiting (an exiting task keeps `rmdir` at EBUSY).
+/// Removes the container's cgroup directories in every hierarchy (v1 controllers, the
+/// `name=systemd` one with whatever the container created below it, v2 unified), retrying
+/// while the last processes finish exiting (an exiting task keeps `rmdir` at EBUSY).
 pub fn remove_cgroups(runtime_id: &str) {
     let mut dirs = vec![];
     if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
@@ -202,18 +203,7 @@ pub fn remove_cgroups(runtime_id: &str) {
         dirs.push(v2);
     }
     for d in dirs {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
-        loop {
-            match fs::remove_dir(&d) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) if std::time::Instant::now() >= until => {
-                    tracing::warn!(dir = %d.display(), "cannot remove cgroup: {e}");
-                    break;
-                }
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
-            }
-        }
+        cgdeleg::remove_tree(&d);
     }
 }
 
@@ -348,14 +338,25 @@ fn boot_loop(
             .as_fd()
             .try_clone_to_owned()
             .map_err(|e| RuntimeError::io("dup", e))?;
-        let mut container = builder(&args.root, runtime_id)?
+        // Init must start inside the container's own name=systemd cgroup, so that its
+        // cgroup namespace is rooted there: the monitor stands in it while libcontainer forks.
+        let named = named_cgroup(&cfg, runtime_id)?;
+        let own = named.as_ref().and_then(|_| cgdeleg::own_systemd_cgroup());
+        if let Some(d) = &named {
+            cgdeleg::attach(d, 0)?;
+        }
+        let built = builder(&args.root, runtime_id)?
             .with_stdin(devnull)
             .with_stdout(out)
             .with_stderr(err)
             .with_executor(InitExecutor)
             .as_init(paths.bundle())
             .with_systemd(false)
-            .build()?;
+            .build();
+        if let Some(o) = &own {
+            cgdeleg::attach(o, 0)?;
+        }
+        let mut container = built?;
         let pid = container
             .pid()
             .ok_or_else(|| RuntimeError::StartFailed("no init pid".into()))?;
@@ -394,6 +395,15 @@ fn boot_loop(
         }
         tracing::info!("reboot requested from inside the container: restarting");
     }
+}
+
+/// Creates the container's cgroup in the `name=systemd` hierarchy, owned by its root.
+fn named_cgroup(cfg: &ContainerConfig, runtime_id: &str) -> Result<Option<PathBuf>> {
+    let root_id = match (cfg.privileged, cfg.idmap) {
+        (false, Some(m)) => m.host_base,
+        _ => 0,
+    };
+    cgdeleg::create_systemd(runtime_id, root_id, root_id)
 }
 
 /// Reaps what the dead PID namespace leaves us: when init dies the kernel kills every other

@@ -122,7 +122,8 @@ pub fn unmount(target: &Path) -> Result<()> {
     }
 }
 
-fn unescape(s: &str) -> String {
+/// Undoes the octal escapes of `/proc/self/mountinfo` fields (`\040` for a space).
+pub fn unescape(s: &str) -> String {
     // mountinfo escapes space, tab, newline and backslash as \ooo
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

@@ -382,37 +382,102 @@ fn node_default_startup_types() {
     assert!(!node.contains("web ="), "{node}");
 }
 
-/// systemd driver against a real systemd container: only when a systemd template tarball
-/// is given (BERTH_TEST_SYSTEMD_TARBALL=/path/rootfs.tar.xz); recorded outputs are covered by
-/// the unit tests in berth-node.
+/// Where a systemd OS template can come from: a rootfs tarball
+/// (BERTH_TEST_SYSTEMD_TARBALL=/path/rootfs.tar.xz), or an existing template directory
+/// (BERTH_TEST_SYSTEMD_TEMPLATE=DIR with `rootfs/`; by default the debian-12 template that
+/// `bench/lifecycle --debian` keeps in /var/cache/berth-bench), packed into a tarball here.
+fn systemd_tarball(n: &Node) -> Option<std::path::PathBuf> {
+    if let Ok(t) = std::env::var("BERTH_TEST_SYSTEMD_TARBALL") {
+        return Some(t.into());
+    }
+    let dir = std::env::var("BERTH_TEST_SYSTEMD_TEMPLATE")
+        .unwrap_or_else(|_| "/var/cache/berth-bench/node/templates/debian-12".into());
+    let rootfs = std::path::Path::new(&dir).join("rootfs");
+    if !rootfs.join("lib/systemd/systemd").exists() {
+        return None;
+    }
+    let tar = n.root.join("systemd-rootfs.tar");
+    let st = std::process::Command::new("tar")
+        .args(["-c", "--numeric-owner", "--xattrs", "-f"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&rootfs)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar of {} failed", rootfs.display());
+    Some(tar)
+}
+
+/// systemd as PID 1 of an unprivileged container (on this cgroup v1 host: in the container's
+/// own `name=systemd` cgroup) and the systemd service driver, when a systemd template is
+/// available; recorded `systemctl` outputs are covered by the unit tests in berth-node.
 #[test]
 fn systemd_driver_when_a_template_is_available() {
-    let Ok(tarball) = std::env::var("BERTH_TEST_SYSTEMD_TARBALL") else {
-        eprintln!("skipped: set BERTH_TEST_SYSTEMD_TARBALL to a systemd rootfs tarball");
+    let n = Node::new("systemd");
+    let Some(tarball) = systemd_tarball(&n) else {
+        eprintln!(
+            "skipped: no systemd template (run bench/lifecycle --debian once, or set \
+             BERTH_TEST_SYSTEMD_TARBALL / BERTH_TEST_SYSTEMD_TEMPLATE)"
+        );
         return;
     };
-    let n = Node::new("systemd");
-    n.ok(&["template", "import", "sd", &tarball]);
+    n.ok(&["template", "import", "sd", tarball.to_str().unwrap()]);
+    let _ = std::fs::remove_file(n.root.join("systemd-rootfs.tar"));
     n.ok(&["create", "191", "--ostemplate", "sd", "--diskspace", "2G"]);
     n.ok(&["start", "191"]);
-    assert!(wait_until(60, || n
-        .run(&["service", "191", "list"])
-        .status
-        .success()));
+    // systemd reaches "running" (or "degraded" when some unit fails in a container).
+    let mut state = String::new();
+    assert!(
+        wait_until(60, || {
+            let o = n.run(&["exec", "191", "--", "systemctl", "is-system-running"]);
+            state = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            state == "running" || state == "degraded"
+        }),
+        "systemd did not finish booting: {state}"
+    );
+    // Its cgroups live in the container's own subtree of the host's name=systemd hierarchy.
+    let rid = format!("berth-{}-191", n.node_id());
+    let sd = std::path::Path::new("/sys/fs/cgroup/systemd").join(&rid);
+    if std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists() {
+        assert!(
+            sd.join("init.scope").is_dir(),
+            "no init.scope under {}",
+            sd.display()
+        );
+        let cg = n.exec("191", &["cat", "/proc/1/cgroup"]);
+        assert!(cg.contains("name=systemd:/init.scope"), "{cg}");
+    }
     let l = list(&n, "191");
-    assert!(!l.is_empty());
-    let st = n.json(&[
-        "service",
-        "191",
-        "status",
-        l[0]["name"].as_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(st["driver"], "systemd");
+    let cron = l
+        .iter()
+        .find(|s| s["name"] == "cron")
+        .expect("cron in the list");
+    assert_eq!(cron["state"], "running", "{cron}");
+    assert_eq!(cron["startup"], "auto", "{cron}");
+    let st = n.json(&["service", "191", "status", "cron", "--format", "json"]);
+    assert_eq!(st["driver"], "systemd", "{st}");
+    n.ok(&["service", "191", "stop", "cron"]);
+    assert_eq!(svc(&n, "191", "cron")["state"], "stopped");
+    n.ok(&["service", "191", "disable", "cron"]);
+    assert_eq!(svc(&n, "191", "cron")["startup"], "disabled");
+    n.ok(&["service", "191", "enable", "cron"]);
+    n.ok(&["service", "191", "start", "cron"]);
+    let st = svc(&n, "191", "cron");
+    assert_eq!(st["state"], "running");
+    // `ps` agrees with systemd on the service's main PID.
+    let ps = n.json(&["ps", "191", "--format", "json"]);
+    let pid = st["pid"].as_i64().expect("main pid");
+    assert!(
+        ps.as_array().unwrap().iter().any(|p| p["pid"] == pid),
+        "{ps}"
+    );
     n.fails(
         &["service", "191", "start", "no-such-unit"],
         "unknown service",
     );
+    // A clean stop (SIGRTMIN+4: systemd powers off) removes its cgroups too.
     n.ok(&["stop", "191", "--timeout", "60"]);
+    assert!(!sd.exists(), "{} left behind", sd.display());
+    n.ok(&["destroy", "191"]);
 }
