@@ -472,6 +472,9 @@ fn systemd_driver_when_a_template_is_available() {
         ps.as_array().unwrap().iter().any(|p| p["pid"] == pid),
         "{ps}"
     );
+    // Logs come from the journal.
+    let logs = n.ok(&["service", "191", "logs", "cron"]);
+    assert!(logs.contains("cron"), "{logs}");
     n.fails(
         &["service", "191", "start", "no-such-unit"],
         "unknown service",
