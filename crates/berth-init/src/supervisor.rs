@@ -20,6 +20,8 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST_MS: u64 = 500;
 const BACKOFF_MAX_MS: u64 = 30_000;
+/// How long orphans stay unreaped once the container refuses forks (see [`Brake`]).
+const BRAKE: Duration = Duration::from_millis(500);
 
 struct Svc {
     spec: ServiceSpec,
@@ -81,6 +83,56 @@ struct Sup {
     phase: Phase,
     rc_pid: Option<i32>,
     rc_stop: Option<String>,
+    brake: Brake,
+}
+
+/// The fork-bomb brake. When the container's pids controller has refused a fork since the
+/// last look (it is at `--numproc`), orphans that exit are left as zombies for [`BRAKE`]
+/// instead of being reaped at once: their PIDs stay taken, so a runaway fork tree whose
+/// members exit when a fork fails (a shell bomb) burns out instead of being handed freed
+/// PIDs to fork again at full speed, which keeps every CPU busy in the kernel and slows the
+/// neighbours. Services and the boot script are still reaped (and restarted) as usual; once
+/// the brake has run out every zombie is reaped. A container below its limit never brakes.
+struct Brake {
+    /// The `max` count of the container's `pids.events` when last read.
+    refused: Option<u64>,
+    until: Option<Instant>,
+}
+
+impl Brake {
+    fn new() -> Brake {
+        Brake {
+            refused: refused_forks(),
+            until: None,
+        }
+    }
+
+    /// Whether forks were refused since the last call.
+    fn refusing(&mut self) -> bool {
+        let now = refused_forks();
+        let more = matches!((self.refused, now), (Some(a), Some(b)) if b > a);
+        self.refused = now;
+        more
+    }
+}
+
+/// Forks the container's pids controller refused so far, from its `pids.events`, as the
+/// container sees its own cgroup (v1 `pids` hierarchy, or v2).
+fn refused_forks() -> Option<u64> {
+    [
+        "/sys/fs/cgroup/pids/pids.events",
+        "/sys/fs/cgroup/pids.events",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .and_then(|t| parse_refused(&t))
+}
+
+fn parse_refused(events: &str) -> Option<u64> {
+    events.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == "max").then(|| v.trim().parse().ok())?
+    })
 }
 
 fn say(msg: &str) {
@@ -403,6 +455,9 @@ impl Sup {
                 }
             }
         }
+        if let Some(t) = self.brake.until {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
         match self.phase {
             Phase::Stopping { since, .. } => {
                 let t = since + STOP_GRACE + Duration::from_secs(2);
@@ -705,6 +760,7 @@ pub fn run(args: &[String]) -> i32 {
         phase: Phase::Booting,
         rc_pid: None,
         rc_stop,
+        brake: Brake::new(),
     };
     say(&format!(
         "Berth supervisor started, {} service(s)",
@@ -770,6 +826,8 @@ pub fn run(args: &[String]) -> i32 {
         }
         if pfds[0].revents != 0 {
             handle_signals(&mut sup, &sfd);
+        } else if sup.brake.until.is_some_and(|t| Instant::now() >= t) {
+            reap(&mut sup);
         }
         if let Some(l) = listener.as_ref().filter(|_| pfds[1].revents != 0) {
             serve(&mut sup, l);
@@ -806,17 +864,65 @@ fn handle_signals(sup: &mut Sup, sfd: &OwnedFd) {
 }
 
 fn reap(sup: &mut Sup) {
-    loop {
-        let mut st = 0;
-        // SAFETY: waitpid on any child, non-blocking.
-        let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
-        if pid <= 0 {
-            break;
+    let now = Instant::now();
+    let shutting_down = matches!(sup.phase, Phase::Stopping { .. } | Phase::RcStop { .. });
+    let braking = match sup.brake.until {
+        Some(t) if now < t && !shutting_down => true,
+        Some(_) => {
+            // The brake ran out: reap everything, and look afresh from here.
+            sup.brake.until = None;
+            let _ = sup.brake.refusing();
+            false
         }
-        sup.child_exited(pid, st);
+        None => {
+            let engage = !shutting_down && sup.brake.refusing();
+            if engage {
+                sup.brake.until = Some(now + BRAKE);
+            }
+            engage
+        }
+    };
+    if braking {
+        // Our own children only: the boot script and the services.
+        let own: Vec<i32> = sup
+            .rc_pid
+            .into_iter()
+            .chain(sup.svcs.iter().filter_map(|s| s.pid))
+            .collect();
+        for p in own {
+            let mut st = 0;
+            // SAFETY: waitpid on one child, non-blocking.
+            if unsafe { libc::waitpid(p, &mut st, libc::WNOHANG) } == p {
+                sup.child_exited(p, st);
+            }
+        }
+    } else {
+        loop {
+            let mut st = 0;
+            // SAFETY: waitpid on any child, non-blocking.
+            let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            sup.child_exited(pid, st);
+        }
     }
     sup.svcs.retain(|s| !(s.removed && s.pid.is_none()));
     if matches!(sup.phase, Phase::Stopping { .. }) {
         sup.after_services_stopped();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_forks_from_pids_events() {
+        assert_eq!(parse_refused("max 42\n"), Some(42));
+        assert_eq!(parse_refused("max 0"), Some(0));
+        assert_eq!(parse_refused("other 1\nmax 7\n"), Some(7));
+        assert_eq!(parse_refused(""), None);
+        assert_eq!(parse_refused("max x"), None);
     }
 }

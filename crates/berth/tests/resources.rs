@@ -183,6 +183,35 @@ fn fork_bomb_stops_at_numproc() {
         std::thread::sleep(Duration::from_millis(25));
     }
     neighbour_responsive(&n);
+    // Berth's init brakes the bomb: while forks are refused it leaves orphans unreaped, so
+    // the shells die on their failing forks instead of getting freed PIDs back. A bomb
+    // thrown anew every 0.1 s (busybox watch) then costs little CPU; unbraked it keeps both
+    // CPUs of this machine busy in the kernel.
+    n.exec(
+        "101",
+        &[
+            "sh",
+            "-c",
+            "(watch -n 0.1 \"sh -c 'b() { b | b & }; b'\") >/dev/null 2>&1 </dev/null &",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let usage = || -> u64 {
+        cgroup_file(&n, "101", "cpuacct", "cpuacct.usage")
+            .parse()
+            .unwrap()
+    };
+    let (r0, u0, t0) = (refused(), usage(), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let (r1, u1) = (refused(), usage());
+    let cpus = (u1 - u0) as f64 / 1e9 / t0.elapsed().as_secs_f64();
+    assert!(r1 > r0, "the thrown bombs should hit the limit");
+    assert!(
+        cpus < 0.5,
+        "a braked fork bomb should cost little CPU, it used {cpus:.2} CPUs ({} forks refused)",
+        r1 - r0
+    );
+    neighbour_responsive(&n);
     let st = stats(&n, "101");
     assert!(st["processes"].as_u64().unwrap() <= 64);
     // Live change: the limit rises without a restart.
