@@ -20,8 +20,12 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST_MS: u64 = 500;
 const BACKOFF_MAX_MS: u64 = 30_000;
-/// How long orphans stay unreaped once the container refuses forks (see [`Brake`]).
+/// How long orphans stay unreaped once the container refuses forks (see [`Brake`]); it
+/// doubles, up to `BRAKE_MAX`, while forks go on being refused right after each brake.
 const BRAKE: Duration = Duration::from_millis(500);
+const BRAKE_MAX: Duration = Duration::from_secs(4);
+/// A brake that starts this long after the last one ended starts again from `BRAKE`.
+const BRAKE_RESET: Duration = Duration::from_secs(10);
 
 struct Svc {
     spec: ServiceSpec,
@@ -92,11 +96,15 @@ struct Sup {
 /// members exit when a fork fails (a shell bomb) burns out instead of being handed freed
 /// PIDs to fork again at full speed, which keeps every CPU busy in the kernel and slows the
 /// neighbours. Services and the boot script are still reaped (and restarted) as usual; once
-/// the brake has run out every zombie is reaped. A container below its limit never brakes.
+/// the brake has run out every zombie is reaped, so a container that keeps hitting its limit
+/// still gets its PIDs back every few seconds. A container below its limit never brakes.
 struct Brake {
     /// The `max` count of the container's `pids.events` when last read.
     refused: Option<u64>,
     until: Option<Instant>,
+    /// The length of the last brake, and when it ended.
+    len: Duration,
+    ended: Option<Instant>,
 }
 
 impl Brake {
@@ -104,7 +112,28 @@ impl Brake {
         Brake {
             refused: refused_forks(),
             until: None,
+            len: BRAKE,
+            ended: None,
         }
+    }
+
+    fn engage(&mut self, now: Instant) {
+        let again = self
+            .ended
+            .is_some_and(|e| now.saturating_duration_since(e) < BRAKE_RESET);
+        self.len = if again {
+            (self.len * 2).min(BRAKE_MAX)
+        } else {
+            BRAKE
+        };
+        self.until = Some(now + self.len);
+    }
+
+    fn release(&mut self, now: Instant) {
+        self.until = None;
+        self.ended = Some(now);
+        // Look afresh from here.
+        let _ = self.refusing();
     }
 
     /// Whether forks were refused since the last call.
@@ -869,15 +898,14 @@ fn reap(sup: &mut Sup) {
     let braking = match sup.brake.until {
         Some(t) if now < t && !shutting_down => true,
         Some(_) => {
-            // The brake ran out: reap everything, and look afresh from here.
-            sup.brake.until = None;
-            let _ = sup.brake.refusing();
+            // The brake ran out: reap everything.
+            sup.brake.release(now);
             false
         }
         None => {
             let engage = !shutting_down && sup.brake.refusing();
             if engage {
-                sup.brake.until = Some(now + BRAKE);
+                sup.brake.engage(now);
             }
             engage
         }
@@ -916,6 +944,30 @@ fn reap(sup: &mut Sup) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn brake_doubles_while_refusals_continue_and_resets_later() {
+        let mut b = Brake {
+            refused: None,
+            until: None,
+            len: BRAKE,
+            ended: None,
+        };
+        let t0 = Instant::now();
+        b.engage(t0);
+        assert_eq!(b.until, Some(t0 + BRAKE));
+        let mut t = t0;
+        for want in [1000, 2000, 4000, 4000] {
+            t += b.len;
+            b.release(t);
+            b.engage(t);
+            assert_eq!(b.len, Duration::from_millis(want));
+        }
+        t += b.len;
+        b.release(t);
+        b.engage(t + BRAKE_RESET);
+        assert_eq!(b.len, BRAKE);
+    }
 
     #[test]
     fn refused_forks_from_pids_events() {
