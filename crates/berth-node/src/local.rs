@@ -150,11 +150,6 @@ impl LocalNode {
 
     pub(crate) fn lock_ct(&self, id: CtId) -> Result<LockGuard> {
         let g = lock::lock(&self.root.ct_lock(id))?;
-        // A monitor whose container has stopped may still be releasing its network: wait for
-        // it to exit (it holds its lock until then) before looking at or changing anything.
-        if RunPaths::new(&self.root, id).stopped().exists() {
-            drop(lock::lock(&self.root.monitor_lock(id))?);
-        }
         recover::recover_ct(&self.root, &self.node.node_id, id)?;
         Ok(g)
     }
@@ -323,9 +318,7 @@ impl LocalNode {
                 ))
             });
         let monitor_gone = || monitor.is_none_or(|(p, st)| process_starttime(p) != Some(st));
-        // Stopped: the monitor says so once processes, cgroups and storage are released (it
-        // then releases the network, which the next command on the container waits for).
-        let gone = || paths.stopped().exists() || (!is_active(&self.root, id) && monitor_gone());
+        let gone = || !is_active(&self.root, id) && monitor_gone();
         let wait = |secs: u64| {
             let until = Instant::now() + Duration::from_secs(secs);
             while Instant::now() < until {
@@ -376,7 +369,7 @@ impl LocalNode {
             }
         }
         // The monitor cleans up after itself; if it died, do its work.
-        if !paths.stopped().exists() && !monitor_alive(&self.root, id) {
+        if !monitor_alive(&self.root, id) {
             release_runtime(&self.root, &self.node.node_id, id)?;
         }
         Ok(())

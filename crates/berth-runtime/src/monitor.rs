@@ -41,12 +41,6 @@ impl RunPaths {
     pub fn stopping(&self) -> PathBuf {
         self.dir.join("stopping")
     }
-    /// Written once the container has stopped for good and its processes, cgroups, mounts and
-    /// loop device are gone, before the network's clean-up: `berth stop` returns there, and
-    /// the next command on the container waits for the monitor to exit.
-    pub fn stopped(&self) -> PathBuf {
-        self.dir.join("stopped")
-    }
     pub fn bundle(&self) -> PathBuf {
         self.dir.join("bundle")
     }
@@ -243,20 +237,16 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     delete_runtime(&args.root, &runtime_id);
     tracing::debug!("runtime deleted");
     clear_writeback_limits(&args.root, id);
-    let _ = rootfs::teardown(&args.root, id);
-    tracing::debug!("rootfs released");
-    // Nothing of the container runs or is mounted any more: `berth stop` may return while
-    // the network's clean-up (link deletion and an nft transaction, both waiting on the
-    // kernel's RCU grace periods) finishes. Commands on this container wait for this
-    // monitor's exit (`berth-node`'s `lock_ct`), and the network lock orders it with the
-    // other containers' network changes.
-    let _ = fsutil::atomic_write(&paths.stopped(), b"", 0o644);
     if let Some(h) = &args.hooks {
         h.after_stop();
-        tracing::debug!("network released");
-        h.finish();
-        tracing::debug!("hooks finished");
     }
+    tracing::debug!("network released");
+    let _ = rootfs::teardown(&args.root, id);
+    tracing::debug!("rootfs released");
+    if let Some(h) = &args.hooks {
+        h.finish();
+    }
+    tracing::debug!("hooks finished");
     remove_run_dir(&paths);
     result
 }
@@ -394,16 +384,15 @@ fn boot_loop(
         tracing::info!(?status, "container init exited");
         reap_orphans();
         tracing::debug!("orphans reaped");
-        let _ = fs::remove_file(paths.state());
-        let reboot = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
-        if !reboot || paths.stopping().exists() {
-            // The network is released after the rest (see `run`).
-            return Ok(());
-        }
         if let Some(h) = &args.hooks {
             h.after_stop();
         }
         tracing::debug!("hooks after stop done");
+        let _ = fs::remove_file(paths.state());
+        let reboot = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
+        if !reboot || paths.stopping().exists() {
+            return Ok(());
+        }
         tracing::info!("reboot requested from inside the container: restarting");
     }
 }
