@@ -565,6 +565,12 @@ impl NetNode {
     /// Deletes the container's links on the node and its recorded state; true if there was
     /// a state, i.e. the firewall must be regenerated to drop its rules.
     pub fn teardown_ct_links(&self, ctid: u32) -> Result<bool> {
+        self.delete_ct_links(ctid)?;
+        self.forget_ct(ctid)
+    }
+
+    /// Deletes the host-side links of a container (idempotent).
+    pub fn delete_ct_links(&self, ctid: u32) -> Result<()> {
         let prefix = names::alias_ct_prefix(&self.node_id, ctid);
         let mut nl = Netlink::open()?;
         let mine: Vec<Link> = nl
@@ -576,6 +582,12 @@ impl NetNode {
             nl.del_link(l.index)?;
         }
         tracing::debug!(ctid, "links deleted");
+        Ok(())
+    }
+
+    /// Forgets a container's recorded network state, so that the next firewall leaves it
+    /// out; returns whether there was one (and the firewall must be regenerated).
+    pub fn forget_ct(&self, ctid: u32) -> Result<bool> {
         let p = self.state_file(ctid);
         let had = p.exists();
         fsutil::remove_file_if_exists(&p)?;

@@ -582,7 +582,11 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
         Ok(())
     }
     fn after_stop(&self) {
-        match self.node().teardown_ct_links(self.ctid) {
+        // The rules first: nft withdraws them in its own process while the links are deleted
+        // here, so that the two waits on the kernel's RCU grace periods overlap. Init is dead
+        // and every other process of the container with it: nothing sends on the links.
+        let node = self.node();
+        match node.forget_ct(self.ctid) {
             Ok(true) => {
                 let _ = self.join_firewall();
                 if let Err(e) = self.start_firewall() {
@@ -591,6 +595,9 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(ctid = self.ctid, "network teardown: {e}"),
+        }
+        if let Err(e) = node.delete_ct_links(self.ctid) {
+            tracing::warn!(ctid = self.ctid, "network teardown: {e}");
         }
     }
     fn finish(&self) {
