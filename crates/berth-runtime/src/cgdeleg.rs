@@ -97,9 +97,8 @@ pub fn attach(dir: &Path, pid: i32) -> Result<()> {
         .map_err(|e| RuntimeError::io(&procs, e))
 }
 
-/// The calling process's cgroup in the `name=systemd` hierarchy, as a directory.
-pub fn own_systemd_cgroup() -> Option<PathBuf> {
-    let h = systemd_hierarchy()?;
+/// The calling process's cgroup in the `name=systemd` hierarchy mounted at `h`.
+pub fn own_systemd_cgroup(h: &Path) -> Option<PathBuf> {
     let text = fs::read_to_string("/proc/self/cgroup").ok()?;
     let rel = text.lines().find_map(|l| {
         let mut it = l.splitn(3, ':');
@@ -166,8 +165,9 @@ mod tests {
         for f in ["cgroup.procs", "tasks", "notify_on_release"] {
             fs::write(d.path().join(f), "").unwrap();
         }
-        // Giving files to our own uid/gid works unprivileged; check which were touched by
-        // comparing against a uid we cannot set only when root.
+        // Handing files to our own ids works unprivileged; other ids (to see which files
+        // changed hands) only as root.
+        // SAFETY: plain id getters.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         delegate(d.path(), DELEGATED_V1_FILES, uid, gid).unwrap();
         if uid == 0 {

@@ -341,7 +341,9 @@ fn boot_loop(
         // Init must start inside the container's own name=systemd cgroup, so that its
         // cgroup namespace is rooted there: the monitor stands in it while libcontainer forks.
         let named = named_cgroup(&cfg, runtime_id)?;
-        let own = named.as_ref().and_then(|_| cgdeleg::own_systemd_cgroup());
+        let own = named
+            .as_ref()
+            .and_then(|d| cgdeleg::own_systemd_cgroup(d.parent()?));
         if let Some(d) = &named {
             cgdeleg::attach(d, 0)?;
         }
