@@ -147,6 +147,28 @@ pub struct ContainerConfig {
 }
 
 impl ContainerConfig {
+    /// A container of template `ostemplate` on `disk`, everything else at its default:
+    /// unnamed, unprivileged without an id range yet, no limits, no network, created at 0.
+    pub fn new(ctid: CtId, ostemplate: &str, disk: DiskConfig) -> ContainerConfig {
+        ContainerConfig {
+            ctid,
+            name: None,
+            hostname: None,
+            description: None,
+            ostemplate: ostemplate.into(),
+            app_templates: vec![],
+            privileged: false,
+            idmap: None,
+            disk,
+            resources: Default::default(),
+            onboot: false,
+            bootorder: None,
+            created: 0,
+            net: Default::default(),
+            procs: Default::default(),
+        }
+    }
+
     /// The hostname the container gets: the configured one, else its name, else `ct<ctid>`.
     pub fn effective_hostname(&self) -> String {
         self.hostname

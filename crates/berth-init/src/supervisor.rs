@@ -880,7 +880,7 @@ fn handle_signals(sup: &mut Sup, sfd: &OwnedFd) {
         }
         let sig = si.ssi_signo as i32;
         match sig {
-            libc::SIGCHLD => reap(sup),
+            libc::SIGCHLD => {} // reaped once below, however many arrived
             libc::SIGTERM | libc::SIGINT => sup.shutdown(true),
             libc::SIGHUP => {
                 let r = sup.reload();

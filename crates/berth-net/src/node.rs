@@ -5,7 +5,7 @@
 use crate::netlink::{in_netns, Link, Netlink};
 use crate::nft::{self, FwContainer, FwNetwork, FwPort};
 use crate::{names, sysctl, tc, NetError, Result};
-use berth_core::net::{Ipv4Cidr, NetConfig, NetIf, NetworkConfig, NetworkType};
+use berth_core::net::{Ipv4Cidr, MacAddr, NetConfig, NetIf, NetworkConfig, NetworkType};
 use berth_core::{fsutil, CoreError, NodeRoot};
 use serde::Serialize;
 use std::net::Ipv4Addr;
@@ -370,20 +370,8 @@ impl NetNode {
     fn add_netif(&self, ctid: u32, n: &NetIf, ns: &Path, rate: Option<(u64, u64)>) -> Result<()> {
         let net = self.network(&n.network)?;
         self.ensure_network(&net)?;
-        let host = names::host_veth(&self.node_id, ctid, &n.name);
         let mut nl = Netlink::open()?;
-        if let Some(l) = nl.link(&host)? {
-            nl.del_link(l.index)?;
-        }
-        let nsf =
-            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
-        let hi = nl.add_veth(
-            &host,
-            &n.name,
-            Some(n.mac),
-            &names::alias_ct(&self.node_id, ctid, &n.name),
-            Some(nsf.as_raw_fd()),
-        )?;
+        let (_, hi) = self.ct_veth(&mut nl, ctid, &n.name, n.mac, ns)?;
         let bi = nl.index(&self.bridge_name(&n.network))?;
         nl.set_master(hi, bi)?;
         nl.set_up(hi, true)?;
@@ -403,6 +391,33 @@ impl NetNode {
         })
     }
 
+    /// Creates a veth pair for adapter `name` of container `ctid`: the host end under its
+    /// node-wide name (replacing a leftover of that name), the peer born inside the
+    /// container's network namespace `ns` with `mac`. Returns the host end's name and index.
+    fn ct_veth(
+        &self,
+        nl: &mut Netlink,
+        ctid: u32,
+        name: &str,
+        mac: MacAddr,
+        ns: &Path,
+    ) -> Result<(String, u32)> {
+        let host = names::host_veth(&self.node_id, ctid, name);
+        if let Some(l) = nl.link(&host)? {
+            nl.del_link(l.index)?;
+        }
+        let nsf =
+            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
+        let hi = nl.add_veth(
+            &host,
+            name,
+            Some(mac),
+            &names::alias_ct(&self.node_id, ctid, name),
+            Some(nsf.as_raw_fd()),
+        )?;
+        Ok((host, hi))
+    }
+
     /// Creates the host-routed adapter `venet0` with the container's /32 addresses.
     fn add_venet(
         &self,
@@ -411,20 +426,8 @@ impl NetNode {
         ns: &Path,
         rate: Option<(u64, u64)>,
     ) -> Result<()> {
-        let host = names::host_veth(&self.node_id, ctid, names::VENET);
         let mut nl = Netlink::open()?;
-        if let Some(l) = nl.link(&host)? {
-            nl.del_link(l.index)?;
-        }
-        let nsf =
-            std::fs::File::open(ns).map_err(|e| NetError::Sys(ns.display().to_string(), e))?;
-        let hi = nl.add_veth(
-            &host,
-            names::VENET,
-            Some(self.venet_mac(ctid)),
-            &names::alias_ct(&self.node_id, ctid, names::VENET),
-            Some(nsf.as_raw_fd()),
-        )?;
+        let (host, hi) = self.ct_veth(&mut nl, ctid, names::VENET, self.venet_mac(ctid), ns)?;
         nl.add_addr(hi, Ipv4Cidr::new(names::VENET_GW, 32))?;
         nl.set_up(hi, true)?;
         sysctl(&format!("net/ipv4/conf/{host}/route_localnet"), "1")?;

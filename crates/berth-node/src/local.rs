@@ -579,18 +579,12 @@ impl NodeOps for LocalNode {
             Some(allocate_idmap(self.node.idmap_start, &used)?)
         };
         let cfg = ContainerConfig {
-            ctid: id,
             name: opts.name.clone(),
             hostname: opts.hostname.clone(),
             description: opts.description.clone(),
-            ostemplate: opts.ostemplate.clone(),
-            app_templates: vec![],
             privileged: opts.privileged,
             idmap,
-            disk,
             resources: opts.resources.clone(),
-            onboot: false,
-            bootorder: None,
             created: now(),
             net: self.net_for_new(id, &configs)?,
             procs: berth_core::services::ServiceSettings {
@@ -598,6 +592,7 @@ impl NodeOps for LocalNode {
                 pending_service_defaults: self.node.service_defaults.clone(),
                 ..Default::default()
             },
+            ..ContainerConfig::new(id, &opts.ostemplate, disk)
         };
         let dir = self.root.ct_dir(id);
         std::fs::create_dir(&dir).map_err(|e| match e.kind() {

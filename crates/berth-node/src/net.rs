@@ -649,21 +649,12 @@ mod tests {
 
     fn ct(id: u32, net: NetConfig) -> ContainerConfig {
         ContainerConfig {
-            ctid: CtId(id),
-            name: None,
-            hostname: None,
-            description: None,
-            ostemplate: "busybox".into(),
-            app_templates: vec![],
-            privileged: false,
-            idmap: None,
-            disk: DiskConfig::new(berth_core::Size(1 << 30)),
-            resources: Default::default(),
-            onboot: false,
-            bootorder: None,
-            created: 0,
             net,
-            procs: Default::default(),
+            ..ContainerConfig::new(
+                CtId(id),
+                "busybox",
+                DiskConfig::new(berth_core::Size(1 << 30)),
+            )
         }
     }
 

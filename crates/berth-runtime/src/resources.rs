@@ -339,24 +339,12 @@ mod tests {
 
     fn cfg(r: Resources) -> ContainerConfig {
         ContainerConfig {
-            ctid: CtId(101),
-            name: None,
-            hostname: None,
-            description: None,
-            ostemplate: "busybox".into(),
-            app_templates: vec![],
-            privileged: false,
             idmap: Some(IdMap {
                 host_base: 165536,
                 size: 65536,
             }),
-            disk: DiskConfig::new(Size(1 << 30)),
             resources: r,
-            net: Default::default(),
-            procs: Default::default(),
-            onboot: false,
-            bootorder: None,
-            created: 0,
+            ..ContainerConfig::new(CtId(101), "busybox", DiskConfig::new(Size(1 << 30)))
         }
     }
 

@@ -305,24 +305,14 @@ mod tests {
 
     fn cfg(privileged: bool) -> ContainerConfig {
         ContainerConfig {
-            ctid: CtId(101),
             name: Some("web1".into()),
             hostname: Some("web1.local".into()),
-            description: None,
-            ostemplate: "busybox".into(),
-            app_templates: vec![],
             privileged,
             idmap: (!privileged).then_some(IdMap {
                 host_base: 165536,
                 size: 65536,
             }),
-            disk: DiskConfig::new(Size(1 << 30)),
-            resources: Default::default(),
-            onboot: false,
-            bootorder: None,
-            created: 0,
-            net: Default::default(),
-            procs: Default::default(),
+            ..ContainerConfig::new(CtId(101), "busybox", DiskConfig::new(Size(1 << 30)))
         }
     }
 

@@ -29,15 +29,17 @@ fn node_with_neighbour(tag: &str) -> Node {
     n
 }
 
+/// Seconds that `berth exec CT -- CMD` took.
+fn exec_secs(n: &Node, ct: &str, cmd: &[&str]) -> f64 {
+    let t = Instant::now();
+    n.exec(ct, cmd);
+    t.elapsed().as_secs_f64()
+}
+
 /// The neighbour answers `exec -- true` within 5 seconds.
 fn neighbour_responsive(n: &Node) {
-    let t = Instant::now();
-    n.exec("200", &["true"]);
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "neighbour took {:?} to answer",
-        t.elapsed()
-    );
+    let secs = exec_secs(n, "200", &["true"]);
+    assert!(secs < 5.0, "neighbour took {secs:.2} s to answer");
 }
 
 fn cgroup_file(n: &Node, ct: &str, ctl: &str, file: &str) -> String {
@@ -384,69 +386,69 @@ fn io_limits_cap_the_virtual_disk() {
         "10M",
     ]);
     n.ok(&["start", "101"]);
-    let t = Instant::now();
-    n.exec(
-        "101",
-        &[
-            "dd",
-            "if=/dev/zero",
-            "of=/f",
-            "bs=1M",
-            "count=40",
-            "oflag=direct",
-        ],
-    );
-    let rate = 40.0 / t.elapsed().as_secs_f64();
+    let rate = 40.0
+        / exec_secs(
+            &n,
+            "101",
+            &[
+                "dd",
+                "if=/dev/zero",
+                "of=/f",
+                "bs=1M",
+                "count=40",
+                "oflag=direct",
+            ],
+        );
     assert!(
         (8.5..=11.5).contains(&rate),
         "--iolimit 10M wrote at {rate:.1} MB/s"
     );
     neighbour_responsive(&n);
     // Buffered writes too (flushed by the kernel, on cgroup v1 outside the container's cgroup).
-    let t = Instant::now();
-    n.exec(
-        "101",
-        &[
-            "sh",
-            "-c",
-            "dd if=/dev/zero of=/b bs=1M count=40 2>/dev/null && sync",
-        ],
-    );
-    let rate = 40.0 / t.elapsed().as_secs_f64();
+    let rate = 40.0
+        / exec_secs(
+            &n,
+            "101",
+            &[
+                "sh",
+                "-c",
+                "dd if=/dev/zero of=/b bs=1M count=40 2>/dev/null && sync",
+            ],
+        );
     assert!(
         (8.5..=11.5).contains(&rate),
         "buffered writes went at {rate:.1} MB/s"
     );
     // Reads are capped too.
-    let t = Instant::now();
-    n.exec(
-        "101",
-        &[
-            "dd",
-            "if=/f",
-            "of=/dev/null",
-            "bs=1M",
-            "count=40",
-            "iflag=direct",
-        ],
-    );
-    let rate = 40.0 / t.elapsed().as_secs_f64();
+    let rate = 40.0
+        / exec_secs(
+            &n,
+            "101",
+            &[
+                "dd",
+                "if=/f",
+                "of=/dev/null",
+                "bs=1M",
+                "count=40",
+                "iflag=direct",
+            ],
+        );
     assert!((8.5..=11.5).contains(&rate), "read at {rate:.1} MB/s");
     // IOPS, set live.
     n.ok(&["set", "101", "--iolimit", "0", "--iopslimit", "100"]);
-    let t = Instant::now();
-    n.exec(
-        "101",
-        &[
-            "dd",
-            "if=/dev/zero",
-            "of=/g",
-            "bs=4k",
-            "count=300",
-            "oflag=direct",
-        ],
-    );
-    let iops = 300.0 / t.elapsed().as_secs_f64();
+    let iops = 300.0
+        / exec_secs(
+            &n,
+            "101",
+            &[
+                "dd",
+                "if=/dev/zero",
+                "of=/g",
+                "bs=4k",
+                "count=300",
+                "oflag=direct",
+            ],
+        );
     assert!(
         (85.0..=115.0).contains(&iops),
         "--iopslimit 100 gave {iops:.0} IOPS"
