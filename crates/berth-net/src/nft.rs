@@ -183,7 +183,7 @@ pub fn ruleset(node_id: &str, nets: &[FwNetwork], cts: &[FwContainer]) -> String
     s
 }
 
-/// Runs an nft script as one transaction.
+/// Runs an nft script as one transaction and waits for nft to exit.
 pub fn apply(script: &str) -> Result<()> {
     spawn(script)?.wait()
 }
@@ -192,12 +192,17 @@ pub fn apply(script: &str) -> Result<()> {
 pub struct Pending {
     child: std::process::Child,
     script_len: usize,
+    /// Subscribed to nf_tables' notifications before nft started, to see its commit.
+    commits: Option<CommitListener>,
 }
 
 /// Starts an nft transaction and returns at once: the script is handed over and nft's
 /// stdin closed before this returns, so the caller may fork (the runtime does) without the
 /// child inheriting a pipe end that nft's completion depends on.
 pub fn spawn(script: &str) -> Result<Pending> {
+    let commits = CommitListener::open()
+        .map_err(|e| tracing::debug!("nft commit listener: {e}"))
+        .ok();
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -215,12 +220,40 @@ pub fn spawn(script: &str) -> Result<Pending> {
     Ok(Pending {
         child,
         script_len: script.len(),
+        commits,
     })
 }
 
+/// What [`Pending::wait_committed`] leaves behind: nft processes whose transaction is
+/// committed but which have not exited yet, and the listeners' sockets. Closing a
+/// nf_tables netlink socket, theirs or ours, waits for the kernel to free what the last
+/// transaction deleted (an RCU grace period), so neither is done on the way.
+/// [`wait_lingering`] finishes them.
+static LINGERING: std::sync::Mutex<Vec<(Option<std::process::Child>, Option<CommitListener>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn linger(child: Option<std::process::Child>, listener: Option<CommitListener>) {
+    LINGERING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((child, listener));
+}
+
+/// Reaps the nft processes that [`Pending::wait_committed`] left exiting and closes the
+/// listeners' sockets. A process that used `wait_committed` calls this before it exits.
+pub fn wait_lingering() {
+    let left = std::mem::take(&mut *LINGERING.lock().unwrap_or_else(|p| p.into_inner()));
+    for (child, _listener) in left {
+        if let Some(mut c) = child {
+            let _ = c.wait();
+        }
+    }
+}
+
 impl Pending {
-    /// Waits for the transaction; its first error line becomes the error.
+    /// Waits for nft to exit; its first error line becomes the error.
     pub fn wait(self) -> Result<()> {
+        let script_len = self.script_len;
         let out = self
             .child
             .wait_with_output()
@@ -231,16 +264,177 @@ impl Pending {
                 .lines()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("failed");
-            tracing::debug!(script_len = self.script_len, "nft failed: {err}");
+            tracing::debug!(script_len, "nft failed: {err}");
             return Err(NetError::Tool("nft".into(), first.to_string()));
         }
         Ok(())
     }
+
+    /// Waits until the transaction is committed, which the kernel announces to nf_tables
+    /// listeners (`NFT_MSG_NEWGEN` carrying nft's PID), or until nft exits. After a commit
+    /// that deleted rules, nft's exit comes one RCU grace period later (about 10 ms here):
+    /// closing its netlink socket waits for the kernel to free the deleted rules. The rules
+    /// are in force from the commit on, so the caller goes on and the process is reaped by
+    /// [`wait_lingering`].
+    pub fn wait_committed(mut self) -> Result<()> {
+        let Some(listener) = self.commits.take() else {
+            return self.wait();
+        };
+        let pid = self.child.id();
+        loop {
+            match listener.wait_commit(pid, 2) {
+                Ok(true) => {
+                    tracing::debug!(pid, "nft transaction committed");
+                    linger(Some(self.child), Some(listener));
+                    return Ok(());
+                }
+                Ok(false) => {}
+                // Missed notifications (a full receive buffer): fall back to nft's exit.
+                Err(e) => {
+                    tracing::debug!(pid, "nft commit notifications lost ({e}): waiting for exit");
+                    linger(None, Some(listener));
+                    return self.wait();
+                }
+            }
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => {
+                    linger(None, Some(listener));
+                    return self.wait();
+                }
+                Ok(None) => {}
+            }
+        }
+    }
+}
+
+/// A netlink socket subscribed to nf_tables' notifications (`NFNLGRP_NFTABLES`).
+struct CommitListener(netlink_sys::Socket);
+
+const NETLINK_NETFILTER: isize = 12;
+const NFNLGRP_NFTABLES: u32 = 7;
+/// `NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWGEN`
+const NFT_NEWGEN: u16 = (10 << 8) | 15;
+const NFTA_GEN_PROC_PID: u16 = 2;
+
+impl CommitListener {
+    fn open() -> std::io::Result<Self> {
+        let mut sock = netlink_sys::Socket::new(NETLINK_NETFILTER)?;
+        sock.bind_auto()?;
+        sock.add_membership(NFNLGRP_NFTABLES)?;
+        sock.set_non_blocking(true)?;
+        // Every rule of the transaction is announced too: room for a large ruleset.
+        let size: libc::c_int = 4 << 20;
+        // SAFETY: setsockopt with a pointer to an int of the size given.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &size as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        Ok(CommitListener(sock))
+    }
+
+    /// Reads what has arrived, waiting up to `timeout_ms` for something: true once a commit
+    /// by `pid` was announced. An error (ENOBUFS) means notifications were lost.
+    fn wait_commit(&self, pid: u32, timeout_ms: i32) -> std::io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, timeout_ms) } <= 0 {
+            return Ok(false);
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let mut b = &mut buf[..];
+            let n = match self.0.recv(&mut b, 0) {
+                Ok(n) => n.min(buf.len()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if newgen_pids(&buf[..n]).any(|p| p == pid) {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+use std::os::fd::AsRawFd as _;
+
+/// The committing PIDs of the `NFT_MSG_NEWGEN` messages in a netlink datagram.
+fn newgen_pids(mut data: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    std::iter::from_fn(move || loop {
+        if data.len() < 16 {
+            return None;
+        }
+        let len = u32::from_ne_bytes(data[0..4].try_into().ok()?) as usize;
+        let kind = u16::from_ne_bytes(data[4..6].try_into().ok()?);
+        if len < 16 || len > data.len() {
+            return None;
+        }
+        let msg = &data[..len];
+        data = &data[((len + 3) & !3).min(data.len())..];
+        if kind != NFT_NEWGEN || msg.len() < 20 {
+            continue;
+        }
+        // nlmsghdr (16) + nfgenmsg (4), then attributes (len u16, type u16, value).
+        let mut attrs = &msg[20..];
+        while attrs.len() >= 4 {
+            let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+            let atype = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
+            if alen < 4 || alen > attrs.len() {
+                break;
+            }
+            if atype == NFTA_GEN_PROC_PID && alen >= 8 {
+                return Some(u32::from_be_bytes(attrs[4..8].try_into().ok()?));
+            }
+            attrs = &attrs[((alen + 3) & !3).min(attrs.len())..];
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nlmsg(kind: u16, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut body = vec![2u8, 0, 0, 0]; // nfgenmsg
+        for (t, v) in attrs {
+            body.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+            body.extend_from_slice(&t.to_ne_bytes());
+            body.extend_from_slice(v);
+            while body.len() % 4 != 0 {
+                body.push(0);
+            }
+        }
+        let mut m = ((16 + body.len()) as u32).to_ne_bytes().to_vec();
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0u8; 10]);
+        m.extend_from_slice(&body);
+        m
+    }
+
+    #[test]
+    fn commit_notifications_name_the_committing_pid() {
+        // a NEWRULE notification, then NEWGEN with id, pid and process name
+        let mut d = nlmsg((10 << 8) | 6, &[(1, b"berth_x\0".to_vec())]);
+        d.extend(nlmsg(
+            NFT_NEWGEN,
+            &[
+                (1, 7u32.to_be_bytes().to_vec()),
+                (NFTA_GEN_PROC_PID, 4242u32.to_be_bytes().to_vec()),
+                (3, b"nft\0".to_vec()),
+            ],
+        ));
+        assert_eq!(newgen_pids(&d).collect::<Vec<_>>(), vec![4242]);
+        assert_eq!(newgen_pids(&d[..d.len() - 4]).count(), 0, "truncated");
+        assert_eq!(newgen_pids(&[]).count(), 0);
+    }
 
     fn net(nat: bool) -> FwNetwork {
         FwNetwork {

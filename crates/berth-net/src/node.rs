@@ -43,6 +43,12 @@ impl PendingFirewall {
     pub fn wait(self) -> Result<()> {
         self.nft.wait()
     }
+
+    /// Returns once the rules are committed, leaving nft to exit on its own (the process
+    /// must then call [`nft::wait_lingering`] before it exits).
+    pub fn wait_committed(self) -> Result<()> {
+        self.nft.wait_committed()
+    }
 }
 
 pub struct NetNode {

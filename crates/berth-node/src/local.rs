@@ -306,8 +306,6 @@ impl LocalNode {
                 let _ = c.resume();
             }
         }
-        // The monitor removes run/<ctid>/ (monitor.pid included) as its last step: wait for
-        // the process itself, or a restart could race with that removal.
         let monitor = std::fs::read_to_string(paths.dir.join("monitor.pid"))
             .ok()
             .and_then(|t| {
@@ -318,7 +316,9 @@ impl LocalNode {
                 ))
             });
         let monitor_gone = || monitor.is_none_or(|(p, st)| process_starttime(p) != Some(st));
-        let gone = || !is_active(&self.root, id) && monitor_gone();
+        // The monitor removes run/<ctid>/ once its clean-up is complete (and then only
+        // reaps its helper processes); if it died, wait for the process to be gone.
+        let gone = || !paths.dir.exists() || (!is_active(&self.root, id) && monitor_gone());
         let wait = |secs: u64| {
             let until = Instant::now() + Duration::from_secs(secs);
             while Instant::now() < until {
@@ -368,8 +368,9 @@ impl LocalNode {
                 return Err(NodeError::StopFailed(id.0, opts.timeout));
             }
         }
-        // The monitor cleans up after itself; if it died, do its work.
-        if !monitor_alive(&self.root, id) {
+        // The monitor cleans up after itself and removes run/<ctid>/ when it is done; if it
+        // died or its clean-up failed, do its work.
+        if !monitor_alive(&self.root, id) && paths.dir.exists() {
             release_runtime(&self.root, &self.node.node_id, id)?;
         }
         Ok(())
@@ -460,7 +461,13 @@ impl LocalNode {
         tracing::debug!(ctid = id.0, "monitor started");
         let mut args = berth_runtime::monitor::load_args(root, id)?;
         crate::net::monitor_net(&mut args)?;
-        berth_runtime::monitor::run(args, ready)?;
+        let r = berth_runtime::monitor::run(args, ready);
+        // The clean-up is done (or left to the next command): let a new start in at once,
+        // then reap the nft processes that are still exiting after their commits.
+        // SAFETY: closing fd 4, the lock descriptor, which nothing else uses.
+        unsafe { libc::close(4) };
+        berth_net::nft::wait_lingering();
+        r?;
         Ok(())
     }
 

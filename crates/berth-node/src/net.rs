@@ -562,19 +562,25 @@ impl NetHooks {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        p.map_or(Ok(()), |p| p.wait())
+        p.map_or(Ok(()), |p| p.wait_committed())
     }
 }
 
 impl berth_runtime::monitor::BootHooks for NetHooks {
     fn prepare(&self) -> std::result::Result<(), String> {
         let _ = self.join_firewall();
+        if self.net.is_empty() {
+            return Ok(());
+        }
         self.node()
             .record_ct(self.ctid, &self.net)
             .and_then(|()| self.start_firewall())
             .map_err(|e| format!("network: {e}"))
     }
     fn before_start(&self, init_pid: i32) -> std::result::Result<(), String> {
+        if self.net.is_empty() {
+            return Ok(());
+        }
         let links = self.node().setup_ct_links(self.ctid, &self.net, init_pid);
         let fw = self.join_firewall();
         links.and(fw).map_err(|e| format!("network: {e}"))?;
@@ -585,16 +591,25 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
         // The rules first: nft withdraws them in its own process while the links are deleted
         // here, so that the two waits on the kernel's RCU grace periods overlap. Init is dead
         // and every other process of the container with it: nothing sends on the links.
+        // A container started without networking may have been given some live since
+        // (`berth set --ipadd`): its recorded state says so.
         let node = self.node();
-        match node.forget_ct(self.ctid) {
+        let had = match node.forget_ct(self.ctid) {
             Ok(true) => {
                 let _ = self.join_firewall();
                 if let Err(e) = self.start_firewall() {
                     tracing::warn!(ctid = self.ctid, "network teardown: {e}");
                 }
+                true
             }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(ctid = self.ctid, "network teardown: {e}"),
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(ctid = self.ctid, "network teardown: {e}");
+                true
+            }
+        };
+        if !had && self.net.is_empty() {
+            return;
         }
         if let Err(e) = node.delete_ct_links(self.ctid) {
             tracing::warn!(ctid = self.ctid, "network teardown: {e}");
@@ -618,15 +633,15 @@ pub fn monitor_net(args: &mut berth_runtime::monitor::MonitorArgs) -> Result<()>
             mode: 0o644,
         });
     }
-    if !net.is_empty() {
-        args.hooks = Some(Box::new(NetHooks {
-            root: args.root.clone(),
-            node_id: args.node_id.clone(),
-            ctid: args.cfg.ctid.0,
-            net,
-            firewall: Default::default(),
-        }));
-    }
+    // Also without networking at start: adapters and addresses can be added live, and the
+    // monitor releases them at stop.
+    args.hooks = Some(Box::new(NetHooks {
+        root: args.root.clone(),
+        node_id: args.node_id.clone(),
+        ctid: args.cfg.ctid.0,
+        net,
+        firewall: Default::default(),
+    }));
     Ok(())
 }
 

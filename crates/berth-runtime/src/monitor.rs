@@ -67,7 +67,7 @@ pub struct MonitorArgs {
 /// is started (its network namespace can be given adapters); `after_stop` runs when init has
 /// exited (idempotent); `finish` when the monitor is about to exit, to wait for anything
 /// `after_stop` left running.
-pub trait BootHooks {
+pub trait BootHooks: Send + Sync {
     fn prepare(&self) -> std::result::Result<(), String> {
         Ok(())
     }
@@ -234,20 +234,40 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
             let _ = writeln!(r, "error: {e}");
         }
     }
-    delete_runtime(&args.root, &runtime_id);
-    tracing::debug!("runtime deleted");
-    clear_writeback_limits(&args.root, id);
-    if let Some(h) = &args.hooks {
-        h.after_stop();
+    // Three independent clean-ups, each waiting mostly on the kernel (cgroup removal, the
+    // virtual disk's final journal commit and flush, nft's and netlink's RCU grace periods):
+    // run them side by side.
+    let clean = std::thread::scope(|s| {
+        s.spawn(|| {
+            delete_runtime(&args.root, &runtime_id);
+            tracing::debug!("runtime deleted");
+        });
+        s.spawn(|| {
+            if let Some(h) = &args.hooks {
+                // boot_loop releases the network after each boot; only a boot that failed
+                // half-way leaves it to here.
+                if result.is_err() {
+                    h.after_stop();
+                }
+                h.finish();
+            }
+            tracing::debug!("network released");
+        });
+        clear_writeback_limits(&args.root, id);
+        let r = rootfs::teardown(&args.root, id);
+        if let Err(e) = &r {
+            tracing::warn!("rootfs teardown: {e}");
+        }
+        tracing::debug!("rootfs released");
+        r.is_ok()
+    });
+    // Without run/<ctid>/, `berth stop` knows the clean-up is complete and does not repeat
+    // it; after a failed teardown it stays, and the next command finishes the work.
+    if clean {
+        remove_run_dir(&paths);
+    } else {
+        let _ = fs::remove_file(paths.dir.join("monitor.pid"));
     }
-    tracing::debug!("network released");
-    let _ = rootfs::teardown(&args.root, id);
-    tracing::debug!("rootfs released");
-    if let Some(h) = &args.hooks {
-        h.finish();
-    }
-    tracing::debug!("hooks finished");
-    remove_run_dir(&paths);
     result
 }
 
