@@ -74,11 +74,7 @@ pub fn attach(backing: &Path) -> Result<LoopDevice> {
         // container's data is cached once (in its own filesystem's page cache, charged to its
         // memory cgroup) instead of twice, and the host's flusher threads do not write it back
         // a second time. A backing filesystem without O_DIRECT gets buffered I/O instead.
-        let mut r = if std::env::var_os("XDIO").is_some() {
-            configure(&lo, &file, backing, LO_FLAGS_AUTOCLEAR)
-        } else {
-            configure(&lo, &file, backing, LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO)
-        };
+        let mut r = configure(&lo, &file, backing, LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO);
         if matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
             r = configure(&lo, &file, backing, LO_FLAGS_AUTOCLEAR);
         }
