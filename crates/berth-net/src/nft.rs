@@ -185,7 +185,7 @@ pub fn ruleset(node_id: &str, nets: &[FwNetwork], cts: &[FwContainer]) -> String
 
 /// Runs an nft script as one transaction and waits for nft to exit.
 pub fn apply(script: &str) -> Result<()> {
-    spawn(script)?.wait()
+    spawn(script, false)?.wait()
 }
 
 /// An nft transaction under way in its own process.
@@ -198,11 +198,16 @@ pub struct Pending {
 
 /// Starts an nft transaction and returns at once: the script is handed over and nft's
 /// stdin closed before this returns, so the caller may fork (the runtime does) without the
-/// child inheriting a pipe end that nft's completion depends on.
-pub fn spawn(script: &str) -> Result<Pending> {
-    let commits = CommitListener::open()
-        .map_err(|e| tracing::debug!("nft commit listener: {e}"))
-        .ok();
+/// child inheriting a pipe end that nft's completion depends on. With `watch`, nf_tables'
+/// notifications are listened to from before nft starts, for [`Pending::wait_committed`].
+pub fn spawn(script: &str, watch: bool) -> Result<Pending> {
+    let commits = watch
+        .then(|| {
+            CommitListener::open()
+                .map_err(|e| tracing::debug!("nft commit listener: {e}"))
+                .ok()
+        })
+        .flatten();
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())

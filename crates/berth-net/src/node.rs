@@ -282,13 +282,19 @@ impl NetNode {
 
     /// Regenerates Berth's nftables tables from the networks and running containers.
     pub fn apply_firewall(&self) -> Result<()> {
-        self.start_firewall()?.wait()
+        self.firewall(false)?.wait()
     }
 
     /// Starts regenerating the firewall from the node's state and returns while nft works;
-    /// [`PendingFirewall::wait`] finishes it. Regenerations are serialised: the node's
-    /// network lock is held until the wait.
+    /// [`PendingFirewall::wait_committed`] (or `wait`) finishes it. Regenerations are
+    /// serialised: the node's network lock is held until the wait.
     pub fn start_firewall(&self) -> Result<PendingFirewall> {
+        self.firewall(true)
+    }
+
+    /// Starts the regeneration; `watch` listens for its commit (see
+    /// [`PendingFirewall::wait_committed`]).
+    fn firewall(&self, watch: bool) -> Result<PendingFirewall> {
         let guard = berth_core::lock::lock(&self.root.locks_dir().join("net.lock"))?;
         let nets: Vec<FwNetwork> = self
             .networks()?
@@ -303,7 +309,7 @@ impl NetNode {
             .into_iter()
             .map(|(id, c)| self.fw_container(id, &c))
             .collect();
-        let nft = nft::spawn(&nft::ruleset(&self.node_id, &nets, &cts))?;
+        let nft = nft::spawn(&nft::ruleset(&self.node_id, &nets, &cts), watch)?;
         Ok(PendingFirewall { nft, _guard: guard })
     }
 
