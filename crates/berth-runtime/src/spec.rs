@@ -149,52 +149,11 @@ pub fn effective_capabilities() -> Vec<&'static str> {
         .collect()
 }
 
-/// Kernel number of a capability name.
+/// Kernel number of a capability name (`CAP_CHOWN` is 0), from the `caps` crate's table.
 pub fn cap_number(name: &str) -> Option<u32> {
-    const NAMES: &[&str] = &[
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-        "CAP_PERFMON",
-        "CAP_BPF",
-        "CAP_CHECKPOINT_RESTORE",
-    ];
-    NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+    name.parse::<caps::Capability>()
+        .ok()
+        .map(|c| u32::from(c.index()))
 }
 
 fn process_json(args: &[String], env: &[String]) -> Value {
@@ -300,6 +259,15 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
 mod tests {
     use super::*;
     use berth_core::config::{DiskConfig, IdMap};
+
+    #[test]
+    fn capability_numbers_are_the_kernels() {
+        assert_eq!(cap_number("CAP_CHOWN"), Some(0));
+        assert_eq!(cap_number("CAP_SYS_ADMIN"), Some(21));
+        assert_eq!(cap_number("CAP_CHECKPOINT_RESTORE"), Some(40));
+        assert_eq!(cap_number("CAP_NOPE"), None);
+        assert!(CAPABILITIES.iter().all(|c| cap_number(c).is_some()));
+    }
     use berth_core::{CtId, Size};
     use std::path::PathBuf;
 
