@@ -146,6 +146,7 @@ impl NetNode {
         if self.net_file(&cfg.name).exists() {
             return Err(NetError::NetworkExists(cfg.name.clone()));
         }
+        self.remove_orphans(true)?;
         let others = self.networks()?;
         if let Some(s) = cfg.subnet {
             for o in &others {
@@ -254,6 +255,7 @@ impl NetNode {
     /// Deletes a network no container uses (the caller checks): bridge, file, rules.
     pub fn delete_network(&self, name: &str) -> Result<()> {
         let cfg = self.network(name)?;
+        self.remove_orphans(true)?;
         self.remove_network_links(&cfg)?;
         fsutil::remove_file_if_exists(&self.net_file(name))?;
         self.apply_firewall()
@@ -600,6 +602,37 @@ impl NetNode {
         Ok(())
     }
 
+    /// Deletes the host-side links `c` gives container `ctid` (its veths and their IFB
+    /// devices), found by name: a few lookups where [`Self::delete_ct_links`] lists every
+    /// link on the node. A link of that name that is not the container's is left alone.
+    pub fn delete_ct_links_of(&self, ctid: u32, configs: &[&NetConfig]) -> Result<()> {
+        let prefix = names::alias_ct_prefix(&self.node_id, ctid);
+        let mut ifnames: Vec<&str> = vec![];
+        for c in configs {
+            ifnames.extend(c.netifs.iter().map(|n| n.name.as_str()));
+            if !c.ipaddrs.is_empty() {
+                ifnames.push(names::VENET);
+            }
+        }
+        ifnames.sort_unstable();
+        ifnames.dedup();
+        let mut nl = Netlink::open()?;
+        for ifname in ifnames {
+            for name in [
+                names::host_veth(&self.node_id, ctid, ifname),
+                names::ifb(&self.node_id, ctid, ifname),
+            ] {
+                if let Some(l) = nl.link(&name)? {
+                    if l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)) {
+                        nl.del_link(l.index)?;
+                    }
+                }
+            }
+        }
+        tracing::debug!(ctid, "links deleted");
+        Ok(())
+    }
+
     /// Forgets a container's recorded network state, so that the next firewall leaves it
     /// out; returns whether there was one (and the firewall must be regenerated).
     pub fn forget_ct(&self, ctid: u32) -> Result<bool> {
@@ -754,9 +787,13 @@ impl NetNode {
         Ok(out)
     }
 
-    /// Crash recovery: deletes this node root's links that nothing owns any more: adapters
-    /// of containers without `run/<ctid>/` (their monitor is gone), and, if `networks_too`
-    /// (the caller holds the node lock), bridges of networks whose file is missing.
+    /// Deletes this node root's links that nothing owns any more: adapters of containers
+    /// without `run/<ctid>/`, and, if `networks_too` (the caller holds the node lock),
+    /// bridges of networks whose file is missing. Such links are left only by a crash
+    /// between a network's bridge and its file, or by hand: a container's monitor keeps
+    /// `run/<ctid>/` until its links are gone, and a dead monitor's are removed by the next
+    /// command's recovery. The sweep lists every link on the node, so it runs with the
+    /// network commands, not with every command.
     pub fn remove_orphans(&self, networks_too: bool) -> Result<()> {
         let prefix = names::alias_node_prefix(&self.node_id);
         let mut nl = Netlink::open()?;

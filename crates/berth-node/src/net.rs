@@ -543,6 +543,9 @@ struct NetHooks {
     ctid: u32,
     net: NetConfig,
     firewall: std::sync::Mutex<Option<berth_net::PendingFirewall>>,
+    /// A teardown failed to delete links: the monitor keeps `run/<ctid>/`, and the next
+    /// command's recovery deletes them.
+    links_left: std::sync::atomic::AtomicBool,
 }
 
 impl NetHooks {
@@ -594,6 +597,7 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
         // A container started without networking may have been given some live since
         // (`berth set --ipadd`): its recorded state says so.
         let node = self.node();
+        let applied = node.applied(self.ctid);
         let had = match node.forget_ct(self.ctid) {
             Ok(true) => {
                 let _ = self.join_firewall();
@@ -611,14 +615,24 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
         if !had && self.net.is_empty() {
             return;
         }
-        if let Err(e) = node.delete_ct_links(self.ctid) {
+        // By name, from what was applied and what this boot was given; without a readable
+        // record (it existed: `had`), by listing the node's links.
+        let r = match (&applied, had) {
+            (Some(a), _) => node.delete_ct_links_of(self.ctid, &[a, &self.net]),
+            (None, false) => node.delete_ct_links_of(self.ctid, &[&self.net]),
+            (None, true) => node.delete_ct_links(self.ctid),
+        };
+        if let Err(e) = r {
             tracing::warn!(ctid = self.ctid, "network teardown: {e}");
+            self.links_left
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
-    fn finish(&self) {
+    fn finish(&self) -> bool {
         if let Err(e) = self.join_firewall() {
             tracing::warn!(ctid = self.ctid, "network teardown: {e}");
         }
+        !self.links_left.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -641,6 +655,7 @@ pub fn monitor_net(args: &mut berth_runtime::monitor::MonitorArgs) -> Result<()>
         ctid: args.cfg.ctid.0,
         net,
         firewall: Default::default(),
+        links_left: Default::default(),
     }));
     Ok(())
 }

@@ -115,10 +115,6 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
             }
         }
     }
-    {
-        let node_lock = lock::try_lock(&root.node_lock())?;
-        berth_net::NetNode::new(root, node_id).remove_orphans(node_lock.is_some())?;
-    }
     for id in ids {
         let needs = root.ct_journal(id).exists()
             || (root.ct_dir(id).exists() && !root.ct_config(id).exists())

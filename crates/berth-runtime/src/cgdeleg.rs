@@ -27,10 +27,10 @@ pub fn systemd_hierarchy() -> Option<PathBuf> {
     find_named_hierarchy(&text, "systemd")
 }
 
-/// Parses `/proc/self/mountinfo` text for the mount point of the v1 hierarchy `name=NAME`.
-fn find_named_hierarchy(mountinfo: &str, name: &str) -> Option<PathBuf> {
-    let want = format!("name={name}");
-    mountinfo.lines().find_map(|line| {
+/// The v1 hierarchies in `/proc/self/mountinfo` text: (super options, mount point) of each
+/// mount of a hierarchy's root (a bind of a subtree would nest ours inside).
+fn v1_hierarchies(mountinfo: &str) -> impl Iterator<Item = (&str, PathBuf)> {
+    mountinfo.lines().filter_map(|line| {
         // "<id> <parent> <maj:min> <root> <mount point> <opts> [optional…] - <type> <src> <super opts>"
         let (pre, post) = line.split_once(" - ")?;
         let mut post = post.split_whitespace();
@@ -39,15 +39,60 @@ fn find_named_hierarchy(mountinfo: &str, name: &str) -> Option<PathBuf> {
         }
         let _source = post.next()?;
         let super_opts = post.next()?;
-        if !super_opts.split(',').any(|o| o == want) {
-            return None;
-        }
         let mut pre = pre.split_whitespace();
         let root = pre.nth(3)?;
-        // Only a mount of the hierarchy's root: a bind of a subtree would nest ours inside.
         let point = pre.next()?;
-        (root == "/").then(|| PathBuf::from(berth_storage::mounts::unescape(point)))
+        (root == "/").then(|| {
+            (
+                super_opts,
+                PathBuf::from(berth_storage::mounts::unescape(point)),
+            )
+        })
     })
+}
+
+/// Parses `/proc/self/mountinfo` text for the mount point of the v1 hierarchy `name=NAME`.
+fn find_named_hierarchy(mountinfo: &str, name: &str) -> Option<PathBuf> {
+    let want = format!("name={name}");
+    v1_hierarchies(mountinfo)
+        .find_map(|(opts, point)| opts.split(',').any(|o| o == want).then_some(point))
+}
+
+/// The v1 controllers libcgroups manages (its `v1::CONTROLLERS`).
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "hugetlb",
+    "memory",
+    "pids",
+    "perf_event",
+    "blkio",
+    "net_prio",
+    "net_cls",
+    "freezer",
+];
+
+/// Where a process joining the running container `runtime_id` is written, on a v1 or
+/// hybrid host: its directory in each controller hierarchy libcgroups manages, and in the
+/// `name=systemd` hierarchy if it has one there. `None` when the host has no v1 controller
+/// hierarchy (cgroup v2: libcgroups joins). One read of mountinfo, where libcgroups' v1
+/// manager reads it once per controller.
+pub fn v1_join_dirs(mountinfo: &str, runtime_id: &str) -> Option<Vec<PathBuf>> {
+    let mut dirs = vec![];
+    let mut controllers = false;
+    for (opts, point) in v1_hierarchies(mountinfo) {
+        let ctl = opts.split(',').any(|o| V1_CONTROLLERS.contains(&o));
+        controllers |= ctl;
+        let named = opts.split(',').any(|o| o == "name=systemd");
+        let dir = point.join(runtime_id);
+        // The systemd directory exists only for containers started with it.
+        if (ctl || (named && dir.is_dir())) && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    controllers.then_some(dirs)
 }
 
 /// The container's directory in the `name=systemd` hierarchy (whether or not it exists).
@@ -157,6 +202,29 @@ mod tests {
         assert_eq!(find_named_hierarchy(MOUNTINFO, "elogind"), None);
         // A controller hierarchy is not a named one.
         assert_eq!(find_named_hierarchy(MOUNTINFO, "cpu"), None);
+    }
+
+    #[test]
+    fn join_dirs_cover_each_controller_hierarchy_once() {
+        let mi = "\
+34 33 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:10 - cgroup cgroup rw,cpu,cpuacct
+35 33 0:30 / /sys/fs/cgroup/memory rw,relatime shared:11 - cgroup cgroup rw,memory
+36 33 0:31 / /sys/fs/cgroup/misc rw,relatime shared:12 - cgroup cgroup rw,misc
+37 33 0:32 /sub /sys/fs/cgroup/bound rw,relatime - cgroup cgroup rw,pids
+44 33 0:38 / /sys/fs/cgroup/unified rw,relatime shared:19 - cgroup2 cgroup2 rw
+";
+        assert_eq!(
+            v1_join_dirs(mi, "berth-x-101"),
+            Some(vec![
+                PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/berth-x-101"),
+                PathBuf::from("/sys/fs/cgroup/memory/berth-x-101"),
+            ])
+        );
+        // A pure v2 host: libcgroups does the joining.
+        assert_eq!(
+            v1_join_dirs("44 33 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", "x"),
+            None
+        );
     }
 
     #[test]

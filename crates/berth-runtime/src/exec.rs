@@ -192,6 +192,15 @@ fn child_enter(p: &Prepared, tty: Option<RawFd>, redirect: Option<[RawFd; 3]>) -
     }
 }
 
+/// How the parent moves the joining process into the container's cgroups.
+enum CgroupJoin {
+    /// cgroup v1/hybrid: one `cgroup.procs` write per hierarchy (see
+    /// [`crate::cgdeleg::v1_join_dirs`]).
+    Dirs(Vec<std::path::PathBuf>),
+    /// cgroup v2: libcgroups' manager.
+    Manager(libcgroups::common::AnyCgroupManager),
+}
+
 /// Forks a process that joins the container (cgroup, namespaces, credentials, capabilities,
 /// seccomp) and execs `args`; returns its PID (our child).
 fn spawn_joined(
@@ -206,12 +215,19 @@ fn spawn_joined(
         return Err(RuntimeError::Spec("no command given".into()));
     }
     let p = prepare(t, args, env)?;
-    let cg = libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-        cgroup_path: format!("/{}", t.runtime_id).into(),
-        systemd_cgroup: false,
-        container_name: t.runtime_id.to_string(),
-    })
-    .map_err(|e| RuntimeError::Spec(format!("cgroup: {e}")))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::io("/proc/self/mountinfo", e))?;
+    let cg = match crate::cgdeleg::v1_join_dirs(&mountinfo, t.runtime_id) {
+        Some(dirs) => CgroupJoin::Dirs(dirs),
+        None => CgroupJoin::Manager(
+            libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+                cgroup_path: format!("/{}", t.runtime_id).into(),
+                systemd_cgroup: false,
+                container_name: t.runtime_id.to_string(),
+            })
+            .map_err(|e| RuntimeError::Spec(format!("cgroup: {e}")))?,
+        ),
+    };
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| RuntimeError::sys("pipe", e))?;
     // SAFETY: the child only makes syscalls before exec (see child_enter).
@@ -225,13 +241,14 @@ fn spawn_joined(
         }
         ForkResult::Parent { child } => {
             drop(rd);
-            let r = cg
-                .add_task(child)
-                .map_err(|e| RuntimeError::Spec(format!("joining the container's cgroup: {e}")))
-                .and_then(|_| match crate::cgdeleg::systemd_dir(t.runtime_id) {
-                    Some(d) if d.is_dir() => crate::cgdeleg::attach(&d, child.as_raw()),
-                    _ => Ok(()),
-                });
+            let r = match &cg {
+                CgroupJoin::Dirs(dirs) => dirs
+                    .iter()
+                    .try_for_each(|d| crate::cgdeleg::attach(d, child.as_raw())),
+                CgroupJoin::Manager(m) => m.add_task(child).map_err(|e| {
+                    RuntimeError::Spec(format!("joining the container's cgroup: {e}"))
+                }),
+            };
             if r.is_err() {
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(child, None);

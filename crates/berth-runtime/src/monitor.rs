@@ -66,14 +66,17 @@ pub struct MonitorArgs {
 /// thread); `before_start` runs once the container's namespaces exist and before its init
 /// is started (its network namespace can be given adapters); `after_stop` runs when init has
 /// exited (idempotent); `finish` when the monitor is about to exit, to wait for anything
-/// `after_stop` left running.
+/// `after_stop` left running; it says whether everything was released (if not, the monitor
+/// leaves `run/<ctid>/` for the next command's recovery).
 pub trait BootHooks: Send + Sync {
     fn prepare(&self) -> std::result::Result<(), String> {
         Ok(())
     }
     fn before_start(&self, init_pid: i32) -> std::result::Result<(), String>;
     fn after_stop(&self);
-    fn finish(&self) {}
+    fn finish(&self) -> bool {
+        true
+    }
 }
 
 /// Restores default signal dispositions in the container's init just before it execs (the
@@ -242,16 +245,17 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
             delete_runtime(&args.root, &runtime_id);
             tracing::debug!("runtime deleted");
         });
-        s.spawn(|| {
-            if let Some(h) = &args.hooks {
+        let net = s.spawn(|| {
+            let ok = args.hooks.as_ref().is_none_or(|h| {
                 // boot_loop releases the network after each boot; only a boot that failed
                 // half-way leaves it to here.
                 if result.is_err() {
                     h.after_stop();
                 }
-                h.finish();
-            }
+                h.finish()
+            });
             tracing::debug!("network released");
+            ok
         });
         clear_writeback_limits(&args.root, id);
         let r = rootfs::teardown(&args.root, id);
@@ -259,7 +263,7 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
             tracing::warn!("rootfs teardown: {e}");
         }
         tracing::debug!("rootfs released");
-        r.is_ok()
+        net.join().unwrap_or(false) && r.is_ok()
     });
     // Without run/<ctid>/, `berth stop` knows the clean-up is complete and does not repeat
     // it; after a failed teardown it stays, and the next command finishes the work.
