@@ -16,6 +16,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=BERTH_INIT_BIN");
     if let Ok(pre) = std::env::var("BERTH_INIT_BIN") {
         std::fs::copy(&pre, &dest).unwrap_or_else(|e| panic!("BERTH_INIT_BIN={pre}: {e}"));
+        write_hash(&out, &dest);
         return;
     }
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("manifest dir"));
@@ -68,4 +69,18 @@ fn main() {
     assert!(status.success(), "building the static berth-init failed");
     let built = target_dir.join(&target).join("release/berth-init");
     std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("{}: {e}", built.display()));
+    write_hash(&out, &dest);
+}
+
+/// `OUT_DIR/berth-init.hash`: FNV-1a 64 of the binary as a Rust literal, so that a start
+/// names the node's copy of this version without hashing 1 MB first.
+fn write_hash(out: &std::path::Path, bin: &std::path::Path) {
+    let data = std::fs::read(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    std::fs::write(out.join("berth-init.hash"), format!("0x{h:016x}"))
+        .expect("writing berth-init.hash");
 }

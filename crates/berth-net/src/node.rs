@@ -524,7 +524,7 @@ impl NetNode {
             path: p.clone(),
             msg: e.to_string(),
         })?;
-        Ok(fsutil::atomic_write(&p, &t, 0o644)?)
+        Ok(fsutil::write_runtime_file(&p, &t, 0o644)?)
     }
 
     /// Gives a container that is about to run (its init is `pid`) its adapters, addresses,

@@ -263,7 +263,7 @@ impl LocalNode {
         drop(mon_lock);
         let pid = child.id() as i32;
         let st = process_starttime(pid).unwrap_or(0);
-        fsutil::atomic_write(
+        fsutil::write_runtime_file(
             &run.join("monitor.pid"),
             format!("{pid} {st}\n").as_bytes(),
             0o644,
@@ -297,7 +297,7 @@ impl LocalNode {
             return Err(NodeError::NotRunning(id.0));
         }
         let paths = RunPaths::new(&self.root, id);
-        fsutil::atomic_write(&paths.stopping(), b"", 0o644)?;
+        fsutil::write_runtime_file(&paths.stopping(), b"", 0o644)?;
         let rid = self.runtime_id(id);
         let state = RunState::load(&paths.state());
         // A suspended container cannot act on signals: thaw it first.

@@ -325,7 +325,7 @@ fn boot_loop(
         .disk_dev
         .and_then(|(ma, mi)| berth_storage::loopdev::io_counters_of(ma, mi))
     {
-        fsutil::atomic_write(&paths.dir.join("io_base"), c.to_line().as_bytes(), 0o644)?;
+        fsutil::write_runtime_file(&paths.dir.join("io_base"), c.to_line().as_bytes(), 0o644)?;
     }
     loop {
         // Limits may have been changed with `berth set` since the last boot: read them anew.

@@ -1,7 +1,7 @@
 //! `run/<ctid>/state.json`: what the monitor publishes about the running container.
 
 use crate::{Result, RuntimeError};
-use berth_core::fsutil::atomic_write;
+use berth_core::fsutil::write_runtime_file;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -24,7 +24,7 @@ impl RunState {
     }
     pub fn save(&self, path: &Path) -> Result<()> {
         let s = serde_json::to_vec(self).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-        Ok(atomic_write(path, &s, 0o644)?)
+        Ok(write_runtime_file(path, &s, 0o644)?)
     }
     /// Whether the recorded init process still exists (same PID *and* same start time).
     pub fn init_alive(&self) -> bool {

@@ -33,20 +33,14 @@ pub fn host_dir(root: &NodeRoot, id: CtId) -> PathBuf {
     root.ct_run_dir(id).join("berth")
 }
 
-fn fnv64(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in data {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
+/// FNV-1a 64 of [`INIT_BINARY`], computed by the build script.
+const INIT_HASH: u64 = include!(concat!(env!("OUT_DIR"), "/berth-init.hash"));
 
 /// The node-wide copy of the supervisor binary (written once per binary version).
 fn node_binary(root: &NodeRoot) -> Result<PathBuf> {
     let dir = root.run_dir().join("init");
     fsutil::create_dir_all(&dir)?;
-    let p = dir.join(format!("berth-init-{:016x}", fnv64(INIT_BINARY)));
+    let p = dir.join(format!("berth-init-{:016x}", INIT_HASH));
     if std::fs::metadata(&p).map(|m| m.len()).ok() != Some(INIT_BINARY.len() as u64) {
         fsutil::atomic_write(&p, INIT_BINARY, 0o755)?;
     }
@@ -59,7 +53,7 @@ pub fn write_services(root: &NodeRoot, cfg: &ContainerConfig) -> Result<()> {
     let dir = host_dir(root, cfg.ctid);
     fsutil::create_dir_all(&dir)?;
     let text = berth_init::proto::render(&cfg.procs.specs());
-    fsutil::atomic_write(&dir.join("services"), text.as_bytes(), 0o644)?;
+    fsutil::write_runtime_file(&dir.join("services"), text.as_bytes(), 0o644)?;
     Ok(())
 }
 
@@ -113,6 +107,16 @@ pub fn add_mount(spec: &mut Spec, root: &NodeRoot, id: CtId) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_time_hash_is_the_embedded_binarys() {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in INIT_BINARY {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        assert_eq!(h, INIT_HASH);
+    }
 
     #[test]
     fn embedded_binary_is_static() {
