@@ -541,7 +541,9 @@ struct NetHooks {
     root: NodeRoot,
     node_id: String,
     ctid: u32,
-    net: NetConfig,
+    /// This boot's networking: read anew from the container's config at each boot, so that
+    /// a reboot from inside keeps what `berth set` changed live since the monitor started.
+    net: std::sync::Mutex<NetConfig>,
     firewall: std::sync::Mutex<Option<berth_net::PendingFirewall>>,
     /// A teardown failed to delete links: the monitor keeps `run/<ctid>/`, and the next
     /// command's recovery deletes them.
@@ -551,6 +553,22 @@ struct NetHooks {
 impl NetHooks {
     fn node(&self) -> NetNode {
         NetNode::new(&self.root, &self.node_id)
+    }
+
+    fn net(&self) -> NetConfig {
+        self.net.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes the container's current network settings for the next boot (the ones the
+    /// monitor started with if its config cannot be read).
+    fn reload(&self) -> NetConfig {
+        let path = self.root.ct_config(CtId(self.ctid));
+        let mut net = self.net.lock().unwrap_or_else(|p| p.into_inner());
+        match fsutil::read_toml::<ContainerConfig>(&path) {
+            Ok(c) => *net = c.net,
+            Err(e) => tracing::warn!(ctid = self.ctid, "network of this boot: {e}"),
+        }
+        net.clone()
     }
 
     fn start_firewall(&self) -> berth_net::Result<()> {
@@ -572,19 +590,21 @@ impl NetHooks {
 impl berth_runtime::monitor::BootHooks for NetHooks {
     fn prepare(&self) -> std::result::Result<(), String> {
         let _ = self.join_firewall();
-        if self.net.is_empty() {
+        let net = self.reload();
+        if net.is_empty() {
             return Ok(());
         }
         self.node()
-            .record_ct(self.ctid, &self.net)
+            .record_ct(self.ctid, &net)
             .and_then(|()| self.start_firewall())
             .map_err(|e| format!("network: {e}"))
     }
     fn before_start(&self, init_pid: i32) -> std::result::Result<(), String> {
-        if self.net.is_empty() {
+        let net = self.net();
+        if net.is_empty() {
             return Ok(());
         }
-        let links = self.node().setup_ct_links(self.ctid, &self.net, init_pid);
+        let links = self.node().setup_ct_links(self.ctid, &net, init_pid);
         let fw = self.join_firewall();
         links.and(fw).map_err(|e| format!("network: {e}"))?;
         tracing::debug!(ctid = self.ctid, "firewall applied");
@@ -612,14 +632,15 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
                 true
             }
         };
-        if !had && self.net.is_empty() {
+        let net = self.net();
+        if !had && net.is_empty() {
             return;
         }
         // By name, from what was applied and what this boot was given; without a readable
         // record (it existed: `had`), by listing the node's links.
         let r = match (&applied, had) {
-            (Some(a), _) => node.delete_ct_links_of(self.ctid, &[a, &self.net]),
-            (None, false) => node.delete_ct_links_of(self.ctid, &[&self.net]),
+            (Some(a), _) => node.delete_ct_links_of(self.ctid, &[a, &net]),
+            (None, false) => node.delete_ct_links_of(self.ctid, &[&net]),
             (None, true) => node.delete_ct_links(self.ctid),
         };
         if let Err(e) = r {
@@ -653,7 +674,7 @@ pub fn monitor_net(args: &mut berth_runtime::monitor::MonitorArgs) -> Result<()>
         root: args.root.clone(),
         node_id: args.node_id.clone(),
         ctid: args.cfg.ctid.0,
-        net,
+        net: std::sync::Mutex::new(net),
         firewall: Default::default(),
         links_left: Default::default(),
     }));

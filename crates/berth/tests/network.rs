@@ -367,6 +367,20 @@ fn host_routed_addresses_live() {
     n.ok(&["create", "102", "--ostemplate", "busybox"]);
     n.fails(&["set", "102", "--ipadd", &ip2], "already in use");
     n.fails(&["set", "102", "--ipadd", "auto"], "needs an adapter");
+    // a reboot from inside keeps what was set live after the start
+    let first = n.status("101")["init_pid"].as_i64().unwrap();
+    let _ = n.run(&["exec", "101", "--", "reboot"]);
+    assert!(wait_until(20, || {
+        let s = n.status("101");
+        s["status"] == "running"
+            && !s["init_pid"].is_null()
+            && s["init_pid"].as_i64() != Some(first)
+            && n.run(&["exec", "101", "--", "true"]).status.success()
+    }));
+    let addr = n.exec("101", &["ip", "addr", "show", "venet0"]);
+    assert!(addr.contains(&format!("inet {ip2}/32")), "{addr}");
+    assert!(!addr.contains(&format!("inet {ip}/32")), "{addr}");
+    assert!(host_ping(&ip2));
     n.ok(&["stop", "101", "--kill"]);
     assert!(node_links(&n, "101").is_empty());
     assert!(!host_ping(&ip2));
