@@ -541,7 +541,7 @@ struct NetHooks {
     root: NodeRoot,
     node_id: String,
     ctid: u32,
-    /// This boot's networking: read anew from the container's config at each boot, so that
+    /// This boot's networking, from the configuration the monitor reads anew for each boot:
     /// a reboot from inside keeps what `berth set` changed live since the monitor started.
     net: std::sync::Mutex<NetConfig>,
     firewall: std::sync::Mutex<Option<berth_net::PendingFirewall>>,
@@ -557,18 +557,6 @@ impl NetHooks {
 
     fn net(&self) -> NetConfig {
         self.net.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Takes the container's current network settings for the next boot (the ones the
-    /// monitor started with if its config cannot be read).
-    fn reload(&self) -> NetConfig {
-        let path = self.root.ct_config(CtId(self.ctid));
-        let mut net = self.net.lock().unwrap_or_else(|p| p.into_inner());
-        match fsutil::read_toml::<ContainerConfig>(&path) {
-            Ok(c) => *net = c.net,
-            Err(e) => tracing::warn!(ctid = self.ctid, "network of this boot: {e}"),
-        }
-        net.clone()
     }
 
     fn start_firewall(&self) -> berth_net::Result<()> {
@@ -588,9 +576,10 @@ impl NetHooks {
 }
 
 impl berth_runtime::monitor::BootHooks for NetHooks {
-    fn prepare(&self) -> std::result::Result<(), String> {
+    fn prepare(&self, cfg: &ContainerConfig) -> std::result::Result<(), String> {
         let _ = self.join_firewall();
-        let net = self.reload();
+        let net = cfg.net.clone();
+        *self.net.lock().unwrap_or_else(|p| p.into_inner()) = net.clone();
         if net.is_empty() {
             return Ok(());
         }

@@ -62,14 +62,15 @@ pub struct MonitorArgs {
 }
 
 /// Work done for each boot of the container outside the runtime: `prepare` runs before the
-/// runtime creates the container (work that needs no namespace may start there, on a
-/// thread); `before_start` runs once the container's namespaces exist and before its init
+/// runtime creates the container, with the configuration of this boot (read anew for each
+/// boot, so that a reboot from inside sees what `berth set` changed since; work that needs
+/// no namespace may start there, on a thread); `before_start` runs once the container's namespaces exist and before its init
 /// is started (its network namespace can be given adapters); `after_stop` runs when init has
 /// exited (idempotent); `finish` when the monitor is about to exit, to wait for anything
 /// `after_stop` left running; it says whether everything was released (if not, the monitor
 /// leaves `run/<ctid>/` for the next command's recovery).
 pub trait BootHooks: Send + Sync {
-    fn prepare(&self) -> std::result::Result<(), String> {
+    fn prepare(&self, _cfg: &ContainerConfig) -> std::result::Result<(), String> {
         Ok(())
     }
     fn before_start(&self, init_pid: i32) -> std::result::Result<(), String>;
@@ -350,7 +351,7 @@ fn boot_loop(
             .map_err(|e| RuntimeError::Spec(e.to_string()))?;
         tracing::debug!("spec written");
         if let Some(h) = &args.hooks {
-            h.prepare().map_err(RuntimeError::StartFailed)?;
+            h.prepare(&cfg).map_err(RuntimeError::StartFailed)?;
         }
         delete_runtime(&args.root, runtime_id);
         let devnull = fs::File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;

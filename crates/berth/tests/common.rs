@@ -126,6 +126,17 @@ impl Node {
         self.ok(&a)
     }
 
+    /// PID of the container's monitor (`run/<ctid>/monitor.pid`, a numeric CTID).
+    pub fn monitor_pid(&self, ctid: &str) -> i32 {
+        std::fs::read_to_string(self.root.join(format!("run/{ctid}/monitor.pid")))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     pub fn node_id(&self) -> String {
         let t = std::fs::read_to_string(self.root.join("node.toml")).unwrap();
         t.lines()

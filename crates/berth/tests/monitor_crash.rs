@@ -21,13 +21,7 @@ fn killed_monitor_then_stop_cleans_up() {
     ]);
     n.ok(&["start", "152"]);
     let init = n.status("152")["init_pid"].as_i64().unwrap() as i32;
-    let mon: i32 = std::fs::read_to_string(n.root.join("run/152/monitor.pid"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let mon = n.monitor_pid("152");
     unsafe { libc::kill(mon, libc::SIGKILL) };
     unsafe { libc::waitpid(mon, std::ptr::null_mut(), 0) };
     assert_eq!(n.status("152")["status"], "running");

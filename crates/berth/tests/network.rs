@@ -978,13 +978,7 @@ fn killed_monitor_and_init_leave_no_network_objects() {
     n.ok(&["start", "101"]);
     assert!(node_links(&n, "101").len() >= 2, "veth and ifb");
     assert!(nft_table(&n).contains(&format!("dport {port}")));
-    let mon: i32 = std::fs::read_to_string(n.root.join("run/101/monitor.pid"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let mon = n.monitor_pid("101");
     let init = n.status("101")["init_pid"].as_i64().unwrap() as i32;
     unsafe {
         libc::kill(mon, libc::SIGKILL);
