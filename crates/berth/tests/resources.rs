@@ -159,9 +159,16 @@ fn fork_bomb_stops_at_numproc() {
     n.ok(&["start", "101"]);
     // A new container has a finite default.
     assert_eq!(cgroup_file(&n, "200", "pids", "pids.max"), "4096");
+    // The launcher forks once, before the bomb exists, and exits 0: a launcher that forked
+    // the bomb's pipeline itself could lose its second fork to the first one's children
+    // (busybox sh then exits 2).
     n.exec(
         "101",
-        &["sh", "-c", "b() { b | b & }; b >/dev/null 2>&1 </dev/null"],
+        &[
+            "sh",
+            "-c",
+            "(b() { b | b & }; b) >/dev/null 2>&1 </dev/null & exit 0",
+        ],
     );
     // The kernel refuses forks past the limit (pids.events counts them), and the count of
     // processes never exceeds it, however the bomb's shells react to failing forks.
