@@ -3,7 +3,7 @@
 # toolchain check. Idempotent and quiet when everything is there.
 set -euo pipefail
 # libc6-dev: glibc's libc.a, for the static supervisor (crates/berth-init, ADR 0007)
-need=(busybox-static e2fsprogs debootstrap libseccomp-dev pkg-config xz-utils zstd tar util-linux nftables iproute2 libc6-dev)
+need=(busybox-static e2fsprogs xfsprogs debootstrap libseccomp-dev pkg-config xz-utils zstd tar util-linux nftables iproute2 libc6-dev)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

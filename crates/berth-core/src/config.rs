@@ -78,11 +78,55 @@ impl IdMap {
     }
 }
 
+/// The filesystem of a container's virtual disk (`create --fstype`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFs {
+    /// Exact inode count; grows online only with CAP_SYS_RESOURCE; shrinks offline.
+    #[default]
+    Ext4,
+    /// Grows online (and changes its inode limit online) with CAP_SYS_ADMIN alone; the inode
+    /// limit is a whole percentage of the disk (`imaxpct`); cannot shrink; 300M at least.
+    Xfs,
+}
+
+impl DiskFs {
+    pub fn parse(s: &str) -> Result<DiskFs, crate::CoreError> {
+        match s {
+            "ext4" => Ok(DiskFs::Ext4),
+            "xfs" => Ok(DiskFs::Xfs),
+            _ => Err(crate::CoreError::InvalidValue(
+                s.into(),
+                "--fstype",
+                "expected ext4 or xfs".into(),
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFs::Ext4 => "ext4",
+            DiskFs::Xfs => "xfs",
+        }
+    }
+    pub fn is_default(&self) -> bool {
+        *self == DiskFs::Ext4
+    }
+}
+
+impl std::fmt::Display for DiskFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The container's private virtual disk.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DiskConfig {
-    /// Size of the sparse ext4 image: the container's disk quota (the hard limit).
+    /// Size of the sparse image: the container's disk quota (the hard limit).
     pub size: Size,
+    /// Its filesystem (fixed at create).
+    #[serde(default, skip_serializing_if = "DiskFs::is_default")]
+    pub fstype: DiskFs,
     /// Soft limit (`--diskspace soft:hard`): above it, `stats` and alerts warn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soft: Option<Size>,
@@ -98,6 +142,7 @@ impl DiskConfig {
     pub fn new(size: Size) -> Self {
         DiskConfig {
             size,
+            fstype: DiskFs::Ext4,
             soft: None,
             inodes: None,
             inodes_soft: None,

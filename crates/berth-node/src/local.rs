@@ -554,6 +554,7 @@ impl NodeOps for LocalNode {
                 .diskspace
                 .map(|d| d.hard)
                 .unwrap_or(self.node.default_diskspace),
+            fstype: opts.fstype,
             soft: opts.diskspace.and_then(|d| d.soft),
             inodes: opts.diskinodes.map(|d| d.hard),
             inodes_soft: opts.diskinodes.and_then(|d| d.soft),

@@ -7,9 +7,9 @@ use crate::{crash_point, NodeError, Result};
 use berth_core::ops::{ContainerStats, CtStatus, NodeInfo, SetOutcome, StopOptions};
 use berth_core::resources::{SetMode, SetOptions};
 use berth_core::validate::{validate_hostname, validate_name};
-use berth_core::{fsutil, ContainerConfig, CtId, CtRef, Size};
+use berth_core::{fsutil, ContainerConfig, CtId, CtRef, DiskFs, Size};
 use berth_runtime::resources::{self as rres, CgroupSample, HostInfo};
-use berth_storage::{disk, loopdev, rootfs};
+use berth_storage::{disk, loopdev, rootfs, xfs};
 use std::time::Duration;
 
 /// Smallest virtual disk.
@@ -35,8 +35,14 @@ pub(crate) fn validate_disk(cfg: &berth_core::config::DiskConfig) -> Result<()> 
             cfg.size
         )));
     }
+    if cfg.fstype == DiskFs::Xfs && cfg.size.0 < xfs::MIN_SIZE {
+        return Err(NodeError::Invalid(format!(
+            "--diskspace {} is too small for XFS: the minimum is 300M",
+            cfg.size
+        )));
+    }
     if let Some(n) = cfg.inodes {
-        let max = disk::max_inodes(cfg.size);
+        let max = disk::max_inodes(cfg.size, cfg.fstype);
         if n < MIN_DISKINODES || n > max {
             return Err(NodeError::Invalid(format!(
                 "--diskinodes {n}: a {} disk holds {MIN_DISKINODES} to {max} inodes",
@@ -53,17 +59,26 @@ fn inodes_match(actual: u64, want: u64) -> bool {
     actual >= want && actual <= want + want / 50 + 8192
 }
 
+fn xfs_cannot_shrink(id: CtId) -> NodeError {
+    NodeError::Invalid(format!(
+        "container {id}'s virtual disk is XFS, which cannot shrink: XFS grows only"
+    ))
+}
+
 impl LocalNode {
     /// Brings a stopped container's virtual disk to the size and inode count of its config
     /// (after `set --setmode ignore|restart`, or a crash half-way through a resize).
     pub(crate) fn reconcile_disk(&self, cfg: &ContainerConfig) -> Result<()> {
         let image = self.root().ct_disk(cfg.ctid);
+        if cfg.disk.fstype == DiskFs::Xfs {
+            return self.reconcile_xfs(cfg);
+        }
         disk::abort_rebuild(&image);
         if let Some(want) = cfg.disk.inodes {
             let u = disk::usage_image(&image)?;
             if !inodes_match(u.total_inodes, want) {
                 tracing::info!(ctid = %cfg.ctid, want, have = u.total_inodes, "rebuilding the virtual disk for a new inode count");
-                rootfs::with_raw_mount(self.root(), cfg.ctid, |mnt, _| {
+                rootfs::with_raw_mount(self.root(), cfg.ctid, DiskFs::Ext4, |mnt, _| {
                     disk::rebuild_with_inodes(&image, mnt, cfg.disk.size, want)
                 })
                 .inspect_err(|_| disk::abort_rebuild(&image))?;
@@ -78,6 +93,44 @@ impl LocalNode {
         if len != cfg.disk.size.0 {
             disk::resize_offline(&image, cfg.disk.size)?;
         }
+        Ok(())
+    }
+
+    /// [`Self::reconcile_disk`] for XFS: grows the filesystem to the image's configured size
+    /// and sets its inode limit, mounted (XFS grows only mounted). The superblock, not the
+    /// file's length, says what is done, so a crash between the two is completed here.
+    fn reconcile_xfs(&self, cfg: &ContainerConfig) -> Result<()> {
+        let image = self.root().ct_disk(cfg.ctid);
+        let sb = xfs::read_superblock(&image)?;
+        let want_blocks = cfg.disk.size.0 / sb.block_size;
+        if want_blocks < sb.data_blocks {
+            return Err(xfs_cannot_shrink(cfg.ctid));
+        }
+        let want_pct = match cfg.disk.inodes {
+            Some(n) => xfs::pct_for(want_blocks, sb.inodes_per_block, n).ok_or_else(|| {
+                NodeError::Invalid(format!(
+                    "--diskinodes {n} does not fit a {} XFS disk",
+                    cfg.disk.size
+                ))
+            })?,
+            None => sb.imax_pct,
+        };
+        if want_blocks == sb.data_blocks && want_pct == sb.imax_pct {
+            return Ok(());
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .map_err(|e| berth_core::CoreError::io(&image, e))?;
+        if f.metadata().map(|m| m.len()).unwrap_or(0) < cfg.disk.size.0 {
+            f.set_len(cfg.disk.size.0)
+                .map_err(|e| berth_core::CoreError::io(&image, e))?;
+        }
+        drop(f);
+        tracing::info!(ctid = %cfg.ctid, blocks = want_blocks, imaxpct = want_pct, "growing the XFS virtual disk");
+        rootfs::with_raw_mount(self.root(), cfg.ctid, DiskFs::Xfs, |mnt, _| {
+            xfs::grow(mnt, cfg.disk.size, cfg.disk.inodes)
+        })?;
         Ok(())
     }
 
@@ -126,6 +179,9 @@ impl LocalNode {
             return Ok(out);
         }
         let cfg_path = self.root().ct_config(id);
+        if new.disk.fstype == DiskFs::Xfs && new.disk.size < old.disk.size {
+            return Err(xfs_cannot_shrink(id));
+        }
         if !is_active(self.root(), id) {
             // Stopped: resize or rebuild the disk now, so that errors show here.
             let disk_changed = new.disk.size != old.disk.size || new.disk.inodes != old.disk.inodes;
@@ -137,8 +193,10 @@ impl LocalNode {
         }
         // Running (or suspended).
         let mut restart_reasons = vec![];
+        let fstype = new.disk.fstype;
         let grow = new.disk.size > old.disk.size;
-        if new.disk.inodes != old.disk.inodes {
+        let xfs_inodes = fstype == DiskFs::Xfs && new.disk.inodes != old.disk.inodes;
+        if new.disk.inodes != old.disk.inodes && fstype == DiskFs::Ext4 {
             restart_reasons.push(
                 "an ext4 disk's inode count is fixed when it is made: the disk is rebuilt at start"
                     .to_string(),
@@ -147,11 +205,11 @@ impl LocalNode {
         if new.disk.size < old.disk.size {
             restart_reasons.push("a mounted ext4 disk cannot shrink".to_string());
         }
-        if grow && !disk::can_resize_online() {
-            restart_reasons.push(
-                "growing a mounted ext4 disk needs CAP_SYS_RESOURCE, which this node's capability bounding set lacks"
-                    .to_string(),
-            );
+        if (grow || xfs_inodes) && !disk::can_resize_online(fstype) {
+            restart_reasons.push(match fstype {
+                DiskFs::Ext4 => "growing a mounted ext4 disk needs CAP_SYS_RESOURCE, which this node's capability bounding set lacks (XFS disks, `create --fstype xfs`, grow online with CAP_SYS_ADMIN)".to_string(),
+                DiskFs::Xfs => "growing a mounted XFS disk needs CAP_SYS_ADMIN, which this node's capability bounding set lacks".to_string(),
+            });
         }
         if !restart_reasons.is_empty() && opts.setmode == SetMode::Live {
             return Err(NodeError::Invalid(format!(
@@ -176,10 +234,21 @@ impl LocalNode {
         if let Some(d) = dev_nums {
             rres::apply_writeback_limit(&new, d)?;
         }
-        if grow && restart_reasons.is_empty() {
+        if (grow || xfs_inodes) && restart_reasons.is_empty() {
             let dev = dev.ok_or(NodeError::NotRunning(id.0))?;
             let mounted = rootfs::mounted_disk_dir(self.root(), id);
-            disk::grow_online(&self.root().ct_disk(id), &dev, &mounted, new.disk.size)?;
+            if grow {
+                disk::grow_online(
+                    &self.root().ct_disk(id),
+                    &dev,
+                    &mounted,
+                    fstype,
+                    new.disk.size,
+                    new.disk.inodes,
+                )?;
+            } else {
+                xfs::grow(&mounted, new.disk.size, new.disk.inodes)?;
+            }
         }
         fsutil::write_toml(&cfg_path, &new)?;
         out.applied_live = true;
@@ -315,12 +384,13 @@ impl LocalNode {
     pub(crate) fn compact_impl(&self, r: &CtRef) -> Result<u64> {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;
+        let fstype = self.load_config(id)?.disk.fstype;
         let image = self.root().ct_disk(id);
         let before = disk::allocated(&image);
         if is_active(self.root(), id) {
             disk::trim(&rootfs::mounted_disk_dir(self.root(), id))?;
         } else {
-            rootfs::with_raw_mount(self.root(), id, |mnt, _| disk::trim(mnt))?;
+            rootfs::with_raw_mount(self.root(), id, fstype, |mnt, _| disk::trim(mnt))?;
         }
         Ok(before.saturating_sub(disk::allocated(&image)))
     }

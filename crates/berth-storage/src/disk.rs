@@ -1,8 +1,9 @@
-//! The private virtual disk: a sparse ext4 image whose size is the container's disk quota.
+//! The private virtual disk: a sparse ext4 (or XFS, see [`crate::xfs`]) image whose size is
+//! the container's disk quota.
 //! It holds `upper/` and `work/` of the container's overlay, owned by container-native IDs.
 
 use crate::{Result, StorageError};
-use berth_core::Size;
+use berth_core::{DiskFs, Size};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -35,10 +36,16 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Creates a sparse image of `size` at `path` (which must not exist) with an empty ext4
+/// Creates a sparse image of `size` at `path` (which must not exist) with an empty `fs`
 /// filesystem holding `upper/` and `work/`. `staging` is an empty scratch directory.
 /// Costs the same for any template: nothing of the template is copied.
-pub fn create_image(path: &Path, size: Size, inodes: Option<u64>, staging: &Path) -> Result<()> {
+pub fn create_image(
+    path: &Path,
+    size: Size,
+    fstype: DiskFs,
+    inodes: Option<u64>,
+    staging: &Path,
+) -> Result<()> {
     let f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -46,6 +53,9 @@ pub fn create_image(path: &Path, size: Size, inodes: Option<u64>, staging: &Path
         .map_err(|e| StorageError::io(path, e))?;
     f.set_len(size.0).map_err(|e| StorageError::io(path, e))?;
     drop(f);
+    if fstype == DiskFs::Xfs {
+        return crate::xfs::mkfs(path, size, inodes, staging);
+    }
     for d in ["upper", "work"] {
         let p = staging.join(d);
         fs::create_dir(&p).map_err(|e| StorageError::io(&p, e))?;
@@ -94,9 +104,12 @@ fn mkfs(path: &Path, inodes: Option<u64>, from: &Path) -> Result<()> {
     ))
 }
 
-/// Most inodes an ext4 filesystem of `size` can have (one per 1 KiB, ext4's densest ratio).
-pub fn max_inodes(size: Size) -> u64 {
-    (size.0 / 1024).min(u32::MAX as u64)
+/// Most inodes a filesystem of `size` can have (ext4: one per 1 KiB, its densest ratio).
+pub fn max_inodes(size: Size, fstype: DiskFs) -> u64 {
+    match fstype {
+        DiskFs::Ext4 => (size.0 / 1024).min(u32::MAX as u64),
+        DiskFs::Xfs => crate::xfs::max_inodes(size),
+    }
 }
 
 /// Space and inode usage of a virtual disk.
@@ -121,18 +134,21 @@ pub fn usage_mounted(dir: &Path) -> Result<DiskUsage> {
     })
 }
 
-/// Usage of an unmounted image, read from its ext4 superblock (exact after a clean unmount).
+/// Usage of an unmounted image, read from its ext4 or XFS superblock (exact after a clean
+/// unmount).
 pub fn usage_image(image: &Path) -> Result<DiskUsage> {
-    use std::io::{Read, Seek, SeekFrom};
+    use std::io::Read;
     let mut f = fs::File::open(image).map_err(|e| StorageError::io(image, e))?;
-    let mut sb = [0u8; 1024];
-    f.seek(SeekFrom::Start(1024))
-        .and_then(|_| f.read_exact(&mut sb))
+    let mut head = [0u8; 2048];
+    f.read_exact(&mut head)
         .map_err(|e| StorageError::io(image, e))?;
-    parse_superblock(&sb).ok_or_else(|| {
+    if let Some(sb) = crate::xfs::Superblock::parse(&head[..512]) {
+        return Ok(sb.usage());
+    }
+    parse_superblock(head[1024..].try_into().unwrap()).ok_or_else(|| {
         StorageError::io(
             image,
-            std::io::Error::other("not an ext4 filesystem (bad superblock magic)"),
+            std::io::Error::other("neither ext4 nor XFS (bad superblock magic)"),
         )
     })
 }
@@ -194,8 +210,8 @@ fn fsck(image: &Path) -> Result<()> {
     }
 }
 
-/// Resizes an unmounted image to `size` (grow or shrink). Shrinking fails, changing nothing,
-/// when the data does not fit.
+/// Resizes an unmounted ext4 image to `size` (grow or shrink). Shrinking fails, changing
+/// nothing, when the data does not fit.
 pub fn resize_offline(image: &Path, size: Size) -> Result<()> {
     let current = fs::metadata(image)
         .map_err(|e| StorageError::io(image, e))?
@@ -226,17 +242,31 @@ pub fn resize_offline(image: &Path, size: Size) -> Result<()> {
     Ok(())
 }
 
-/// Whether this process may resize a mounted ext4 filesystem (the kernel asks for
-/// CAP_SYS_RESOURCE, which some hosts drop from every process's bounding set).
-pub fn can_resize_online() -> bool {
+/// Whether this process may grow a mounted filesystem of type `fs`: the kernel asks for
+/// CAP_SYS_RESOURCE for ext4 (which some hosts drop from every process's bounding set) and
+/// CAP_SYS_ADMIN for XFS.
+pub fn can_resize_online(fstype: DiskFs) -> bool {
     let eff = berth_core::fsutil::capability_set("CapEff").unwrap_or(0);
+    const CAP_SYS_ADMIN: u32 = 21;
     const CAP_SYS_RESOURCE: u32 = 24;
-    eff & (1 << CAP_SYS_RESOURCE) != 0
+    let cap = match fstype {
+        DiskFs::Ext4 => CAP_SYS_RESOURCE,
+        DiskFs::Xfs => CAP_SYS_ADMIN,
+    };
+    eff & (1 << cap) != 0
 }
 
 /// Grows a mounted image: the file, then the loop device, then the filesystem through its
-/// mount at `mounted_dir` (EXT4_IOC_RESIZE_FS).
-pub fn grow_online(image: &Path, dev: &Path, mounted_dir: &Path, size: Size) -> Result<()> {
+/// mount at `mounted_dir` (EXT4_IOC_RESIZE_FS, or XFS_IOC_FSGROWFSDATA which also keeps the
+/// inode limit at `inodes`).
+pub fn grow_online(
+    image: &Path,
+    dev: &Path,
+    mounted_dir: &Path,
+    fstype: DiskFs,
+    size: Size,
+    inodes: Option<u64>,
+) -> Result<()> {
     use std::os::fd::AsRawFd;
     const EXT4_IOC_RESIZE_FS: libc::c_ulong = 0x4008_6610;
     let f = OpenOptions::new()
@@ -254,6 +284,11 @@ pub fn grow_online(image: &Path, dev: &Path, mounted_dir: &Path, size: Size) -> 
         e
     };
     crate::loopdev::set_capacity(dev).map_err(undo)?;
+    if fstype == DiskFs::Xfs {
+        return crate::xfs::grow(mounted_dir, size, inodes)
+            .map(drop)
+            .map_err(undo);
+    }
     let st = nix::sys::statvfs::statvfs(mounted_dir)
         .map_err(|e| undo(StorageError::sys("statfs", e)))?;
     let blocks: u64 = size.0 / st.block_size() as u64;
@@ -350,7 +385,7 @@ mod tests {
         let st = d.path().join("st");
         fs::create_dir(&st).unwrap();
         let img = d.path().join("disk.img");
-        create_image(&img, Size(1 << 30), None, &st).unwrap();
+        create_image(&img, Size(1 << 30), DiskFs::Ext4, None, &st).unwrap();
         let m = fs::metadata(&img).unwrap();
         assert_eq!(m.len(), 1 << 30);
         assert!(m.blocks() * 512 < 64 << 20, "image must be sparse");
@@ -358,7 +393,7 @@ mod tests {
         assert_eq!(u.total_bytes, 1 << 30);
         assert!(u.used_inodes >= 11 && u.total_inodes > 60_000);
         assert!(
-            create_image(&img, Size(1 << 30), None, &st).is_err(),
+            create_image(&img, Size(1 << 30), DiskFs::Ext4, None, &st).is_err(),
             "never overwrites"
         );
     }

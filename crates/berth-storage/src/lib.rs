@@ -1,5 +1,5 @@
 //! Berth storage: the node's read-only OS templates, each container's private virtual disk
-//! (a sparse ext4 image on a loop device), idmapped mounts that present both to the
+//! (a sparse ext4 or XFS image on a loop device), idmapped mounts that present both to the
 //! container's user namespace, and the clean-up that leaves no mount or loop device behind.
 //!
 //! The overlay itself is mounted by the runtime *inside* the container's user and mount
@@ -14,6 +14,7 @@ pub mod rootfs;
 pub mod safefs;
 pub mod template;
 pub mod userns;
+pub mod xfs;
 
 pub use error::StorageError;
 pub use progress::Progress;

@@ -27,14 +27,17 @@ fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
 }
 
-/// Mounts the ext4 filesystem on `dev` at `target`.
-pub fn mount_ext4(dev: &Path, target: &Path) -> Result<()> {
+/// Mounts the virtual disk's filesystem (`fstype`) on `dev` at `target`.
+pub fn mount_disk(dev: &Path, target: &Path, fstype: berth_core::DiskFs) -> Result<()> {
+    // XFS refuses a second filesystem with the same UUID (a copied image): Berth's disks are
+    // told apart by their paths, not their UUIDs.
+    let data = (fstype == berth_core::DiskFs::Xfs).then_some("nouuid");
     mount(
         Some(dev),
         target,
-        Some("ext4"),
+        Some(fstype.as_str()),
         MsFlags::MS_NOATIME,
-        None::<&str>,
+        data,
     )
     .map_err(|e| {
         StorageError::sys(

@@ -1,14 +1,14 @@
 //! Prepares the layers of a container's root filesystem before start and removes them after
 //! stop. Under `run/<ctid>/`:
 //!
-//! - `private/`: the container's virtual disk (loop device, ext4), idmapped to its user namespace;
+//! - `private/`: the container's virtual disk (loop device, ext4 or XFS), idmapped to its user namespace;
 //! - `layers/<n>/`: each read-only template layer (app templates, then the OS template), idmapped.
 //!
 //! The runtime then mounts `overlay(lowerdir=layers…, upperdir=private/upper, workdir=private/work)`
 //! inside the container's user and mount namespaces. Privileged containers get plain binds.
 
 use crate::{disk, loopdev, mounts, safefs, userns, Result, StorageError};
-use berth_core::{ContainerConfig, CtId, NodeRoot};
+use berth_core::{ContainerConfig, CtId, DiskFs, NodeRoot};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -79,7 +79,7 @@ fn prepare_inner(
     let image = root.ct_disk(cfg.ctid);
     let dev = loopdev::attach(&image)?;
     let disk_dev = loopdev::dev_numbers(&dev.path);
-    if let Err(e) = mounts::mount_ext4(&dev.path, &raw) {
+    if let Err(e) = mounts::mount_disk(&dev.path, &raw, cfg.disk.fstype) {
         let _ = loopdev::detach(&dev.path);
         return Err(e);
     }
@@ -158,6 +158,7 @@ pub fn create_disk(root: &NodeRoot, cfg: &ContainerConfig) -> Result<()> {
     let r = disk::create_image(
         &root.ct_disk(cfg.ctid),
         cfg.disk.size,
+        cfg.disk.fstype,
         cfg.disk.inodes,
         &staging,
     );
@@ -182,13 +183,14 @@ pub fn disk_device(root: &NodeRoot, id: CtId) -> Option<PathBuf> {
 pub fn with_raw_mount<T>(
     root: &NodeRoot,
     id: CtId,
+    fstype: DiskFs,
     f: impl FnOnce(&Path, &Path) -> Result<T>,
 ) -> Result<T> {
     let raw = root.raw_mounts_dir().join(id.to_string());
     mkdir(&raw)?;
     let dev = loopdev::attach(&root.ct_disk(id))?;
     let dev_path = dev.path.clone();
-    if let Err(e) = mounts::mount_ext4(&dev.path, &raw) {
+    if let Err(e) = mounts::mount_disk(&dev.path, &raw, fstype) {
         drop(dev);
         let _ = loopdev::detach(&dev_path);
         let _ = fs::remove_dir(&raw);

@@ -72,6 +72,10 @@ enum Cmd {
         /// Virtual disk size, `hard` or `soft:hard`, e.g. 2G (default 10G)
         #[arg(long)]
         diskspace: Option<String>,
+        /// Virtual disk filesystem: `ext4` (exact inode count) or `xfs` (grows online with
+        /// CAP_SYS_ADMIN alone; inode limit in whole percent of the disk; 300M at least)
+        #[arg(long, default_value = "ext4")]
+        fstype: String,
         /// Run without a user namespace: container root is host root (not recommended)
         #[arg(long)]
         privileged: bool,
@@ -405,11 +409,13 @@ fn run(cli: Cli) -> Result<i32> {
             hostname,
             description,
             diskspace,
+            fstype,
             privileged,
             res,
             init,
         } => {
             let init = berth_core::services::InitMode::parse(&init)?;
+            let fstype = berth_core::DiskFs::parse(&fstype)?;
             let ctid = ctid.as_deref().map(CtId::parse).transpose()?;
             let disk = res.to_set(diskspace.as_deref())?;
             let (resources, _) = res.to_resources()?;
@@ -422,6 +428,7 @@ fn run(cli: Cli) -> Result<i32> {
                 description,
                 diskspace: disk.diskspace,
                 diskinodes: disk.diskinodes,
+                fstype,
                 privileged,
                 resources,
                 init,

@@ -530,6 +530,108 @@ fn disk_grows_and_shrinks() {
     neighbour_responsive(&n);
 }
 
+/// An XFS virtual disk grows online (CAP_SYS_ADMIN is enough, ext4 would need
+/// CAP_SYS_RESOURCE) and changes its inode limit online; the limit is the requested count
+/// rounded up to a whole percent of the disk; it cannot shrink.
+#[test]
+fn xfs_disk_grows_online_and_limits_inodes() {
+    let _s = serial();
+    let n = node_with_neighbour("xfs");
+    fn create<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["create", "101", "--ostemplate", "busybox"];
+        a.extend_from_slice(extra);
+        a
+    }
+    n.fails(&create(&["--fstype", "btrfs"]), "expected ext4 or xfs");
+    n.fails(
+        &create(&["--fstype", "xfs", "--diskspace", "200M"]),
+        "minimum is 300M",
+    );
+    assert_eq!(n.count(true), 1, "only the neighbour exists");
+    n.ok(&create(&[
+        "--fstype",
+        "xfs",
+        "--diskspace",
+        "400M",
+        "--diskinodes",
+        "20000",
+    ]));
+    n.ok(&["start", "101"]);
+    n.exec("101", &["sh", "-c", "echo keep > /data"]);
+    // 400M = 102400 blocks of 8 inodes; 1% = 8192 inodes: 20000 rounds up to 3% = 24576.
+    assert_eq!(df_total(&n, "101", "-i"), 24_576);
+    let before = df_k(&n, "101");
+    let pid = init_pid(&n, "101");
+    n.ok(&["set", "101", "--diskspace", "600M"]);
+    assert_eq!(init_pid(&n, "101"), pid, "grown online, no restart");
+    let after = df_k(&n, "101");
+    assert!(
+        (200 * 1024 - 2048..=200 * 1024 + 2048).contains(&(after - before)),
+        "{before}K -> {after}K"
+    );
+    assert_eq!(n.exec("101", &["cat", "/data"]).trim(), "keep");
+    // The inode limit follows the disk: still the requested count, in whole percent of the
+    // new size (600M: 1% = 12288 inodes, so 2%).
+    assert_eq!(df_total(&n, "101", "-i"), 24_576);
+    // Filling it: creating files fails with ENOSPC inside, at the limit (XFS checks it per
+    // 64-inode chunk, against a per-CPU counter: a chunk or two over at most).
+    let out = n.exec(
+        "101",
+        &[
+            "sh",
+            "-c",
+            "mkdir /d; i=0; while touch /d/$i 2>/dev/null; do i=$((i+1)); done; \
+             echo $i; touch /d/x 2>&1; true",
+        ],
+    );
+    let made: u64 = out.lines().next().unwrap().trim().parse().unwrap();
+    assert!(
+        (24_576 - 64..=24_576 + 256).contains(&made),
+        "{made} files under a 24576-inode limit: {out}"
+    );
+    assert!(out.contains("No space left"), "{out}");
+    neighbour_responsive(&n);
+    n.exec("101", &["rm", "-rf", "/d"]);
+    // A new inode limit, live.
+    n.ok(&["set", "101", "--diskinodes", "40000"]);
+    assert_eq!(init_pid(&n, "101"), pid);
+    assert_eq!(df_total(&n, "101", "-i"), 49_152);
+    // No shrinking, running or stopped; nothing changes.
+    n.fails(&["set", "101", "--diskspace", "500M"], "cannot shrink");
+    n.ok(&["stop", "101"]);
+    n.fails(&["set", "101", "--diskspace", "500M"], "cannot shrink");
+    let st = stats(&n, "101");
+    assert_eq!(st["disk_limit"].as_u64().unwrap(), 600 << 20);
+    assert_eq!(st["inodes_limit"].as_u64().unwrap(), 49_152);
+    // Grown while stopped: done at once, on the disk mounted aside.
+    n.ok(&["set", "101", "--diskspace", "700M"]);
+    n.ok(&["start", "101"]);
+    assert!(df_k(&n, "101") > after + 100 * 1024 - 2048);
+    assert_eq!(n.exec("101", &["cat", "/data"]).trim(), "keep");
+    // compact returns freed blocks of an XFS disk too; on a stopped container all of them
+    // (running, XFS keeps recently freed extents from FITRIM while it caches their inodes:
+    // docs/resources.md).
+    n.exec(
+        "101",
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/urandom of=/big bs=1M count=40 2>/dev/null && sync && rm /big && sync",
+        ],
+    );
+    let full = allocated(&n, "101");
+    n.ok(&["stop", "101"]);
+    let out = n.ok(&["compact", "101"]);
+    assert!(
+        allocated(&n, "101") + 30 * (1 << 20) < full,
+        "{out}: {full} -> {}",
+        allocated(&n, "101")
+    );
+    n.ok(&["start", "101"]);
+    assert_eq!(n.exec("101", &["cat", "/data"]).trim(), "keep");
+    neighbour_responsive(&n);
+}
+
 fn allocated(n: &Node, ct: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(n.root.join(format!("containers/{ct}/disk.img")))
