@@ -26,6 +26,10 @@ pub struct NodeConfig {
     /// Disk size given to containers created without `--diskspace`.
     #[serde(default = "default_diskspace")]
     pub default_diskspace: Size,
+    /// Filesystem of new containers' virtual disks when `create` gives no `--fstype`
+    /// (`berth node set --default-fstype`).
+    #[serde(default, skip_serializing_if = "DiskFs::is_default")]
+    pub default_fstype: DiskFs,
     /// Default startup type per service name for new containers
     /// (`berth node set --service-default NAME=TYPE`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -48,6 +52,7 @@ impl NodeConfig {
             created,
             idmap_start: default_idmap_start(),
             default_diskspace: DEFAULT_DISKSPACE,
+            default_fstype: DiskFs::Ext4,
             service_defaults: Default::default(),
         }
     }

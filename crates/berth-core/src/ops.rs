@@ -63,9 +63,9 @@ pub struct CreateOptions {
     pub diskspace: Option<SoftHardSize>,
     /// Inode count of the virtual disk (`soft:hard`; default: mkfs's, one per 16K).
     pub diskinodes: Option<SoftHardCount>,
-    /// The virtual disk's filesystem (default ext4).
+    /// The virtual disk's filesystem (default: the node's `default_fstype`, ext4).
     #[serde(default)]
-    pub fstype: crate::DiskFs,
+    pub fstype: Option<crate::DiskFs>,
     pub privileged: bool,
     /// CPU, memory, process and I/O limits.
     pub resources: Resources,

@@ -554,7 +554,7 @@ impl NodeOps for LocalNode {
                 .diskspace
                 .map(|d| d.hard)
                 .unwrap_or(self.node.default_diskspace),
-            fstype: opts.fstype,
+            fstype: opts.fstype.unwrap_or(self.node.default_fstype),
             soft: opts.diskspace.and_then(|d| d.soft),
             inodes: opts.diskinodes.map(|d| d.hard),
             inodes_soft: opts.diskinodes.and_then(|d| d.soft),

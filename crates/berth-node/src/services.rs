@@ -1070,6 +1070,15 @@ impl LocalNode {
         Ok(())
     }
 
+    /// `node set --default-fstype`: the virtual-disk filesystem of new containers.
+    pub fn set_default_fstype(&self, fstype: berth_core::DiskFs) -> Result<()> {
+        let _g = lock::lock(&self.root().node_lock())?;
+        let mut node = self.root().load_node_config()?;
+        node.default_fstype = fstype;
+        fsutil::write_toml(&self.root().node_toml(), &node)?;
+        Ok(())
+    }
+
     /// On a container's first start: the node's default startup types captured at create,
     /// applied through its service manager (services it does not have are skipped), then
     /// cleared. Failures are logged, not fatal: the container runs.

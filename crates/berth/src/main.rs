@@ -73,9 +73,10 @@ enum Cmd {
         #[arg(long)]
         diskspace: Option<String>,
         /// Virtual disk filesystem: `ext4` (exact inode count) or `xfs` (grows online with
-        /// CAP_SYS_ADMIN alone; inode limit in whole percent of the disk; 300M at least)
-        #[arg(long, default_value = "ext4")]
-        fstype: String,
+        /// CAP_SYS_ADMIN alone; inode limit in whole percent of the disk; 300M at least);
+        /// default: the node's (`node set --default-fstype`), ext4
+        #[arg(long)]
+        fstype: Option<String>,
         /// Run without a user namespace: container root is host root (not recommended)
         #[arg(long)]
         privileged: bool,
@@ -257,8 +258,11 @@ enum NodeCmd {
     Set {
         /// Default startup type of a service in new containers: NAME=auto|manual|disabled
         /// (NAME=default removes it); repeatable
-        #[arg(long = "service-default", required = true)]
+        #[arg(long = "service-default", required_unless_present = "default_fstype")]
         service_default: Vec<String>,
+        /// Virtual-disk filesystem of new containers created without --fstype: ext4 or xfs
+        #[arg(long)]
+        default_fstype: Option<String>,
     },
     /// The host's own services and listening sockets, flagging what is not Berth's
     Services {
@@ -415,7 +419,10 @@ fn run(cli: Cli) -> Result<i32> {
             init,
         } => {
             let init = berth_core::services::InitMode::parse(&init)?;
-            let fstype = berth_core::DiskFs::parse(&fstype)?;
+            let fstype = fstype
+                .as_deref()
+                .map(berth_core::DiskFs::parse)
+                .transpose()?;
             let ctid = ctid.as_deref().map(CtId::parse).transpose()?;
             let disk = res.to_set(diskspace.as_deref())?;
             let (resources, _) = res.to_resources()?;
@@ -603,9 +610,17 @@ fn run(cli: Cli) -> Result<i32> {
             println!("container {r} destroyed");
         }
         Cmd::Node {
-            cmd: NodeCmd::Set { service_default },
+            cmd:
+                NodeCmd::Set {
+                    service_default,
+                    default_fstype,
+                },
         } => {
             let node = open(&root)?;
+            let fstype = default_fstype
+                .as_deref()
+                .map(berth_core::DiskFs::parse)
+                .transpose()?;
             let parsed: Vec<(String, Option<berth_core::services::Startup>)> = service_default
                 .iter()
                 .map(|s| match s.split_once('=') {
@@ -621,6 +636,10 @@ fn run(cli: Cli) -> Result<i32> {
                         println!("new containers: service {name} startup as the template has it")
                     }
                 }
+            }
+            if let Some(f) = fstype {
+                node.set_default_fstype(f)?;
+                println!("new containers: {f} virtual disks");
             }
         }
         Cmd::Node {

@@ -630,6 +630,28 @@ fn xfs_disk_grows_online_and_limits_inodes() {
     n.ok(&["start", "101"]);
     assert_eq!(n.exec("101", &["cat", "/data"]).trim(), "keep");
     neighbour_responsive(&n);
+    // A node whose containers should all grow online makes XFS its default.
+    n.fails(
+        &["node", "set", "--default-fstype", "zfs"],
+        "expected ext4 or xfs",
+    );
+    n.ok(&["node", "set", "--default-fstype", "xfs"]);
+    n.ok(&[
+        "create",
+        "102",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "300M",
+    ]);
+    let mut head = [0u8; 4];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(n.root.join("containers/102/disk.img")).unwrap(),
+        &mut head,
+    )
+    .unwrap();
+    assert_eq!(&head, b"XFSB");
+    n.ok(&["destroy", "102"]);
 }
 
 fn allocated(n: &Node, ct: &str) -> u64 {
