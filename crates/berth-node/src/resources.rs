@@ -102,9 +102,12 @@ impl LocalNode {
     fn reconcile_xfs(&self, cfg: &ContainerConfig) -> Result<()> {
         let image = self.root().ct_disk(cfg.ctid);
         let sb = xfs::read_superblock(&image)?;
-        let want_blocks = cfg.disk.size.0 / sb.block_size;
+        let mut want_blocks = cfg.disk.size.0 / sb.block_size;
         if want_blocks < sb.data_blocks {
-            return Err(xfs_cannot_shrink(cfg.ctid));
+            // `set` refuses to shrink XFS; this is a grow that completed before a crash kept
+            // the new size out of config.toml. The disk stays as it is.
+            tracing::warn!(ctid = %cfg.ctid, configured = %cfg.disk.size, blocks = sb.data_blocks, "the XFS virtual disk is larger than configured and cannot shrink: keeping it");
+            want_blocks = sb.data_blocks;
         }
         let want_pct = match cfg.disk.inodes {
             Some(n) => xfs::pct_for(want_blocks, sb.inodes_per_block, n).ok_or_else(|| {

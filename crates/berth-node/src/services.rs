@@ -901,6 +901,19 @@ impl LocalNode {
 
     fn driver_for(&self, id: CtId) -> Result<(CtRunner<'_>, DriverKind)> {
         let r = self.runner(id)?;
+        // A boot with Berth's supervisor publishes `run/<ctid>/berth/`. Right after `start`
+        // returns, init may not have exec'd the supervisor yet (its cmdline is still the
+        // runtime's): wait for that instead of taking the template's init scripts for the
+        // service manager.
+        if berth_runtime::supervisor::host_dir(self.root(), id).is_dir() {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while detect(r.st.init_pid) != Some(DriverKind::Supervisor)
+                && std::time::Instant::now() < until
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            return Ok((r, DriverKind::Supervisor));
+        }
         let kind = detect(r.st.init_pid).ok_or_else(|| {
             NodeError::Invalid(format!(
                 "container {id} has no service manager Berth knows (systemd, OpenRC, /etc/init.d, Berth's supervisor)"
