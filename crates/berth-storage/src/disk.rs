@@ -36,7 +36,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Creates a sparse image of `size` at `path` (which must not exist) with an empty `fs`
+/// Creates a sparse image of `size` at `path` (which must not exist) with an empty `fstype`
 /// filesystem holding `upper/` and `work/`. `staging` is an empty scratch directory.
 /// Costs the same for any template: nothing of the template is copied.
 pub fn create_image(
@@ -242,7 +242,7 @@ pub fn resize_offline(image: &Path, size: Size) -> Result<()> {
     Ok(())
 }
 
-/// Whether this process may grow a mounted filesystem of type `fs`: the kernel asks for
+/// Whether this process may grow a mounted filesystem of type `fstype`: the kernel asks for
 /// CAP_SYS_RESOURCE for ext4 (which some hosts drop from every process's bounding set) and
 /// CAP_SYS_ADMIN for XFS.
 pub fn can_resize_online(fstype: DiskFs) -> bool {
