@@ -95,16 +95,6 @@ pub fn remove_file_if_exists(path: &Path) -> Result<()> {
     }
 }
 
-/// A capability set of this process from /proc/self/status (`CapEff`, `CapBnd`, …) as a bit
-/// mask; `None` if it cannot be read.
-pub fn capability_set(field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let v = s
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
-    u64::from_str_radix(v.trim(), 16).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use berth_core::net::{MacAddr, NetworkConfig, NetworkType, PortForward, Proto};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd as _;
 use std::process::{Command, Stdio};
 
 /// A network as the firewall sees it.
@@ -368,8 +369,6 @@ impl CommitListener {
         }
     }
 }
-
-use std::os::fd::AsRawFd as _;
 
 /// The committing PIDs of the `NFT_MSG_NEWGEN` messages in a netlink datagram.
 fn newgen_pids(mut data: &[u8]) -> impl Iterator<Item = u32> + '_ {

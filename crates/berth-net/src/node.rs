@@ -518,7 +518,9 @@ impl NetNode {
         })
     }
 
-    fn save_state(&self, ctid: u32, c: &NetConfig) -> Result<()> {
+    /// Records `c` as the container's applied networking (what the firewall is generated
+    /// from, and what teardown finds after a crash). The first step of a setup.
+    pub fn record_ct(&self, ctid: u32, c: &NetConfig) -> Result<()> {
         let p = self.state_file(ctid);
         let t = serde_json::to_vec_pretty(c).map_err(|e| NetError::State {
             path: p.clone(),
@@ -546,12 +548,6 @@ impl NetNode {
         Ok(())
     }
 
-    /// Records `c` as the container's applied networking (what the firewall is generated
-    /// from, and what teardown finds after a crash). The first step of a setup.
-    pub fn record_ct(&self, ctid: u32, c: &NetConfig) -> Result<()> {
-        self.save_state(ctid, c)
-    }
-
     /// Creates the container's adapters inside its network namespace (that of `pid`) and
     /// their node ends, addresses, routes and shaping; the firewall is separate
     /// ([`Self::apply_firewall`]), so that a caller can run both at once.
@@ -573,17 +569,11 @@ impl NetNode {
 
     /// Removes everything of the container's networking from the node (idempotent).
     pub fn teardown_ct(&self, ctid: u32) -> Result<()> {
-        if self.teardown_ct_links(ctid)? {
+        self.delete_ct_links(ctid)?;
+        if self.forget_ct(ctid)? {
             self.apply_firewall()?;
         }
         Ok(())
-    }
-
-    /// Deletes the container's links on the node and its recorded state; true if there was
-    /// a state, i.e. the firewall must be regenerated to drop its rules.
-    pub fn teardown_ct_links(&self, ctid: u32) -> Result<bool> {
-        self.delete_ct_links(ctid)?;
-        self.forget_ct(ctid)
     }
 
     /// Deletes the host-side links of a container (idempotent).
@@ -670,7 +660,7 @@ impl NetNode {
                 _ => self.del_ifname(ctid, &o.name)?,
             }
         }
-        self.save_state(ctid, new)?;
+        self.record_ct(ctid, new)?;
         for n in &new.netifs {
             match old.netifs.iter().find(|o| o.name == n.name) {
                 Some(o) if same_but_addrs(o, n) => {

@@ -103,6 +103,15 @@ impl LocalNode {
         &self.node
     }
 
+    /// Changes `node.toml` under the node lock (read afresh there, written atomically).
+    pub(crate) fn edit_node_config(&self, f: impl FnOnce(&mut NodeConfig)) -> Result<()> {
+        let _g = lock::lock(&self.root.node_lock())?;
+        let mut node = self.root.load_node_config()?;
+        f(&mut node);
+        fsutil::write_toml(&self.root.node_toml(), &node)?;
+        Ok(())
+    }
+
     pub(crate) fn runtime_id(&self, id: CtId) -> String {
         berth_runtime::runtime_id(&self.node.node_id, id)
     }

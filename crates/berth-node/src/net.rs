@@ -534,9 +534,10 @@ fn write_resolv_live(init_pid: i32, userns: bool, text: &str) -> Result<()> {
 
 /// Networking of one boot, run by the monitor. Regenerating the firewall costs an nft
 /// transaction (10-20 ms, most of it the kernel's RCU grace periods), so nft works in its
-/// own process beside the work that does not depend on it: at start beside the runtime's creation of
-/// the container (joined before its init may run, so that no packet leaves unfiltered), at
-/// stop beside the runtime's and the storage's clean-up (joined before the monitor exits).
+/// own process beside the work that does not depend on it: at start beside the runtime's
+/// creation of the container (joined before its init may run, so that no packet leaves
+/// unfiltered), at stop beside the runtime's and the storage's clean-up (joined before the
+/// monitor exits).
 struct NetHooks {
     root: NodeRoot,
     node_id: String,
@@ -550,27 +551,28 @@ struct NetHooks {
     links_left: std::sync::atomic::AtomicBool,
 }
 
+/// The hooks' state survives a panic on another of the monitor's clean-up threads.
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl NetHooks {
     fn node(&self) -> NetNode {
         NetNode::new(&self.root, &self.node_id)
     }
 
     fn net(&self) -> NetConfig {
-        self.net.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        locked(&self.net).clone()
     }
 
     fn start_firewall(&self) -> berth_net::Result<()> {
         let p = self.node().start_firewall()?;
-        *self.firewall.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
+        *locked(&self.firewall) = Some(p);
         Ok(())
     }
 
     fn join_firewall(&self) -> berth_net::Result<()> {
-        let p = self
-            .firewall
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let p = locked(&self.firewall).take();
         p.map_or(Ok(()), |p| p.wait_committed())
     }
 }
@@ -579,7 +581,7 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
     fn prepare(&self, cfg: &ContainerConfig) -> std::result::Result<(), String> {
         let _ = self.join_firewall();
         let net = cfg.net.clone();
-        *self.net.lock().unwrap_or_else(|p| p.into_inner()) = net.clone();
+        *locked(&self.net) = net.clone();
         if net.is_empty() {
             return Ok(());
         }

@@ -137,6 +137,11 @@ impl LocalNode {
         Ok(())
     }
 
+    /// `node set --default-fstype`: the virtual-disk filesystem of new containers.
+    pub fn set_default_fstype(&self, fstype: DiskFs) -> Result<()> {
+        self.edit_node_config(|node| node.default_fstype = fstype)
+    }
+
     pub(crate) fn set_impl(&self, r: &CtRef, opts: SetOptions) -> Result<SetOutcome> {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;

@@ -10,7 +10,7 @@
 use crate::inroot;
 use crate::{LocalNode, NodeError, Result};
 use berth_core::services::{validate_service_name, InitMode, RestartPolicy, ServiceDef, Startup};
-use berth_core::{fsutil, lock, ContainerConfig, CtId, CtRef};
+use berth_core::{fsutil, ContainerConfig, CtId, CtRef};
 use berth_runtime::exec::Captured;
 use serde::Serialize;
 
@@ -1069,27 +1069,14 @@ impl LocalNode {
     /// `node set --service-default NAME=TYPE`: the startup type new containers give a service.
     pub fn set_service_default(&self, name: &str, s: Option<Startup>) -> Result<()> {
         validate_service_name(name)?;
-        let _g = lock::lock(&self.root().node_lock())?;
-        let mut node = self.root().load_node_config()?;
-        match s {
+        self.edit_node_config(|node| match s {
             Some(s) => {
                 node.service_defaults.insert(name.to_string(), s);
             }
             None => {
                 node.service_defaults.remove(name);
             }
-        }
-        fsutil::write_toml(&self.root().node_toml(), &node)?;
-        Ok(())
-    }
-
-    /// `node set --default-fstype`: the virtual-disk filesystem of new containers.
-    pub fn set_default_fstype(&self, fstype: berth_core::DiskFs) -> Result<()> {
-        let _g = lock::lock(&self.root().node_lock())?;
-        let mut node = self.root().load_node_config()?;
-        node.default_fstype = fstype;
-        fsutil::write_toml(&self.root().node_toml(), &node)?;
-        Ok(())
+        })
     }
 
     /// On a container's first start: the node's default startup types captured at create,

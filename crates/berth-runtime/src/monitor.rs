@@ -61,14 +61,17 @@ pub struct MonitorArgs {
     pub hooks: Option<Box<dyn BootHooks>>,
 }
 
-/// Work done for each boot of the container outside the runtime: `prepare` runs before the
-/// runtime creates the container, with the configuration of this boot (read anew for each
-/// boot, so that a reboot from inside sees what `berth set` changed since; work that needs
-/// no namespace may start there, on a thread); `before_start` runs once the container's namespaces exist and before its init
-/// is started (its network namespace can be given adapters); `after_stop` runs when init has
-/// exited (idempotent); `finish` when the monitor is about to exit, to wait for anything
-/// `after_stop` left running; it says whether everything was released (if not, the monitor
-/// leaves `run/<ctid>/` for the next command's recovery).
+/// Work done for each boot of the container outside the runtime:
+/// - `prepare` runs before the runtime creates the container, with this boot's configuration
+///   (read anew for each boot, so that a reboot from inside sees what `berth set` changed);
+///   work that needs no namespace may start there in a helper process, never a thread
+///   (ADR 0008);
+/// - `before_start` runs once the container's namespaces exist and before its init is
+///   started (its network namespace can be given adapters);
+/// - `after_stop` runs when init has exited (idempotent);
+/// - `finish` runs when the monitor is about to exit, to wait for anything `after_stop`
+///   left running; it says whether everything was released (if not, the monitor leaves
+///   `run/<ctid>/` for the next command's recovery).
 pub trait BootHooks: Send + Sync {
     fn prepare(&self, _cfg: &ContainerConfig) -> std::result::Result<(), String> {
         Ok(())

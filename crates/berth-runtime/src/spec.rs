@@ -141,11 +141,16 @@ pub fn default_env() -> Vec<String> {
 /// The kept capabilities that this process's bounding set still has: asking for one the host
 /// has dropped (e.g. CAP_SYS_RESOURCE on some VMs) makes capset fail with EPERM.
 pub fn effective_capabilities() -> Vec<&'static str> {
-    let bnd = berth_core::fsutil::capability_set("CapBnd").unwrap_or(u64::MAX);
+    let bnd = caps::read(None, caps::CapSet::Bounding).ok();
     CAPABILITIES
         .iter()
         .copied()
-        .filter(|c| cap_number(c).is_none_or(|n| bnd & (1u64 << n) != 0))
+        .filter(|c| {
+            let (Some(b), Ok(cap)) = (&bnd, c.parse::<caps::Capability>()) else {
+                return true;
+            };
+            b.contains(&cap)
+        })
         .collect()
 }
 
@@ -259,6 +264,8 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec> {
 mod tests {
     use super::*;
     use berth_core::config::{DiskConfig, IdMap};
+    use berth_core::{CtId, Size};
+    use std::path::PathBuf;
 
     #[test]
     fn capability_numbers_are_the_kernels() {
@@ -268,8 +275,6 @@ mod tests {
         assert_eq!(cap_number("CAP_NOPE"), None);
         assert!(CAPABILITIES.iter().all(|c| cap_number(c).is_some()));
     }
-    use berth_core::{CtId, Size};
-    use std::path::PathBuf;
 
     fn cfg(privileged: bool) -> ContainerConfig {
         ContainerConfig {

@@ -246,14 +246,11 @@ pub fn resize_offline(image: &Path, size: Size) -> Result<()> {
 /// CAP_SYS_RESOURCE for ext4 (which some hosts drop from every process's bounding set) and
 /// CAP_SYS_ADMIN for XFS.
 pub fn can_resize_online(fstype: DiskFs) -> bool {
-    let eff = berth_core::fsutil::capability_set("CapEff").unwrap_or(0);
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_SYS_RESOURCE: u32 = 24;
     let cap = match fstype {
-        DiskFs::Ext4 => CAP_SYS_RESOURCE,
-        DiskFs::Xfs => CAP_SYS_ADMIN,
+        DiskFs::Ext4 => caps::Capability::CAP_SYS_RESOURCE,
+        DiskFs::Xfs => caps::Capability::CAP_SYS_ADMIN,
     };
-    eff & (1 << cap) != 0
+    caps::has_cap(None, caps::CapSet::Effective, cap).unwrap_or(false)
 }
 
 /// Grows a mounted image: the file, then the loop device, then the filesystem through its
