@@ -10,7 +10,7 @@ use berth_core::net::{MacAddr, NetworkConfig, NetworkType, PortForward, Proto};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd as _;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
 use std::process::{Command, Stdio};
 
 /// A network as the firewall sees it.
@@ -195,6 +195,8 @@ pub struct Pending {
     script_len: usize,
     /// Subscribed to nf_tables' notifications before nft started, to see its commit.
     commits: Option<CommitListener>,
+    /// Holds back the end of nft's script (see [`spawn_gated`]).
+    gate: Option<Gate>,
 }
 
 /// Starts an nft transaction and returns at once: the script is handed over and nft's
@@ -202,6 +204,29 @@ pub struct Pending {
 /// child inheriting a pipe end that nft's completion depends on. With `watch`, nf_tables'
 /// notifications are listened to from before nft starts, for [`Pending::wait_committed`].
 pub fn spawn(script: &str, watch: bool) -> Result<Pending> {
+    start(script, watch, false)
+}
+
+/// Like [`spawn`] with `watch`, but nft does not commit until the first wait
+/// ([`Pending::wait_committed`] or [`Pending::wait`]): it starts, reads and parses the
+/// script, and then waits for its end, which a small helper process holds back. Dropping
+/// the `Pending` without waiting kills nft before it can commit.
+///
+/// Why: closing an nf_tables socket after a commit holds the network namespace's
+/// nf_tables mutex for an RCU grace period (ADR 0008), and registering a network device
+/// takes that mutex. A container's veth created while nft exits waited 6-11 ms for it;
+/// with the commit held back until the veth exists, nothing waits.
+///
+/// The end of the script is held by a forked helper, not by this process, because this
+/// process forks afterwards (the runtime creates the container), and every fork would
+/// inherit a pipe end held here: nft would not see the end of its script until the last
+/// of them exec'd or exited.
+pub fn spawn_gated(script: &str) -> Result<Pending> {
+    start(script, true, true)
+}
+
+fn start(script: &str, watch: bool, gated: bool) -> Result<Pending> {
+    let tool = |e: std::io::Error| NetError::Tool("nft".into(), e.to_string());
     let commits = watch
         .then(|| {
             CommitListener::open()
@@ -209,25 +234,190 @@ pub fn spawn(script: &str, watch: bool) -> Result<Pending> {
                 .ok()
         })
         .flatten();
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| tool(e.into()))?;
     let mut child = Command::new("nft")
         .args(["-f", "-"])
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(r))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| NetError::Tool("nft".into(), e.to_string()))?;
-    let mut stdin = child.stdin.take().expect("piped");
+        .map_err(tool)?;
+    let gate = if gated {
+        match Gate::hold(script.as_bytes(), w, child.id()) {
+            Ok(g) => Some(g),
+            Err((e, w)) => {
+                // Without a helper the script is handed over at once, as by `spawn`.
+                tracing::debug!("nft gate: {e}");
+                hand_over(&mut child, script, w)?;
+                None
+            }
+        }
+    } else {
+        hand_over(&mut child, script, w)?;
+        None
+    };
+    Ok(Pending {
+        child,
+        script_len: script.len(),
+        commits,
+        gate,
+    })
+}
+
+/// Writes the whole script to nft's stdin and closes it.
+fn hand_over(child: &mut std::process::Child, script: &str, w: OwnedFd) -> Result<()> {
+    let mut stdin = std::fs::File::from(w);
     if let Err(e) = stdin.write_all(script.as_bytes()) {
         drop(stdin);
         let _ = child.wait();
         return Err(NetError::Tool("nft".into(), e.to_string()));
     }
-    drop(stdin);
-    Ok(Pending {
-        child,
-        script_len: script.len(),
-        commits,
-    })
+    Ok(())
+}
+
+/// A forked helper that writes nft's script into its stdin and keeps the pipe open until
+/// it is released ([`Gate::open`]): nft commits only then. If the helper's parent dies
+/// first, the helper kills nft before letting the pipe close, so a dead monitor's rules
+/// are never committed behind the next command's back.
+struct Gate {
+    pid: libc::pid_t,
+    /// nft's pidfd, to kill it without a PID that could have been reused.
+    nft: OwnedFd,
+    open: bool,
+}
+
+impl Gate {
+    fn hold(
+        script: &[u8],
+        w: OwnedFd,
+        nft_pid: u32,
+    ) -> std::result::Result<Self, (std::io::Error, OwnedFd)> {
+        // SAFETY: pidfd_open takes a pid and flags; the result is a new fd we own.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, nft_pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return Err((std::io::Error::last_os_error(), w));
+        }
+        // SAFETY: fd was just returned by pidfd_open and is owned by nothing else.
+        let nft = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        // SIGUSR1 is blocked before the fork, so that the child never dies of one that
+        // arrives before it waits for it.
+        let mut usr1 = nix::sys::signal::SigSet::empty();
+        usr1.add(nix::sys::signal::Signal::SIGUSR1);
+        let old = match usr1.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK) {
+            Ok(old) => old,
+            Err(e) => return Err((e.into(), w)),
+        };
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the child runs only async-signal-safe calls (write, sigtimedwait, getppid,
+        // pidfd_send_signal, _exit) on memory that exists before the fork.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: in the child of a fork, see above.
+            unsafe { gate_child(script, w.as_raw_fd(), nft.as_raw_fd(), parent) }
+        }
+        let _ = old.thread_set_mask();
+        if pid < 0 {
+            return Err((std::io::Error::last_os_error(), w));
+        }
+        drop(w);
+        Ok(Gate {
+            pid,
+            nft,
+            open: false,
+        })
+    }
+
+    /// Lets nft read the end of its script: the helper exits once it has written all of it.
+    fn open(mut self) {
+        self.open = true;
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        // SAFETY: kill and waitpid on our own child, reaped exactly once (here).
+        unsafe {
+            libc::kill(self.pid, libc::SIGUSR1);
+            while libc::waitpid(self.pid, std::ptr::null_mut(), 0) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if !self.open {
+            // Never waited for: nft must not commit. It dies before its stdin closes.
+            // SAFETY: pidfd_send_signal on a pidfd we own.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    self.nft.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                );
+            }
+            self.open = true;
+            self.finish();
+            // Reaped here: the `Pending` that owned nft's `Child` is being dropped unwaited.
+            // SAFETY: waitid on our child's pidfd, with a zeroed siginfo to fill.
+            unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                libc::waitid(
+                    libc::P_PIDFD,
+                    self.nft.as_raw_fd() as libc::id_t,
+                    &mut info,
+                    libc::WEXITED,
+                );
+            }
+        }
+    }
+}
+
+/// The gate's child: writes the script, then waits for SIGUSR1 (blocked, inherited mask)
+/// and exits, which closes nft's stdin. Polls for its parent's death every 100 ms; then it
+/// kills nft first.
+///
+/// # Safety
+/// Only in the child of a fork; `script` and both fds valid.
+unsafe fn gate_child(script: &[u8], w: RawFd, nft: RawFd, parent: libc::pid_t) -> ! {
+    let mut off = 0;
+    while off < script.len() {
+        let n = libc::write(w, script[off..].as_ptr().cast(), script.len() - off);
+        if n < 0 {
+            if *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            // nft is gone (EPIPE): nothing to hold back.
+            libc::_exit(1);
+        }
+        off += n as usize;
+    }
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    libc::sigaddset(&mut set, libc::SIGUSR1);
+    let tick = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    loop {
+        if libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) == libc::SIGUSR1 {
+            libc::_exit(0);
+        }
+        if libc::getppid() != parent {
+            break;
+        }
+    }
+    libc::syscall(
+        libc::SYS_pidfd_send_signal,
+        nft,
+        libc::SIGKILL,
+        std::ptr::null::<libc::siginfo_t>(),
+        0,
+    );
+    libc::_exit(1)
 }
 
 /// What [`Pending::wait_committed`] leaves behind: nft processes whose transaction is
@@ -258,7 +448,10 @@ pub fn wait_lingering() {
 
 impl Pending {
     /// Waits for nft to exit; its first error line becomes the error.
-    pub fn wait(self) -> Result<()> {
+    pub fn wait(mut self) -> Result<()> {
+        if let Some(g) = self.gate.take() {
+            g.open();
+        }
         let script_len = self.script_len;
         let out = self
             .child
@@ -283,6 +476,9 @@ impl Pending {
     /// are in force from the commit on, so the caller goes on and the process is reaped by
     /// [`wait_lingering`].
     pub fn wait_committed(mut self) -> Result<()> {
+        if let Some(g) = self.gate.take() {
+            g.open();
+        }
         let Some(listener) = self.commits.take() else {
             return self.wait();
         };
@@ -421,6 +617,41 @@ mod tests {
         m.extend_from_slice(&[0u8; 10]);
         m.extend_from_slice(&body);
         m
+    }
+
+    /// Whether table `inet name` exists on the host.
+    fn table_exists(name: &str) -> bool {
+        Command::new("nft")
+            .args(["list", "table", "inet", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Root only (real nftables): a gated transaction commits only when waited for, and
+    /// one dropped unwaited never commits. Uses a table of its own, removed at the end.
+    #[test]
+    fn gated_nft_commits_only_when_waited_for() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let t = format!("berth_gatetest{}", std::process::id());
+        let script = format!("table inet {t}\ndelete table inet {t}\ntable inet {t} {{\n}}\n");
+        let p = spawn_gated(&script).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!table_exists(&t), "committed before the wait");
+        p.wait_committed().unwrap();
+        assert!(table_exists(&t), "not committed by the wait");
+        wait_lingering();
+        apply(&format!("delete table inet {t}\n")).unwrap();
+
+        let p = spawn_gated(&script).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(p);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!table_exists(&t), "a dropped gated transaction committed");
     }
 
     #[test]

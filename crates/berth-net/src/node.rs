@@ -51,6 +51,15 @@ impl PendingFirewall {
     }
 }
 
+/// How a regeneration's nft runs: waited for until it exits, watched for its commit, or
+/// also held back from committing until the wait ([`nft::spawn_gated`]).
+#[derive(Clone, Copy)]
+enum Nft {
+    Waited,
+    Watched,
+    Held,
+}
+
 pub struct NetNode {
     root: NodeRoot,
     node_id: String,
@@ -284,19 +293,20 @@ impl NetNode {
 
     /// Regenerates Berth's nftables tables from the networks and running containers.
     pub fn apply_firewall(&self) -> Result<()> {
-        self.firewall(false)?.wait()
+        self.firewall(Nft::Waited)?.wait()
     }
 
     /// Starts regenerating the firewall from the node's state and returns while nft works;
     /// [`PendingFirewall::wait_committed`] (or `wait`) finishes it. Regenerations are
-    /// serialised: the node's network lock is held until the wait.
-    pub fn start_firewall(&self) -> Result<PendingFirewall> {
-        self.firewall(true)
+    /// serialised: the node's network lock is held until the wait. With `hold`, nft
+    /// commits only when the wait begins ([`nft::spawn_gated`]): a start creates its
+    /// container's links first.
+    pub fn start_firewall(&self, hold: bool) -> Result<PendingFirewall> {
+        self.firewall(if hold { Nft::Held } else { Nft::Watched })
     }
 
-    /// Starts the regeneration; `watch` listens for its commit (see
-    /// [`PendingFirewall::wait_committed`]).
-    fn firewall(&self, watch: bool) -> Result<PendingFirewall> {
+    /// Starts the regeneration.
+    fn firewall(&self, how: Nft) -> Result<PendingFirewall> {
         let guard = berth_core::lock::lock(&self.root.locks_dir().join("net.lock"))?;
         let nets: Vec<FwNetwork> = self
             .networks()?
@@ -311,7 +321,12 @@ impl NetNode {
             .into_iter()
             .map(|(id, c)| self.fw_container(id, &c))
             .collect();
-        let nft = nft::spawn(&nft::ruleset(&self.node_id, &nets, &cts), watch)?;
+        let script = nft::ruleset(&self.node_id, &nets, &cts);
+        let nft = match how {
+            Nft::Waited => nft::spawn(&script, false)?,
+            Nft::Watched => nft::spawn(&script, true)?,
+            Nft::Held => nft::spawn_gated(&script)?,
+        };
         Ok(PendingFirewall { nft, _guard: guard })
     }
 

@@ -565,8 +565,8 @@ impl NetHooks {
         locked(&self.net).clone()
     }
 
-    fn start_firewall(&self) -> berth_net::Result<()> {
-        let p = self.node().start_firewall()?;
+    fn start_firewall(&self, hold: bool) -> berth_net::Result<()> {
+        let p = self.node().start_firewall(hold)?;
         *locked(&self.firewall) = Some(p);
         Ok(())
     }
@@ -587,7 +587,7 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
         }
         self.node()
             .record_ct(self.ctid, &net)
-            .and_then(|()| self.start_firewall())
+            .and_then(|()| self.start_firewall(true))
             .map_err(|e| format!("network: {e}"))
     }
     fn before_start(&self, init_pid: i32) -> std::result::Result<(), String> {
@@ -612,7 +612,7 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
         let had = match node.forget_ct(self.ctid) {
             Ok(true) => {
                 let _ = self.join_firewall();
-                if let Err(e) = self.start_firewall() {
+                if let Err(e) = self.start_firewall(false) {
                     tracing::warn!(ctid = self.ctid, "network teardown: {e}");
                 }
                 true
