@@ -51,6 +51,62 @@ impl PendingFirewall {
     }
 }
 
+/// Container-side work gathered while the node's ends of its adapters are set up, done in
+/// one visit of the container's network namespace (one thread and `setns`, one client)
+/// instead of one per adapter.
+#[derive(Default)]
+struct Inside {
+    ifaces: Vec<InsideIf>,
+    /// `Some`: replace the container's default route with this one (or none).
+    default_route: Option<Option<(String, Ipv4Addr)>>,
+}
+
+/// An adapter's container end: its addresses, then up.
+struct InsideIf {
+    name: String,
+    addrs: Vec<Ipv4Cidr>,
+    /// The routed adapter: also a route to the node's side (`VENET_GW`).
+    venet_route: bool,
+}
+
+impl Inside {
+    fn apply(self, ns: &Path) -> Result<()> {
+        if self.ifaces.is_empty() && self.default_route.is_none() {
+            return Ok(());
+        }
+        in_netns(ns, move |nl| {
+            for f in &self.ifaces {
+                let i = nl.index(&f.name)?;
+                for a in &f.addrs {
+                    nl.add_addr(i, *a)?;
+                }
+                nl.set_up(i, true)?;
+                if f.venet_route {
+                    nl.add_route(Ipv4Cidr::new(names::VENET_GW, 32), None, i)?;
+                }
+            }
+            if !self.ifaces.is_empty() {
+                let lo = nl.index("lo")?;
+                nl.set_up(lo, true)?;
+            }
+            if let Some(want) = self.default_route {
+                for r in nl.routes()? {
+                    if r.dst.prefix == 0 {
+                        if let Some(o) = r.oif {
+                            nl.del_route(r.dst, r.gateway, o)?;
+                        }
+                    }
+                }
+                if let Some((dev, gw)) = want {
+                    let i = nl.index(&dev)?;
+                    nl.add_route(Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0), Some(gw), i)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 /// How a regeneration's nft runs: waited for until it exits, watched for its commit, or
 /// also held back from committing until the wait ([`nft::spawn_gated`]).
 #[derive(Clone, Copy)]
@@ -224,12 +280,20 @@ impl NetNode {
 
     /// Creates the network's bridge if it is missing (after a node reboot, say). Idempotent.
     pub fn ensure_network(&self, cfg: &NetworkConfig) -> Result<()> {
+        self.ensure_network_on(&mut Netlink::open()?, cfg)
+            .map(|_| ())
+    }
+
+    /// [`Self::ensure_network`] on an open client; returns the bridge's index.
+    fn ensure_network_on(&self, nl: &mut Netlink, cfg: &NetworkConfig) -> Result<u32> {
         let br = self.bridge_name(&cfg.name);
-        let mut nl = Netlink::open()?;
-        if nl.link(&br)?.is_none() {
-            nl.add_bridge(&br, &names::alias_net(&self.node_id, &cfg.name))?;
-        }
-        let bi = nl.index(&br)?;
+        let bi = match nl.link(&br)? {
+            Some(l) => l.index,
+            None => {
+                nl.add_bridge(&br, &names::alias_net(&self.node_id, &cfg.name))?;
+                nl.index(&br)?
+            }
+        };
         if cfg.kind == NetworkType::HostOnly {
             if let (Some(s), Some(g)) = (cfg.subnet, cfg.gateway) {
                 nl.add_addr(bi, Ipv4Cidr::new(g, s.prefix))?;
@@ -245,7 +309,7 @@ impl NetNode {
         sysctl(&format!("net/ipv4/conf/{br}/route_localnet"), "1")?;
         // Routing between containers, NAT and forwards need IPv4 forwarding (documented).
         sysctl("net/ipv4/ip_forward", "1")?;
-        Ok(())
+        Ok(bi)
     }
 
     fn remove_network_links(&self, cfg: &NetworkConfig) -> Result<()> {
@@ -394,30 +458,32 @@ impl NetNode {
         PathBuf::from(format!("/proc/{pid}/ns/net"))
     }
 
-    /// Creates one adapter: the veth pair, the node end on the network's bridge, the other
-    /// end moved into the container, named, addressed and up.
-    fn add_netif(&self, ctid: u32, n: &NetIf, ns: &Path, rate: Option<(u64, u64)>) -> Result<()> {
+    /// Creates one adapter: the veth pair, its node end on the network's bridge, the other
+    /// end born in the container's namespace; its addresses and link state inside are left
+    /// to `inside`.
+    fn add_netif(
+        &self,
+        ctid: u32,
+        n: &NetIf,
+        ns: &Path,
+        rate: Option<(u64, u64)>,
+        inside: &mut Inside,
+    ) -> Result<()> {
         let net = self.network(&n.network)?;
-        self.ensure_network(&net)?;
         let mut nl = Netlink::open()?;
+        let bi = self.ensure_network_on(&mut nl, &net)?;
         let (_, hi) = self.ct_veth(&mut nl, ctid, &n.name, n.mac, ns)?;
-        let bi = nl.index(&self.bridge_name(&n.network))?;
         nl.set_master(hi, bi)?;
         nl.set_up(hi, true)?;
         if let Some((i, o)) = rate {
             self.shape(&mut nl, ctid, &n.name, i, o)?;
         }
-        let name = n.name.clone();
-        let addrs = n.addrs.clone();
-        in_netns(ns, move |nl| {
-            let i = nl.index(&name)?;
-            for a in addrs {
-                nl.add_addr(i, a)?;
-            }
-            nl.set_up(i, true)?;
-            let lo = nl.index("lo")?;
-            nl.set_up(lo, true)
-        })
+        inside.ifaces.push(InsideIf {
+            name: n.name.clone(),
+            addrs: n.addrs.clone(),
+            venet_route: false,
+        });
+        Ok(())
     }
 
     /// Creates a veth pair for adapter `name` of container `ctid`: the host end under its
@@ -447,13 +513,15 @@ impl NetNode {
         Ok((host, hi))
     }
 
-    /// Creates the host-routed adapter `venet0` with the container's /32 addresses.
+    /// Creates the host-routed adapter `venet0` with the container's /32 addresses (set
+    /// inside by `inside`).
     fn add_venet(
         &self,
         ctid: u32,
         addrs: &[Ipv4Addr],
         ns: &Path,
         rate: Option<(u64, u64)>,
+        inside: &mut Inside,
     ) -> Result<()> {
         let mut nl = Netlink::open()?;
         let (host, hi) = self.ct_veth(&mut nl, ctid, names::VENET, self.venet_mac(ctid), ns)?;
@@ -464,17 +532,11 @@ impl NetNode {
         if let Some((i, o)) = rate {
             self.shape(&mut nl, ctid, names::VENET, i, o)?;
         }
-        let a2 = addrs.to_vec();
-        in_netns(ns, move |nl| {
-            let i = nl.index(names::VENET)?;
-            for a in a2 {
-                nl.add_addr(i, Ipv4Cidr::new(a, 32))?;
-            }
-            nl.set_up(i, true)?;
-            nl.add_route(Ipv4Cidr::new(names::VENET_GW, 32), None, i)?;
-            let lo = nl.index("lo")?;
-            nl.set_up(lo, true)
-        })?;
+        inside.ifaces.push(InsideIf {
+            name: names::VENET.into(),
+            addrs: addrs.iter().map(|a| Ipv4Cidr::new(*a, 32)).collect(),
+            venet_route: true,
+        });
         for a in addrs {
             nl.add_route(Ipv4Cidr::new(*a, 32), None, hi)?;
         }
@@ -515,24 +577,6 @@ impl NetNode {
         Ok(())
     }
 
-    fn set_default_route(&self, c: &NetConfig, ns: &Path) -> Result<()> {
-        let want = self.default_route(c)?;
-        in_netns(ns, move |nl| {
-            for r in nl.routes()? {
-                if r.dst.prefix == 0 {
-                    if let Some(o) = r.oif {
-                        nl.del_route(r.dst, r.gateway, o)?;
-                    }
-                }
-            }
-            if let Some((dev, gw)) = want {
-                let i = nl.index(&dev)?;
-                nl.add_route(Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0), Some(gw), i)?;
-            }
-            Ok(())
-        })
-    }
-
     /// Records `c` as the container's applied networking (what the firewall is generated
     /// from, and what teardown finds after a crash). The first step of a setup.
     pub fn record_ct(&self, ctid: u32, c: &NetConfig) -> Result<()> {
@@ -569,15 +613,17 @@ impl NetNode {
     pub fn setup_ct_links(&self, ctid: u32, c: &NetConfig, pid: i32) -> Result<()> {
         let ns = Self::netns(pid);
         let rate = c.rate.map(|r| (r.in_kbit, r.out_kbit));
+        let mut inside = Inside::default();
         for n in &c.netifs {
-            self.add_netif(ctid, n, &ns, rate)?;
+            self.add_netif(ctid, n, &ns, rate, &mut inside)?;
         }
         if !c.ipaddrs.is_empty() {
-            self.add_venet(ctid, &c.ipaddrs, &ns, rate)?;
+            self.add_venet(ctid, &c.ipaddrs, &ns, rate, &mut inside)?;
         }
         if !c.is_empty() {
-            self.set_default_route(c, &ns)?;
+            inside.default_route = Some(self.default_route(c)?);
         }
+        inside.apply(&ns)?;
         tracing::debug!(ctid, "adapters configured");
         Ok(())
     }
@@ -676,6 +722,7 @@ impl NetNode {
             }
         }
         self.record_ct(ctid, new)?;
+        let mut inside = Inside::default();
         for n in &new.netifs {
             match old.netifs.iter().find(|o| o.name == n.name) {
                 Some(o) if same_but_addrs(o, n) => {
@@ -712,13 +759,13 @@ impl NetNode {
                         }
                     }
                 }
-                _ => self.add_netif(ctid, n, &ns, rate)?,
+                _ => self.add_netif(ctid, n, &ns, rate, &mut inside)?,
             }
         }
         if old.ipaddrs != new.ipaddrs || old.routed_ipfilter != new.routed_ipfilter {
             self.del_ifname(ctid, names::VENET)?;
             if !new.ipaddrs.is_empty() {
-                self.add_venet(ctid, &new.ipaddrs, &ns, rate)?;
+                self.add_venet(ctid, &new.ipaddrs, &ns, rate, &mut inside)?;
             }
         } else if rate_changed && !new.ipaddrs.is_empty() {
             let mut nl = Netlink::open()?;
@@ -727,7 +774,8 @@ impl NetNode {
                 None => self.unshape(&mut nl, ctid, names::VENET)?,
             }
         }
-        self.set_default_route(new, &ns)?;
+        inside.default_route = Some(self.default_route(new)?);
+        inside.apply(&ns)?;
         self.apply_firewall()
     }
 
