@@ -42,6 +42,9 @@ pub struct ContainerInfo {
     /// First host UID of the container's ID range; absent for privileged containers.
     pub uid_base: Option<u32>,
     pub diskspace: Size,
+    /// The virtual disk's filesystem (`create --fstype`).
+    #[serde(default)]
+    pub fstype: crate::config::DiskFs,
     pub description: Option<String>,
     /// Start at node boot.
     #[serde(default)]

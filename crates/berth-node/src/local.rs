@@ -191,6 +191,7 @@ impl LocalNode {
             init_pid: st.as_ref().map(|s| s.init_pid),
             uid_base: cfg.idmap.filter(|_| !cfg.privileged).map(|m| m.host_base),
             diskspace: cfg.disk.size,
+            fstype: cfg.disk.fstype,
             description: cfg.description.clone(),
             onboot: cfg.onboot,
             resources: cfg.resources.clone(),

@@ -73,7 +73,7 @@ pub fn status(c: &ContainerInfo, as_json: bool) -> anyhow::Result<()> {
         )?,
         None => writeln!(out, "user ids:    PRIVILEGED (container root is host root)")?,
     }
-    writeln!(out, "diskspace:   {}", c.diskspace)?;
+    writeln!(out, "diskspace:   {} ({})", c.diskspace, c.fstype)?;
     if let Some(d) = &c.description {
         writeln!(out, "description: {d}")?;
     }
@@ -212,6 +212,7 @@ pub const COLUMNS: &[&str] = &[
     "numproc",
     "disk",
     "diskspace",
+    "fstype",
     "inodes",
     "ioprio",
     "iolimit",
@@ -286,6 +287,7 @@ fn column(col: &str, c: &ContainerInfo, s: Option<&ContainerStats>) -> (String, 
             text_json(used_of(u, l, plain), json!({"used": u, "limit": l}))
         }
         "diskspace" => text_json(c.diskspace.to_string(), json!(c.diskspace.0)),
+        "fstype" => text_json(c.fstype.to_string(), json!(c.fstype)),
         "cpulimit" => {
             let v = c.resources.cpulimit;
             text_json(v.map(|v| format!("{v}%")).unwrap_or("-".into()), json!(v))

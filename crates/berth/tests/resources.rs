@@ -557,6 +557,14 @@ fn xfs_disk_grows_online_and_limits_inodes() {
         "20000",
     ]));
     n.ok(&["start", "101"]);
+    // The disk's filesystem is shown: status (text and JSON) and a `list` column.
+    assert_eq!(n.status("101")["fstype"], "xfs");
+    assert!(n.ok(&["status", "101"]).contains("diskspace:   400M (xfs)"));
+    let col = n.ok(&["list", "-a", "-o", "ctid,fstype"]);
+    assert!(
+        col.lines().any(|l| l.split_whitespace().eq(["101", "xfs"])),
+        "{col}"
+    );
     n.exec("101", &["sh", "-c", "echo keep > /data"]);
     // 400M = 102400 blocks of 8 inodes; 1% = 8192 inodes: 20000 rounds up to 3% = 24576.
     assert_eq!(df_total(&n, "101", "-i"), 24_576);
