@@ -12,6 +12,7 @@ pub mod lock;
 pub mod net;
 pub mod ops;
 pub mod paths;
+pub mod pidfd;
 pub mod resources;
 pub mod services;
 pub mod validate;

@@ -10,7 +10,7 @@ use berth_core::net::{MacAddr, NetworkConfig, NetworkType, PortForward, Proto};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::process::{Command, Stdio};
 
 /// A network as the firewall sees it.
@@ -292,13 +292,10 @@ impl Gate {
         w: OwnedFd,
         nft_pid: u32,
     ) -> std::result::Result<Self, (std::io::Error, OwnedFd)> {
-        // SAFETY: pidfd_open takes a pid and flags; the result is a new fd we own.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, nft_pid as libc::pid_t, 0) };
-        if fd < 0 {
-            return Err((std::io::Error::last_os_error(), w));
-        }
-        // SAFETY: fd was just returned by pidfd_open and is owned by nothing else.
-        let nft = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        let nft = match berth_core::pidfd::open(nft_pid as libc::pid_t) {
+            Ok(fd) => fd,
+            Err(e) => return Err((e, w)),
+        };
         // SIGUSR1 is blocked before the fork, so that the child never dies of one that
         // arrives before it waits for it.
         let mut usr1 = nix::sys::signal::SigSet::empty();
@@ -349,16 +346,7 @@ impl Drop for Gate {
     fn drop(&mut self) {
         if !self.open {
             // Never waited for: nft must not commit. It dies before its stdin closes.
-            // SAFETY: pidfd_send_signal on a pidfd we own.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    self.nft.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                );
-            }
+            let _ = berth_core::pidfd::send_signal(self.nft.as_raw_fd(), libc::SIGKILL);
             self.open = true;
             self.finish();
             // Reaped here: the `Pending` that owned nft's `Child` is being dropped unwaited.
@@ -410,13 +398,7 @@ unsafe fn gate_child(script: &[u8], w: RawFd, nft: RawFd, parent: libc::pid_t) -
             break;
         }
     }
-    libc::syscall(
-        libc::SYS_pidfd_send_signal,
-        nft,
-        libc::SIGKILL,
-        std::ptr::null::<libc::siginfo_t>(),
-        0,
-    );
+    let _ = berth_core::pidfd::send_signal(nft, libc::SIGKILL);
     libc::_exit(1)
 }
 

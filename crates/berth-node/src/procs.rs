@@ -368,38 +368,18 @@ impl LocalNode {
             })?
             .clone();
         // Pin the process with a pidfd, then check it is still the one we found.
-        // SAFETY: pidfd_open on a PID; the descriptor is ours.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, target.host_pid, 0) };
-        if fd < 0 {
-            return Err(NodeError::Invalid(format!(
-                "no process with PID {pid} in container {id}"
-            )));
-        }
-        // SAFETY: fd was just returned by pidfd_open.
-        let fd =
-            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        let fd = berth_core::pidfd::open(target.host_pid).map_err(|_| {
+            NodeError::Invalid(format!("no process with PID {pid} in container {id}"))
+        })?;
         let again = read_proc(target.host_pid);
         if again.as_ref().map(|p| p.starttime) != Some(target.starttime) {
             return Err(NodeError::Invalid(format!(
                 "process {pid} of container {id} has exited"
             )));
         }
-        // SAFETY: pidfd_send_signal on our pidfd.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if rc < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(NodeError::Invalid(format!(
-                "signalling process {pid} of container {id}: {e}"
-            )));
-        }
+        berth_core::pidfd::send_signal(std::os::fd::AsRawFd::as_raw_fd(&fd), sig).map_err(|e| {
+            NodeError::Invalid(format!("signalling process {pid} of container {id}: {e}"))
+        })?;
         Ok(describe(id.0, &[target], level, &users, &lifetime_cpu).remove(0))
     }
 
