@@ -77,6 +77,59 @@ pub struct CreateOptions {
     pub init: crate::services::InitMode,
 }
 
+/// Options of `exec`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExecOptions {
+    /// `KEY=VALUE` pairs added to (or replacing in) the container's default environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `Some(true)`: a pseudo-terminal; `Some(false)`: none; `None`: a pseudo-terminal when
+    /// the caller's stdin and stdout are terminals.
+    #[serde(default)]
+    pub tty: Option<bool>,
+    /// Working directory inside the container (default `/`).
+    #[serde(default)]
+    pub cwd: Option<String>,
+}
+
+impl ExecOptions {
+    /// Refuses environment entries that are not `KEY=VALUE` with a shell-style key, and a
+    /// working directory that is not an absolute path.
+    pub fn validate(&self) -> Result<(), crate::CoreError> {
+        let bad = |v: &str, what: &'static str, why: &str| {
+            crate::CoreError::InvalidValue(v.to_string(), what, why.to_string())
+        };
+        for kv in &self.env {
+            let Some((k, _)) = kv.split_once('=') else {
+                return Err(bad(kv, "--env", "expected KEY=VALUE"));
+            };
+            let ok_key = !k.is_empty()
+                && !k.starts_with(|c: char| c.is_ascii_digit())
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok_key {
+                return Err(bad(
+                    kv,
+                    "--env",
+                    "the name must be letters, digits and _, not starting with a digit",
+                ));
+            }
+            if kv.contains('\0') {
+                return Err(bad(kv, "--env", "NUL bytes are not allowed"));
+            }
+        }
+        if let Some(d) = &self.cwd {
+            if !d.starts_with('/') || d.contains('\0') {
+                return Err(bad(
+                    d,
+                    "--cwd",
+                    "an absolute path inside the container is needed",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Options of `stop`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct StopOptions {

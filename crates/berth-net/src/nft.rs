@@ -371,6 +371,10 @@ impl Drop for Gate {
 /// # Safety
 /// Only in the child of a fork; `script` and both fds valid.
 unsafe fn gate_child(script: &[u8], w: RawFd, nft: RawFd, parent: libc::pid_t) -> ! {
+    // Keep nothing of the monitor's but the two descriptors this helper needs: an inherited
+    // pipe end (the console's, a ready pipe) would hold its reader until the helper is
+    // released, and the release may wait on that reader (issue 14, finding 3).
+    close_all_but(w, nft);
     let mut off = 0;
     while off < script.len() {
         let n = libc::write(w, script[off..].as_ptr().cast(), script.len() - off);
@@ -400,6 +404,26 @@ unsafe fn gate_child(script: &[u8], w: RawFd, nft: RawFd, parent: libc::pid_t) -
     }
     let _ = berth_core::pidfd::send_signal(nft, libc::SIGKILL);
     libc::_exit(1)
+}
+
+/// Closes every descriptor from 3 up except `a` and `b` (async-signal-safe: no allocation,
+/// only close_range).
+///
+/// # Safety
+/// Closes descriptors other code may own: only in a forked child that then never returns.
+unsafe fn close_all_but(a: RawFd, b: RawFd) {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut from: RawFd = 3;
+    for k in [lo, hi] {
+        if k < from {
+            continue;
+        }
+        if k > from {
+            libc::syscall(libc::SYS_close_range, from as u32, (k - 1) as u32, 0u32);
+        }
+        from = k + 1;
+    }
+    libc::syscall(libc::SYS_close_range, from as u32, u32::MAX, 0u32);
 }
 
 /// What [`Pending::wait_committed`] leaves behind: nft processes whose transaction is

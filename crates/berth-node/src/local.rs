@@ -13,7 +13,7 @@ use berth_core::ops::{
 use berth_core::resources::SetOptions;
 use berth_core::validate::{validate_hostname, validate_name};
 use berth_core::{fsutil, ContainerConfig, CoreError, CtId, CtRef, NodeRoot};
-use berth_runtime::exec::JoinTarget;
+use berth_runtime::exec::{ExecRequest, JoinTarget, TtyMode};
 use berth_runtime::monitor::{load_container, RunPaths};
 use berth_runtime::state::{now, process_starttime, RunState};
 use berth_storage::progress::Progress;
@@ -386,8 +386,16 @@ impl LocalNode {
         Ok(())
     }
 
-    /// Runs a command inside a running container; returns its exit code.
-    pub fn exec(&self, r: &CtRef, args: &[String]) -> Result<i32> {
+    /// Runs a command inside a running container; returns its exit code. `env` adds
+    /// `KEY=VALUE` pairs to the container's default environment (nothing of the caller's
+    /// own environment crosses over but `TERM` with a terminal); `tty` chooses whether the
+    /// command gets a pseudo-terminal.
+    pub fn exec(
+        &self,
+        r: &CtRef,
+        args: &[String],
+        opts: &berth_core::ops::ExecOptions,
+    ) -> Result<i32> {
         let id = self.resolve(r)?;
         let st = {
             let _g = self.lock_ct(id)?;
@@ -398,8 +406,26 @@ impl LocalNode {
                 "exec needs a command: berth exec CT -- CMD [ARGS…]".into(),
             ));
         }
-        let env = berth_runtime::spec::default_env();
-        self.join(id, &st, |t| berth_runtime::exec::exec(t, args, &env))
+        let tty = match opts.tty {
+            Some(true) => TtyMode::Always,
+            Some(false) => TtyMode::Never,
+            None => TtyMode::Auto,
+        };
+        let mut env = berth_runtime::spec::default_env();
+        if tty.wants_pty() {
+            caller_term(&mut env);
+        }
+        for kv in &opts.env {
+            let key = kv.split('=').next().unwrap_or_default();
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        let req = ExecRequest {
+            args: args.to_vec(),
+            env,
+            cwd: opts.cwd.clone(),
+        };
+        self.join(id, &st, |t| berth_runtime::exec::exec(t, &req, tty))
     }
 
     /// Runs `f` with what a process needs to join the running container `id`.
@@ -435,10 +461,7 @@ impl LocalNode {
         };
         let args = vec![shell.to_string(), "-l".to_string()];
         let mut env = berth_runtime::spec::default_env();
-        if let Ok(t) = std::env::var("TERM") {
-            env.retain(|e| !e.starts_with("TERM="));
-            env.push(format!("TERM={t}"));
-        }
+        caller_term(&mut env);
         self.join(id, &st, |t| berth_runtime::exec::enter(t, &args, &env))
     }
 
@@ -733,5 +756,13 @@ impl NodeOps for LocalNode {
         berth_storage::rootfs::release_disk(&self.root, id)?;
         recover::remove_ct_dir(&self.root, id)?;
         Ok(())
+    }
+}
+
+/// The caller's `TERM`, for a process on a pseudo-terminal relayed to the caller's terminal.
+fn caller_term(env: &mut Vec<String>) {
+    if let Ok(t) = std::env::var("TERM") {
+        env.retain(|e| !e.starts_with("TERM="));
+        env.push(format!("TERM={t}"));
     }
 }

@@ -232,8 +232,13 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
             .map_err(|e| RuntimeError::sys("pipe", e))?;
         let log_thread = console::spawn_writer(log_r, args.root.ct_console_log(id));
         let res = boot_loop(&args, &runtime_id, &paths, &log_w, &mut boots, &mut ready);
+        if res.is_err() {
+            // A boot that failed half-way may have left the container's processes (holding
+            // the console pipe) alive: kill them before waiting for the console's end.
+            delete_runtime(&args.root, &runtime_id);
+        }
         drop(log_w);
-        let _ = log_thread.join();
+        join_bounded(log_thread, CONSOLE_DRAIN);
         res
     })();
     if let Err(e) = &result {
@@ -277,6 +282,26 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
         let _ = fs::remove_file(paths.dir.join("monitor.pid"));
     }
     result
+}
+
+/// How long the monitor waits, once the container is dead, for the console writer to see
+/// the end of its pipe. Whatever still holds a write end then (nothing should: the
+/// container's processes are gone) must not keep the monitor, its locks and the container's
+/// resources forever (issue 14, finding 3).
+const CONSOLE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Joins `t` if it finishes within `limit`; otherwise leaves it running (it ends with the
+/// process) and says so.
+fn join_bounded(t: std::thread::JoinHandle<()>, limit: std::time::Duration) {
+    let until = std::time::Instant::now() + limit;
+    while !t.is_finished() {
+        if std::time::Instant::now() >= until {
+            tracing::warn!("console writer still busy after {limit:?}: not waited for");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = t.join();
 }
 
 /// Removes `run/<ctid>/` with `monitor.pid` last: until that file goes, `berth` sees this

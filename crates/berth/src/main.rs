@@ -169,6 +169,19 @@ enum Cmd {
     /// Run a command in a running container (exit code passed through)
     Exec {
         ct: String,
+        /// Give the command a pseudo-terminal (default: when stdin and stdout are terminals)
+        #[arg(short = 't', long = "tty", conflicts_with = "no_tty")]
+        tty: bool,
+        /// Never a pseudo-terminal: the command gets this command's stdin/stdout/stderr
+        #[arg(short = 'T', long = "no-tty")]
+        no_tty: bool,
+        /// Set an environment variable inside (KEY=VALUE; repeatable). Nothing else of the
+        /// caller's environment crosses over
+        #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Working directory inside the container (default /)
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<String>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -591,9 +604,22 @@ fn run(cli: Cli) -> Result<i32> {
                 output::human(bytes)
             );
         }
-        Cmd::Exec { ct: c, command } => {
+        Cmd::Exec {
+            ct: c,
+            tty,
+            no_tty,
+            env,
+            cwd,
+            command,
+        } => {
+            let opts = berth_core::ops::ExecOptions {
+                env,
+                tty: (tty || no_tty).then_some(tty),
+                cwd,
+            };
+            opts.validate()?;
             let node = open(&root)?;
-            return Ok(node.exec(&ct(&c)?, &command)?);
+            return Ok(node.exec(&ct(&c)?, &command, &opts)?);
         }
         Cmd::Enter { ct: c } => {
             let node = open(&root)?;
