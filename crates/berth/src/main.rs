@@ -747,7 +747,10 @@ fn main() {
     } else {
         fmt.without_time().init();
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => usage_error(e),
+    };
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -755,4 +758,25 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// Help and version print as clap prints them; a usage error is one `error:` line (exit 2).
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("error: invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("error: {first} (see `berth --help`)");
+    std::process::exit(2)
 }

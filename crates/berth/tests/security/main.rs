@@ -8,3 +8,6 @@
 
 #[path = "../common.rs"]
 mod common;
+
+mod exec;
+mod support;
