@@ -102,6 +102,18 @@ fn host_veth(n: &Node, ctid: u32, ifname: &str) -> String {
     berth_net::names::host_veth(&n.node_id(), ctid, ifname)
 }
 
+/// Sets container 101's eth0 ipfilter (which recreates the adapter) and waits until its new
+/// bridge port forwards.
+fn set_ipfilter(n: &Node, value: &str) {
+    n.ok(&["set", "101", "--netif", "eth0", "--ipfilter", value]);
+    let state = format!("/sys/class/net/{}/brport/state", host_veth(n, 101, "eth0"));
+    assert!(
+        wait_until(5, || std::fs::read_to_string(&state)
+            .is_ok_and(|s| s.trim() == "3")),
+        "bridge port of 101 not forwarding"
+    );
+}
+
 fn gateway(a: Ipv4Addr) -> Ipv4Addr {
     let o = a.octets();
     Ipv4Addr::new(o[0], o[1], o[2], 1)
@@ -520,7 +532,7 @@ fn spoofing_vlan_tagged_frames_do_not_reach_a_neighbour_even_with_ipfilter_off()
     let p = pair(&n);
     let ns_b = ct_ns(&n, "102");
     for ipfilter in ["on", "off"] {
-        n.ok(&["set", "101", "--netif", "eth0", "--ipfilter", ipfilter]);
+        set_ipfilter(&n, ipfilter);
         let cap = packet_socket(&ns_b, "eth0");
         let mark = |t: &str| format!("hop-{ipfilter}-{t}");
         let dg = |t: &str| udp4(p.a, p.b, 9, mark(t).as_bytes());
@@ -627,19 +639,22 @@ fn spoofing_ipv6_ndp_neighbour_and_router_adverts_are_dropped() {
     let has_route = |i: u16| routes().contains(&format!("{}/64", prefix(i)));
     // the node has a neighbour entry for B's link-local address, B's MAC
     let b6 = link_local(p.b_mac).to_string();
-    sh(&[
-        "ip",
-        "-6",
-        "neigh",
-        "replace",
-        &b6,
-        "dev",
-        &p.br,
-        "lladdr",
-        &fmt_mac(&p.b_mac),
-        "nud",
-        "stale",
-    ]);
+    let learn_b = || {
+        sh(&[
+            "ip",
+            "-6",
+            "neigh",
+            "replace",
+            &b6,
+            "dev",
+            &p.br,
+            "lladdr",
+            &fmt_mac(&p.b_mac),
+            "nud",
+            "stale",
+        ])
+    };
+    learn_b();
     let entry = || neigh_mac(&["ip", "-6", "neigh", "show", &b6, "dev", &p.br]);
     assert_eq!(entry(), Some(p.b_mac));
     let na = |src: [u8; 6], tags: &[(u16, u16)]| {
@@ -693,6 +708,22 @@ fn spoofing_ipv6_ndp_neighbour_and_router_adverts_are_dropped() {
         entry()
     );
     assert!(wait_until(2, || has_route(9)), "control RA: {}", routes());
+    // ipfilter off trusts A with addresses (its NA now takes the entry) but never makes it
+    // a router: its router advertisement is still dropped
+    set_ipfilter(&n, "off");
+    // (a new port may change the bridge's MAC, which flushes its neighbour entries)
+    learn_b();
+    send_frames(&p.ns_a, "eth0", vec![ra(p.a_mac, &[], 4)]);
+    assert!(
+        wait_until(2, || {
+            send_frames(&p.ns_a, "eth0", vec![na(p.a_mac, &[])]);
+            std::thread::sleep(Duration::from_millis(100));
+            entry() == Some(p.a_mac)
+        }),
+        "ipfilter off: A's NA: {:?}",
+        entry()
+    );
+    assert!(!has_route(4), "ipfilter off: A's RA accepted: {}", routes());
 }
 
 /// Two containers with host-routed addresses only; returns (A's namespace, A's address, B's
@@ -827,7 +858,7 @@ fn host_loopback_raw_syn_to_127_0_0_1_gets_no_answer() {
     let p = pair(&n);
     // bridge port, ipfilter on and off
     loopback_syns_unanswered(&p.ns_a, "eth0", p.a, p.a_mac, host_mac(&p.br), p.gw);
-    n.ok(&["set", "101", "--netif", "eth0", "--ipfilter", "off"]);
+    set_ipfilter(&n, "off");
     loopback_syns_unanswered(&p.ns_a, "eth0", p.a, p.a_mac, host_mac(&p.br), p.gw);
     // a port forward stays reachable from the node's own 127.0.0.1
     let port = 30000 + (std::process::id() % 300) as u16 * 100 + 7;
@@ -871,7 +902,7 @@ fn host_loopback_raw_syn_to_127_0_0_1_gets_no_answer() {
 fn host_loopback_source_from_a_container_is_dropped() {
     let n = Node::with_net("snmartian");
     let p = pair(&n);
-    n.ok(&["set", "101", "--netif", "eth0", "--ipfilter", "off"]);
+    set_ipfilter(&n, "off");
     let ns_a = ct_ns(&n, "101");
     let br_mac = host_mac(&p.br);
     let sock = UdpSocket::bind((p.gw, 0)).unwrap();
