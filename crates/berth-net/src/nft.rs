@@ -53,38 +53,92 @@ fn set(addrs: &[Ipv4Addr]) -> String {
     format!("{{ {} }}", v.join(", "))
 }
 
+/// An anonymous set of interface names.
+fn ifnames<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let v: Vec<String> = names.into_iter().map(|n| format!("\"{n}\"")).collect();
+    format!("{{ {} }}", v.join(", "))
+}
+
+/// VLAN tag protocol IDs: 802.1Q, 802.1ad (QinQ) and the pre-standard QinQ 0x9100. Frames
+/// carrying one are dropped from every container port whatever its `ipfilter`: no VLAN can
+/// be given to a container, the kernel strips a VLAN-0 ("priority") tag on receive after the
+/// bridge's filter saw the frame (so no IPv4/ARP/IPv6 rule ever matched it), and on a bridged
+/// network a tag would put the container on a VLAN of the physical segment.
+const VLAN_TPIDS: &str = "{ 8021q, 8021ad, 0x9100 }";
+/// The only EtherTypes a port with `ipfilter` on may send (untagged): containers have no
+/// IPv6 address, so IPv6 (and with it NDP, router advertisements, DAD) is dropped too.
+const ALLOWED_ETHERTYPES: &str = "{ ip, arp }";
+/// ICMPv6 a container may never send, even with `ipfilter` off: it is no router.
+const ICMPV6_ROUTER: &str = "{ nd-router-advert, nd-redirect }";
+
+/// Rules of a family's chain dropping loopback addresses (127.0.0.0/8, ::1) as source or
+/// destination of packets that arrive on `ifs`. The node's `route_localnet` (on Berth's
+/// bridges and routed veths, for port forwards reached from 127.0.0.1) would otherwise let
+/// a container, or a host of a bridged segment, reach services bound to 127.0.0.1
+/// (CVE-2020-8558) and be answered from loopback "martian" sources.
+fn loopback_rules(s: &mut String, ifs: &str) {
+    for r in [
+        "ip saddr 127.0.0.0/8",
+        "ip daddr 127.0.0.0/8",
+        "ip6 saddr ::1",
+        "ip6 daddr ::1",
+    ] {
+        let _ = writeln!(s, "    iifname {ifs} {r} drop");
+    }
+}
+
 /// The script that replaces Berth's tables (or removes them when there is nothing to do).
 pub fn ruleset(node_id: &str, nets: &[FwNetwork], cts: &[FwContainer]) -> String {
     let t = table_name(node_id);
     let mut s = String::new();
     // Create-then-delete makes the delete valid whether or not the table existed.
-    for fam in ["inet", "bridge"] {
+    for fam in ["inet", "bridge", "netdev"] {
         let _ = writeln!(s, "table {fam} {t}\ndelete table {fam} {t}");
     }
     if nets.is_empty() && cts.is_empty() {
         return s;
     }
+    let ports = || cts.iter().flat_map(|c| c.ports.iter());
+    let routed: Vec<&FwPort> = ports().filter(|p| !p.bridged).collect();
+    let bridged: Vec<&FwPort> = ports().filter(|p| p.bridged).collect();
     // ---- inet: anti-spoofing (routed), NAT, forwards, isolation
     let _ = writeln!(s, "table inet {t} {{");
+    // Loopback addresses from containers' links, before conntrack and NAT (a reply to a
+    // forward reached from 127.0.0.1 still has the node's address as destination here).
+    let links: Vec<String> = nets
+        .iter()
+        .map(|n| n.bridge.clone())
+        .chain(routed.iter().map(|p| p.host_if.clone()))
+        .collect();
+    let _ = writeln!(
+        s,
+        "  chain martians {{\n    type filter hook prerouting priority -300; policy accept;"
+    );
+    if !links.is_empty() {
+        loopback_rules(&mut s, &ifnames(links.iter().map(String::as_str)));
+    }
+    if !routed.is_empty() {
+        let ifs = ifnames(routed.iter().map(|p| p.host_if.as_str()));
+        let _ = writeln!(s, "    iifname {ifs} icmpv6 type {ICMPV6_ROUTER} drop");
+    }
+    let _ = writeln!(s, "  }}");
     let _ = writeln!(
         s,
         "  chain antispoof {{\n    type filter hook prerouting priority -160; policy accept;"
     );
-    for c in cts {
-        for p in c.ports.iter().filter(|p| !p.bridged && p.ipfilter) {
-            let i = &p.host_if;
-            let _ = writeln!(s, "    iifname \"{i}\" ether saddr != {} drop", p.mac);
-            if p.addrs.is_empty() {
-                let _ = writeln!(s, "    iifname \"{i}\" meta nfproto ipv4 drop");
-            } else {
-                let _ = writeln!(
-                    s,
-                    "    iifname \"{i}\" meta nfproto ipv4 ip saddr != {} drop",
-                    set(&p.addrs)
-                );
-            }
-            let _ = writeln!(s, "    iifname \"{i}\" meta nfproto ipv6 drop");
+    for p in routed.iter().filter(|p| p.ipfilter) {
+        let i = &p.host_if;
+        let _ = writeln!(s, "    iifname \"{i}\" ether saddr != {} drop", p.mac);
+        if p.addrs.is_empty() {
+            let _ = writeln!(s, "    iifname \"{i}\" meta nfproto ipv4 drop");
+        } else {
+            let _ = writeln!(
+                s,
+                "    iifname \"{i}\" meta nfproto ipv4 ip saddr != {} drop",
+                set(&p.addrs)
+            );
         }
+        let _ = writeln!(s, "    iifname \"{i}\" meta nfproto ipv6 drop");
     }
     let _ = writeln!(s, "  }}");
     // Port forwards: from other hosts (prerouting) and from the node itself (output).
@@ -152,35 +206,64 @@ pub fn ruleset(node_id: &str, nets: &[FwNetwork], cts: &[FwContainer]) -> String
         s,
         "table bridge {t} {{\n  chain antispoof {{\n    type filter hook prerouting priority -200; policy accept;"
     );
-    for c in cts {
-        for p in c.ports.iter().filter(|p| p.bridged && p.ipfilter) {
-            let i = &p.host_if;
-            let _ = writeln!(s, "    iifname \"{i}\" ether saddr != {} drop", p.mac);
+    if !bridged.is_empty() {
+        let ifs = ifnames(bridged.iter().map(|p| p.host_if.as_str()));
+        let _ = writeln!(s, "    iifname {ifs} ether type {VLAN_TPIDS} drop");
+        loopback_rules(&mut s, &ifs);
+        let _ = writeln!(s, "    iifname {ifs} icmpv6 type {ICMPV6_ROUTER} drop");
+    }
+    for p in bridged.iter().filter(|p| p.ipfilter) {
+        let i = &p.host_if;
+        let _ = writeln!(s, "    iifname \"{i}\" ether saddr != {} drop", p.mac);
+        let _ = writeln!(
+            s,
+            "    iifname \"{i}\" ether type != {ALLOWED_ETHERTYPES} drop"
+        );
+        let _ = writeln!(
+            s,
+            "    iifname \"{i}\" ether type arp arp saddr ether != {} drop",
+            p.mac
+        );
+        let mut arp_ok = p.addrs.clone();
+        arp_ok.push(Ipv4Addr::UNSPECIFIED);
+        let _ = writeln!(
+            s,
+            "    iifname \"{i}\" ether type arp arp saddr ip != {} drop",
+            set(&arp_ok)
+        );
+        if p.addrs.is_empty() {
+            let _ = writeln!(s, "    iifname \"{i}\" ether type ip drop");
+        } else {
             let _ = writeln!(
                 s,
-                "    iifname \"{i}\" ether type arp arp saddr ether != {} drop",
-                p.mac
+                "    iifname \"{i}\" ether type ip ip saddr != {} drop",
+                set(&p.addrs)
             );
-            let mut arp_ok = p.addrs.clone();
-            arp_ok.push(Ipv4Addr::UNSPECIFIED);
-            let _ = writeln!(
-                s,
-                "    iifname \"{i}\" ether type arp arp saddr ip != {} drop",
-                set(&arp_ok)
-            );
-            if p.addrs.is_empty() {
-                let _ = writeln!(s, "    iifname \"{i}\" ether type ip drop");
-            } else {
-                let _ = writeln!(
-                    s,
-                    "    iifname \"{i}\" ether type ip ip saddr != {} drop",
-                    set(&p.addrs)
-                );
-            }
-            let _ = writeln!(s, "    iifname \"{i}\" ether type ip6 drop");
         }
     }
     let _ = writeln!(s, "  }}\n}}");
+    // ---- netdev: tags on routed veths. The kernel strips a VLAN-0 tag before the `inet`
+    // hooks (which then treat the frame as untagged) and marks other VLANs not for this
+    // host; only the device's ingress hook sees the tag. Bound to the devices by name: the
+    // kernel (6.16 and later) accepts a name whose device does not exist yet and hooks the
+    // device when it appears. A frame an IFB shaper (`--rate`) redirected from the veth's
+    // tc ingress skips this hook; the kernel's own handling above still applies to it.
+    if !routed.is_empty() {
+        let ifs = ifnames(routed.iter().map(|p| p.host_if.as_str()));
+        let _ = writeln!(
+            s,
+            "table netdev {t} {{\n  chain ingress {{\n    type filter hook ingress devices = {ifs} priority -500; policy accept;"
+        );
+        let _ = writeln!(s, "    iifname {ifs} ether type {VLAN_TPIDS} drop");
+        for p in routed.iter().filter(|p| p.ipfilter) {
+            let _ = writeln!(
+                s,
+                "    iifname \"{}\" ether type != {ALLOWED_ETHERTYPES} drop",
+                p.host_if
+            );
+        }
+        let _ = writeln!(s, "  }}\n}}");
+    }
     s
 }
 
@@ -700,7 +783,7 @@ mod tests {
         let s = ruleset("ab12cd34", &[], &[]);
         assert_eq!(
             s,
-            "table inet berth_ab12cd34\ndelete table inet berth_ab12cd34\ntable bridge berth_ab12cd34\ndelete table bridge berth_ab12cd34\n"
+            "table inet berth_ab12cd34\ndelete table inet berth_ab12cd34\ntable bridge berth_ab12cd34\ndelete table bridge berth_ab12cd34\ntable netdev berth_ab12cd34\ndelete table netdev berth_ab12cd34\n"
         );
         assert!(!s.contains("flush"));
     }
@@ -743,11 +826,179 @@ mod tests {
         assert!(s.contains("iifname \"bv1\" ether type ip ip saddr != { 10.77.0.5 } drop"));
         assert!(s.contains("iifname \"bv1\" ether saddr != 02:00:00:00:00:01 drop"));
         assert!(s.contains("iifname \"bv2\" meta nfproto ipv4 ip saddr != { 10.9.0.1 } drop"));
-        assert!(!s.contains("\"bv3\""), "ipfilter off: no rules");
+        assert!(
+            !s.contains("iifname \"bv3\" ether saddr"),
+            "ipfilter off: no address rules"
+        );
         assert!(s.contains("oifname \"bbx\" drop"));
         // host-only without NAT also refuses to route out
         let s = ruleset("n1", &[net(false)], &[]);
         assert!(s.contains("iifname \"bbx\" drop"));
         assert!(!s.contains("masquerade\n    ip saddr 10.77"));
+    }
+
+    fn ct_with(ports: Vec<FwPort>) -> FwContainer {
+        FwContainer {
+            ctid: 101,
+            ports,
+            forwards: vec![],
+            target: None,
+        }
+    }
+
+    fn port(name: &str, ipfilter: bool, bridged: bool) -> FwPort {
+        FwPort {
+            host_if: name.into(),
+            mac: "02:00:00:00:00:01".parse().unwrap(),
+            addrs: vec![Ipv4Addr::new(10, 77, 0, 5)],
+            ipfilter,
+            bridged,
+        }
+    }
+
+    /// The lines of `s` in chain `chain` of table `family`.
+    fn chain<'a>(s: &'a str, family: &str, chain: &str) -> Vec<&'a str> {
+        let Some(t) = s.find(&format!("table {family} berth_n1 {{")) else {
+            return vec![];
+        };
+        let rest = &s[t..];
+        let Some(c) = rest.find(&format!("chain {chain} {{")) else {
+            return vec![];
+        };
+        rest[c..]
+            .lines()
+            .skip(1)
+            .take_while(|l| l.trim() != "}")
+            .map(str::trim)
+            .collect()
+    }
+
+    #[test]
+    fn tagged_frames_are_dropped_from_every_container_port() {
+        let ct = ct_with(vec![
+            port("bon", true, true),
+            port("boff", false, true),
+            port("ron", true, false),
+            port("roff", false, false),
+        ]);
+        let s = ruleset("n1", &[net(true)], &[ct]);
+        let br = chain(&s, "bridge", "antispoof");
+        // tags first, for every bridge port whatever its ipfilter
+        assert_eq!(
+            br[1],
+            "iifname { \"bon\", \"boff\" } ether type { 8021q, 8021ad, 0x9100 } drop"
+        );
+        // ipfilter on: an allow-list of EtherTypes (no IPv6, nothing else)
+        assert!(br.contains(&"iifname \"bon\" ether type != { ip, arp } drop"));
+        assert!(!br.iter().any(|l| l.starts_with("iifname \"boff\"")));
+        // routed veths: a netdev ingress chain bound to them, which sees the tag
+        let nd = chain(&s, "netdev", "ingress");
+        assert_eq!(
+            nd[0],
+            "type filter hook ingress devices = { \"ron\", \"roff\" } priority -500; policy accept;"
+        );
+        assert!(
+            nd.contains(&"iifname { \"ron\", \"roff\" } ether type { 8021q, 8021ad, 0x9100 } drop")
+        );
+        assert!(nd.contains(&"iifname \"ron\" ether type != { ip, arp } drop"));
+        assert!(!nd.iter().any(|l| l.starts_with("iifname \"roff\"")));
+        // no routed veth: no netdev table (only its removal)
+        let s = ruleset(
+            "n1",
+            &[net(true)],
+            &[ct_with(vec![port("bon", true, true)])],
+        );
+        assert!(!s.contains("table netdev berth_n1 {"));
+        assert!(s.contains("delete table netdev berth_n1"));
+    }
+
+    #[test]
+    fn router_adverts_and_ipv6_are_dropped_from_containers() {
+        let ct = ct_with(vec![
+            port("bon", true, true),
+            port("boff", false, true),
+            port("roff", false, false),
+        ]);
+        let s = ruleset("n1", &[net(true)], &[ct]);
+        let br = chain(&s, "bridge", "antispoof");
+        assert!(br.contains(
+            &"iifname { \"bon\", \"boff\" } icmpv6 type { nd-router-advert, nd-redirect } drop"
+        ));
+        let m = chain(&s, "inet", "martians");
+        assert!(
+            m.contains(&"iifname { \"roff\" } icmpv6 type { nd-router-advert, nd-redirect } drop")
+        );
+        // ipfilter on: all IPv6 (NDP included) by the EtherType allow-list; routed: nfproto
+        let s = ruleset("n1", &[], &[ct_with(vec![port("ron", true, false)])]);
+        assert!(chain(&s, "inet", "antispoof").contains(&"iifname \"ron\" meta nfproto ipv6 drop"));
+    }
+
+    #[test]
+    fn loopback_addresses_from_containers_links_are_dropped_before_nat() {
+        let ct = ct_with(vec![port("bon", true, true), port("roff", false, false)]);
+        let s = ruleset("n1", &[net(true)], &[ct]);
+        let m = chain(&s, "inet", "martians");
+        assert_eq!(
+            m[0],
+            "type filter hook prerouting priority -300; policy accept;"
+        );
+        for r in [
+            "ip saddr 127.0.0.0/8",
+            "ip daddr 127.0.0.0/8",
+            "ip6 saddr ::1",
+            "ip6 daddr ::1",
+        ] {
+            // the network's bridge (also a bridged segment's hosts) and the routed veth
+            assert!(
+                m.contains(&format!("iifname {{ \"bbx\", \"roff\" }} {r} drop").as_str()),
+                "{r}"
+            );
+            // and every bridge port, whatever its ipfilter, between containers too
+            assert!(chain(&s, "bridge", "antispoof")
+                .contains(&format!("iifname {{ \"bon\" }} {r} drop").as_str()));
+        }
+        // the forwards from 127.0.0.1 are still NATed (loopback-sourced, our own output)
+        assert!(s.contains("ip saddr 127.0.0.0/8 ct status dnat masquerade"));
+    }
+
+    /// Root only: nft itself accepts a full generated ruleset (checked, not committed).
+    #[test]
+    fn generated_ruleset_parses_in_nft() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let ct = FwContainer {
+            forwards: vec!["tcp:8080:80".parse().unwrap()],
+            target: Some(Ipv4Addr::new(10, 77, 0, 5)),
+            ..ct_with(vec![
+                port("bon", true, true),
+                port("boff", false, true),
+                port("ron", true, false),
+                port("roff", false, false),
+            ])
+        };
+        let id = format!("chk{}", std::process::id());
+        let mut other = net(false);
+        other.cfg.name = "lan1".into();
+        other.bridge = "bby".into();
+        let script = ruleset(&id, &[net(true), other], &[ct]);
+        let mut c = Command::new("nft")
+            .args(["-c", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{script}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

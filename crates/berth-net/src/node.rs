@@ -306,6 +306,9 @@ impl NetNode {
         }
         nl.set_up(bi, true)?;
         // Forwards reached from the node itself through 127.0.0.1 are routed out of the bridge.
+        // Their replies are un-NATed to 127.0.0.1 in prerouting, which needs this; packets
+        // that arrive on the bridge with a loopback address are dropped before NAT (the
+        // `martians` chain, see nft.rs), so nothing else reaches the node's loopback.
         sysctl(&format!("net/ipv4/conf/{br}/route_localnet"), "1")?;
         // Routing between containers, NAT and forwards need IPv4 forwarding (documented).
         sysctl("net/ipv4/ip_forward", "1")?;
@@ -527,6 +530,7 @@ impl NetNode {
         let (host, hi) = self.ct_veth(&mut nl, ctid, names::VENET, self.venet_mac(ctid), ns)?;
         nl.add_addr(hi, Ipv4Cidr::new(names::VENET_GW, 32))?;
         nl.set_up(hi, true)?;
+        // As on bridges (see `ensure_network_on`): loopback addresses from it are dropped.
         sysctl(&format!("net/ipv4/conf/{host}/route_localnet"), "1")?;
         sysctl("net/ipv4/ip_forward", "1")?;
         if let Some((i, o)) = rate {

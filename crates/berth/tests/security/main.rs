@@ -10,4 +10,5 @@
 mod common;
 
 mod exec;
+mod net;
 mod support;
