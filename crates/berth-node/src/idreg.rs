@@ -54,6 +54,11 @@ impl LocalNode {
         let node_id = &self.node_config().node_id;
         let mut own = vec![];
         for c in configs.iter().filter(|c| c.ctid != id) {
+            // A container destroyed meanwhile (its config goes before its entry is freed,
+            // under this lock) is not registered again.
+            if !self.root().ct_config(c.ctid).exists() {
+                continue;
+            }
             if let Some(r) = range_of(c) {
                 s.check(&owner(self.root(), node_id, c.ctid)?, r)?;
                 own.push(r);
