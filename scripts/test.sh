@@ -17,6 +17,12 @@ for f in /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device /sys/fs/cgroup/blk
   [ -e "$f" ] || continue
   if grep -E '^7:' "$f"; then echo "LEAK: root blkio rule for a loop device in $f"; leaks=1; fi
 done
+# The host-wide ID registry (ADR 0009): destroyed containers free their entries, rolled-back
+# creates too. (Entries of another suite running at the same time would show here, as its
+# node roots show below.)
+if [ -e /var/lib/berth-idmap/ranges ] && grep -E '^[0-9]+ [0-9]+ [0-9a-zA-Z]+ [0-9]+ /tmp/berth-test-' /var/lib/berth-idmap/ranges; then
+  echo "LEAK: ID registry entries of test node roots"; leaks=1
+fi
 for f in /tmp/berth-test-*/node.toml; do
   [ -e "$f" ] || continue
   echo "LEAK: node root $(dirname "$f")"; leaks=1

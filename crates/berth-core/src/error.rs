@@ -23,8 +23,11 @@ pub enum CoreError {
     TemplateNotFound(String),
     #[error("template {0:?} already exists")]
     TemplateExists(String),
-    #[error("no free user-ID range left on this node")]
+    #[error("no free user-ID range left on this host")]
     IdRangeExhausted,
+    /// A collision or a bad state of the host-wide ID registry (ADR 0009).
+    #[error("{0}")]
+    IdRegistry(String),
     #[error("no free container ID left")]
     CtIdExhausted,
     #[error("{path}: {source}")]

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod idmap;
+pub mod idregistry;
 pub mod journal;
 pub mod lock;
 pub mod net;

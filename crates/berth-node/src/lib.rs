@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod hostsvc;
+mod idreg;
 mod inroot;
 mod local;
 pub mod net;

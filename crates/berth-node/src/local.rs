@@ -3,7 +3,7 @@
 use crate::recover::{self, is_active, monitor_alive, release_runtime};
 use crate::{crash_point, NodeError, Result};
 use berth_core::config::{DiskConfig, NodeConfig, TemplateManifest};
-use berth_core::idmap::{allocate_idmap, next_free_ctid};
+use berth_core::idmap::next_free_ctid;
 use berth_core::journal::{Journal, Operation};
 use berth_core::lock::{self, LockGuard};
 use berth_core::ops::{
@@ -219,6 +219,8 @@ impl LocalNode {
         if is_active(&self.root, id) {
             return Err(NodeError::AlreadyRunning(id.0));
         }
+        // Its host IDs are its own: registered to it, overlapping no other container's.
+        self.check_idmap(&cfg)?;
         template::load(&self.root, &cfg.ostemplate)?;
         self.reconcile_disk(&cfg)?;
         let run = self.root.ct_run_dir(id);
@@ -613,18 +615,15 @@ impl NodeOps for LocalNode {
                 next_free_ctid(&used)?
             }
         };
-        let idmap = if opts.privileged {
-            None
-        } else {
-            let used: Vec<_> = configs.iter().filter_map(|c| c.idmap).collect();
-            Some(allocate_idmap(self.node.idmap_start, &used)?)
-        };
-        let cfg = ContainerConfig {
+        // The ID range is allocated from the host-wide registry once the container's
+        // directory and journal exist (see below), so that a crash leaves an entry that the
+        // rollback frees or that is stale (its directory gone) and reclaimed.
+        let mut cfg = ContainerConfig {
             name: opts.name.clone(),
             hostname: opts.hostname.clone(),
             description: opts.description.clone(),
             privileged: opts.privileged,
-            idmap,
+            idmap: None,
             resources: opts.resources.clone(),
             created: now(),
             net: self.net_for_new(id, &configs)?,
@@ -644,6 +643,10 @@ impl NodeOps for LocalNode {
         let res = (|| -> Result<()> {
             Journal::begin(&self.root.ct_journal(id), Operation::Create)?;
             crash_point("create:after-journal");
+            if !cfg.privileged {
+                cfg.idmap = Some(self.allocate_idmap(id, &configs)?);
+                crash_point("create:after-idmap");
+            }
             berth_storage::rootfs::create_disk(&self.root, &cfg)?;
             crash_point("create:after-disk");
             fsutil::write_toml(&self.root.ct_config(id), &cfg)?;
@@ -653,6 +656,9 @@ impl NodeOps for LocalNode {
         })();
         if let Err(e) = res {
             let _ = recover::remove_ct_dir(&self.root, id);
+            if cfg.idmap.is_some() {
+                crate::idreg::free(&self.root, &self.node.node_id, id);
+            }
             return Err(e);
         }
         Ok(id)
@@ -755,6 +761,7 @@ impl NodeOps for LocalNode {
         release_runtime(&self.root, &self.node.node_id, id)?;
         berth_storage::rootfs::release_disk(&self.root, id)?;
         recover::remove_ct_dir(&self.root, id)?;
+        crate::idreg::free(&self.root, &self.node.node_id, id);
         Ok(())
     }
 }

@@ -65,12 +65,14 @@ pub fn recover_ct(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
                 release_runtime(root, node_id, id)?;
                 berth_storage::rootfs::release_disk(root, id)?;
                 remove_ct_dir(root, id)?;
+                crate::idreg::free(root, node_id, id);
                 return Ok(());
             }
         }
     } else if dir.exists() && !root.ct_config(id).exists() {
         // An empty shell left after a destroy's last step.
         remove_ct_dir(root, id)?;
+        crate::idreg::free(root, node_id, id);
         return Ok(());
     }
     if root.ct_run_dir(id).exists() && !is_active(root, id) {

@@ -105,6 +105,10 @@ enum Cmd {
         /// Virtual disk size, `hard` or `soft:hard` (grows online; shrinking needs a stop)
         #[arg(long)]
         diskspace: Option<String>,
+        /// `auto`: give the stopped container a fresh free host ID range from the host-wide
+        /// registry (the fix for a range another container holds; its files need no chown)
+        #[arg(long, value_parser = ["auto"])]
+        idmap: Option<String>,
         #[command(flatten)]
         res: res_args::ResourceArgs,
         #[command(flatten)]
@@ -528,6 +532,7 @@ fn run(cli: Cli) -> Result<i32> {
             onboot,
             bootorder,
             diskspace,
+            idmap,
             res,
             net,
             setmode,
@@ -545,10 +550,21 @@ fn run(cli: Cli) -> Result<i32> {
                 Some(SetModeArg::Ignore) => SetMode::Ignore,
             };
             net.change()?;
-            if opts.is_empty() && net.is_empty() {
+            if opts.is_empty() && net.is_empty() && idmap.is_none() {
                 anyhow::bail!("nothing to set: give at least one option (see `berth set --help`)");
             }
             let node = open(&root)?;
+            if idmap.is_some() {
+                let m = node.renew_idmap(&r)?;
+                println!(
+                    "container {r}: host IDs {}-{}",
+                    m.host_base,
+                    m.host_base as u64 + m.size as u64 - 1
+                );
+                if opts.is_empty() && net.is_empty() {
+                    return Ok(0);
+                }
+            }
             if !net.is_empty() {
                 // Network changes are validated as a whole and always apply live.
                 net_args::apply(&node, &r, &net)?;

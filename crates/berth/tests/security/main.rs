@@ -10,5 +10,6 @@
 mod common;
 
 mod exec;
+mod idmap;
 mod net;
 mod support;
