@@ -69,7 +69,9 @@ fn prepare_inner(
     cfg: &ContainerConfig,
     files: &[InjectedFile],
 ) -> Result<PreparedRootfs> {
-    let run = root.ct_run_dir(cfg.ctid);
+    // Only root and the container's root group may traverse run/<ctid>/: the mounts below
+    // are the container's data (its setuid files, its device nodes, its secrets).
+    let run = root.create_ct_run_dir(cfg.ctid, cfg.host_root_id())?;
     let raw = root.raw_mounts_dir().join(cfg.ctid.to_string());
     let private = run.join("private");
     let layers = run.join("layers");

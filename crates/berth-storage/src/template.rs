@@ -36,6 +36,9 @@ impl Staging {
             .join(format!(".staging-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("rootfs")).map_err(|e| StorageError::io(&dir, e))?;
+        // Root-only, like templates/ itself: a tree being unpacked may hold anything.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| StorageError::io(&dir, e))?;
         Ok(Staging {
             dir,
             committed: false,
