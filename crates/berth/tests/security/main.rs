@@ -8,3 +8,4 @@
 
 #[path = "../common.rs"]
 mod common;
+mod files;
