@@ -436,8 +436,9 @@ impl LocalNode {
             let _g = self.lock_ct(id)?;
             self.require_running(id)?
         };
-        let rootfs = PathBuf::from(format!("/proc/{}/root", st.init_pid));
-        let shell = if rootfs.join("bin/bash").exists() {
+        // Resolved inside the container's root: a symlink it planted (/bin -> /somewhere)
+        // must not make the host look up a host path.
+        let shell = if crate::inroot::exists_in_root(st.init_pid, "/bin/bash") {
             "/bin/bash"
         } else {
             "/bin/sh"
