@@ -227,6 +227,12 @@ impl ContainerConfig {
             .unwrap_or_else(|| format!("ct{}", self.ctid))
     }
 
+    /// Host UID/GID of the container's root: `host_base` of its ID range, or `None` for a
+    /// privileged container (its root is host root).
+    pub fn host_root_id(&self) -> Option<u32> {
+        self.idmap.filter(|_| !self.privileged).map(|m| m.host_base)
+    }
+
     /// Read-only layers, top-most first, ending with the OS template.
     pub fn layers(&self) -> Vec<String> {
         let mut l = self.app_templates.clone();

@@ -4,7 +4,7 @@
 use crate::{CoreError, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Writes `data` to `path` atomically: readers see the old or the new content, never a mix,
@@ -38,6 +38,8 @@ fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> Result<()> {
             .truncate(true)
             .mode(mode)
             .open(&tmp)?;
+        // The exact mode, whatever the umask or a stale temp file of a crashed process had.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
         if durable {
             f.sync_all()?;
@@ -54,13 +56,14 @@ fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> Result<()> {
     res.map_err(|e| CoreError::io(path, e))
 }
 
-/// Serialises `value` as TOML and writes it atomically.
+/// Serialises `value` as TOML and writes it atomically, root-only (0600): configs may hold
+/// descriptions, service commands and network settings no other host user needs.
 pub fn write_toml<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = toml::to_string_pretty(value).map_err(|e| CoreError::Parse {
         path: path.into(),
         msg: e.to_string(),
     })?;
-    atomic_write(path, text.as_bytes(), 0o644)
+    atomic_write(path, text.as_bytes(), 0o600)
 }
 
 /// Reads and parses a TOML file.
@@ -72,9 +75,55 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-/// Creates a directory (and parents) with the given mode, mapping errors to the path.
+/// Creates a directory (and parents), mapping errors to the path.
 pub fn create_dir_all(path: &Path) -> Result<()> {
     fs::create_dir_all(path).map_err(|e| CoreError::io(path, e))
+}
+
+/// Creates a directory (and parents) and gives it exactly `mode` (whatever the umask, and
+/// also when it already existed with another mode).
+pub fn create_dir_mode(path: &Path, mode: u32) -> Result<()> {
+    create_dir_all(path)?;
+    ensure_mode(path, mode)
+}
+
+/// Gives `path` exactly `mode` (permission bits) if it has another one. A missing path is
+/// not an error, and a symlink is left alone (never followed).
+pub fn ensure_mode(path: &Path, mode: u32) -> Result<()> {
+    let m = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CoreError::io(path, e)),
+    };
+    if m.file_type().is_symlink() || m.permissions().mode() & 0o7777 == mode {
+        return Ok(());
+    }
+    match fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CoreError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Gives `path` exactly the owner `uid:gid` and `mode` (see [`ensure_mode`]); the owner first,
+/// since a chown clears setuid/setgid bits.
+pub fn ensure_owner_mode(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CoreError::io(path, e)),
+    };
+    if m.file_type().is_symlink() {
+        return Ok(());
+    }
+    if m.uid() != uid || m.gid() != gid {
+        match std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(CoreError::io(path, e)),
+            Ok(()) => {}
+        }
+    }
+    ensure_mode(path, mode)
 }
 
 /// Removes a directory tree; a missing tree is not an error.
@@ -107,5 +156,33 @@ mod tests {
         atomic_write(&p, b"two", 0o644).unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "two");
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn modes_are_exact_whatever_the_umask() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        // a stale temp file of a crashed writer with a wide mode is not reused as it is
+        let stale = d.path().join(format!(".c.toml.tmp.{}", std::process::id()));
+        fs::write(&stale, "old").unwrap();
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o666)).unwrap();
+        write_toml(&p, &toml::toml! { a = 1 }).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        let sub = d.path().join("a/b");
+        create_dir_mode(&sub, 0o700).unwrap();
+        assert_eq!(
+            fs::metadata(&sub).unwrap().permissions().mode() & 0o7777,
+            0o700
+        );
+        fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
+        create_dir_mode(&sub, 0o700).unwrap();
+        assert_eq!(
+            fs::metadata(&sub).unwrap().permissions().mode() & 0o7777,
+            0o700
+        );
+        ensure_mode(&d.path().join("missing"), 0o600).unwrap();
     }
 }

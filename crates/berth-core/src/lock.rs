@@ -4,6 +4,7 @@
 use crate::{CoreError, Result};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A held lock; released when dropped (or when the process dies, even by SIGKILL).
@@ -37,6 +38,7 @@ fn open(path: &Path) -> Result<File> {
         .truncate(false)
         .read(true)
         .write(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| CoreError::io(path, e))
 }

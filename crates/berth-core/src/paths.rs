@@ -69,6 +69,10 @@ impl NodeRoot {
     pub fn runtime_state_dir(&self) -> PathBuf {
         self.run_dir().join("runtime")
     }
+    /// Where the node's copy of Berth's supervisor binary lives (`run/init/`).
+    pub fn supervisor_dir(&self) -> PathBuf {
+        self.run_dir().join("init")
+    }
     pub fn locks_dir(&self) -> PathBuf {
         self.run_dir().join("locks")
     }
@@ -90,35 +94,95 @@ impl NodeRoot {
         self.root.join("backups")
     }
 
-    /// Creates the directory skeleton (idempotent).
+    /// Creates the directory skeleton (idempotent) and gives it its modes, also on a node
+    /// root made by an older Berth (see docs/storage.md, "Permissions"):
+    ///
+    /// - the node root and `run/` are `0711`: every container's mapped root user must
+    ///   traverse them to reach its own `run/<ctid>/` (the overlay is mounted inside the
+    ///   container's user namespace, with its credentials), but no one else lists them;
+    /// - everything else is root-only (`0700`, files `0600`): templates (their trees hold
+    ///   setuid files and, from tarballs, device nodes), containers (disk images, configs,
+    ///   logs), locks (a host user holding one would block Berth), networks, backups, the
+    ///   OCI runtime's state, and `run/.raw/`, where a disk is mounted without ID mapping
+    ///   (on-disk uid 0 is host root there).
     pub fn create_layout(&self) -> Result<()> {
-        for d in [
-            self.root.clone(),
-            self.templates_dir(),
-            self.containers_dir(),
-            self.run_dir(),
-            self.runtime_state_dir(),
-            self.locks_dir(),
-            self.networks_dir(),
-            self.backups_dir(),
-        ] {
-            fsutil::create_dir_all(&d)?;
-        }
         use std::os::unix::fs::PermissionsExt;
-        // Containers' mapped root users must traverse the node root to reach their rootfs:
-        // give "others" search (not read) permission if it lacks it (e.g. a mktemp -d root).
+        fsutil::create_dir_all(&self.root)?;
         let meta = std::fs::metadata(&self.root).map_err(|e| CoreError::io(&self.root, e))?;
         let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o011 != 0o011 {
-            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(mode | 0o011))
-                .map_err(|e| CoreError::io(&self.root, e))?;
+        fsutil::ensure_mode(&self.root, (mode & 0o7700) | 0o011)?;
+        for (d, mode) in [
+            (self.templates_dir(), 0o700),
+            (self.containers_dir(), 0o700),
+            (self.run_dir(), 0o711),
+            (self.runtime_state_dir(), 0o700),
+            (self.locks_dir(), 0o700),
+            (self.raw_mounts_dir(), 0o700),
+            (self.supervisor_dir(), 0o700),
+            (self.networks_dir(), 0o700),
+            (self.backups_dir(), 0o700),
+        ] {
+            fsutil::create_dir_mode(&d, mode)?;
         }
-        // run/.raw/ holds containers' disks mounted without ID mapping (on-disk uid 0 is host
-        // root there) while they start: no host user but root may reach into it.
-        let raw = self.raw_mounts_dir();
-        fsutil::create_dir_all(&raw)?;
-        std::fs::set_permissions(&raw, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| CoreError::io(&raw, e))?;
+        fsutil::ensure_mode(&self.node_toml(), 0o600)?;
+        Ok(())
+    }
+
+    /// Creates `run/<ctid>/` (or fixes it) as `root:<group> 0710`: root and the container's
+    /// mapped root group (`group`, its `host_base`) traverse it, nobody lists it, and no other
+    /// host user reaches into it. Without a group (a privileged container, whose root is host
+    /// root), it is `root:root 0700`. libcontainer looks up the overlay's layers and the
+    /// supervisor's bind mount below it with the container's credentials.
+    pub fn create_ct_run_dir(&self, id: CtId, group: Option<u32>) -> Result<PathBuf> {
+        let run = self.ct_run_dir(id);
+        fsutil::create_dir_all(&run)?;
+        self.secure_ct_run_dir(id, group)?;
+        Ok(run)
+    }
+
+    /// Gives an existing `run/<ctid>/` the owner and mode of [`Self::create_ct_run_dir`]
+    /// (a missing one is left missing).
+    pub fn secure_ct_run_dir(&self, id: CtId, group: Option<u32>) -> Result<()> {
+        let run = self.ct_run_dir(id);
+        match group {
+            Some(g) => fsutil::ensure_owner_mode(&run, 0, g, 0o710),
+            None => fsutil::ensure_owner_mode(&run, 0, 0, 0o700),
+        }
+    }
+
+    /// Gives a container's private area its modes: the directory `0700`, every file in it
+    /// `0600` (disk image, config, logs, journal). Fixes what an older Berth left (0644 disk
+    /// images, 0755 directories).
+    pub fn secure_ct_dir(&self, id: CtId) -> Result<()> {
+        let dir = self.ct_dir(id);
+        fsutil::ensure_mode(&dir, 0o700)?;
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(CoreError::io(&dir, e)),
+        };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                fsutil::ensure_mode(&e.path(), 0o600)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives every template directory (`templates/<name>/`) mode `0700` and its manifest
+    /// `0600`. The tree itself (`rootfs/`) keeps its modes: its root's mode is the mode of
+    /// `/` inside the containers.
+    pub fn secure_templates(&self) -> Result<()> {
+        let dir = self.templates_dir();
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                fsutil::ensure_mode(&e.path(), 0o700)?;
+                fsutil::ensure_mode(&e.path().join("template.toml"), 0o600)?;
+            }
+        }
         Ok(())
     }
 
@@ -169,5 +233,28 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let err = NodeRoot::new(d.path()).load_node_config().unwrap_err();
         assert!(err.to_string().contains("berth node init"));
+    }
+
+    #[test]
+    fn layout_is_root_only_except_traversal() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let r = NodeRoot::new(d.path().join("n"));
+        std::fs::create_dir(r.path()).unwrap();
+        std::fs::set_permissions(r.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(r.path().join("containers")).unwrap();
+        std::fs::set_permissions(
+            r.path().join("containers"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        r.create_layout().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(r.path()), 0o711);
+        assert_eq!(mode(&r.containers_dir()), 0o700);
+        assert_eq!(mode(&r.templates_dir()), 0o700);
+        assert_eq!(mode(&r.run_dir()), 0o711);
+        assert_eq!(mode(&r.locks_dir()), 0o700);
+        assert_eq!(mode(&r.raw_mounts_dir()), 0o700);
     }
 }

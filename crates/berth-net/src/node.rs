@@ -589,7 +589,7 @@ impl NetNode {
             path: p.clone(),
             msg: e.to_string(),
         })?;
-        Ok(fsutil::write_runtime_file(&p, &t, 0o644)?)
+        Ok(fsutil::write_runtime_file(&p, &t, 0o600)?)
     }
 
     /// Gives a container that is about to run (its init is `pid`) its adapters, addresses,

@@ -85,7 +85,7 @@ impl LocalNode {
     pub fn open(root: NodeRoot, progress: Arc<dyn Progress>, monitor_exe: PathBuf) -> Result<Self> {
         require_root()?;
         let node = root.load_node_config()?;
-        root.create_layout()?;
+        recover::secure_node(&root)?;
         recover::recover_node(&root, &node.node_id)?;
         Ok(LocalNode {
             root,
@@ -222,13 +222,22 @@ impl LocalNode {
         // Its host IDs are its own: registered to it, overlapping no other container's.
         self.check_idmap(&cfg)?;
         template::load(&self.root, &cfg.ostemplate)?;
+        self.root.secure_ct_dir(id)?;
         self.reconcile_disk(&cfg)?;
-        let run = self.root.ct_run_dir(id);
-        fsutil::create_dir_all(&run)?;
+        let run = self.root.create_ct_run_dir(id, cfg.host_root_id())?;
         let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| CoreError::io("pipe", e.into()))?;
         let log_path = self.root.ct_dir(id).join("monitor.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| CoreError::io(&log_path, e))?;
+        let log = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&log_path)
+                .map_err(|e| CoreError::io(&log_path, e))?
+        };
         // The monitor holds this lock for its whole life; a monitor of an earlier run may still
         // be finishing its clean-up.
         let mon_lock = {
@@ -278,7 +287,7 @@ impl LocalNode {
         fsutil::write_runtime_file(
             &run.join("monitor.pid"),
             format!("{pid} {st}\n").as_bytes(),
-            0o644,
+            0o600,
         )?;
         let mut line = String::new();
         let _ = BufReader::new(std::fs::File::from(rd)).read_line(&mut line);
@@ -309,7 +318,7 @@ impl LocalNode {
             return Err(NodeError::NotRunning(id.0));
         }
         let paths = RunPaths::new(&self.root, id);
-        fsutil::write_runtime_file(&paths.stopping(), b"", 0o644)?;
+        fsutil::write_runtime_file(&paths.stopping(), b"", 0o600)?;
         let rid = self.runtime_id(id);
         let state = RunState::load(&paths.state());
         // A suspended container cannot act on signals: thaw it first.
@@ -455,8 +464,9 @@ impl LocalNode {
             let _g = self.lock_ct(id)?;
             self.require_running(id)?
         };
-        let rootfs = PathBuf::from(format!("/proc/{}/root", st.init_pid));
-        let shell = if rootfs.join("bin/bash").exists() {
+        // Resolved inside the container's root: a symlink it planted (/bin -> /somewhere)
+        // must not make the host look up a host path.
+        let shell = if crate::inroot::exists_in_root(st.init_pid, "/bin/bash") {
             "/bin/bash"
         } else {
             "/bin/sh"
@@ -639,6 +649,8 @@ impl NodeOps for LocalNode {
             std::io::ErrorKind::AlreadyExists => CoreError::CtIdInUse(id.0),
             _ => CoreError::io(&dir, e),
         })?;
+        // Root-only: the disk image, config and logs are the container's.
+        fsutil::ensure_mode(&dir, 0o700)?;
         let _ct = lock::lock(&self.root.ct_lock(id))?;
         let res = (|| -> Result<()> {
             Journal::begin(&self.root.ct_journal(id), Operation::Create)?;

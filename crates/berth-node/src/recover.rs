@@ -130,3 +130,21 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Gives the node root's files their modes (docs/storage.md, "Permissions"), so that a node
+/// root made by an older Berth (0644 disk images and configs, 0755 directories,
+/// world-traversable `run/<ctid>/`) is closed at the next command without a manual chmod.
+/// Cheap: a `stat` per file, a `chmod` only where a mode differs.
+pub fn secure_node(root: &NodeRoot) -> Result<()> {
+    root.create_layout()?;
+    root.secure_templates()?;
+    for id in root.list_ct_dirs()? {
+        root.secure_ct_dir(id)?;
+        if root.ct_run_dir(id).is_dir() {
+            if let Ok(cfg) = fsutil::read_toml::<berth_core::ContainerConfig>(&root.ct_config(id)) {
+                root.secure_ct_run_dir(id, cfg.host_root_id())?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -5,6 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,7 +22,14 @@ fn rotated(path: &Path) -> PathBuf {
 pub fn spawn_writer(pipe: OwnedFd, path: PathBuf) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut src = File::from(pipe);
-        let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
+        // Root-only: init's output may carry anything the container prints.
+        let open = |p: &Path| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(p)
+        };
         let Ok(mut out) = open(&path) else { return };
         let mut size = out.metadata().map(|m| m.len()).unwrap_or(0);
         let mut buf = [0u8; 8192];

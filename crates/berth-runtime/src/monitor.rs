@@ -225,9 +225,10 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     let paths = RunPaths::new(&args.root, id);
     let mut boots = 0u32;
     let result = (|| -> Result<()> {
-        fs::create_dir_all(paths.root_path())
-            .map_err(|e| RuntimeError::io(paths.root_path(), e))?;
-        fs::create_dir_all(paths.bundle()).map_err(|e| RuntimeError::io(paths.bundle(), e))?;
+        args.root.create_ct_run_dir(id, args.cfg.host_root_id())?;
+        // root/ is the overlay's mount point, looked up with the container's credentials.
+        fsutil::create_dir_mode(&paths.root_path(), 0o755)?;
+        fsutil::create_dir_mode(&paths.bundle(), 0o700)?;
         let (log_r, log_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| RuntimeError::sys("pipe", e))?;
         let log_thread = console::spawn_writer(log_r, args.root.ct_console_log(id));
@@ -354,7 +355,7 @@ fn boot_loop(
         .disk_dev
         .and_then(|(ma, mi)| berth_storage::loopdev::io_counters_of(ma, mi))
     {
-        fsutil::write_runtime_file(&paths.dir.join("io_base"), c.to_line().as_bytes(), 0o644)?;
+        fsutil::write_runtime_file(&paths.dir.join("io_base"), c.to_line().as_bytes(), 0o600)?;
     }
     loop {
         // Limits may have been changed with `berth set` since the last boot: read them anew.

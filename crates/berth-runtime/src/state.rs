@@ -24,7 +24,7 @@ impl RunState {
     }
     pub fn save(&self, path: &Path) -> Result<()> {
         let s = serde_json::to_vec(self).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-        Ok(write_runtime_file(path, &s, 0o644)?)
+        Ok(write_runtime_file(path, &s, 0o600)?)
     }
     /// Whether the recorded init process still exists (same PID *and* same start time).
     pub fn init_alive(&self) -> bool {

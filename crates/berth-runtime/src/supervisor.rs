@@ -36,10 +36,12 @@ pub fn host_dir(root: &NodeRoot, id: CtId) -> PathBuf {
 /// FNV-1a 64 of [`INIT_BINARY`], computed by the build script.
 const INIT_HASH: u64 = include!(concat!(env!("OUT_DIR"), "/berth-init.hash"));
 
-/// The node-wide copy of the supervisor binary (written once per binary version).
+/// The node-wide copy of the supervisor binary (written once per binary version), in the
+/// root-only `run/init/`; containers reach it only through its hard link in their
+/// `run/<ctid>/berth/`.
 fn node_binary(root: &NodeRoot) -> Result<PathBuf> {
-    let dir = root.run_dir().join("init");
-    fsutil::create_dir_all(&dir)?;
+    let dir = root.supervisor_dir();
+    fsutil::create_dir_mode(&dir, 0o700)?;
     let p = dir.join(format!("berth-init-{:016x}", INIT_HASH));
     if std::fs::metadata(&p).map(|m| m.len()).ok() != Some(INIT_BINARY.len() as u64) {
         fsutil::atomic_write(&p, INIT_BINARY, 0o755)?;
@@ -51,7 +53,9 @@ fn node_binary(root: &NodeRoot) -> Result<PathBuf> {
 /// the running supervisor picks them up on `reload`).
 pub fn write_services(root: &NodeRoot, cfg: &ContainerConfig) -> Result<()> {
     let dir = host_dir(root, cfg.ctid);
-    fsutil::create_dir_all(&dir)?;
+    // Read by the supervisor as container root (an unmapped host-root inode is "other" to
+    // it); below run/<ctid>/, which only root and the container's root group traverse.
+    fsutil::create_dir_mode(&dir, 0o755)?;
     let text = berth_init::proto::render(&cfg.procs.specs());
     fsutil::write_runtime_file(&dir.join("services"), text.as_bytes(), 0o644)?;
     Ok(())
@@ -65,7 +69,7 @@ pub fn prepare(
 ) -> Result<Vec<String>> {
     let bin = node_binary(root)?;
     let dir = host_dir(root, cfg.ctid);
-    fsutil::create_dir_all(&dir)?;
+    fsutil::create_dir_mode(&dir, 0o755)?;
     let dest = dir.join("init");
     fsutil::remove_file_if_exists(&dest)?;
     if std::fs::hard_link(&bin, &dest).is_err() {

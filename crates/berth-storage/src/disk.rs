@@ -5,7 +5,7 @@
 use crate::{Result, StorageError};
 use berth_core::{DiskFs, Size};
 use std::fs::{self, OpenOptions};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
@@ -46,9 +46,11 @@ pub fn create_image(
     inodes: Option<u64>,
     staging: &Path,
 ) -> Result<()> {
+    // Root-only: the image holds all of the container's files, whatever their modes inside.
     let f = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| StorageError::io(path, e))?;
     f.set_len(size.0).map_err(|e| StorageError::io(path, e))?;
@@ -341,6 +343,7 @@ pub fn rebuild_with_inodes(
     let f = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&tmp)
         .map_err(|e| StorageError::io(&tmp, e))?;
     f.set_len(size.0).map_err(|e| StorageError::io(&tmp, e))?;

@@ -12,8 +12,21 @@ use std::path::{Path, PathBuf};
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// `MOUNT_ATTR_RDONLY`
+pub const ATTR_RDONLY: u64 = 0x1;
+/// `MOUNT_ATTR_NOSUID`
+pub const ATTR_NOSUID: u64 = 0x2;
+/// `MOUNT_ATTR_NODEV`
+pub const ATTR_NODEV: u64 = 0x4;
+/// `MOUNT_ATTR_NOEXEC`
+pub const ATTR_NOEXEC: u64 = 0x8;
+/// What every host-side mount of a container's data carries: a setuid file, a device node
+/// or a binary the container planted is inert there, whoever reaches it. The container
+/// itself is not affected: it sees these trees through its overlay, whose own mount flags
+/// are the ones exec, setuid and device opens check (docs/storage.md, "Permissions").
+pub const ATTR_HOST_DATA: u64 = ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC;
 
 #[repr(C)]
 struct MountAttr {
@@ -27,7 +40,8 @@ fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
 }
 
-/// Mounts the virtual disk's filesystem (`fstype`) on `dev` at `target`.
+/// Mounts the virtual disk's filesystem (`fstype`) on `dev` at `target`, `nosuid,nodev,noexec`
+/// (its files are the container's, never the host's to run).
 pub fn mount_disk(dev: &Path, target: &Path, fstype: berth_core::DiskFs) -> Result<()> {
     // XFS refuses a second filesystem with the same UUID (a copied image): Berth's disks are
     // told apart by their paths, not their UUIDs.
@@ -36,7 +50,7 @@ pub fn mount_disk(dev: &Path, target: &Path, fstype: berth_core::DiskFs) -> Resu
         Some(dev),
         target,
         Some(fstype.as_str()),
-        MsFlags::MS_NOATIME,
+        MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         data,
     )
     .map_err(|e| {
@@ -47,25 +61,22 @@ pub fn mount_disk(dev: &Path, target: &Path, fstype: berth_core::DiskFs) -> Resu
     })
 }
 
-/// Bind-mounts `src` on `target` (used for privileged containers, which need no idmapping).
-pub fn bind(src: &Path, target: &Path) -> Result<()> {
-    mount(
-        Some(src),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| StorageError::sys(format!("bind {} on {}", src.display(), target.display()), e))
-}
-
-/// Mounts a clone of the tree at `src` on `target`, with ownership translated through the
-/// user namespace `userns`: a file owned by uid 0 on disk appears owned by the namespace's
-/// root (host uid `base`), and files the namespace creates land on disk owned by its own ids.
-pub fn idmapped_bind(src: &Path, target: &Path, userns: &OwnedFd, readonly: bool) -> Result<()> {
+/// Mounts a clone of the tree at `src` (not recursive) on `target` with the mount attributes
+/// `attrs` (`ATTR_*`). With `userns`, ownership is translated through that user namespace
+/// (an idmapped mount): a file owned by uid 0 on disk appears owned by the namespace's root
+/// (host uid `base`), and files the namespace creates land on disk owned by its own ids.
+/// Without it, this is a plain bind mount (privileged containers).
+/// `open_tree(OPEN_TREE_CLONE)` + `mount_setattr` + `move_mount`: the clone is never
+/// visible without its attributes.
+pub fn clone_mount(src: &Path, target: &Path, userns: Option<&OwnedFd>, attrs: u64) -> Result<()> {
     let what = || {
         format!(
-            "idmapped mount of {} on {}",
+            "{} of {} on {}",
+            if userns.is_some() {
+                "idmapped mount"
+            } else {
+                "bind mount"
+            },
             src.display(),
             target.display()
         )
@@ -84,10 +95,15 @@ pub fn idmapped_bind(src: &Path, target: &Path, userns: &OwnedFd, readonly: bool
         }
         let tree = OwnedFd::from_raw_fd(fd as i32);
         let attr = MountAttr {
-            attr_set: MOUNT_ATTR_IDMAP | if readonly { MOUNT_ATTR_RDONLY } else { 0 },
+            attr_set: attrs
+                | if userns.is_some() {
+                    MOUNT_ATTR_IDMAP
+                } else {
+                    0
+                },
             attr_clr: 0,
             propagation: 0,
-            userns_fd: userns.as_raw_fd() as u64,
+            userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
         };
         let empty = c"";
         let r = libc::syscall(

@@ -69,7 +69,9 @@ fn prepare_inner(
     cfg: &ContainerConfig,
     files: &[InjectedFile],
 ) -> Result<PreparedRootfs> {
-    let run = root.ct_run_dir(cfg.ctid);
+    // Only root and the container's root group may traverse run/<ctid>/: the mounts below
+    // are the container's data (its setuid files, its device nodes, its secrets).
+    let run = root.create_ct_run_dir(cfg.ctid, cfg.host_root_id())?;
     let raw = root.raw_mounts_dir().join(cfg.ctid.to_string());
     let private = run.join("private");
     let layers = run.join("layers");
@@ -89,30 +91,25 @@ fn prepare_inner(
         safefs::write_file_in(&raw.join("upper"), f.path, &f.content, f.mode, 0, 0)?;
     }
     let mut lowerdirs = vec![];
-    match cfg.idmap.as_ref().filter(|_| !cfg.privileged) {
-        Some(map) => {
-            let ns = userns::userns_fd(map)?;
-            mounts::idmapped_bind(&raw, &private, &ns, false)?;
-            mounts::unmount(&raw)?;
-            for (i, layer) in cfg.layers().iter().enumerate() {
-                let src = root.template_dir(layer)?.join("rootfs");
-                let dst = layers.join(i.to_string());
-                mkdir(&dst)?;
-                mounts::idmapped_bind(&src, &dst, &ns, true)?;
-                lowerdirs.push(dst);
-            }
-        }
-        None => {
-            mounts::bind(&raw, &private)?;
-            mounts::unmount(&raw)?;
-            for (i, layer) in cfg.layers().iter().enumerate() {
-                let src = root.template_dir(layer)?.join("rootfs");
-                let dst = layers.join(i.to_string());
-                mkdir(&dst)?;
-                mounts::bind(&src, &dst)?;
-                lowerdirs.push(dst);
-            }
-        }
+    // Privileged containers get plain binds (no ID mapping); either way, the host-side
+    // mounts are nosuid,nodev,noexec and the layers read-only.
+    let ns = match cfg.idmap.as_ref().filter(|_| !cfg.privileged) {
+        Some(map) => Some(userns::userns_fd(map)?),
+        None => None,
+    };
+    mounts::clone_mount(&raw, &private, ns.as_ref(), mounts::ATTR_HOST_DATA)?;
+    mounts::unmount(&raw)?;
+    for (i, layer) in cfg.layers().iter().enumerate() {
+        let src = root.template_dir(layer)?.join("rootfs");
+        let dst = layers.join(i.to_string());
+        mkdir(&dst)?;
+        mounts::clone_mount(
+            &src,
+            &dst,
+            ns.as_ref(),
+            mounts::ATTR_HOST_DATA | mounts::ATTR_RDONLY,
+        )?;
+        lowerdirs.push(dst);
     }
     Ok(PreparedRootfs {
         lowerdirs,

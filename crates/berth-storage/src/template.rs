@@ -36,6 +36,9 @@ impl Staging {
             .join(format!(".staging-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("rootfs")).map_err(|e| StorageError::io(&dir, e))?;
+        // Root-only, like templates/ itself: a tree being unpacked may hold anything.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| StorageError::io(&dir, e))?;
         Ok(Staging {
             dir,
             committed: false,
@@ -348,6 +351,7 @@ pub fn import_tarball(
         fs::remove_dir_all(st.rootfs()).map_err(|e| StorageError::io(st.rootfs(), e))?;
         fs::rename(&tmp, st.rootfs()).map_err(|e| StorageError::io(&tmp, e))?;
     }
+    neutralise_devices(name, &st.rootfs(), "tarball entry")?;
     let source = format!("tarball:{}", tarball.display());
     let manifest = inspect(name, &st.rootfs(), source)?;
     st.commit(root, &manifest)?;
@@ -449,9 +453,61 @@ pub fn debootstrap(
         "rm -rf {0}/var/cache/apt/archives/*.deb {0}/var/lib/apt/lists/*",
         st.rootfs().display()
     )));
+    neutralise_devices(name, &st.rootfs(), "debootstrap left")?;
     let manifest = inspect(name, &st.rootfs(), format!("debootstrap:{suite}"))?;
     st.commit(root, &manifest)?;
     Ok(manifest)
+}
+
+/// Device nodes in a new template's tree (`what` names the source in the error): those under
+/// `dev/` are removed, since a container's `/dev` is always its own tmpfs and they would never
+/// be seen there (as LXC and Incus unpack images); any other block or character device refuses
+/// the template with an error naming the entry. A template tree is only ever reachable by
+/// root on the host (templates/ is 0700, the layer mounts are nodev), and inside an
+/// unprivileged container device nodes on the overlay cannot be opened; this keeps a device
+/// node planted in an image (a `/dev/mem`-like 1:1 under `/usr`) out of the node altogether.
+/// Setuid files are kept: they must keep working inside containers (`/usr/bin/passwd`).
+pub fn neutralise_devices(name: &str, rootfs: &Path, what: &str) -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    fn walk(dir: &Path, rel: &str, found: &mut Vec<(String, bool, u64)>) -> std::io::Result<()> {
+        for e in fs::read_dir(dir)? {
+            let e = e?;
+            let m = fs::symlink_metadata(e.path())?;
+            let r = format!("{rel}{}", e.file_name().to_string_lossy());
+            let t = m.file_type();
+            if t.is_dir() {
+                walk(&e.path(), &format!("{r}/"), found)?;
+            } else if t.is_char_device() || t.is_block_device() {
+                found.push((r, t.is_char_device(), m.rdev()));
+            }
+        }
+        Ok(())
+    }
+    let mut found = vec![];
+    walk(rootfs, "", &mut found).map_err(|e| StorageError::io(rootfs, e))?;
+    if let Some((r, chr, rdev)) = found.iter().find(|(r, _, _)| !r.starts_with("dev/")) {
+        return Err(StorageError::BadTemplate(
+            name.into(),
+            format!(
+                "{what} /{r} is a {} device ({}:{}): device nodes are refused outside /dev",
+                if *chr { "character" } else { "block" },
+                libc::major(*rdev),
+                libc::minor(*rdev)
+            ),
+        ));
+    }
+    for (r, _, _) in &found {
+        let p = rootfs.join(r);
+        fs::remove_file(&p).map_err(|e| StorageError::io(&p, e))?;
+    }
+    if !found.is_empty() {
+        tracing::info!(
+            template = name,
+            count = found.len(),
+            "dropped device nodes under /dev (a container's /dev is its own)"
+        );
+    }
+    Ok(())
 }
 
 /// Reads what a rootfs needs to be run: its init, how to stop it, its OS name.
@@ -612,5 +668,33 @@ mod tests {
         let m = inspect("t", d.path(), "x".into()).unwrap();
         assert_eq!(m.stop_signal, "SIGRTMIN+4");
         assert_eq!(m.os.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+    }
+
+    #[test]
+    fn device_nodes_dropped_under_dev_refused_elsewhere() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("dev")).unwrap();
+        fs::create_dir_all(r.join("usr/share")).unwrap();
+        let mknod = |p: &Path| {
+            nix::sys::stat::mknod(
+                p,
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::from_bits_truncate(0o666),
+                nix::sys::stat::makedev(1, 1),
+            )
+        };
+        if mknod(&r.join("dev/mem")).is_err() {
+            return; // needs CAP_MKNOD: covered by the root integration suite
+        }
+        fs::write(r.join("usr/share/plain"), "x").unwrap();
+        neutralise_devices("t", r, "tarball entry").unwrap();
+        assert!(!r.join("dev/mem").exists());
+        assert!(r.join("usr/share/plain").exists());
+        mknod(&r.join("usr/share/mem")).unwrap();
+        let e = neutralise_devices("t", r, "tarball entry")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/usr/share/mem") && e.contains("(1:1)"), "{e}");
     }
 }

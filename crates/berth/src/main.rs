@@ -752,6 +752,13 @@ fn apply_service_defaults(node: &LocalNode, r: &CtRef) {
 }
 
 fn main() {
+    // One umask whatever the caller's (022): what Berth makes for containers (template trees,
+    // directories tar or debootstrap create, the processes of init and `exec`) gets the usual
+    // modes, and what must be root-only is created with explicit modes (0600/0700), which a
+    // umask can narrow but never widen. A `berth` run under umask 000 makes no
+    // world-writable file.
+    // SAFETY: umask(2) cannot fail.
+    unsafe { libc::umask(0o022) };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG");
     // Timestamps only when logging was asked for: they are what phase timings are read from.
     let timed = filter.is_ok();

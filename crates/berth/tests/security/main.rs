@@ -10,6 +10,7 @@
 mod common;
 
 mod exec;
+mod files;
 mod idmap;
 mod net;
 mod support;
