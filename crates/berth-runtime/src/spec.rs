@@ -88,18 +88,13 @@ pub const MASKED_PATHS: &[&str] = &[
     "/proc/timer_stats",
     "/proc/sched_debug",
     "/proc/scsi",
+    "/proc/sysrq-trigger",
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
 
 /// Visible but read-only.
-pub const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"];
 
 /// Character devices the container may use (major, minor; -1 = any): null, zero, full,
 /// random, urandom, tty, console, ptmx, pty slaves, tun, fuse.
@@ -202,7 +197,16 @@ pub fn spec_json(input: &SpecInput) -> Value {
         "seccomp": {
             "defaultAction": "SCMP_ACT_ALLOW",
             "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-            "syscalls": [{"names": DENIED_SYSCALLS, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+            "syscalls": [
+                {"names": DENIED_SYSCALLS, "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                // userfaultfd only for faults in user mode (UFFD_USER_MODE_ONLY, bit 0):
+                // one that can stall the kernel's own copies widens race windows
+                // (whatever the host's vm.unprivileged_userfaultfd says). libcontainer 0.7
+                // takes valueTwo as the mask and value as the datum (runc the other way):
+                // this is (flags & 1) == 0.
+                {"names": ["userfaultfd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                 "args": [{"index": 0, "value": 0, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
+            ],
         },
     });
     if let (false, Some(map)) = (cfg.privileged, cfg.idmap) {
@@ -212,11 +216,19 @@ pub fn spec_json(input: &SpecInput) -> Value {
         linux["gidMappings"] = m;
     }
     linux["namespaces"] = Value::Array(namespaces);
+    let mut overlay = input.rootfs.overlay_options();
+    if !cfg.privileged {
+        // Mounted inside the container's user namespace, overlayfs cannot set its trusted.*
+        // xattrs: without `userxattr` it cannot mark a directory opaque, and removing a
+        // template directory that has entries fails with EIO (`rm -rf /etc/init.d`,
+        // package upgrades). user.overlay.* xattrs work there.
+        overlay.push("userxattr".into());
+    }
     let mut mounts = vec![json!({
         "destination": "/",
         "type": "overlay",
         "source": "overlay",
-        "options": input.rootfs.overlay_options(),
+        "options": overlay,
     })];
     mounts.extend([
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),

@@ -9,8 +9,10 @@
 #[path = "../common.rs"]
 mod common;
 
+mod classes;
 mod exec;
 mod files;
 mod idmap;
 mod net;
+mod runtime;
 mod support;
