@@ -2,7 +2,7 @@
 //! must not read or write a container's disk, reach its mounted data, run its setuid files
 //! or use device nodes of a template; everything of a container on the host is root-only,
 //! and every host-side mount of container data is nosuid,nodev,noexec. Setuid files must
-//! still work inside the container. See docs/security-files.md.
+//! still work inside the container. See docs/security.md (host files of containers).
 
 use super::common::{bin, Node};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
