@@ -13,4 +13,5 @@ mod exec;
 mod files;
 mod idmap;
 mod net;
+mod review;
 mod support;
