@@ -132,7 +132,11 @@ fn template_import_os_release_symlink_to_host_fifo() {
     let n = Node::new("rv-tarfifo");
     let scratch = tempfile::tempdir().unwrap();
     let fifo = scratch.path().join("fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let tar = tarball(scratch.path(), "evil2", |t| {
         std::fs::create_dir_all(t.join("sbin")).unwrap();
         std::fs::create_dir_all(t.join("etc")).unwrap();
