@@ -14,5 +14,6 @@ mod exec;
 mod files;
 mod idmap;
 mod net;
+mod review;
 mod runtime;
 mod support;
