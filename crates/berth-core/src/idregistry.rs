@@ -252,11 +252,22 @@ pub fn entry_is_live(e: &Entry) -> bool {
     struct Id {
         node_id: String,
     }
-    match fs::read_to_string(e.owner.root.join("node.toml")) {
-        Ok(t) => match toml::from_str::<Id>(&t) {
+    // Checked under the host-wide lock, on paths other users may have made since the root
+    // went away (`rm -rf` of a root in /tmp): what is not a directory and a file as Berth
+    // makes them (root's, nobody else may write them, no symlink, no FIFO) is not a node
+    // root, and is read without blocking and within a bound.
+    match fs::symlink_metadata(&e.owner.root) {
+        Ok(m) if !(m.is_dir() && berth_owned(&m)) => return false,
+        Ok(_) => {}
+        Err(err) if gone(&err) => return false,
+        Err(_) => return true,
+    }
+    match read_node_toml(&e.owner.root.join("node.toml")) {
+        Ok(Some(t)) => match toml::from_str::<Id>(&t) {
             Ok(id) if id.node_id != e.owner.node_id => return false,
             _ => {}
         },
+        Ok(None) => return false,
         Err(err) if gone(&err) => return false,
         Err(_) => return true,
     }
@@ -269,6 +280,39 @@ pub fn entry_is_live(e: &Entry) -> bool {
         Ok(_) => true,
         Err(err) => !gone(&err),
     }
+}
+
+/// Owned by root (or by whoever runs this, for tests without root) and writable by nobody
+/// else.
+fn berth_owned(m: &fs::Metadata) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    (m.uid() == 0 || m.uid() == me) && m.mode() & 0o022 == 0
+}
+
+/// Largest `node.toml` read (Berth's are a few hundred bytes).
+const NODE_TOML_MAX: u64 = 64 << 10;
+
+/// Reads a node root's `node.toml` if it is one Berth could have written: `None` for a
+/// symlink, FIFO, device or foreign file.
+fn read_node_toml(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let m = f.metadata()?;
+    if !m.is_file() || !berth_owned(&m) {
+        return Ok(None);
+    }
+    let mut t = String::new();
+    f.take(NODE_TOML_MAX).read_to_string(&mut t)?;
+    Ok(Some(t))
 }
 
 /// A registry: its directory and the subordinate-ID files it respects.

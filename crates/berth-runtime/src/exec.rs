@@ -20,7 +20,10 @@
 //!    non-dumpable until its `execve`, which replaces everything of the host's it had;
 //! 6. that process starts a session of its own (`setsid`): the caller's terminal is never its
 //!    controlling terminal, so `TIOCSTI` cannot type into the operator's shell. With a
-//!    terminal it gets a new pseudo-terminal whose master stays in the CLI (`crate::pty`).
+//!    terminal it gets a new pseudo-terminal whose master stays in the CLI (`crate::pty`);
+//!    without a pty, a caller's stream that is a terminal is replaced by a relayed pipe, so
+//!    no descriptor of a host terminal reaches the container (one could be read, or have
+//!    its settings changed, by a process left behind after `exec` returned).
 //!
 //! The first child stays outside the PID namespace (confined as above) and forwards the
 //! signals the CLI receives to the new process's group, then exits with its status.
@@ -638,15 +641,26 @@ impl TtyMode {
 }
 
 /// Runs the request inside the running container as root and returns its exit code. With a
-/// pseudo-terminal (`tty`), the caller's terminal is relayed to it; otherwise the command
-/// gets this process's stdin, stdout and stderr, never its controlling terminal.
+/// pseudo-terminal (`tty`), the caller's terminal is relayed to it. Without, the command gets
+/// this process's stdin, stdout and stderr (files, pipes) in a session of its own; when one
+/// of them is a terminal, pipes relayed by this process instead: no descriptor of a host
+/// terminal ever enters the container.
 pub fn exec(t: &JoinTarget, req: &ExecRequest, tty: TtyMode) -> Result<i32> {
     if tty.wants_pty() {
         return pty::run(t, req);
     }
+    // SAFETY: isatty on the standard descriptors.
+    if (0..3).any(|fd| unsafe { libc::isatty(fd) } == 1) {
+        return pty::run_piped(t, req);
+    }
     let sigs = BlockedSignals::block()?;
     let j = spawn_joined(t, req, Streams::Inherit)?;
     Ok(wait_forwarding(&j, &sigs))
+}
+
+/// Runs the request with these three descriptors as its stdin, stdout and stderr.
+pub(crate) fn spawn_with_fds(t: &JoinTarget, req: &ExecRequest, fds: [RawFd; 3]) -> Result<Joined> {
+    spawn_joined(t, req, Streams::Fds(fds))
 }
 
 /// Runs the request on a new pseudo-terminal of the container's (`enter`, `exec -t`),

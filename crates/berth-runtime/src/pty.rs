@@ -1,4 +1,4 @@
-//! The terminal side of `enter` and `exec -t`: a new pseudo-terminal for the process in the
+//! The relays of `enter`, `exec -t` and of `exec` from a terminal without a pty. With a pty: a new pseudo-terminal for the process in the
 //! container, whose master never leaves the CLI. The caller's terminal is put in raw mode
 //! and relayed both ways; its size is copied at start and again on every SIGWINCH; the other
 //! signals the CLI receives are passed on. The container only ever holds the slave of a
@@ -38,24 +38,61 @@ pub(crate) fn run(t: &JoinTarget, req: &ExecRequest) -> Result<i32> {
     // SAFETY: isatty on stdin.
     let interactive = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
     let raw = interactive.then(RawMode::enter).flatten();
-    let mut to_pty =
-        std::fs::File::from(master.try_clone().map_err(|e| RuntimeError::io("dup", e))?);
-    // stdin -> pty; this thread ends with the process (it may stay blocked on stdin until
-    // then). It inherits the blocked signals, so they reach the signalfd below.
+    let to_pty = std::fs::File::from(master.try_clone().map_err(|e| RuntimeError::io("dup", e))?);
+    // Piped input ended: end of file for the reader on the pty as well.
+    pump_stdin(to_pty, (!interactive).then_some(4));
+    let mut out = [(master.as_raw_fd(), Sink::Stdout)];
+    relay(&mut out, &j, &sigs, Some(master.as_raw_fd()));
+    drop(raw);
+    drop(sigs);
+    Ok(exec::wait_exit_of(&j))
+}
+
+/// `exec` without a pty when one of the caller's streams is a terminal: the command gets
+/// pipes, relayed here, and never a descriptor of the caller's terminal (with one, a
+/// process the command leaves behind could read what the operator types next or change the
+/// terminal's settings after `berth exec` returned).
+pub(crate) fn run_piped(t: &JoinTarget, req: &ExecRequest) -> Result<i32> {
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RuntimeError::sys("pipe", e))
+    };
+    let (in_r, in_w) = pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let sigs = BlockedSignals::block()?;
+    let j = exec::spawn_with_fds(
+        t,
+        req,
+        [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+    )?;
+    drop((in_r, out_w, err_w));
+    pump_stdin(std::fs::File::from(in_w), None);
+    let mut outs = [
+        (out_r.as_raw_fd(), Sink::Stdout),
+        (err_r.as_raw_fd(), Sink::Stderr),
+    ];
+    relay(&mut outs, &j, &sigs, None);
+    drop(sigs);
+    Ok(exec::wait_exit_of(&j))
+}
+
+/// Copies this process's stdin into `to` on a thread of its own, which ends at end of
+/// input (writing `eof` first, if given) or with the process (it may stay blocked on
+/// stdin until then). It inherits the blocked signals, so they reach the signalfd.
+fn pump_stdin(mut to: std::fs::File, eof: Option<u8>) {
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin();
         let mut buf = [0u8; 4096];
         loop {
             match stdin.read(&mut buf) {
                 Ok(0) => {
-                    // Piped input ended: end of file for the reader on the pty as well.
-                    if !interactive {
-                        let _ = to_pty.write_all(&[4]);
+                    if let Some(c) = eof {
+                        let _ = to.write_all(&[c]);
                     }
                     break;
                 }
                 Ok(n) => {
-                    if to_pty.write_all(&buf[..n]).is_err() {
+                    if to.write_all(&buf[..n]).is_err() {
                         break;
                     }
                 }
@@ -64,34 +101,34 @@ pub(crate) fn run(t: &JoinTarget, req: &ExecRequest) -> Result<i32> {
             }
         }
     });
-    relay(master.as_raw_fd(), &j, &sigs);
-    drop(raw);
-    drop(sigs);
-    Ok(exec::wait_exit_of(&j))
 }
 
-/// Copies the pty's output to stdout until the joined process exits, resizing the pty on
-/// SIGWINCH and passing the other signals on.
-fn relay(master: RawFd, j: &exec::Joined, sigs: &BlockedSignals) {
-    let mut stdout = std::io::stdout();
+/// Where a relayed stream goes.
+#[derive(Clone, Copy)]
+enum Sink {
+    Stdout,
+    Stderr,
+}
+
+/// Copies the process's output streams (`outs`: source descriptor, sink) until the joined
+/// process exits, passing signals on; with a pty master (`winch`), SIGWINCH resizes it.
+fn relay(
+    outs: &mut [(RawFd, Sink)],
+    j: &exec::Joined,
+    sigs: &BlockedSignals,
+    winch: Option<RawFd>,
+) {
     let mut buf = [0u8; 8192];
-    let mut fds = [
-        libc::pollfd {
-            fd: master,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: j.pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: sigs.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
+    let ev = |fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // outputs first, then the process, then the signals
+    let mut fds: Vec<libc::pollfd> = outs.iter().map(|(fd, _)| ev(*fd)).collect();
+    fds.push(ev(j.pidfd.as_raw_fd()));
+    fds.push(ev(sigs.fd.as_raw_fd()));
+    let (n_out, proc_i, sig_i) = (outs.len(), outs.len(), outs.len() + 1);
     loop {
         // SAFETY: poll on valid descriptors (a negative fd is skipped by the kernel).
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
@@ -101,39 +138,52 @@ fn relay(master: RawFd, j: &exec::Joined, sigs: &BlockedSignals) {
             }
             return;
         }
-        if fds[2].revents != 0 {
+        if fds[sig_i].revents != 0 {
             while let Some(s) = sigs.take() {
-                if s == libc::SIGWINCH {
-                    copy_winsize(libc::STDIN_FILENO, master);
-                } else {
-                    j.signal(s);
+                match winch {
+                    Some(m) if s == libc::SIGWINCH => copy_winsize(libc::STDIN_FILENO, m),
+                    _ => j.signal(s),
                 }
             }
         }
-        if fds[0].revents != 0 && !copy_out(master, &mut buf, &mut stdout) {
-            // Every slave is closed (EIO): only the process's exit is left to wait for.
-            fds[0].fd = -1;
+        for i in 0..n_out {
+            if fds[i].revents != 0 && !copy_out(fds[i].fd, &mut buf, outs[i].1) {
+                // Closed (EOF, or EIO once every slave is closed): only the process's exit
+                // is left to wait for.
+                fds[i].fd = -1;
+            }
         }
-        if fds[1].revents != 0 {
-            // The process has exited: print what it left in the pty, without waiting for
-            // background processes that may still hold the slave.
-            // SAFETY: fcntl on our descriptor.
-            unsafe { libc::fcntl(master, libc::F_SETFL, libc::O_NONBLOCK) };
-            while fds[0].fd >= 0 && copy_out(master, &mut buf, &mut stdout) {}
+        if fds[proc_i].revents != 0 {
+            // The process has exited: print what it left, without waiting for background
+            // processes that may still hold the other end.
+            for i in (0..n_out).filter(|&i| fds[i].fd >= 0) {
+                // SAFETY: fcntl on our descriptor.
+                unsafe { libc::fcntl(fds[i].fd, libc::F_SETFL, libc::O_NONBLOCK) };
+                while copy_out(fds[i].fd, &mut buf, outs[i].1) {}
+            }
             return;
         }
     }
 }
 
-/// One read from the master to stdout; false once nothing more can come (EIO, EAGAIN).
-fn copy_out(master: RawFd, buf: &mut [u8], out: &mut std::io::Stdout) -> bool {
+/// One read from `fd` to the sink; false once nothing more can come (EOF, EIO, EAGAIN).
+fn copy_out(fd: RawFd, buf: &mut [u8], sink: Sink) -> bool {
     // SAFETY: read into our buffer from a descriptor we hold.
-    let n = unsafe { libc::read(master, buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
     if n <= 0 {
         return n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
     }
-    let _ = out.write_all(&buf[..n as usize]);
-    let _ = out.flush();
+    let data = &buf[..n as usize];
+    match sink {
+        Sink::Stdout => {
+            let mut o = std::io::stdout();
+            let _ = o.write_all(data);
+            let _ = o.flush();
+        }
+        Sink::Stderr => {
+            let _ = std::io::stderr().write_all(data);
+        }
+    }
     true
 }
 

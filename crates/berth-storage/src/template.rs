@@ -343,9 +343,11 @@ pub fn import_tarball(
             msg: err.lines().last().unwrap_or("failed").to_string(),
         });
     }
-    // Some tarballs (LXC image exports) wrap the tree in rootfs/.
+    // Some tarballs (LXC image exports) wrap the tree in rootfs/: a real directory, never a
+    // symlink the tarball points somewhere on the host.
     let inner = st.rootfs().join("rootfs");
-    if inner.is_dir() && !st.rootfs().join("etc").exists() {
+    let real_dir = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    if real_dir(&inner) && fs::symlink_metadata(st.rootfs().join("etc")).is_err() {
         let tmp = st.dir.join("rootfs.inner");
         fs::rename(&inner, &tmp).map_err(|e| StorageError::io(&inner, e))?;
         fs::remove_dir_all(st.rootfs()).map_err(|e| StorageError::io(st.rootfs(), e))?;
@@ -512,11 +514,19 @@ pub fn neutralise_devices(name: &str, rootfs: &Path, what: &str) -> Result<()> {
 
 /// Reads what a rootfs needs to be run: its init, how to stop it, its OS name.
 pub fn inspect(name: &str, rootfs: &Path, source: String) -> Result<TemplateManifest> {
-    let init = rootfs.join("sbin/init");
-    let target = fs::read_link(&init)
+    // The tree is untrusted: every path is resolved inside it, files are read without
+    // blocking and within a bound (a symlink to a host FIFO or /dev/zero).
+    if !fs::symlink_metadata(rootfs).is_ok_and(|m| m.is_dir()) {
+        return Err(StorageError::BadTemplate(
+            name.into(),
+            "the rootfs is not a directory".into(),
+        ));
+    }
+    let target = crate::safefs::open_in_tree(rootfs, "sbin/init", libc::O_PATH | libc::O_NOFOLLOW)
         .ok()
+        .and_then(|fd| nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&fd)), "").ok())
         .map(|t| t.to_string_lossy().into_owned());
-    if target.is_none() && !init.exists() {
+    if target.is_none() && crate::safefs::open_in_tree(rootfs, "sbin/init", libc::O_PATH).is_err() {
         return Err(StorageError::BadTemplate(
             name.into(),
             "rootfs has no /sbin/init (a system container needs an init)".into(),
@@ -530,8 +540,12 @@ pub fn inspect(name: &str, rootfs: &Path, source: String) -> Result<TemplateMani
     } else {
         "SIGPWR" // sysvinit and others (LXC's default halt signal)
     };
-    let os = fs::read_to_string(rootfs.join("etc/os-release"))
-        .or_else(|_| fs::read_to_string(rootfs.join("usr/lib/os-release")))
+    let read = |rel: &str| {
+        crate::safefs::read_in_tree(rootfs, rel, 64 << 10)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let os = read("etc/os-release")
+        .or_else(|_| read("usr/lib/os-release"))
         .ok()
         .and_then(|t| {
             t.lines().find_map(|l| {

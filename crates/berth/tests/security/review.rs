@@ -160,8 +160,8 @@ fn template_import_os_release_symlink_to_host_fifo() {
     }
     if !finished {
         let _ = c.kill();
-        let _ = c.wait();
     }
+    let _ = c.wait();
     let _ = n.run(&["template", "remove", "evil2"]);
     assert!(
         finished,
