@@ -497,6 +497,10 @@ fn write_resolv_live(init_pid: i32, userns: bool, text: &str) -> Result<()> {
     let user = if userns { Some(open("user")?) } else { None };
     let mnt = open("mnt")?;
     let content = text.as_bytes().to_vec();
+    // Non-dumpable like every process Berth runs near a container (this one never enters
+    // the container's PID namespace, so nothing inside can see it at all).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     // SAFETY: the CLI is single-threaded here; the child only makes syscalls and exits.
     match unsafe { fork() }.map_err(|e| inval(format!("fork: {e}")))? {
         ForkResult::Child => {
@@ -505,6 +509,7 @@ fn write_resolv_live(init_pid: i32, userns: bool, text: &str) -> Result<()> {
                     setns(u, CloneFlags::CLONE_NEWUSER).map_err(|e| e.to_string())?;
                 }
                 setns(&mnt, CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+                nix::unistd::setgroups(&[]).map_err(|e| e.to_string())?;
                 nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| e.to_string())?;
                 nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| e.to_string())?;
                 berth_storage::safefs::write_file_in(

@@ -80,6 +80,61 @@ fn ptrace_of_exec_helper_cve_2016_9962() {
         0,
         "read the operator's environment: {report}"
     );
+    // CVE-2019-5736 class: no process's executable, Berth's helper's included, could be
+    // opened for writing through /proc/<pid>/exe.
+    assert_eq!(
+        field("exe_write"),
+        0,
+        "opened an executable for writing: {report}"
+    );
+}
+
+/// CVE-2019-5736 class, the init side: the container's init is Berth's supervisor, a copy
+/// bind-mounted read-only (never the host's `berth` binary), so neither `/proc/1/exe` nor
+/// the file can be opened for writing, and init is not the binary Berth runs on the host.
+#[test]
+fn proc_self_exe_overwrite_cve_2019_5736() {
+    let n = running("sec-procexe");
+    // EACCES (host root's file, read-only bind mount behind it) or EROFS.
+    for (path, errs) in [
+        (
+            "/proc/1/exe",
+            &["Permission denied", "Read-only file system"][..],
+        ),
+        (
+            "/.berth/init",
+            &["Permission denied", "Read-only file system"][..],
+        ),
+    ] {
+        let o = n.run(&[
+            "exec",
+            "101",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo x >> {path}"),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(
+            !o.status.success() && errs.iter().any(|e| err.contains(e)),
+            "{path}: {err}"
+        );
+    }
+    let mounts = n.exec("101", &["cat", "/proc/self/mountinfo"]);
+    let berth = mounts
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/.berth"))
+        .unwrap_or_else(|| panic!("no /.berth mount: {mounts}"));
+    assert!(
+        berth.split_whitespace().nth(5).unwrap().starts_with("ro"),
+        "{berth}"
+    );
+    let exe = std::fs::read_link(format!("/proc/{}/exe", init_pid(&n, "101"))).unwrap();
+    assert_ne!(
+        exe,
+        std::path::PathBuf::from(super::common::bin()),
+        "init runs the host's berth binary"
+    );
 }
 
 /// TIOCSTI class: a process run by `berth exec` from a terminal pushes a command line into
