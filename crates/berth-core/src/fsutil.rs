@@ -71,8 +71,46 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
     toml::from_str(&text).map_err(|e| CoreError::Parse {
         path: path.into(),
-        msg: e.message().to_string(),
+        msg: parse_message(&text, &e),
     })
+}
+
+/// A TOML error as one line (errors are one line each): toml's message spans several
+/// (`invalid table header\nexpected ...`) and may quote the file's own control characters;
+/// the position it points at is given as line and column.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let msg: Vec<&str> = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let msg: String = msg
+        .join("; ")
+        .chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect();
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let col = before.len()
+                - before
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |p| p + 1)
+                + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
 }
 
 /// Creates a directory (and parents), mapping errors to the path.
@@ -156,6 +194,23 @@ mod tests {
         atomic_write(&p, b"two", 0o644).unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "two");
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn parse_errors_are_one_line_with_their_position() {
+        // found by fuzzing: toml's messages span lines (and quote control characters)
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        for (text, pos) in [
+            ("a = 1\n[[b\n", "line 2, column 4"),
+            ("a = \"x\u{1b}\n", "line 1"),
+            ("[a]\nb = 1\n[a]\n", "line 3"),
+        ] {
+            fs::write(&p, text).unwrap();
+            let e = read_toml::<toml::Table>(&p).unwrap_err().to_string();
+            assert!(!e.contains(['\n', '\r', '\u{1b}']), "{e:?}");
+            assert!(e.contains(pos) && e.contains("c.toml"), "{e}");
+        }
     }
 
     #[test]

@@ -191,7 +191,8 @@ impl FromStr for MacAddr {
         }
         let mut b = [0u8; 6];
         for (i, p) in parts.iter().enumerate() {
-            if p.len() != 2 {
+            // Two hex digits: from_str_radix alone also takes `+a`.
+            if p.len() != 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
                 return Err(bad());
             }
             b[i] = u8::from_str_radix(p, 16).map_err(|_| bad())?;
@@ -726,6 +727,9 @@ mod tests {
             "00:00:00:00:00:00",
             "02:00:00:00:00",
             "zz:00:00:00:00:01",
+            // found in review: from_str_radix took a sign, `+2` read as 02
+            "+2:00:00:00:00:01",
+            "02:+0:00:00:00:01",
         ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }

@@ -45,7 +45,9 @@ impl CpuMask {
     /// Parses `0-3,6` (sorted, deduplicated). CPU numbers are checked against the node later.
     pub fn parse(s: &str) -> Result<Self> {
         let err = |why: &str| CoreError::InvalidValue(s.into(), "--cpumask", why.into());
-        let mut cpus = vec![];
+        // Ranges first, CPUs last: `0-9999,0-9999,…` must not expand every part (a short
+        // string would allocate gigabytes).
+        let mut ranges = vec![];
         for part in s.split(',') {
             let part = part.trim();
             let (a, b) = match part.split_once('-') {
@@ -62,10 +64,16 @@ impl CpuMask {
             if a > b {
                 return Err(err("a range must go upwards (0-3, not 3-0)"));
             }
-            cpus.extend(a..=b);
+            ranges.push((a, b));
         }
-        cpus.sort_unstable();
-        cpus.dedup();
+        ranges.sort_unstable();
+        let mut cpus: Vec<u32> = vec![];
+        for (a, b) in ranges {
+            let from = cpus.last().map_or(a, |l| a.max(l + 1));
+            if from <= b {
+                cpus.extend(from..=b);
+            }
+        }
         Ok(CpuMask(cpus))
     }
 
@@ -343,9 +351,11 @@ pub fn parse_count(s: &str, what: &'static str) -> Result<u64> {
     if num.is_empty() || num.len() > 15 || !num.bytes().all(|b| b.is_ascii_digit()) {
         return Err(err());
     }
+    // At most i64::MAX: counts are stored in TOML configs, whose integers are i64.
     num.parse::<u64>()
         .ok()
         .and_then(|v| v.checked_mul(mult))
+        .filter(|v| *v <= i64::MAX as u64)
         .ok_or_else(err)
 }
 
@@ -487,6 +497,29 @@ mod tests {
         cpus: 4,
         memory: 8 << 30,
     };
+
+    #[test]
+    fn cpumask_of_many_ranges_is_not_expanded_part_by_part() {
+        // found by fuzzing: every part was expanded before deduplication, so 7 bytes
+        // (`0-9999,`) cost 40 KB and a 1 MB string gigabytes
+        let s = vec!["0-9999"; 20_000].join(",");
+        let m = CpuMask::parse(&s).unwrap();
+        assert_eq!(m.len(), 10_000);
+        assert_eq!(m.to_string(), "0-9999");
+        let m = CpuMask::parse("5-9,0-3,2-6,8").unwrap();
+        assert_eq!(m.cpus(), &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(CpuMask::parse("9,0").unwrap().cpus(), &[0, 9]);
+    }
+
+    #[test]
+    fn counts_fit_a_toml_integer() {
+        // 10^13 millions passed (above i64::MAX) and could not be written to config.toml
+        assert!(parse_count("10000000000000m", "--diskinodes").is_err());
+        assert_eq!(
+            parse_count("9000000000000m", "--diskinodes").unwrap(),
+            9 * 10u64.pow(18)
+        );
+    }
 
     #[test]
     fn cpumasks() {

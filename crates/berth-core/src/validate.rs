@@ -138,6 +138,8 @@ impl Size {
     pub const KIB: u64 = 1024;
     pub const MIB: u64 = 1024 * 1024;
     pub const GIB: u64 = 1024 * 1024 * 1024;
+    /// Sizes are below this (2^63): configs are TOML, whose integers are i64.
+    pub const MAX_BYTES: u64 = 1 << 63;
 
     /// Parses a size with a mandatory K/M/G/T suffix (binary units, optional trailing `B`/`iB`).
     /// A bare number is refused: `--diskspace 10` is ambiguous and vzctl's block units surprise.
@@ -149,12 +151,15 @@ impl Size {
             .strip_suffix("ib")
             .or_else(|| lower.strip_suffix('b'))
             .unwrap_or(&lower);
-        let (num, unit) = stripped.split_at(stripped.len().saturating_sub(1));
+        // The unit is the last character, which may not be ASCII (`1é`): split on it, not
+        // on its last byte.
+        let unit = stripped.chars().last().ok_or_else(err)?;
+        let num = &stripped[..stripped.len() - unit.len_utf8()];
         let mult = match unit {
-            "k" => Self::KIB,
-            "m" => Self::MIB,
-            "g" => Self::GIB,
-            "t" => Self::GIB * 1024,
+            'k' => Self::KIB,
+            'm' => Self::MIB,
+            'g' => Self::GIB,
+            't' => Self::GIB * 1024,
             _ => return Err(err()),
         };
         if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -162,7 +167,8 @@ impl Size {
         }
         let v: f64 = num.parse().map_err(|_| err())?;
         let bytes = v * mult as f64;
-        if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 / 2.0 {
+        // Below 2^63: a size is stored in TOML, whose integers are i64.
+        if !bytes.is_finite() || bytes < 1.0 || bytes >= Self::MAX_BYTES as f64 {
             return Err(err());
         }
         Ok(Size(bytes as u64))
@@ -250,6 +256,14 @@ mod tests {
         for bad in ["10", "G", "abc", "-1G", "1X", "", "1..2G", "0G"] {
             assert!(Size::parse(bad).is_err(), "{bad}");
         }
+        // found by fuzzing: a non-ASCII last character panicked (split inside it); found in
+        // review: 8388608T (2^63 bytes) was accepted but cannot be written to a TOML config
+        for bad in ["é", "1é", "1ǵ", "\u{10ffff}", "8388608T", "9999999T"] {
+            assert!(Size::parse(bad).is_err(), "{bad}");
+        }
+        let max = Size::parse("8388607.99T").unwrap();
+        assert!(max.0 < Size::MAX_BYTES);
+        toml::Value::try_from(max).unwrap();
         assert_eq!(Size(10 * Size::GIB).to_string(), "10G");
         assert_eq!(Size(1536 * Size::MIB).to_string(), "1536M");
     }

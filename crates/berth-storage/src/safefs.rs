@@ -95,12 +95,22 @@ pub fn write_file_in(
 /// absolute symlinks and `..` stay inside the tree, magic links are refused. For reading an
 /// untrusted tree (an imported template, a container's files) from the host.
 pub fn open_in_tree(root: &Path, rel: &str, flags: i32) -> std::io::Result<OwnedFd> {
-    let dir = std::fs::File::open(root)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(root)?;
     let path = std::ffi::CString::new(rel)
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     // SAFETY: open_how is plain data; the kernel checks every field.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    // openat2 refuses any flag beside O_DIRECTORY, O_NOFOLLOW and O_CLOEXEC with O_PATH.
+    let noctty = if flags & libc::O_PATH == 0 {
+        libc::O_NOCTTY
+    } else {
+        0
+    };
+    how.flags = (flags | libc::O_CLOEXEC | noctty) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: openat2 with a valid dirfd, path and open_how.
     let fd = unsafe {

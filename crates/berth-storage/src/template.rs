@@ -326,28 +326,42 @@ pub fn import_tarball(
         ])
         .arg(st.rootfs())
         .stdin(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| StorageError::io("tar", e))?;
     let mut stdin = child.stdin.take().expect("piped");
+    // tar's messages are read while the archive is fed to it: a hostile archive can make it
+    // print one line per entry, and a full stderr pipe would block tar, and so this copy,
+    // for ever.
+    let stderr = child.stderr.take().expect("piped");
+    let messages = std::thread::spawn(move || tar_messages(stderr));
     let copy = std::io::copy(&mut reader, &mut stdin);
     drop(stdin);
-    let out = child
-        .wait_with_output()
-        .map_err(|e| StorageError::io("tar", e))?;
-    copy.map_err(|e| StorageError::io(tarball, e))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
+    let status = child.wait().map_err(|e| StorageError::io("tar", e))?;
+    let messages = messages.join().unwrap_or_default();
+    if !status.success() {
+        // tar's own refusal (it names the entry) rather than the broken pipe it left us.
         return Err(StorageError::Command {
             cmd: "tar -x".into(),
-            msg: err.lines().last().unwrap_or("failed").to_string(),
+            msg: tar_error(&messages),
         });
     }
-    // Some tarballs (LXC image exports) wrap the tree in rootfs/: a real directory, never a
-    // symlink the tarball points somewhere on the host.
+    copy.map_err(|e| StorageError::io(tarball, e))?;
+    let rootfs_meta =
+        fs::symlink_metadata(st.rootfs()).map_err(|e| StorageError::io(st.rootfs(), e))?;
+    if !rootfs_meta.is_dir() {
+        return Err(StorageError::BadTemplate(
+            name.into(),
+            "tarball entry . is not a directory".into(),
+        ));
+    }
+    // Some tarballs (LXC image exports) wrap the tree in rootfs/. Nothing here follows a
+    // symlink: a tarball whose `rootfs` is a symlink to a host directory must not make that
+    // directory the template (nor have its device nodes "dropped").
     let inner = st.rootfs().join("rootfs");
-    let real_dir = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
-    if real_dir(&inner) && fs::symlink_metadata(st.rootfs().join("etc")).is_err() {
+    let inner_is_dir = fs::symlink_metadata(&inner).is_ok_and(|m| m.is_dir());
+    if inner_is_dir && fs::symlink_metadata(st.rootfs().join("etc")).is_err() {
         let tmp = st.dir.join("rootfs.inner");
         fs::rename(&inner, &tmp).map_err(|e| StorageError::io(&inner, e))?;
         fs::remove_dir_all(st.rootfs()).map_err(|e| StorageError::io(st.rootfs(), e))?;
@@ -358,6 +372,45 @@ pub fn import_tarball(
     let manifest = inspect(name, &st.rootfs(), source)?;
     st.commit(root, &manifest)?;
     Ok(manifest)
+}
+
+/// Most of tar's messages kept (the first ones: they name the first refused entries).
+const TAR_MESSAGES_MAX: usize = 64 << 10;
+
+/// Reads all of tar's stderr, keeping its first [`TAR_MESSAGES_MAX`] bytes.
+fn tar_messages(mut r: impl Read) -> String {
+    let mut kept = vec![];
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = TAR_MESSAGES_MAX.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// One line for a failed extraction: tar's first error (it names the entry), with the
+/// number of further ones; not its closing "Exiting with failure status".
+fn tar_error(messages: &str) -> String {
+    let errors: Vec<&str> = messages
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains("Exiting with failure status"))
+        .filter(|l| !l.starts_with("tar: Removing leading"))
+        .collect();
+    match errors.as_slice() {
+        [] => messages
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("failed")
+            .to_string(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+    }
 }
 
 fn read_up_to(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -540,12 +593,8 @@ pub fn inspect(name: &str, rootfs: &Path, source: String) -> Result<TemplateMani
     } else {
         "SIGPWR" // sysvinit and others (LXC's default halt signal)
     };
-    let read = |rel: &str| {
-        crate::safefs::read_in_tree(rootfs, rel, 64 << 10)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-    };
-    let os = read("etc/os-release")
-        .or_else(|_| read("usr/lib/os-release"))
+    let os = read_in_tree(rootfs, "etc/os-release")
+        .or_else(|_| read_in_tree(rootfs, "usr/lib/os-release"))
         .ok()
         .and_then(|t| {
             t.lines().find_map(|l| {
@@ -563,6 +612,18 @@ pub fn inspect(name: &str, rootfs: &Path, source: String) -> Result<TemplateMani
         os,
         size: tree_size(rootfs),
     })
+}
+
+/// Largest os-release read from a template (real ones are a few hundred bytes).
+const OS_RELEASE_MAX: u64 = 64 << 10;
+
+/// Reads a regular file of an unpacked tree, at most [`OS_RELEASE_MAX`] bytes, as text.
+/// Symlinks are resolved inside the tree ([`crate::safefs::read_in_tree`]: `etc/os-release
+/// -> ../usr/lib/os-release` works, `-> /dev/zero` or `-> /root/.ssh/id_rsa` of the host is
+/// never read), and a FIFO or device is refused without blocking on it.
+fn read_in_tree(tree: &Path, rel: &str) -> std::io::Result<String> {
+    crate::safefs::read_in_tree(tree, rel, OS_RELEASE_MAX)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// Apparent size of the regular files in a tree (hard links counted once).
@@ -682,6 +743,60 @@ mod tests {
         let m = inspect("t", d.path(), "x".into()).unwrap();
         assert_eq!(m.stop_signal, "SIGRTMIN+4");
         assert_eq!(m.os.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+    }
+
+    #[test]
+    fn tar_error_is_the_first_refusal() {
+        let msgs = "tar: Removing leading `../' from member names\n\
+                    tar: ../a: Member name contains '..'\n\
+                    tar: ../b: Member name contains '..'\n\
+                    tar: Exiting with failure status due to previous errors\n";
+        assert_eq!(
+            tar_error(msgs),
+            "tar: ../a: Member name contains '..' (and 1 more)"
+        );
+        assert_eq!(tar_error("tar: x: Cannot open\n"), "tar: x: Cannot open");
+        assert_eq!(tar_error(""), "failed");
+        // a flood is read to its end but only its start is kept
+        let flood = "tar: e: bad\n".repeat(100_000);
+        assert!(tar_messages(flood.as_bytes()).len() <= TAR_MESSAGES_MAX);
+    }
+
+    #[test]
+    fn os_release_is_read_inside_the_tree_only() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("etc")).unwrap();
+        fs::create_dir_all(r.join("usr/lib")).unwrap();
+        fs::write(r.join("usr/lib/os-release"), "PRETTY_NAME=in\n").unwrap();
+        let host = tempfile::NamedTempFile::new().unwrap();
+        fs::write(host.path(), "PRETTY_NAME=host\n").unwrap();
+        // in-tree links, relative or absolute, resolve inside the tree
+        for l in ["../usr/lib/os-release", "/usr/lib/os-release"] {
+            let _ = fs::remove_file(r.join("etc/os-release"));
+            symlink(l, r.join("etc/os-release")).unwrap();
+            assert_eq!(
+                read_in_tree(r, "etc/os-release").unwrap(),
+                "PRETTY_NAME=in\n"
+            );
+        }
+        // a host file, /dev/zero (endless) and a FIFO (blocks) are never read
+        for l in [host.path(), Path::new("/dev/zero")] {
+            fs::remove_file(r.join("etc/os-release")).unwrap();
+            symlink(l, r.join("etc/os-release")).unwrap();
+            assert!(read_in_tree(r, "etc/os-release").is_err(), "{l:?}");
+        }
+        fs::remove_file(r.join("etc/os-release")).unwrap();
+        nix::unistd::mkfifo(
+            &r.join("etc/os-release"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        assert!(read_in_tree(r, "etc/os-release").is_err());
+        // nor is a tree that is itself a symlink followed
+        let link = d.path().join("link");
+        symlink(r.join("usr"), &link).unwrap();
+        assert!(read_in_tree(&link, "lib/os-release").is_err());
     }
 
     #[test]
