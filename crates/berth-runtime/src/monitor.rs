@@ -401,6 +401,13 @@ fn boot_loop(
         if let Some(d) = &named {
             cgdeleg::attach(d, 0)?;
         }
+        // Bounds the runtime's create and the network's join: whatever makes them wait
+        // (nothing known; the container's files are opened O_PATH) must not hold the
+        // node's network lock forever.
+        let watchdog = Watchdog::arm(START_LIMIT, {
+            let rid = runtime_id.to_string();
+            move || kill_cgroup(&rid)
+        });
         let built = builder(&args.root, runtime_id)?
             .with_stdin(devnull)
             .with_stdout(out)
@@ -422,6 +429,12 @@ fn boot_loop(
                 .map_err(RuntimeError::StartFailed)?;
         }
         tracing::debug!("hooks done");
+        if !watchdog.disarm() {
+            return Err(RuntimeError::StartFailed(format!(
+                "the container was not created within {} s",
+                START_LIMIT.as_secs()
+            )));
+        }
         container.start()?;
         *boots += 1;
         let state = RunState {
@@ -450,6 +463,54 @@ fn boot_loop(
             return Ok(());
         }
         tracing::info!("reboot requested from inside the container: restarting");
+    }
+}
+
+/// How long a boot may take from the runtime's create to the end of the network hooks.
+const START_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `on_expire` on a thread of its own if it is not disarmed within `limit`.
+struct Watchdog {
+    tx: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn arm(limit: std::time::Duration, on_expire: impl FnOnce() + Send + 'static) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || match rx.recv_timeout(limit) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                tracing::warn!("start took longer than {limit:?}: killing the container");
+                on_expire();
+                true
+            }
+            _ => false,
+        });
+        Watchdog { tx, thread }
+    }
+
+    /// Stops the watchdog; false if it had already fired.
+    fn disarm(self) -> bool {
+        let _ = self.tx.send(());
+        !self.thread.join().unwrap_or(true)
+    }
+}
+
+/// SIGKILLs every process in the container's cgroup (pids hierarchy, else the unified one):
+/// the runtime's create then fails and the boot unwinds.
+fn kill_cgroup(runtime_id: &str) {
+    for dir in [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup",
+    ] {
+        let procs = PathBuf::from(dir).join(runtime_id).join("cgroup.procs");
+        if let Ok(t) = fs::read_to_string(&procs) {
+            for pid in t.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            return;
+        }
     }
 }
 
@@ -504,4 +565,30 @@ pub fn load_args(root: &NodeRoot, id: CtId) -> Result<MonitorArgs> {
         extra_files: vec![],
         hooks: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn watchdog_fires_only_when_not_disarmed() {
+        let fired = Arc::new(AtomicBool::new(false));
+        let f = fired.clone();
+        let w = Watchdog::arm(Duration::from_secs(5), move || {
+            f.store(true, Ordering::SeqCst)
+        });
+        assert!(w.disarm());
+        assert!(!fired.load(Ordering::SeqCst));
+        let f = fired.clone();
+        let w = Watchdog::arm(Duration::from_millis(10), move || {
+            f.store(true, Ordering::SeqCst)
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!w.disarm());
+        assert!(fired.load(Ordering::SeqCst));
+    }
 }
