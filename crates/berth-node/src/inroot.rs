@@ -4,7 +4,7 @@
 //! magic links (`/proc/self/root`…) are refused.
 
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// Largest file read this way (an /etc/passwd is far smaller).
 const MAX: u64 = 4 << 20;
@@ -12,27 +12,7 @@ const MAX: u64 = 4 << 20;
 /// Opens `rel` inside the root directory of process `pid`.
 pub fn open_in_root(pid: i32, rel: &str, flags: i32) -> std::io::Result<OwnedFd> {
     let root = std::fs::File::open(format!("/proc/{pid}/root"))?;
-    let path = std::ffi::CString::new(rel)
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: open_how is plain data; the kernel checks every field.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: openat2 with a valid dirfd, path and open_how.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            std::os::fd::AsRawFd::as_raw_fd(&root),
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    berth_storage::safefs::open_beneath(&root, rel, flags)
 }
 
 /// Reads a regular file inside the root of process `pid` (bounded).

@@ -100,6 +100,12 @@ pub fn open_in_tree(root: &Path, rel: &str, flags: i32) -> std::io::Result<Owned
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
         .open(root)?;
+    open_beneath(&dir, rel, flags)
+}
+
+/// Opens `rel` with the directory `dir` as its root (`openat2(RESOLVE_IN_ROOT |
+/// RESOLVE_NO_MAGICLINKS)`), e.g. `/proc/<pid>/root` of a container's init.
+pub fn open_beneath(dir: &impl AsRawFd, rel: &str, flags: i32) -> std::io::Result<OwnedFd> {
     let path = std::ffi::CString::new(rel)
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     // SAFETY: open_how is plain data; the kernel checks every field.

@@ -8,9 +8,7 @@ use super::support::install;
 use std::collections::HashMap;
 
 fn running(tag: &str) -> Node {
-    let n = Node::new(tag);
-    n.ok(&["create", "101", "--ostemplate", "busybox"]);
-    n.ok(&["start", "101"]);
+    let n = super::support::running(tag);
     install(&n, "101", "probe");
     n
 }

@@ -1,18 +1,10 @@
 //! Processes joining a running container (`berth exec`, `berth enter`): container root
 //! races them, reads them and types into their terminal.
 
-use super::common::Node;
-use super::support::{init_pid, install, read_for, run_on_pty};
+use super::support::{init_pid, install, read_for, run_on_pty, running};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::process::Stdio;
-
-fn running(tag: &str) -> Node {
-    let n = Node::new(tag);
-    n.ok(&["create", "101", "--ostemplate", "busybox"]);
-    n.ok(&["start", "101"]);
-    n
-}
 
 /// CVE-2016-9962 class: a helper joining the container is visible inside while it is still
 /// host root (dumpable, full capabilities, no seccomp) and gets ptraced. A racer inside

@@ -2,20 +2,13 @@
 //! asserts the *safe* behaviour, so each one fails until its finding is fixed.
 
 use super::common::Node;
-use super::support::{openpty, read_for};
+use super::support::{openpty, read_for, running};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn running(tag: &str) -> Node {
-    let n = Node::new(tag);
-    n.ok(&["create", "101", "--ostemplate", "busybox"]);
-    n.ok(&["start", "101"]);
-    n
-}
 
 /// R1: `berth exec` without a pty (stdin a terminal, stdout a pipe: `berth exec 101 -- ls |
 /// grep x`; or `exec -T`) hands the caller's terminal itself to the container. A process the

@@ -62,6 +62,14 @@ pub fn install(n: &Node, ct: &str, name: &str) -> String {
     dest
 }
 
+/// A node root with container 101 (busybox) running.
+pub fn running(tag: &str) -> Node {
+    let n = Node::new(tag);
+    n.ok(&["create", "101", "--ostemplate", "busybox"]);
+    n.ok(&["start", "101"]);
+    n
+}
+
 /// Host PID of the container's init.
 pub fn init_pid(n: &Node, ct: &str) -> i64 {
     n.status(ct)["init_pid"].as_i64().expect("init_pid")
