@@ -605,6 +605,66 @@ impl NetConfig {
         v.extend(self.ipaddrs.iter().copied());
         v
     }
+    /// Checks the section as a whole with the parsers and rules of `berth set`: adapter
+    /// names, network names, addresses usable by a container and held once, MACs held once,
+    /// search domains, forwards not repeated (CIDRs, MACs, forwards and rates are parsed by
+    /// the CLI's parsers when the file is read).
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let mut ifnames: Vec<&str> = vec![];
+        let mut macs: Vec<MacAddr> = vec![];
+        for n in &self.netifs {
+            validate_ifname(&n.name)?;
+            if ifnames.contains(&n.name.as_str()) {
+                return Err(invalid(
+                    &n.name,
+                    "adapter",
+                    "the adapter name is used twice",
+                ));
+            }
+            ifnames.push(&n.name);
+            validate_name(&n.network)?;
+            if macs.contains(&n.mac) {
+                return Err(invalid(&n.mac.to_string(), "--mac", "used by two adapters"));
+            }
+            macs.push(n.mac);
+            for a in &n.addrs {
+                check_unicast(a.addr, &a.to_string())?;
+            }
+        }
+        for a in &self.ipaddrs {
+            check_unicast(*a, &a.to_string())?;
+        }
+        let all = self.all_addrs();
+        for (i, a) in all.iter().enumerate() {
+            if all[..i].contains(a) {
+                return Err(invalid(
+                    &a.to_string(),
+                    "--ipadd",
+                    "the address is held twice",
+                ));
+            }
+        }
+        if let Some(g) = self.gateway {
+            check_unicast(g, &g.to_string())?;
+        }
+        for d in &self.searchdomains {
+            validate_hostname(d)?;
+        }
+        for (i, f) in self.forwards.iter().enumerate() {
+            if self.forwards[..i]
+                .iter()
+                .any(|o| o.proto == f.proto && o.host_port == f.host_port)
+            {
+                return Err(invalid(
+                    &f.to_string(),
+                    "--forward",
+                    "the port is forwarded twice",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The address port forwards go to: the first address of an adapter, else routed.
     pub fn forward_target(&self) -> Option<Ipv4Addr> {
         self.netifs

@@ -163,7 +163,11 @@ impl NetNode {
             if p.extension().and_then(|x| x.to_str()) == Some("toml")
                 && !e.file_name().to_string_lossy().starts_with('.')
             {
-                out.push(fsutil::read_toml::<NetworkConfig>(&p)?);
+                let stem = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                out.push(berth_core::checked::load_network(&p, &stem)?);
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -177,7 +181,7 @@ impl NetNode {
         if !p.exists() {
             return Err(NetError::UnknownNetwork(name.into()));
         }
-        Ok(fsutil::read_toml(&p)?)
+        Ok(berth_core::checked::load_network(&p, name)?)
     }
 
     /// A route of the node (not one of this node root's bridges) overlapping `subnet`.
@@ -330,10 +334,20 @@ impl NetNode {
 
     /// Deletes a network no container uses (the caller checks): bridge, file, rules.
     pub fn delete_network(&self, name: &str) -> Result<()> {
-        let cfg = self.network(name)?;
-        self.remove_orphans(true)?;
-        self.remove_network_links(&cfg)?;
+        match self.network(name) {
+            Ok(cfg) => self.remove_network_links(&cfg)?,
+            // A file refused at load (hand-edited): its bridge goes by the network's name
+            // (deleting a bridge releases its ports), so that it can still be removed.
+            Err(NetError::Core(CoreError::InvalidFile { .. })) => {
+                let mut nl = Netlink::open()?;
+                if let Some(l) = nl.link(&self.bridge_name(name))? {
+                    nl.del_link(l.index)?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
         fsutil::remove_file_if_exists(&self.net_file(name))?;
+        self.remove_orphans(true)?;
         self.apply_firewall()
     }
 

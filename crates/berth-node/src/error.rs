@@ -29,4 +29,14 @@ pub enum NodeError {
     StopFailed(u32, u64),
     #[error("{0}")]
     Invalid(String),
+    #[error("name {0:?} is used by containers {1}: name the container by its CTID, and give one of them another name with `berth set CTID --name NEW`")]
+    AmbiguousName(String, String),
+    /// A container whose config clashes with another container's (hand-edited files).
+    #[error("container {ctid} cannot start: its {what} is also container {other}'s; {fix}")]
+    Conflict {
+        ctid: u32,
+        other: u32,
+        what: String,
+        fix: String,
+    },
 }

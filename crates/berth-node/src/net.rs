@@ -9,7 +9,7 @@ use berth_core::lock;
 use berth_core::net::{
     AddrSpec, Ipv4Cidr, MacAddr, NetChange, NetConfig, NetIf, NetworkConfig, NetworkType,
 };
-use berth_core::{fsutil, CtId, CtRef, NodeRoot};
+use berth_core::{fsutil, CoreError, CtId, CtRef, NodeRoot};
 use berth_net::{names, NetError, NetNode, Traffic};
 use berth_runtime::state::now;
 use std::net::Ipv4Addr;
@@ -120,7 +120,11 @@ impl LocalNode {
     pub fn network_delete(&self, name: &str) -> Result<()> {
         let _g = lock::lock(&self.root().node_lock())?;
         let nn = self.net();
-        nn.network(name)?;
+        match nn.network(name) {
+            // A hand-edited file that is refused can still be deleted.
+            Ok(_) | Err(NetError::Core(CoreError::InvalidFile { .. })) => {}
+            Err(e) => return Err(e.into()),
+        }
         let users = self.network_users(name)?;
         if !users.is_empty() {
             let l: Vec<String> = users.iter().map(|u| u.to_string()).collect();
