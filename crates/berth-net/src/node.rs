@@ -943,3 +943,77 @@ pub fn resolv_conf(c: &NetConfig, nets: &[NetworkConfig]) -> Option<String> {
     }
     Some(s)
 }
+
+/// Berth's network objects on the host, by the node ID that owns them: links (by their
+/// alias `berth:<node_id>:…`) and nftables tables (`<family> berth_<node_id>`).
+#[derive(Debug, Default, Clone)]
+pub struct NetRemains {
+    pub links: Vec<(String, String)>,
+    pub tables: Vec<(String, String)>,
+}
+
+/// Every node ID with links or tables on the host, with those objects.
+pub fn net_objects() -> Result<std::collections::BTreeMap<String, NetRemains>> {
+    let mut out: std::collections::BTreeMap<String, NetRemains> = Default::default();
+    for l in Netlink::open()?.links()? {
+        let Some(rest) = l.alias.as_deref().and_then(|a| a.strip_prefix("berth:")) else {
+            continue;
+        };
+        let Some((id, _)) = rest.split_once(':') else {
+            continue;
+        };
+        if berth_core::checked::validate_node_id(id).is_ok() {
+            out.entry(id.to_string())
+                .or_default()
+                .links
+                .push((l.name.clone(), l.alias.clone().unwrap_or_default()));
+        }
+    }
+    let o = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .map_err(|e| CoreError::io("nft", e))?;
+    for l in String::from_utf8_lossy(&o.stdout).lines() {
+        let mut it = l.split_whitespace();
+        let (Some("table"), Some(fam), Some(name)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        if let Some(id) = name.strip_prefix("berth_") {
+            if berth_core::checked::validate_node_id(id).is_ok() {
+                out.entry(id.to_string())
+                    .or_default()
+                    .tables
+                    .push((fam.to_string(), name.to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes every link and nftables table of node `node_id`. The caller has made sure that
+/// no node root of that ID exists any more, or is destroying it.
+pub fn remove_node_objects(node_id: &str) -> Result<()> {
+    let prefix = names::alias_node_prefix(node_id);
+    let mut nl = Netlink::open()?;
+    // Container ends first (a veth's peer goes with it), bridges last.
+    let mut links: Vec<Link> = nl
+        .links()?
+        .into_iter()
+        .filter(|l| l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)))
+        .collect();
+    links.sort_by_key(|l| l.alias.as_deref().is_some_and(|a| a.contains(":net:")));
+    for l in links {
+        if let Err(e) = nl.del_link(l.index) {
+            // Gone with its peer meanwhile.
+            if nl.link(&l.name)?.is_some() {
+                return Err(e);
+            }
+        }
+    }
+    let t = nft::table_name(node_id);
+    let mut script = String::new();
+    for fam in ["inet", "bridge", "netdev"] {
+        script.push_str(&format!("table {fam} {t}\ndelete table {fam} {t}\n"));
+    }
+    nft::apply(&script)
+}

@@ -60,24 +60,96 @@ pub fn init_node(
     root: &NodeRoot,
     default_subnet: Option<berth_core::net::Ipv4Cidr>,
 ) -> Result<(NodeConfig, bool)> {
+    let (cfg, new, _) = init_node_reclaiming(root, default_subnet, false)?;
+    Ok((cfg, new))
+}
+
+/// [`init_node`] that also deals with the remains of node roots that no longer exist
+/// (`rm -rf` of one): with `reclaim`, those of recorded node roots are removed first;
+/// without, a default subnet they hold is refused with the command that removes them.
+/// Returns, besides, notes on remains left in place.
+pub fn init_node_reclaiming(
+    root: &NodeRoot,
+    default_subnet: Option<berth_core::net::Ipv4Cidr>,
+    reclaim: bool,
+) -> Result<(NodeConfig, bool, Vec<String>)> {
     require_root()?;
     root.create_layout()?;
     let _g = lock::lock(&root.node_lock())?;
     if root.node_toml().exists() {
-        return Ok((root.load_node_config()?, false));
+        return Ok((root.load_node_config()?, false, vec![]));
     }
     let cfg = NodeConfig::new(random_id(), now());
+    let mut remains = crate::reclaim::find(None)?;
+    if reclaim {
+        for r in remains.iter().filter(|r| r.root.is_some()) {
+            crate::reclaim::remove(&r.node_id, r.root.as_deref())?;
+        }
+        remains.retain(|r| r.root.is_none());
+    }
     if let Some(s) = default_subnet {
+        let nn = berth_net::NetNode::new(root, &cfg.node_id);
+        if let Some(clash) = nn.route_clash(s)? {
+            let dev = clash.rsplit(' ').next().unwrap_or_default();
+            if let Some(r) = remains.iter().find(|r| r.links.iter().any(|l| l == dev)) {
+                let how = match &r.root {
+                    Some(_) => format!(
+                        "remove them with `berth node init --reclaim` (or `berth node reclaim {}`)",
+                        r.node_id
+                    ),
+                    None => format!(
+                        "if no node root of node {0} exists any more, remove them with `berth node reclaim {0}`",
+                        r.node_id
+                    ),
+                };
+                return Err(NodeError::Remains(format!(
+                    "the default network's subnet {s} is held by the remains of {}: {how}",
+                    r.describe()
+                )));
+            }
+        }
         crate::net::check_default_network(root, &cfg.node_id, s)?;
     }
+    let notes = remains
+        .iter()
+        .filter(|r| r.root.is_some())
+        .map(|r| {
+            format!(
+                "{} are left on this host: `berth node reclaim {}` removes them",
+                r.describe(),
+                r.node_id
+            )
+        })
+        .collect();
     fsutil::write_toml(&root.node_toml(), &cfg)?;
+    record_node_root(root, &cfg.node_id);
     if let Some(s) = default_subnet {
         if let Err(e) = crate::net::create_default_network(root, &cfg.node_id, s) {
             let _ = fsutil::remove_file_if_exists(&root.node_toml());
+            let _ = berth_core::idregistry::Registry::host().set_node_root(&cfg.node_id, None);
             return Err(e);
         }
     }
-    Ok((cfg, true))
+    Ok((cfg, true, notes))
+}
+
+/// Records the node root in the host-wide file of node roots (best effort: an unrecorded
+/// root's remains are only removed by `berth node reclaim NODE_ID`, never found alone).
+fn record_node_root(root: &NodeRoot, node_id: &str) {
+    let reg = berth_core::idregistry::Registry::host();
+    let Ok(canon) = std::fs::canonicalize(root.path()) else {
+        return;
+    };
+    if reg
+        .node_roots()
+        .iter()
+        .any(|(id, r)| id == node_id && *r == canon)
+    {
+        return;
+    }
+    if let Err(e) = reg.set_node_root(node_id, Some(&canon)) {
+        tracing::warn!("node root not recorded in the host's list: {e}");
+    }
 }
 
 impl LocalNode {
@@ -87,6 +159,8 @@ impl LocalNode {
         let node = root.load_node_config()?;
         recover::secure_node(&root)?;
         recover::recover_node(&root, &node.node_id)?;
+        // Node roots made before the host-wide list are recorded at their next command.
+        record_node_root(&root, &node.node_id);
         Ok(LocalNode {
             root,
             node,
@@ -648,6 +722,63 @@ impl LocalNode {
             Err(e) => return Err(e),
         }
         self.start_locked(id)
+    }
+
+    /// `berth node destroy`: destroys every container (refused while one runs, unless
+    /// `force`), deletes the networks, removes whatever else of the node is on the host
+    /// (links, nft tables, cgroups, loop devices, mounts), frees its ID ranges, forgets it
+    /// in the host's list of node roots, and removes the node root directory.
+    pub fn destroy_node(&self, force: bool) -> Result<()> {
+        let root = std::fs::canonicalize(self.root.path())
+            .map_err(|e| CoreError::io(self.root.path(), e))?;
+        let node_id = self.node.node_id.clone();
+        let _node = lock::lock(&self.root.node_lock())?;
+        let ids = self.root.list_ct_dirs()?;
+        let running: Vec<String> = ids
+            .iter()
+            .filter(|id| is_active(&self.root, **id))
+            .map(|id| id.to_string())
+            .collect();
+        if !running.is_empty() && !force {
+            return Err(NodeError::NodeBusy(
+                root.display().to_string(),
+                running.join(", "),
+            ));
+        }
+        for id in ids {
+            if self.root.ct_config(id).exists() {
+                self.destroy(&CtRef::Id(id), true)?;
+            } else {
+                let _g = self.lock_ct(id)?;
+            }
+        }
+        let nn = self.net();
+        if let Ok(rd) = std::fs::read_dir(self.root.networks_dir()) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let Some(name) = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".toml"))
+                    .filter(|n| !n.starts_with('.'))
+                else {
+                    continue;
+                };
+                nn.delete_network(name)?;
+            }
+        }
+        crate::reclaim::remove_unchecked(&node_id, Some(&root))?;
+        let left = berth_storage::mounts::mounts_under(&root);
+        if let Some(m) = left.first() {
+            return Err(NodeError::Invalid(format!(
+                "{} is still mounted: node root {} is kept; unmount it and run `berth node destroy` again",
+                m.display(),
+                root.display()
+            )));
+        }
+        berth_core::idregistry::Registry::host().set_node_root(&node_id, None)?;
+        fsutil::remove_dir_all_if_exists(&root)?;
+        Ok(())
     }
 
     pub(crate) fn check_name_free(&self, name: &str, except: Option<CtId>) -> Result<()> {
