@@ -219,7 +219,7 @@ impl LocalNode {
         for (id, r) in self.entries()? {
             match r {
                 Ok(c) => out.push(c),
-                Err(e) => tracing::warn!(%id, "broken container left out: {e}"),
+                Err(e) => tracing::debug!(%id, "broken container left out: {e}"),
             }
         }
         Ok(out)
