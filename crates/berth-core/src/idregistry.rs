@@ -280,10 +280,7 @@ pub fn node_root_is_live(root: &Path, node_id: &str) -> bool {
         Err(_) => return true,
     }
     match read_node_toml(&root.join("node.toml")) {
-        Ok(Some(t)) => match toml::from_str::<Id>(&t) {
-            Ok(id) if id.node_id != node_id => false,
-            _ => true,
-        },
+        Ok(Some(t)) => !matches!(toml::from_str::<Id>(&t), Ok(id) if id.node_id != node_id),
         Ok(None) => false,
         Err(err) if gone(&err) => false,
         Err(_) => true,
