@@ -11,7 +11,7 @@ use crate::net::NetworkConfig;
 use crate::resources::NodeCapacity;
 use crate::validate::{validate_description, validate_hostname, validate_name, CtId};
 use crate::{fsutil, ContainerConfig, CoreError, DiskFs, NodeRoot, Result, Size};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Smallest virtual disk.
 pub const MIN_DISKSPACE: u64 = 16 * Size::MIB;
@@ -303,10 +303,101 @@ impl TemplateManifest {
     }
 }
 
-/// The path of a refused file, if `e` is such a refusal.
-pub fn invalid_file_path(e: &CoreError) -> Option<&PathBuf> {
-    match e {
-        CoreError::InvalidFile { path, .. } => Some(path),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DiskConfig;
+
+    fn root_with(text: &str, id: u32) -> (tempfile::TempDir, NodeRoot) {
+        let d = tempfile::tempdir().unwrap();
+        let root = NodeRoot::new(d.path());
+        std::fs::create_dir_all(root.ct_dir(CtId(id))).unwrap();
+        std::fs::write(root.ct_config(CtId(id)), text).unwrap();
+        (d, root)
+    }
+
+    fn sample(id: u32) -> ContainerConfig {
+        ContainerConfig {
+            idmap: Some(IdMap {
+                host_base: 165536,
+                size: IDMAP_SIZE,
+            }),
+            ..ContainerConfig::new(CtId(id), "busybox", DiskConfig::new(Size(Size::GIB)))
+        }
+    }
+
+    #[test]
+    fn identity_and_fields() {
+        let text = toml::to_string_pretty(&sample(101)).unwrap();
+        let (_d, root) = root_with(&text, 101);
+        assert_eq!(
+            ContainerConfig::load(&root, CtId(101)).unwrap(),
+            sample(101)
+        );
+        let (_d, root) = root_with(&text, 151);
+        let e = ContainerConfig::load(&root, CtId(151))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ctid = 101") && e.contains("berth destroy 151"),
+            "{e}"
+        );
+        for (bad, needle) in [
+            (
+                ContainerConfig {
+                    name: Some("../../x".into()),
+                    ..sample(1)
+                },
+                "name",
+            ),
+            (
+                ContainerConfig {
+                    hostname: Some("a/b".into()),
+                    ..sample(1)
+                },
+                "hostname",
+            ),
+            (
+                ContainerConfig {
+                    idmap: Some(IdMap {
+                        host_base: 0,
+                        size: IDMAP_SIZE,
+                    }),
+                    ..sample(1)
+                },
+                "below",
+            ),
+            (
+                ContainerConfig {
+                    idmap: None,
+                    ..sample(1)
+                },
+                "idmap",
+            ),
+            (
+                ContainerConfig {
+                    ostemplate: "../t".into(),
+                    ..sample(1)
+                },
+                "ostemplate",
+            ),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        let (_d, root) = root_with("ctid = 1\n", 2);
+        let e = ContainerConfig::load(&root, CtId(2))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("malformed"), "{e}");
+    }
+
+    #[test]
+    fn xfs_bound_and_node_config() {
+        assert_eq!(DiskFs::Xfs.max_inodes(Size(400 * Size::MIB)), 819_200);
+        let mut n = NodeConfig::new("ab12cd34".into(), 0);
+        n.validate().unwrap();
+        n.node_id = "../x".into();
+        assert!(n.validate().is_err());
     }
 }
