@@ -393,6 +393,27 @@ mod tests {
     }
 
     #[test]
+    fn net_section() {
+        use crate::net::{NetConfig, ROUTED_GATEWAY};
+        let routed = NetConfig {
+            ipaddrs: vec!["10.9.0.9".parse().unwrap()],
+            gateway: Some(ROUTED_GATEWAY),
+            ..Default::default()
+        };
+        routed.validate().unwrap();
+        let twice = NetConfig {
+            ipaddrs: vec!["10.9.0.9".parse().unwrap(), "10.9.0.9".parse().unwrap()],
+            ..Default::default()
+        };
+        assert!(twice.validate().is_err());
+        let nowhere = NetConfig {
+            gateway: Some("10.1.1.1".parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(nowhere.validate().is_err());
+    }
+
+    #[test]
     fn xfs_bound_and_node_config() {
         assert_eq!(DiskFs::Xfs.max_inodes(Size(400 * Size::MIB)), 819_200);
         let mut n = NodeConfig::new("ab12cd34".into(), 0);

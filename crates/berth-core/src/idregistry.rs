@@ -402,12 +402,26 @@ impl Registry {
 
     /// Records (`Some(root)`) or forgets (`None`) node root `node_id`, under the lock.
     pub fn set_node_root(&self, node_id: &str, root: Option<&Path>) -> Result<()> {
+        self.update_node_roots(&[node_id.to_string()], root.map(|r| (node_id, r)))
+    }
+
+    /// Forgets the node roots `ids` (gone, and nothing of them left on the host).
+    pub fn forget_node_roots(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.update_node_roots(ids, None)
+    }
+
+    fn update_node_roots(&self, drop: &[String], add: Option<(&str, &Path)>) -> Result<()> {
         let _s = self.open()?;
         let mut v: Vec<(String, PathBuf)> = self
             .node_roots()
             .into_iter()
-            .filter(|(id, _)| id != node_id)
+            .filter(|(id, _)| !drop.contains(id))
             .collect();
+        let root = add.map(|(_, r)| r);
+        let node_id = add.map(|(id, _)| id).unwrap_or_default();
         if let Some(r) = root {
             if r.to_string_lossy().contains('\n') {
                 return Err(CoreError::Invalid(format!(

@@ -535,6 +535,9 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
+/// The node's address on every host-routed veth: the containers' gateway there.
+pub const ROUTED_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
+
 /// A container's virtual adapter on a virtual network (a veth pair; the container's end
 /// is `name`, the node's end is a port of the network's bridge).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -645,7 +648,13 @@ impl NetConfig {
             }
         }
         if let Some(g) = self.gateway {
-            check_unicast(g, &g.to_string())?;
+            if !self.gateway_reachable(g) {
+                return Err(invalid(
+                    &g.to_string(),
+                    "--gateway",
+                    "not on any adapter's subnet of the container",
+                ));
+            }
         }
         for d in &self.searchdomains {
             validate_hostname(d)?;
@@ -663,6 +672,16 @@ impl NetConfig {
             }
         }
         Ok(())
+    }
+
+    /// Whether `g` can be the container's default gateway: on an adapter's subnet, or the
+    /// node's end of the host-routed adapter when the container has routed addresses.
+    pub fn gateway_reachable(&self, g: Ipv4Addr) -> bool {
+        let on_adapter = self
+            .netifs
+            .iter()
+            .any(|x| x.addrs.iter().any(|a| a.contains(g)));
+        on_adapter || (g == ROUTED_GATEWAY && !self.ipaddrs.is_empty())
     }
 
     /// The address port forwards go to: the first address of an adapter, else routed.

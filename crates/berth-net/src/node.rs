@@ -969,11 +969,13 @@ pub fn net_objects() -> Result<std::collections::BTreeMap<String, NetRemains>> {
                 .push((l.name.clone(), l.alias.clone().unwrap_or_default()));
         }
     }
-    let o = std::process::Command::new("nft")
+    // Without nft (a node that never had a network) there are no tables.
+    let tables = std::process::Command::new("nft")
         .args(["list", "tables"])
         .output()
-        .map_err(|e| CoreError::io("nft", e))?;
-    for l in String::from_utf8_lossy(&o.stdout).lines() {
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for l in tables.lines() {
         let mut it = l.split_whitespace();
         let (Some("table"), Some(fam), Some(name)) = (it.next(), it.next(), it.next()) else {
             continue;

@@ -81,6 +81,20 @@ pub fn init_node_reclaiming(
     }
     let cfg = NodeConfig::new(random_id(), now());
     let mut remains = crate::reclaim::find(None)?;
+    // Recorded node roots that are gone and left nothing: no longer worth a line.
+    let reg = berth_core::idregistry::Registry::host();
+    let done: Vec<String> = reg
+        .node_roots()
+        .into_iter()
+        .filter(|(id, r)| {
+            !berth_core::idregistry::node_root_is_live(r, id)
+                && !remains.iter().any(|x| &x.node_id == id)
+        })
+        .map(|(id, _)| id)
+        .collect();
+    if let Err(e) = reg.forget_node_roots(&done) {
+        tracing::warn!("host's list of node roots not pruned: {e}");
+    }
     if reclaim {
         for r in remains.iter().filter(|r| r.root.is_some()) {
             crate::reclaim::remove(&r.node_id, r.root.as_deref())?;

@@ -10,7 +10,7 @@ use berth_core::net::{
     AddrSpec, Ipv4Cidr, MacAddr, NetChange, NetConfig, NetIf, NetworkConfig, NetworkType,
 };
 use berth_core::{fsutil, CoreError, CtId, CtRef, NodeRoot};
-use berth_net::{names, NetError, NetNode, Traffic};
+use berth_net::{NetError, NetNode, Traffic};
 use berth_runtime::state::now;
 use std::net::Ipv4Addr;
 
@@ -442,12 +442,8 @@ fn compute(
         n.gateway = g;
     }
     if let Some(g) = n.gateway {
-        let on_adapter = n
-            .netifs
-            .iter()
-            .any(|x| x.addrs.iter().any(|a| a.contains(g)));
-        let routed = g == names::VENET_GW && !n.ipaddrs.is_empty();
-        if !on_adapter && !routed {
+        // The rule a config file's gateway is checked with too.
+        if !n.gateway_reachable(g) {
             return Err(inval(format!(
                 "gateway {g} is not on any adapter's subnet of container {id}"
             )));
