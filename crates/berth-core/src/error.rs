@@ -41,6 +41,17 @@ pub enum CoreError {
     BadService(String),
     #[error("{path}: malformed file: {msg}")]
     Parse { path: PathBuf, msg: String },
+    /// A value refused by a validator that has no field of its own to name.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file of the node root that parses but does not pass the validation that CLI input
+    /// gets (a hand-edited or copied file): what is wrong with it and what to do.
+    #[error("{}: {reason}; {fix}", path.display())]
+    InvalidFile {
+        path: PathBuf,
+        reason: String,
+        fix: String,
+    },
 }
 
 impl CoreError {

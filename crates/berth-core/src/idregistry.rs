@@ -248,28 +248,8 @@ fn gone(e: &std::io::Error) -> bool {
 /// unparsable `node.toml`) counts as live: a range wrongly kept costs nothing, one wrongly
 /// reclaimed could be given to a second container.
 pub fn entry_is_live(e: &Entry) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        node_id: String,
-    }
-    // Checked under the host-wide lock, on paths other users may have made since the root
-    // went away (`rm -rf` of a root in /tmp): what is not a directory and a file as Berth
-    // makes them (root's, nobody else may write them, no symlink, no FIFO) is not a node
-    // root, and is read without blocking and within a bound.
-    match fs::symlink_metadata(&e.owner.root) {
-        Ok(m) if !(m.is_dir() && berth_owned(&m)) => return false,
-        Ok(_) => {}
-        Err(err) if gone(&err) => return false,
-        Err(_) => return true,
-    }
-    match read_node_toml(&e.owner.root.join("node.toml")) {
-        Ok(Some(t)) => match toml::from_str::<Id>(&t) {
-            Ok(id) if id.node_id != e.owner.node_id => return false,
-            _ => {}
-        },
-        Ok(None) => return false,
-        Err(err) if gone(&err) => return false,
-        Err(_) => return true,
+    if !node_root_is_live(&e.owner.root, &e.owner.node_id) {
+        return false;
     }
     match fs::symlink_metadata(
         e.owner
@@ -279,6 +259,31 @@ pub fn entry_is_live(e: &Entry) -> bool {
     ) {
         Ok(_) => true,
         Err(err) => !gone(&err),
+    }
+}
+
+/// Whether `root` still holds the node root `node_id`: a directory as Berth makes them with
+/// a `node.toml` naming `node_id`. Anything unclear counts as live.
+pub fn node_root_is_live(root: &Path, node_id: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        node_id: String,
+    }
+    // Checked under the host-wide lock, on paths other users may have made since the root
+    // went away (`rm -rf` of a root in /tmp): what is not a directory and a file as Berth
+    // makes them (root's, nobody else may write them, no symlink, no FIFO) is not a node
+    // root, and is read without blocking and within a bound.
+    match fs::symlink_metadata(root) {
+        Ok(m) if !(m.is_dir() && berth_owned(&m)) => return false,
+        Ok(_) => {}
+        Err(err) if gone(&err) => return false,
+        Err(_) => return true,
+    }
+    match read_node_toml(&root.join("node.toml")) {
+        Ok(Some(t)) => !matches!(toml::from_str::<Id>(&t), Ok(id) if id.node_id != node_id),
+        Ok(None) => false,
+        Err(err) if gone(&err) => false,
+        Err(_) => true,
     }
 }
 
@@ -374,6 +379,63 @@ impl Registry {
             )));
         }
         Ok(true)
+    }
+
+    /// `nodes`: the node roots of the host, one line `NODE_ID NODE_ROOT` each, kept under
+    /// the registry's lock (`node init` records, `node destroy` forgets). It tells the
+    /// remains of a node root that is gone (`rm -rf`) from those of one that exists.
+    pub fn nodes_file(&self) -> PathBuf {
+        self.dir.join("nodes")
+    }
+
+    /// The recorded node roots (read without the lock: the file is replaced atomically).
+    pub fn node_roots(&self) -> Vec<(String, PathBuf)> {
+        let text = fs::read_to_string(self.nodes_file()).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let (id, root) = l.split_once(' ')?;
+                (valid_node_id(id) && root.starts_with('/'))
+                    .then(|| (id.to_string(), PathBuf::from(root)))
+            })
+            .collect()
+    }
+
+    /// Records (`Some(root)`) or forgets (`None`) node root `node_id`, under the lock.
+    pub fn set_node_root(&self, node_id: &str, root: Option<&Path>) -> Result<()> {
+        self.update_node_roots(&[node_id.to_string()], root.map(|r| (node_id, r)))
+    }
+
+    /// Forgets the node roots `ids` (gone, and nothing of them left on the host).
+    pub fn forget_node_roots(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.update_node_roots(ids, None)
+    }
+
+    fn update_node_roots(&self, drop: &[String], add: Option<(&str, &Path)>) -> Result<()> {
+        let _s = self.open()?;
+        let mut v: Vec<(String, PathBuf)> = self
+            .node_roots()
+            .into_iter()
+            .filter(|(id, _)| !drop.contains(id))
+            .collect();
+        let root = add.map(|(_, r)| r);
+        let node_id = add.map(|(id, _)| id).unwrap_or_default();
+        if let Some(r) = root {
+            if r.to_string_lossy().contains('\n') {
+                return Err(CoreError::Invalid(format!(
+                    "node root {}: a path with a newline",
+                    r.display()
+                )));
+            }
+            v.push((node_id.to_string(), r.to_path_buf()));
+        }
+        let text: String = v
+            .iter()
+            .map(|(id, r)| format!("{id} {}\n", r.display()))
+            .collect();
+        fsutil::atomic_write(&self.nodes_file(), text.as_bytes(), 0o600)
     }
 
     /// Locks the registry and reads it (creating its directory on first use).

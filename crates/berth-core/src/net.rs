@@ -536,6 +536,9 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
+/// The node's address on every host-routed veth: the containers' gateway there.
+pub const ROUTED_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
+
 /// A container's virtual adapter on a virtual network (a veth pair; the container's end
 /// is `name`, the node's end is a port of the network's bridge).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -606,6 +609,82 @@ impl NetConfig {
         v.extend(self.ipaddrs.iter().copied());
         v
     }
+    /// Checks the section as a whole with the parsers and rules of `berth set`: adapter
+    /// names, network names, addresses usable by a container and held once, MACs held once,
+    /// search domains, forwards not repeated (CIDRs, MACs, forwards and rates are parsed by
+    /// the CLI's parsers when the file is read).
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let mut ifnames: Vec<&str> = vec![];
+        let mut macs: Vec<MacAddr> = vec![];
+        for n in &self.netifs {
+            validate_ifname(&n.name)?;
+            if ifnames.contains(&n.name.as_str()) {
+                return Err(invalid(
+                    &n.name,
+                    "adapter",
+                    "the adapter name is used twice",
+                ));
+            }
+            ifnames.push(&n.name);
+            validate_name(&n.network)?;
+            if macs.contains(&n.mac) {
+                return Err(invalid(&n.mac.to_string(), "--mac", "used by two adapters"));
+            }
+            macs.push(n.mac);
+            for a in &n.addrs {
+                check_unicast(a.addr, &a.to_string())?;
+            }
+        }
+        for a in &self.ipaddrs {
+            check_unicast(*a, &a.to_string())?;
+        }
+        let all = self.all_addrs();
+        for (i, a) in all.iter().enumerate() {
+            if all[..i].contains(a) {
+                return Err(invalid(
+                    &a.to_string(),
+                    "--ipadd",
+                    "the address is held twice",
+                ));
+            }
+        }
+        if let Some(g) = self.gateway {
+            if !self.gateway_reachable(g) {
+                return Err(invalid(
+                    &g.to_string(),
+                    "--gateway",
+                    "not on any adapter's subnet of the container",
+                ));
+            }
+        }
+        for d in &self.searchdomains {
+            validate_hostname(d)?;
+        }
+        for (i, f) in self.forwards.iter().enumerate() {
+            if self.forwards[..i]
+                .iter()
+                .any(|o| o.proto == f.proto && o.host_port == f.host_port)
+            {
+                return Err(invalid(
+                    &f.to_string(),
+                    "--forward",
+                    "the port is forwarded twice",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `g` can be the container's default gateway: on an adapter's subnet, or the
+    /// node's end of the host-routed adapter when the container has routed addresses.
+    pub fn gateway_reachable(&self, g: Ipv4Addr) -> bool {
+        let on_adapter = self
+            .netifs
+            .iter()
+            .any(|x| x.addrs.iter().any(|a| a.contains(g)));
+        on_adapter || (g == ROUTED_GATEWAY && !self.ipaddrs.is_empty())
+    }
+
     /// The address port forwards go to: the first address of an adapter, else routed.
     pub fn forward_target(&self) -> Option<Ipv4Addr> {
         self.netifs

@@ -14,6 +14,9 @@ pub enum CtStatus {
     Running,
     Stopped,
     Suspended,
+    /// Its `config.toml` is refused (malformed, invalid, or another container's): nothing
+    /// but `destroy` acts on it; `reason` says why.
+    Broken,
 }
 
 impl std::fmt::Display for CtStatus {
@@ -22,6 +25,7 @@ impl std::fmt::Display for CtStatus {
             CtStatus::Running => "running",
             CtStatus::Stopped => "stopped",
             CtStatus::Suspended => "suspended",
+            CtStatus::Broken => "broken",
         })
     }
 }
@@ -52,6 +56,10 @@ pub struct ContainerInfo {
     /// CPU, memory, process and I/O limits (vzctl names).
     #[serde(default)]
     pub resources: Resources,
+    /// Why the container is `broken` (absent otherwise). A broken container's other fields
+    /// but `ctid`, `uptime` and `init_pid` are placeholders: its config is not believed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Options of `create`.

@@ -192,7 +192,7 @@ impl NodeRoot {
         if !p.exists() {
             return Err(CoreError::NodeNotInitialised(self.root.clone()));
         }
-        fsutil::read_toml(&p)
+        NodeConfig::load(&p)
     }
 
     /// CTIDs with a directory under `containers/` (complete or not).

@@ -129,6 +129,19 @@ pub fn validate_hostname(s: &str) -> Result<()> {
     Ok(())
 }
 
+/// Longest description (`--description`).
+pub const MAX_DESCRIPTION_LEN: usize = 4096;
+
+/// Validates a description: one line of at most 4096 bytes.
+pub fn validate_description(d: &str) -> Result<()> {
+    if d.len() > MAX_DESCRIPTION_LEN || d.contains(['\n', '\r', '\0']) {
+        return Err(CoreError::Invalid(
+            "--description must be one line of at most 4096 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A size in bytes, written by users with a unit: `512M`, `10G`, `1.5G`, `2T`, `4096K`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

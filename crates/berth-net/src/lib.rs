@@ -13,7 +13,10 @@ pub mod nft;
 mod node;
 pub mod tc;
 
-pub use node::{resolv_conf, Adapter, NetNode, PendingFirewall, Traffic};
+pub use node::{
+    net_objects, remove_node_objects, resolv_conf, Adapter, NetNode, NetRemains, PendingFirewall,
+    Traffic,
+};
 
 use std::path::PathBuf;
 

@@ -45,7 +45,7 @@ pub fn alias_node_prefix(node_id: &str) -> String {
 /// Name of the host-routed adapter inside the container.
 pub const VENET: &str = "venet0";
 /// The node's address on every host-routed veth: the container's gateway.
-pub const VENET_GW: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 0, 1);
+pub const VENET_GW: std::net::Ipv4Addr = berth_core::net::ROUTED_GATEWAY;
 
 #[cfg(test)]
 mod tests {

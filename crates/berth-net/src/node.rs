@@ -163,7 +163,11 @@ impl NetNode {
             if p.extension().and_then(|x| x.to_str()) == Some("toml")
                 && !e.file_name().to_string_lossy().starts_with('.')
             {
-                out.push(fsutil::read_toml::<NetworkConfig>(&p)?);
+                let stem = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                out.push(berth_core::checked::load_network(&p, &stem)?);
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -177,7 +181,7 @@ impl NetNode {
         if !p.exists() {
             return Err(NetError::UnknownNetwork(name.into()));
         }
-        Ok(fsutil::read_toml(&p)?)
+        Ok(berth_core::checked::load_network(&p, name)?)
     }
 
     /// A route of the node (not one of this node root's bridges) overlapping `subnet`.
@@ -330,10 +334,20 @@ impl NetNode {
 
     /// Deletes a network no container uses (the caller checks): bridge, file, rules.
     pub fn delete_network(&self, name: &str) -> Result<()> {
-        let cfg = self.network(name)?;
-        self.remove_orphans(true)?;
-        self.remove_network_links(&cfg)?;
+        match self.network(name) {
+            Ok(cfg) => self.remove_network_links(&cfg)?,
+            // A file refused at load (hand-edited): its bridge goes by the network's name
+            // (deleting a bridge releases its ports), so that it can still be removed.
+            Err(NetError::Core(CoreError::InvalidFile { .. })) => {
+                let mut nl = Netlink::open()?;
+                if let Some(l) = nl.link(&self.bridge_name(name))? {
+                    nl.del_link(l.index)?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
         fsutil::remove_file_if_exists(&self.net_file(name))?;
+        self.remove_orphans(true)?;
         self.apply_firewall()
     }
 
@@ -928,4 +942,80 @@ pub fn resolv_conf(c: &NetConfig, nets: &[NetworkConfig]) -> Option<String> {
         s.push_str(&format!("nameserver {a}\n"));
     }
     Some(s)
+}
+
+/// Berth's network objects on the host, by the node ID that owns them: links (by their
+/// alias `berth:<node_id>:…`) and nftables tables (`<family> berth_<node_id>`).
+#[derive(Debug, Default, Clone)]
+pub struct NetRemains {
+    pub links: Vec<(String, String)>,
+    pub tables: Vec<(String, String)>,
+}
+
+/// Every node ID with links or tables on the host, with those objects.
+pub fn net_objects() -> Result<std::collections::BTreeMap<String, NetRemains>> {
+    let mut out: std::collections::BTreeMap<String, NetRemains> = Default::default();
+    for l in Netlink::open()?.links()? {
+        let Some(rest) = l.alias.as_deref().and_then(|a| a.strip_prefix("berth:")) else {
+            continue;
+        };
+        let Some((id, _)) = rest.split_once(':') else {
+            continue;
+        };
+        if berth_core::checked::validate_node_id(id).is_ok() {
+            out.entry(id.to_string())
+                .or_default()
+                .links
+                .push((l.name.clone(), l.alias.clone().unwrap_or_default()));
+        }
+    }
+    // Without nft (a node that never had a network) there are no tables.
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for l in tables.lines() {
+        let mut it = l.split_whitespace();
+        let (Some("table"), Some(fam), Some(name)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        if let Some(id) = name.strip_prefix("berth_") {
+            if berth_core::checked::validate_node_id(id).is_ok() {
+                out.entry(id.to_string())
+                    .or_default()
+                    .tables
+                    .push((fam.to_string(), name.to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes every link and nftables table of node `node_id`. The caller has made sure that
+/// no node root of that ID exists any more, or is destroying it.
+pub fn remove_node_objects(node_id: &str) -> Result<()> {
+    let prefix = names::alias_node_prefix(node_id);
+    let mut nl = Netlink::open()?;
+    // Container ends first (a veth's peer goes with it), bridges last.
+    let mut links: Vec<Link> = nl
+        .links()?
+        .into_iter()
+        .filter(|l| l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)))
+        .collect();
+    links.sort_by_key(|l| l.alias.as_deref().is_some_and(|a| a.contains(":net:")));
+    for l in links {
+        if let Err(e) = nl.del_link(l.index) {
+            // Gone with its peer meanwhile.
+            if nl.link(&l.name)?.is_some() {
+                return Err(e);
+            }
+        }
+    }
+    let t = nft::table_name(node_id);
+    let mut script = String::new();
+    for fam in ["inet", "bridge", "netdev"] {
+        script.push_str(&format!("table {fam} {t}\ndelete table {fam} {t}\n"));
+    }
+    nft::apply(&script)
 }

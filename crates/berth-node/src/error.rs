@@ -1,3 +1,5 @@
+use std::path::PathBuf;
+
 /// Errors of node operations: one line each, meant for users.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -29,4 +31,20 @@ pub enum NodeError {
     StopFailed(u32, u64),
     #[error("{0}")]
     Invalid(String),
+    #[error("node {id} still has its node root {r}: remove it with `berth --root {r} node destroy --confirm {r}`", r = .1.display(), id = .0)]
+    NodeRootExists(String, PathBuf),
+    #[error("node root {0} has running containers ({1}): stop them first, or use --force")]
+    NodeBusy(String, String),
+    #[error("{0}")]
+    Remains(String),
+    #[error("name {0:?} is used by containers {1}: name the container by its CTID, and give one of them another name with `berth set CTID --name NEW`")]
+    AmbiguousName(String, String),
+    /// A container whose config clashes with another container's (hand-edited files).
+    #[error("container {ctid} cannot start: its {what} is also container {other}'s; {fix}")]
+    Conflict {
+        ctid: u32,
+        other: u32,
+        what: String,
+        fix: String,
+    },
 }

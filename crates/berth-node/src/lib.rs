@@ -10,12 +10,13 @@ mod inroot;
 mod local;
 pub mod net;
 pub mod procs;
+pub mod reclaim;
 pub mod recover;
 pub mod resources;
 pub mod services;
 
 pub use error::NodeError;
-pub use local::{init_node, LocalNode};
+pub use local::{init_node, init_node_reclaiming, LocalNode};
 
 pub type Result<T, E = NodeError> = std::result::Result<T, E>;
 

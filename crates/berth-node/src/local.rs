@@ -60,24 +60,110 @@ pub fn init_node(
     root: &NodeRoot,
     default_subnet: Option<berth_core::net::Ipv4Cidr>,
 ) -> Result<(NodeConfig, bool)> {
+    let (cfg, new, _) = init_node_reclaiming(root, default_subnet, false)?;
+    Ok((cfg, new))
+}
+
+/// [`init_node`] that also deals with the remains of node roots that no longer exist
+/// (`rm -rf` of one): with `reclaim`, those of recorded node roots are removed first;
+/// without, a default subnet they hold is refused with the command that removes them.
+/// Returns, besides, notes on remains left in place.
+pub fn init_node_reclaiming(
+    root: &NodeRoot,
+    default_subnet: Option<berth_core::net::Ipv4Cidr>,
+    reclaim: bool,
+) -> Result<(NodeConfig, bool, Vec<String>)> {
     require_root()?;
     root.create_layout()?;
     let _g = lock::lock(&root.node_lock())?;
     if root.node_toml().exists() {
-        return Ok((root.load_node_config()?, false));
+        return Ok((root.load_node_config()?, false, vec![]));
     }
     let cfg = NodeConfig::new(random_id(), now());
+    let mut remains = crate::reclaim::find(None)?;
+    // Recorded node roots that are gone and left nothing: no longer worth a line.
+    let reg = berth_core::idregistry::Registry::host();
+    let done: Vec<String> = reg
+        .node_roots()
+        .into_iter()
+        .filter(|(id, r)| {
+            !berth_core::idregistry::node_root_is_live(r, id)
+                && !remains.iter().any(|x| &x.node_id == id)
+        })
+        .map(|(id, _)| id)
+        .collect();
+    if let Err(e) = reg.forget_node_roots(&done) {
+        tracing::warn!("host's list of node roots not pruned: {e}");
+    }
+    if reclaim {
+        for r in remains.iter().filter(|r| r.root.is_some()) {
+            crate::reclaim::remove(&r.node_id, r.root.as_deref())?;
+        }
+        remains.retain(|r| r.root.is_none());
+    }
     if let Some(s) = default_subnet {
+        let nn = berth_net::NetNode::new(root, &cfg.node_id);
+        if let Some(clash) = nn.route_clash(s)? {
+            let dev = clash.rsplit(' ').next().unwrap_or_default();
+            if let Some(r) = remains.iter().find(|r| r.links.iter().any(|l| l == dev)) {
+                let how = match &r.root {
+                    Some(_) => format!(
+                        "remove them with `berth node init --reclaim` (or `berth node reclaim {}`)",
+                        r.node_id
+                    ),
+                    None => format!(
+                        "if no node root of node {0} exists any more, remove them with `berth node reclaim {0}`",
+                        r.node_id
+                    ),
+                };
+                return Err(NodeError::Remains(format!(
+                    "the default network's subnet {s} is held by the remains of {}: {how}",
+                    r.describe()
+                )));
+            }
+        }
         crate::net::check_default_network(root, &cfg.node_id, s)?;
     }
+    let notes = remains
+        .iter()
+        .filter(|r| r.root.is_some())
+        .map(|r| {
+            format!(
+                "{} are left on this host: `berth node reclaim {}` removes them",
+                r.describe(),
+                r.node_id
+            )
+        })
+        .collect();
     fsutil::write_toml(&root.node_toml(), &cfg)?;
+    record_node_root(root, &cfg.node_id);
     if let Some(s) = default_subnet {
         if let Err(e) = crate::net::create_default_network(root, &cfg.node_id, s) {
             let _ = fsutil::remove_file_if_exists(&root.node_toml());
+            let _ = berth_core::idregistry::Registry::host().set_node_root(&cfg.node_id, None);
             return Err(e);
         }
     }
-    Ok((cfg, true))
+    Ok((cfg, true, notes))
+}
+
+/// Records the node root in the host-wide file of node roots (best effort: an unrecorded
+/// root's remains are only removed by `berth node reclaim NODE_ID`, never found alone).
+fn record_node_root(root: &NodeRoot, node_id: &str) {
+    let reg = berth_core::idregistry::Registry::host();
+    let Ok(canon) = std::fs::canonicalize(root.path()) else {
+        return;
+    };
+    if reg
+        .node_roots()
+        .iter()
+        .any(|(id, r)| id == node_id && *r == canon)
+    {
+        return;
+    }
+    if let Err(e) = reg.set_node_root(node_id, Some(&canon)) {
+        tracing::warn!("node root not recorded in the host's list: {e}");
+    }
 }
 
 impl LocalNode {
@@ -87,6 +173,8 @@ impl LocalNode {
         let node = root.load_node_config()?;
         recover::secure_node(&root)?;
         recover::recover_node(&root, &node.node_id)?;
+        // Node roots made before the host-wide list are recorded at their next command.
+        record_node_root(&root, &node.node_id);
         Ok(LocalNode {
             root,
             node,
@@ -116,29 +204,43 @@ impl LocalNode {
         berth_runtime::runtime_id(&self.node.node_id, id)
     }
 
+    /// The config of container `id`, parsed, validated and checked to be its own
+    /// ([`ContainerConfig::load`], the one loader of config files).
     pub(crate) fn load_config(&self, id: CtId) -> Result<ContainerConfig> {
-        let p = self.root.ct_config(id);
-        if !p.exists() {
-            return Err(CoreError::ContainerNotFound(id.to_string()).into());
-        }
-        Ok(fsutil::read_toml(&p)?)
+        Ok(ContainerConfig::load(&self.root, id)?)
     }
 
-    /// All committed container configs.
-    pub fn configs(&self) -> Result<Vec<ContainerConfig>> {
+    /// Every container with a committed config: its config, or why the file is refused
+    /// (a `broken` container).
+    pub fn entries(&self) -> Result<Vec<(CtId, std::result::Result<ContainerConfig, CoreError>)>> {
         let mut out = vec![];
         for id in self.root.list_ct_dirs()? {
-            if self.root.ct_config(id).exists() {
-                match self.load_config(id) {
-                    Ok(c) => out.push(c),
-                    Err(e) => tracing::warn!(%id, "skipping container: {e}"),
-                }
+            if !self.root.ct_config(id).exists() {
+                continue;
+            }
+            match ContainerConfig::load(&self.root, id) {
+                // Destroyed meanwhile.
+                Err(CoreError::ContainerNotFound(_)) => {}
+                r => out.push((id, r)),
             }
         }
         Ok(out)
     }
 
-    /// Resolves a CTID or name to a CTID of an existing container.
+    /// The configs of the containers that are not broken.
+    pub fn configs(&self) -> Result<Vec<ContainerConfig>> {
+        let mut out = vec![];
+        for (id, r) in self.entries()? {
+            match r {
+                Ok(c) => out.push(c),
+                Err(e) => tracing::debug!(%id, "broken container left out: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves a CTID or name to a CTID of an existing container. A name two containers
+    /// carry (hand-edited files) is refused: the CTID says which.
     pub fn resolve(&self, r: &CtRef) -> Result<CtId> {
         match r {
             CtRef::Id(id) => {
@@ -148,12 +250,25 @@ impl LocalNode {
                     Err(CoreError::ContainerNotFound(id.to_string()).into())
                 }
             }
-            CtRef::Name(n) => self
-                .configs()?
-                .into_iter()
-                .find(|c| c.name.as_deref() == Some(n))
-                .map(|c| c.ctid)
-                .ok_or_else(|| CoreError::ContainerNotFound(n.clone()).into()),
+            CtRef::Name(n) => {
+                let ids: Vec<CtId> = self
+                    .configs()?
+                    .into_iter()
+                    .filter(|c| c.name.as_deref() == Some(n))
+                    .map(|c| c.ctid)
+                    .collect();
+                match ids.as_slice() {
+                    [] => Err(CoreError::ContainerNotFound(n.clone()).into()),
+                    [id] => Ok(*id),
+                    _ => Err(NodeError::AmbiguousName(
+                        n.clone(),
+                        ids.iter()
+                            .map(|i| i.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" and "),
+                    )),
+                }
+            }
         }
     }
 
@@ -195,12 +310,104 @@ impl LocalNode {
             description: cfg.description.clone(),
             onboot: cfg.onboot,
             resources: cfg.resources.clone(),
+            reason: None,
         }
+    }
+
+    /// What `list` and `status` say of a container whose config is refused: its CTID (its
+    /// directory's), `broken`, why, and whether something of it still runs.
+    fn broken_info(&self, id: CtId, e: &CoreError) -> ContainerInfo {
+        let st = self.run_state(id);
+        let mut reason = e.to_string();
+        if let Some(s) = &st {
+            reason.push_str(&format!(
+                " (its init, host PID {}, still runs: `berth destroy {id} --force` stops it)",
+                s.init_pid
+            ));
+        }
+        ContainerInfo {
+            ctid: id,
+            name: None,
+            status: CtStatus::Broken,
+            ostemplate: "-".into(),
+            hostname: "-".into(),
+            privileged: false,
+            uptime: st.as_ref().map(|s| now().saturating_sub(s.started)),
+            init_pid: st.as_ref().map(|s| s.init_pid),
+            uid_base: None,
+            diskspace: berth_core::Size(0),
+            fstype: Default::default(),
+            description: None,
+            onboot: false,
+            resources: Default::default(),
+            reason: Some(reason),
+        }
+    }
+
+    /// Refuses to start a container whose config, valid on its own, clashes with another
+    /// container's (hand-edited or copied files): the same name, an address, a MAC or host
+    /// IDs. Also checks the limits that depend on the node's hardware.
+    pub(crate) fn check_conflicts(&self, cfg: &ContainerConfig) -> Result<()> {
+        let id = cfg.ctid;
+        let conflict = |other: CtId, what: String, fix: String| NodeError::Conflict {
+            ctid: id.0,
+            other: other.0,
+            what,
+            fix,
+        };
+        for o in self.configs()?.iter().filter(|o| o.ctid != id) {
+            if let (Some(a), Some(b)) = (&cfg.name, &o.name) {
+                if a == b {
+                    return Err(conflict(
+                        o.ctid,
+                        format!("name {a:?}"),
+                        format!("give one of them another name with `berth set {id} --name NEW`"),
+                    ));
+                }
+            }
+            let theirs = o.net.all_addrs();
+            if let Some(a) = cfg.net.all_addrs().into_iter().find(|a| theirs.contains(a)) {
+                return Err(conflict(
+                    o.ctid,
+                    format!("address {a}"),
+                    format!("remove it with `berth set {id} --ipdel {a}` and add a free one (`--ipadd auto`)"),
+                ));
+            }
+            for n in &cfg.net.netifs {
+                if o.net.netifs.iter().any(|x| x.mac == n.mac) {
+                    return Err(conflict(
+                        o.ctid,
+                        format!("MAC {} (adapter {})", n.mac, n.name),
+                        format!(
+                            "give the adapter a new MAC: `berth set {id} --netif-del {}`, then `berth set {id} --netif-add {} --network {}`",
+                            n.name, n.name, n.network
+                        ),
+                    ));
+                }
+            }
+            if let (Some(a), Some(b)) = (crate::idreg::range_of(cfg), crate::idreg::range_of(o)) {
+                if a.overlaps(&b) {
+                    return Err(conflict(
+                        o.ctid,
+                        format!(
+                            "host ID range {}-{}",
+                            a.host_base,
+                            a.host_base as u64 + a.size as u64 - 1
+                        ),
+                        format!("give it a free range with `berth set {id} --idmap auto` (while it is stopped; its files need no chown)"),
+                    ));
+                }
+            }
+        }
+        cfg.resources
+            .validate(&berth_runtime::resources::node_capacity())?;
+        Ok(())
     }
 
     pub(crate) fn require_running(&self, id: CtId) -> Result<RunState> {
         match self.current_status(id) {
-            CtStatus::Stopped => Err(NodeError::NotRunning(id.0)),
+            // current_status never says broken (a config is loaded before).
+            CtStatus::Stopped | CtStatus::Broken => Err(NodeError::NotRunning(id.0)),
             CtStatus::Suspended => Err(NodeError::Suspended(id.0)),
             CtStatus::Running => self.run_state(id).ok_or(NodeError::NotRunning(id.0)),
         }
@@ -219,7 +426,9 @@ impl LocalNode {
         if is_active(&self.root, id) {
             return Err(NodeError::AlreadyRunning(id.0));
         }
-        // Its host IDs are its own: registered to it, overlapping no other container's.
+        // Nothing of it is another container's (names, addresses, MACs, IDs), and its host
+        // IDs are registered to it, overlapping no other container's on the host.
+        self.check_conflicts(&cfg)?;
         self.check_idmap(&cfg)?;
         template::load(&self.root, &cfg.ostemplate)?;
         self.root.secure_ct_dir(id)?;
@@ -529,6 +738,63 @@ impl LocalNode {
         self.start_locked(id)
     }
 
+    /// `berth node destroy`: destroys every container (refused while one runs, unless
+    /// `force`), deletes the networks, removes whatever else of the node is on the host
+    /// (links, nft tables, cgroups, loop devices, mounts), frees its ID ranges, forgets it
+    /// in the host's list of node roots, and removes the node root directory.
+    pub fn destroy_node(&self, force: bool) -> Result<()> {
+        let root = std::fs::canonicalize(self.root.path())
+            .map_err(|e| CoreError::io(self.root.path(), e))?;
+        let node_id = self.node.node_id.clone();
+        let _node = lock::lock(&self.root.node_lock())?;
+        let ids = self.root.list_ct_dirs()?;
+        let running: Vec<String> = ids
+            .iter()
+            .filter(|id| is_active(&self.root, **id))
+            .map(|id| id.to_string())
+            .collect();
+        if !running.is_empty() && !force {
+            return Err(NodeError::NodeBusy(
+                root.display().to_string(),
+                running.join(", "),
+            ));
+        }
+        for id in ids {
+            if self.root.ct_config(id).exists() {
+                self.destroy(&CtRef::Id(id), true)?;
+            } else {
+                let _g = self.lock_ct(id)?;
+            }
+        }
+        let nn = self.net();
+        if let Ok(rd) = std::fs::read_dir(self.root.networks_dir()) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let Some(name) = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".toml"))
+                    .filter(|n| !n.starts_with('.'))
+                else {
+                    continue;
+                };
+                nn.delete_network(name)?;
+            }
+        }
+        crate::reclaim::remove_unchecked(&node_id, Some(&root))?;
+        let left = berth_storage::mounts::mounts_under(&root);
+        if let Some(m) = left.first() {
+            return Err(NodeError::Invalid(format!(
+                "{} is still mounted: node root {} is kept; unmount it and run `berth node destroy` again",
+                m.display(),
+                root.display()
+            )));
+        }
+        berth_core::idregistry::Registry::host().set_node_root(&node_id, None)?;
+        fsutil::remove_dir_all_if_exists(&root)?;
+        Ok(())
+    }
+
     pub(crate) fn check_name_free(&self, name: &str, except: Option<CtId>) -> Result<()> {
         validate_name(name)?;
         if let Some(c) = self
@@ -714,8 +980,11 @@ impl NodeOps for LocalNode {
 
     fn status(&self, r: &CtRef) -> Result<ContainerInfo> {
         let id = self.resolve(r)?;
-        let cfg = self.load_config(id)?;
-        Ok(self.info(&cfg))
+        match ContainerConfig::load(&self.root, id) {
+            Ok(cfg) => Ok(self.info(&cfg)),
+            Err(e @ CoreError::ContainerNotFound(_)) => Err(e.into()),
+            Err(e) => Ok(self.broken_info(id, &e)),
+        }
     }
 
     fn suspend(&self, r: &CtRef) -> Result<()> {
@@ -734,7 +1003,7 @@ impl NodeOps for LocalNode {
         match self.current_status(id) {
             CtStatus::Suspended => {}
             CtStatus::Running => return Err(NodeError::NotSuspended(id.0)),
-            CtStatus::Stopped => return Err(NodeError::NotRunning(id.0)),
+            CtStatus::Stopped | CtStatus::Broken => return Err(NodeError::NotRunning(id.0)),
         }
         let mut c =
             load_container(&self.root, &self.runtime_id(id)).ok_or(NodeError::NotRunning(id.0))?;
@@ -744,9 +1013,12 @@ impl NodeOps for LocalNode {
 
     fn list(&self, all: bool) -> Result<Vec<ContainerInfo>> {
         Ok(self
-            .configs()?
+            .entries()?
             .iter()
-            .map(|c| self.info(c))
+            .map(|(id, r)| match r {
+                Ok(c) => self.info(c),
+                Err(e) => self.broken_info(*id, e),
+            })
             .filter(|i| all || i.status != CtStatus::Stopped)
             .collect())
     }
@@ -754,7 +1026,16 @@ impl NodeOps for LocalNode {
     fn destroy(&self, r: &CtRef, force: bool) -> Result<()> {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;
-        let cfg = self.load_config(id)?;
+        // A broken container is destroyed too (so that the operator can clean up): by its
+        // directory's CTID, never by what its file says.
+        let cfg = match self.load_config(id) {
+            Ok(c) => c,
+            Err(NodeError::Core(e @ CoreError::ContainerNotFound(_))) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(%id, "destroying a broken container: {e}");
+                ContainerConfig::new(id, "-", DiskConfig::new(berth_core::Size(0)))
+            }
+        };
         if is_active(&self.root, id) {
             if !force {
                 return Err(NodeError::IsRunning(id.0));

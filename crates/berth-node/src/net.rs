@@ -9,8 +9,8 @@ use berth_core::lock;
 use berth_core::net::{
     AddrSpec, Ipv4Cidr, MacAddr, NetChange, NetConfig, NetIf, NetworkConfig, NetworkType,
 };
-use berth_core::{fsutil, CtId, CtRef, NodeRoot};
-use berth_net::{names, NetError, NetNode, Traffic};
+use berth_core::{fsutil, CoreError, CtId, CtRef, NodeRoot};
+use berth_net::{NetError, NetNode, Traffic};
 use berth_runtime::state::now;
 use std::net::Ipv4Addr;
 
@@ -120,7 +120,11 @@ impl LocalNode {
     pub fn network_delete(&self, name: &str) -> Result<()> {
         let _g = lock::lock(&self.root().node_lock())?;
         let nn = self.net();
-        nn.network(name)?;
+        match nn.network(name) {
+            // A hand-edited file that is refused can still be deleted.
+            Ok(_) | Err(NetError::Core(CoreError::InvalidFile { .. })) => {}
+            Err(e) => return Err(e.into()),
+        }
         let users = self.network_users(name)?;
         if !users.is_empty() {
             let l: Vec<String> = users.iter().map(|u| u.to_string()).collect();
@@ -438,12 +442,8 @@ fn compute(
         n.gateway = g;
     }
     if let Some(g) = n.gateway {
-        let on_adapter = n
-            .netifs
-            .iter()
-            .any(|x| x.addrs.iter().any(|a| a.contains(g)));
-        let routed = g == names::VENET_GW && !n.ipaddrs.is_empty();
-        if !on_adapter && !routed {
+        // The rule a config file's gateway is checked with too.
+        if !n.gateway_reachable(g) {
             return Err(inval(format!(
                 "gateway {g} is not on any adapter's subnet of container {id}"
             )));

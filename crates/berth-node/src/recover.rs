@@ -141,7 +141,7 @@ pub fn secure_node(root: &NodeRoot) -> Result<()> {
     for id in root.list_ct_dirs()? {
         root.secure_ct_dir(id)?;
         if root.ct_run_dir(id).is_dir() {
-            if let Ok(cfg) = fsutil::read_toml::<berth_core::ContainerConfig>(&root.ct_config(id)) {
+            if let Ok(cfg) = berth_core::ContainerConfig::load(root, id) {
                 root.secure_ct_run_dir(id, cfg.host_root_id())?;
             }
         }

@@ -12,45 +12,17 @@ use berth_runtime::resources::{self as rres, CgroupSample, HostInfo};
 use berth_storage::{disk, loopdev, rootfs, xfs};
 use std::time::Duration;
 
-/// Smallest virtual disk.
-pub const MIN_DISKSPACE: u64 = 16 * Size::MIB;
-/// Fewest inodes a virtual disk may have.
-pub const MIN_DISKINODES: u64 = 1024;
+pub use berth_core::checked::{MIN_DISKINODES, MIN_DISKSPACE};
 
-/// Checks a one-line description.
+/// Checks a one-line description (the validator config files are checked with too).
 pub(crate) fn validate_description(d: &str) -> Result<()> {
-    if d.len() > 4096 || d.contains('\n') {
-        return Err(NodeError::Invalid(
-            "--description must be one line of at most 4096 bytes".into(),
-        ));
-    }
-    Ok(())
+    Ok(berth_core::validate::validate_description(d)?)
 }
 
-/// Checks the virtual disk's size and inode count.
+/// Checks the virtual disk's size and inode count (the validator config files are checked
+/// with too).
 pub(crate) fn validate_disk(cfg: &berth_core::config::DiskConfig) -> Result<()> {
-    if cfg.size.0 < MIN_DISKSPACE {
-        return Err(NodeError::Invalid(format!(
-            "--diskspace {} is too small: the minimum is 16M",
-            cfg.size
-        )));
-    }
-    if cfg.fstype == DiskFs::Xfs && cfg.size.0 < xfs::MIN_SIZE {
-        return Err(NodeError::Invalid(format!(
-            "--diskspace {} is too small for XFS: the minimum is 300M",
-            cfg.size
-        )));
-    }
-    if let Some(n) = cfg.inodes {
-        let max = disk::max_inodes(cfg.size, cfg.fstype);
-        if n < MIN_DISKINODES || n > max {
-            return Err(NodeError::Invalid(format!(
-                "--diskinodes {n}: a {} disk holds {MIN_DISKINODES} to {max} inodes",
-                cfg.size
-            )));
-        }
-    }
-    Ok(())
+    Ok(cfg.validate()?)
 }
 
 /// Whether an ext4 inode count made by `mkfs -N want` matches `want` (mkfs rounds up to fill

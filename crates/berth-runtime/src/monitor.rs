@@ -359,8 +359,14 @@ fn boot_loop(
     }
     loop {
         // Limits may have been changed with `berth set` since the last boot: read them anew.
-        let cfg: ContainerConfig =
-            fsutil::read_toml(&args.root.ct_config(args.cfg.ctid)).unwrap_or(args.cfg.clone());
+        // Validated like every read (a hand-edited file that fails keeps the last good one).
+        let cfg = match ContainerConfig::load(&args.root, args.cfg.ctid) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("config not reloaded, booting with the previous one: {e}");
+                args.cfg.clone()
+            }
+        };
         let input = spec::SpecInput {
             cfg: &cfg,
             runtime_id,
@@ -555,7 +561,7 @@ fn wait_for(pid: Pid) -> WaitStatus {
 /// Loads what the monitor needs from the node root.
 pub fn load_args(root: &NodeRoot, id: CtId) -> Result<MonitorArgs> {
     let node = root.load_node_config()?;
-    let cfg: ContainerConfig = fsutil::read_toml(&root.ct_config(id))?;
+    let cfg = ContainerConfig::load(root, id)?;
     let template = berth_storage::template::load(root, &cfg.ostemplate)?;
     Ok(MonitorArgs {
         root: root.clone(),

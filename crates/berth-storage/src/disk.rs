@@ -108,10 +108,8 @@ fn mkfs(path: &Path, inodes: Option<u64>, from: &Path) -> Result<()> {
 
 /// Most inodes a filesystem of `size` can have (ext4: one per 1 KiB, its densest ratio).
 pub fn max_inodes(size: Size, fstype: DiskFs) -> u64 {
-    match fstype {
-        DiskFs::Ext4 => (size.0 / 1024).min(u32::MAX as u64),
-        DiskFs::Xfs => crate::xfs::max_inodes(size),
-    }
+    // The model's bound, which validation of CLI input and of config files uses.
+    fstype.max_inodes(size)
 }
 
 /// Space and inode usage of a virtual disk.

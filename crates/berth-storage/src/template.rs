@@ -656,7 +656,7 @@ pub fn load(root: &NodeRoot, name: &str) -> Result<TemplateManifest> {
     if !p.exists() {
         return Err(CoreError::TemplateNotFound(name.into()).into());
     }
-    Ok(fsutil::read_toml(&p)?)
+    Ok(TemplateManifest::load(&p, name)?)
 }
 
 /// All templates of the node, by name.
@@ -669,8 +669,9 @@ pub fn list(root: &NodeRoot) -> Result<Vec<TemplateManifest>> {
         if n.starts_with('.') {
             continue;
         }
-        if let Ok(m) = load(root, &n) {
-            out.push(m);
+        match load(root, &n) {
+            Ok(m) => out.push(m),
+            Err(e) => tracing::warn!(template = %n, "not listed: {e}"),
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// mkfs.xfs refuses smaller filesystems (xfsprogs 5.19 and later).
-pub const MIN_SIZE: u64 = 300 * Size::MIB;
+pub const MIN_SIZE: u64 = berth_core::checked::XFS_MIN_SIZE;
 /// mkfs.xfs's defaults on disks of Berth's sizes: 4 KiB blocks, 512-byte inodes.
 const BLOCK_SIZE: u64 = 4096;
 const INODE_SIZE: u64 = 512;
@@ -230,6 +230,15 @@ mod tests {
         // Chunks: 64 inodes = 8 blocks; partial chunks do not count.
         assert_eq!(max_icount(1000, 1, 8), 64);
         assert_eq!(max_inodes(Size(400 * Size::MIB)), 819_200);
+        // The model's bound (berth_core::checked, used by validation) is this one.
+        for mib in [300u64, 400, 1000, 1024, 4097, 100_000] {
+            let s = Size(mib * Size::MIB + 12_345);
+            assert_eq!(
+                berth_core::DiskFs::Xfs.max_inodes(s),
+                max_inodes(s),
+                "{mib}M"
+            );
+        }
     }
 
     #[test]

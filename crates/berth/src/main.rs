@@ -260,7 +260,23 @@ enum NodeCmd {
         /// Create no default network
         #[arg(long)]
         no_network: bool,
+        /// First remove the remains (links, nft tables, cgroups) of recorded node roots
+        /// that no longer exist
+        #[arg(long)]
+        reclaim: bool,
     },
+    /// Destroy the node: every container, network and host object of it, then the node root
+    Destroy {
+        /// The node root's path again, to confirm (nothing is asked interactively)
+        #[arg(long, value_name = "NODE_ROOT")]
+        confirm: Option<PathBuf>,
+        /// Stop running containers instead of refusing
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove what a node root that no longer exists left on the host (links, nft tables,
+    /// cgroups, loop devices, mounts); refused while a node root of that ID exists
+    Reclaim { node_id: String },
     /// Node capacity (CPUs, memory, disk) and what its containers were promised
     Info {
         #[arg(long, value_enum, default_value_t)]
@@ -356,10 +372,42 @@ fn run(cli: Cli) -> Result<i32> {
             net_args::network(&node, cmd)?;
         }
         Cmd::Node {
-            cmd: NodeCmd::Init { subnet, no_network },
+            cmd: NodeCmd::Destroy { confirm, force },
+        } => {
+            let node = open(&root)?;
+            let me = std::fs::canonicalize(root.path())?;
+            let confirmed = confirm
+                .as_deref()
+                .and_then(|c| std::fs::canonicalize(c).ok())
+                .is_some_and(|c| c == me);
+            if !confirmed {
+                anyhow::bail!(
+                    "node destroy removes every container, network and file of node root {0}: confirm with `berth --root {0} node destroy --confirm {0}`",
+                    me.display()
+                );
+            }
+            node.destroy_node(force)?;
+            println!("node root {} destroyed", me.display());
+        }
+        Cmd::Node {
+            cmd: NodeCmd::Reclaim { node_id },
+        } => {
+            berth_node::reclaim::remove(&node_id, None)?;
+            println!("remains of node {node_id} removed");
+        }
+        Cmd::Node {
+            cmd:
+                NodeCmd::Init {
+                    subnet,
+                    no_network,
+                    reclaim,
+                },
         } => {
             let subnet = net_args::default_subnet(subnet.as_deref(), no_network)?;
-            let (cfg, new) = berth_node::init_node(&root, subnet)?;
+            let (cfg, new, notes) = berth_node::init_node_reclaiming(&root, subnet, reclaim)?;
+            for n in notes {
+                eprintln!("note: {n}");
+            }
             if new {
                 println!(
                     "node initialised at {} (node id {})",

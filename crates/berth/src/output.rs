@@ -27,21 +27,33 @@ pub fn list(cts: &[ContainerInfo], as_json: bool) -> anyhow::Result<()> {
         return json(&cts);
     }
     let mut out = std::io::stdout().lock();
+    // The REASON column appears when a container is broken.
+    let broken = cts.iter().any(|c| c.reason.is_some());
     writeln!(
         out,
-        "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}",
-        "CTID", "NAME", "STATUS", "OSTEMPLATE", "HOSTNAME", "UPTIME"
+        "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}{}",
+        "CTID",
+        "NAME",
+        "STATUS",
+        "OSTEMPLATE",
+        "HOSTNAME",
+        "UPTIME",
+        if broken { "  REASON" } else { "" }
     )?;
     for c in cts {
         writeln!(
             out,
-            "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}{}",
+            "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}{}{}",
             c.ctid,
             c.name.as_deref().unwrap_or("-"),
             c.status,
             c.ostemplate,
             c.hostname,
             uptime(c.uptime),
+            match &c.reason {
+                Some(r) => format!("  {r}"),
+                None => String::new(),
+            },
             if c.privileged { "  PRIVILEGED!" } else { "" }
         )?;
     }
@@ -56,6 +68,10 @@ pub fn status(c: &ContainerInfo, as_json: bool) -> anyhow::Result<()> {
     writeln!(out, "ctid:        {}", c.ctid)?;
     writeln!(out, "name:        {}", c.name.as_deref().unwrap_or("-"))?;
     writeln!(out, "status:      {}", c.status)?;
+    if let Some(r) = &c.reason {
+        writeln!(out, "reason:      {r}")?;
+        return Ok(());
+    }
     writeln!(out, "ostemplate:  {}", c.ostemplate)?;
     writeln!(out, "hostname:    {}", c.hostname)?;
     writeln!(out, "uptime:      {}", uptime(c.uptime))?;
@@ -218,6 +234,7 @@ pub const COLUMNS: &[&str] = &[
     "iolimit",
     "iopslimit",
     "onboot",
+    "reason",
 ];
 
 pub fn check_columns(cols: &[String]) -> anyhow::Result<()> {
@@ -248,6 +265,7 @@ fn column(col: &str, c: &ContainerInfo, s: Option<&ContainerStats>) -> (String, 
         "ostemplate" => text_json(c.ostemplate.clone(), json!(c.ostemplate)),
         "hostname" => text_json(c.hostname.clone(), json!(c.hostname)),
         "uptime" => text_json(uptime(c.uptime), json!(c.uptime)),
+        "reason" => text_json(c.reason.clone().unwrap_or("-".into()), json!(c.reason)),
         "privileged" => text_json(
             if c.privileged { "PRIVILEGED!" } else { "no" }.into(),
             json!(c.privileged),
