@@ -24,6 +24,12 @@ pub(crate) fn validate_description(d: &str) -> Result<()> {
             "--description must be one line of at most 4096 bytes".into(),
         ));
     }
+    if let Some(c) = d.chars().find(|c| c.is_control()) {
+        return Err(NodeError::Invalid(format!(
+            "--description must not contain control characters (found {:?}): use printable text",
+            c
+        )));
+    }
     Ok(())
 }
 
