@@ -163,6 +163,11 @@ impl LocalNode {
     pub(crate) fn lock_ct(&self, id: CtId) -> Result<LockGuard> {
         let g = lock::lock(&self.root.ct_lock(id))?;
         recover::recover_ct(&self.root, &self.node.node_id, id)?;
+        if !self.root.ct_dir(id).exists() {
+            // Destroyed while we waited: its lock file goes (again) with it.
+            recover::remove_ct_locks(&self.root, id, g);
+            return Err(CoreError::ContainerNotFound(id.to_string()).into());
+        }
         Ok(g)
     }
 
@@ -705,13 +710,17 @@ impl NodeOps for LocalNode {
             ..ContainerConfig::new(id, &opts.ostemplate, disk)
         };
         let dir = self.root.ct_dir(id);
+        // The container's lock before its directory: a directory without config.toml is
+        // what recovery removes as a destroy's leftover when it can take the lock, so the
+        // lock must be ours from the directory's first moment (a destroy of the same CTID
+        // finishing, or any command's recovery, would otherwise remove it under us).
+        let ct_guard = lock::lock(&self.root.ct_lock(id))?;
         std::fs::create_dir(&dir).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => CoreError::CtIdInUse(id.0),
             _ => CoreError::io(&dir, e),
         })?;
         // Root-only: the disk image, config and logs are the container's.
         fsutil::ensure_mode(&dir, 0o700)?;
-        let _ct = lock::lock(&self.root.ct_lock(id))?;
         let res = (|| -> Result<()> {
             Journal::begin(&self.root.ct_journal(id), Operation::Create)?;
             crash_point("create:after-journal");
@@ -731,6 +740,7 @@ impl NodeOps for LocalNode {
             if cfg.idmap.is_some() {
                 crate::idreg::free(&self.root, &self.node.node_id, id);
             }
+            recover::remove_ct_locks(&self.root, id, ct_guard);
             return Err(e);
         }
         Ok(id)
@@ -813,7 +823,7 @@ impl NodeOps for LocalNode {
 
     fn destroy(&self, r: &CtRef, force: bool) -> Result<()> {
         let id = self.resolve(r)?;
-        let _g = self.lock_ct(id)?;
+        let guard = self.lock_ct(id)?;
         let cfg = self.load_config(id)?;
         if is_active(&self.root, id) {
             if !force {
@@ -834,6 +844,7 @@ impl NodeOps for LocalNode {
         berth_storage::rootfs::release_disk(&self.root, id)?;
         recover::remove_ct_dir(&self.root, id)?;
         crate::idreg::free(&self.root, &self.node.node_id, id);
+        recover::remove_ct_locks(&self.root, id, guard);
         Ok(())
     }
 }

@@ -137,6 +137,18 @@ fn has_stale_temps(dir: &std::path::Path) -> bool {
     })
 }
 
+/// Removes the lock files of a container that no longer exists; `ct_lock` is its held
+/// container lock. The monitor lock goes first, and only if nobody holds it; then the
+/// container lock, unlinked while held ([`lock::LockGuard::remove`]): a concurrent
+/// `create` of the same CTID waiting on it then locks a fresh file, never the same one as
+/// someone else.
+pub fn remove_ct_locks(root: &NodeRoot, id: CtId, ct_lock: lock::LockGuard) {
+    if let Ok(Some(m)) = lock::try_lock(&root.monitor_lock(id)) {
+        let _ = m.remove();
+    }
+    let _ = ct_lock.remove();
+}
+
 /// Removes a container directory: config first (so it leaves the list at once), journal last.
 pub fn remove_ct_dir(root: &NodeRoot, id: CtId) -> Result<()> {
     fsutil::remove_file_if_exists(&root.ct_config(id))?;
@@ -184,8 +196,11 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
         if !needs {
             continue;
         }
-        if let Some(_g) = lock::try_lock(&root.ct_lock(id))? {
+        if let Some(g) = lock::try_lock(&root.ct_lock(id))? {
             recover_ct(root, node_id, id)?;
+            if !root.ct_dir(id).exists() {
+                remove_ct_locks(root, id, g);
+            }
         }
     }
     Ok(())
