@@ -326,3 +326,192 @@ fn set_killed_midway_is_reconciled() {
     assert_eq!(config_ram(&n, ct), 310 * mib);
     n.ok(&["stop", ct]);
 }
+
+#[test]
+fn broken_pipe_ends_output_quietly() {
+    let n = Node::new("rel-epipe");
+    n.ok(&[
+        "create",
+        "1531",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "256M",
+    ]);
+    for args in [
+        &["list", "-a"][..],
+        &["list", "-a", "--format", "json"],
+        &["status", "1531"],
+        &["status", "1531", "--format", "json"],
+        &["template", "list"],
+        &["template", "info", "busybox"],
+        &["node", "info"],
+        &["console", "1531"],
+    ] {
+        // A reader that went away before we wrote anything, like `| head -0`.
+        let (r, w) = std::io::pipe().unwrap();
+        drop(r);
+        let o = n
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(w)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.is_empty(), "{args:?}: {err}");
+        assert!(o.status.success(), "{args:?}: {:?}", o.status);
+    }
+}
+
+#[test]
+fn numproc_zero_is_refused() {
+    let n = Node::new("rel-numproc");
+    n.fails(
+        &[
+            "create",
+            "1541",
+            "--ostemplate",
+            "busybox",
+            "--numproc",
+            "0",
+        ],
+        "--numproc",
+    );
+    assert_eq!(n.count(true), 0);
+    n.ok(&[
+        "create",
+        "1541",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "256M",
+    ]);
+    n.fails(&["set", "1541", "--numproc", "0"], "unlimited");
+    n.ok(&["set", "1541", "--numproc", "unlimited"]);
+    n.ok(&["set", "1541", "--numproc", "100"]);
+    assert_eq!(n.status("1541")["resources"]["numproc"], 100);
+}
+
+#[test]
+fn control_characters_in_description_are_refused_and_escaped() {
+    let n = Node::new("rel-descr");
+    n.fails(
+        &[
+            "create",
+            "1551",
+            "--ostemplate",
+            "busybox",
+            "--description",
+            "red\x1b[31mtext",
+        ],
+        "control characters",
+    );
+    n.ok(&[
+        "create",
+        "1551",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "256M",
+    ]);
+    n.fails(
+        &["set", "1551", "--description", "bell\x07"],
+        "control characters",
+    );
+    n.ok(&["set", "1551", "--description", "web server, rack 3"]);
+    // One already in config.toml (hand-edited) is printed escaped, never raw.
+    let cfg = n.root.join("containers/1551/config.toml");
+    let t = std::fs::read_to_string(&cfg).unwrap();
+    let t = t.replace("web server, rack 3", "clear\\u001b[2Jscreen\\rback");
+    std::fs::write(&cfg, t).unwrap();
+    for args in [
+        &["status", "1551"][..],
+        &["list", "-a", "-o", "ctid,description"],
+    ] {
+        let out = n.ok(args);
+        assert!(
+            !out.contains('\x1b') && !out.contains('\r'),
+            "{args:?}: {out:?}"
+        );
+        assert!(
+            out.contains("clear\\u{1b}[2Jscreen\\rback"),
+            "{args:?}: {out}"
+        );
+    }
+    // JSON carries the text as it is (JSON escapes it).
+    assert_eq!(n.status("1551")["description"], "clear\x1b[2Jscreen\rback");
+}
+
+#[test]
+fn destroy_removes_lock_files() {
+    let n = Node::new("rel-locks");
+    let locks = n.root.join("run/locks");
+    n.ok(&[
+        "create",
+        "1561",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "256M",
+    ]);
+    n.ok(&["start", "1561"]);
+    n.ok(&["stop", "1561"]);
+    assert!(locks.join("1561.lock").exists());
+    n.ok(&["destroy", "1561"]);
+    assert!(!locks.join("1561.lock").exists());
+    assert!(!locks.join("1561.monitor").exists());
+    // A running one, with --force.
+    n.ok(&[
+        "create",
+        "1562",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "256M",
+    ]);
+    n.ok(&["start", "1562"]);
+    n.ok(&["destroy", "1562", "--force"]);
+    assert!(!locks.join("1562.lock").exists());
+    assert!(!locks.join("1562.monitor").exists());
+    // Creates and destroys of one CTID racing each other: every command either does its
+    // work or fails with one error line; in the end nothing is left.
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..5 {
+                    for args in [
+                        &[
+                            "create",
+                            "1563",
+                            "--ostemplate",
+                            "busybox",
+                            "--diskspace",
+                            "64M",
+                        ][..],
+                        &["destroy", "1563"],
+                    ] {
+                        let o = n.run(args);
+                        if !o.status.success() {
+                            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+                            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+                            assert!(
+                                err.contains("in use") || err.contains("not found"),
+                                "{args:?}: {err}"
+                            );
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let _ = n.run(&["destroy", "1563"]);
+    assert_eq!(n.count(true), 0);
+    let left: Vec<_> = std::fs::read_dir(&locks)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("156"))
+        .collect();
+    assert!(left.is_empty(), "lock files left: {left:?}");
+}
