@@ -66,7 +66,15 @@ fn reconcile_set(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
         return Ok(());
     }
     if is_active(root, id) {
-        let cfg: ContainerConfig = fsutil::read_toml(&root.ct_config(id))?;
+        // A config.toml no one can read must not stop every command of the node: its
+        // limits stay as they are (the next start reports the config).
+        let cfg: ContainerConfig = match fsutil::read_toml(&root.ct_config(id)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%id, "interrupted `set`: {e}; live limits left as they are");
+                return fsutil::remove_file_if_exists(&marker).map_err(Into::into);
+            }
+        };
         tracing::info!(%id, "applying the limits of an interrupted `set`");
         if let Err(e) = crate::resources::apply_live_config(root, node_id, &cfg) {
             tracing::warn!(%id, "interrupted `set`: {e}; going back to the old limits");
