@@ -56,6 +56,46 @@ fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> Result<()> {
     res.map_err(|e| CoreError::io(path, e))
 }
 
+/// The PID in the name of a temporary file of [`atomic_write`] / [`write_runtime_file`]
+/// (`.NAME.tmp.PID`), if `name` is one.
+pub fn temp_file_pid(name: &str) -> Option<i32> {
+    let (base, pid) = name.strip_prefix('.')?.rsplit_once(".tmp.")?;
+    if base.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok().filter(|p| *p > 0)
+}
+
+/// Whether no process `pid` exists (a zombie still does: it may not have been reaped yet).
+pub fn pid_gone(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Removes the temporary files a writer killed half-way left in `dir` (`.NAME.tmp.PID` whose
+/// PID no longer exists): nothing will ever rename them. A living PID's file is left
+/// alone, since it may be a write in progress. Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(temp_file_pid) else {
+            continue;
+        };
+        if pid_gone(pid)
+            && e.file_type().is_ok_and(|t| t.is_file())
+            && fs::remove_file(e.path()).is_ok()
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Serialises `value` as TOML and writes it atomically, root-only (0600): configs may hold
 /// descriptions, service commands and network settings no other host user needs.
 pub fn write_toml<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -211,6 +251,27 @@ mod tests {
             assert!(!e.contains(['\n', '\r', '\u{1b}']), "{e:?}");
             assert!(e.contains(pos) && e.contains("c.toml"), "{e}");
         }
+    }
+
+    #[test]
+    fn stale_temps_of_dead_writers_are_removed() {
+        assert_eq!(temp_file_pid(".config.toml.tmp.123"), Some(123));
+        assert_eq!(temp_file_pid("config.toml.tmp.123"), None);
+        assert_eq!(temp_file_pid(".config.toml.tmp."), None);
+        assert_eq!(temp_file_pid(".config.toml.tmp.12a"), None);
+        assert_eq!(temp_file_pid(".tmp.12"), None);
+        let d = tempfile::tempdir().unwrap();
+        // PID 0x3fffffff is above any pid_max: never alive.
+        let dead = d.path().join(".config.toml.tmp.1073741823");
+        let live = d
+            .path()
+            .join(format!(".config.toml.tmp.{}", std::process::id()));
+        let other = d.path().join("config.toml");
+        for p in [&dead, &live, &other] {
+            fs::write(p, "x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(d.path()), 1);
+        assert!(!dead.exists() && live.exists() && other.exists());
     }
 
     #[test]

@@ -389,7 +389,7 @@ pub enum SetMode {
 }
 
 /// The changes `set` makes. Absent fields are left as they are.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SetOptions {
     pub name: Option<String>,
     pub hostname: Option<String>,
@@ -482,10 +482,13 @@ impl SetOptions {
 
     /// True when nothing would change.
     pub fn is_empty(&self) -> bool {
-        let v = serde_json::to_value(self).unwrap_or_default();
-        v.as_object()
-            .map(|o| o.iter().all(|(k, v)| k == "setmode" || v.is_null()))
-            .unwrap_or(true)
+        // Not through JSON: `Some(None)` (`--ram unlimited`) is a change, but serialises as
+        // null like an absent field.
+        *self
+            == SetOptions {
+                setmode: self.setmode,
+                ..Default::default()
+            }
     }
 }
 
@@ -637,6 +640,13 @@ mod tests {
         };
         assert!(!s.is_empty());
         assert!(SetOptions::default().is_empty());
+        // Removing a limit alone is a change (`set --numproc unlimited`).
+        let only_unlimited = SetOptions {
+            numproc: Some(None),
+            setmode: SetMode::Restart,
+            ..Default::default()
+        };
+        assert!(!only_unlimited.is_empty());
         s.apply_resources(&mut r);
         assert_eq!(r.ram, Some(Size(512 << 20)));
         assert_eq!(r.cpulimit, None);

@@ -139,6 +139,11 @@ pub fn validate_description(d: &str) -> Result<()> {
             "--description must be one line of at most 4096 bytes".into(),
         ));
     }
+    if let Some(c) = d.chars().find(|c| c.is_control()) {
+        return Err(CoreError::Invalid(format!(
+            "--description must not contain control characters (found {c:?}): use printable text"
+        )));
+    }
     Ok(())
 }
 

@@ -27,6 +27,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often `stop` sends the stop signal again while the container's init lives.
+const STOP_RESEND: Duration = Duration::from_secs(1);
+
 /// The local node, opened on a node root.
 pub struct LocalNode {
     root: NodeRoot,
@@ -275,6 +278,11 @@ impl LocalNode {
     pub(crate) fn lock_ct(&self, id: CtId) -> Result<LockGuard> {
         let g = lock::lock(&self.root.ct_lock(id))?;
         recover::recover_ct(&self.root, &self.node.node_id, id)?;
+        if !self.root.ct_dir(id).exists() {
+            // Destroyed while we waited: its lock file goes (again) with it.
+            recover::remove_ct_locks(&self.root, id, g);
+            return Err(CoreError::ContainerNotFound(id.to_string()).into());
+        }
         Ok(g)
     }
 
@@ -510,7 +518,11 @@ impl LocalNode {
         let _ = child.wait();
         let _ = release_runtime(&self.root, &self.node.node_id, id);
         let msg = match line.strip_prefix("error: ") {
-            Some(m) => m.to_string(),
+            // NodeError::StartFailed says "did not start" already.
+            Some(m) => m
+                .strip_prefix("container did not start: ")
+                .unwrap_or(m)
+                .to_string(),
             None => {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 log.lines()
@@ -561,17 +573,14 @@ impl LocalNode {
             gone()
         };
         let mut stopped = false;
-        if !opts.kill {
-            if let Some(s) = state.as_ref().filter(|s| s.init_alive()) {
-                let tmpl = template::load(&self.root, &cfg.ostemplate).ok();
-                let sig = tmpl
-                    .map(|t| t.stop_signal)
-                    .and_then(|s| berth_runtime::exec::parse_signal(&s).ok())
-                    .unwrap_or(libc::SIGTERM);
-                // SAFETY: sending a signal to a PID we verified by its start time.
-                unsafe { libc::kill(s.init_pid, sig) };
-                stopped = wait(opts.timeout);
-            }
+        if !opts.kill && state.as_ref().is_some_and(|s| s.init_alive()) {
+            let tmpl = template::load(&self.root, &cfg.ostemplate).ok();
+            let sig = tmpl
+                .map(|t| t.stop_signal)
+                .and_then(|s| berth_runtime::exec::parse_signal(&s).ok())
+                .unwrap_or(libc::SIGTERM);
+            stopped =
+                self.signal_until_gone(&paths, sig, monitor.map(|m| m.0), opts.timeout, &gone);
         }
         if !stopped {
             match state.as_ref().filter(|s| s.init_alive()) {
@@ -604,6 +613,62 @@ impl LocalNode {
             release_runtime(&self.root, &self.node.node_id, id)?;
         }
         Ok(())
+    }
+
+    /// Sends the stop signal `sig` to the container's init until the container is `gone`, for
+    /// up to `timeout` seconds; says whether it is gone. The init of a PID namespace drops a
+    /// signal it has no handler for yet, so a stop right after a start could be lost (issue
+    /// 15): the signal is sent again as soon as init has its handlers (it blocks or catches
+    /// `sig`), and every [`STOP_RESEND`] while init lives. The init is read from
+    /// `state.json` at each round, so a reboot from inside does not leave us signalling a
+    /// dead PID. Every init Berth knows takes a repeated stop signal as one: Berth's
+    /// supervisor and busybox init ignore it once shutting down, systemd merges the repeated
+    /// `poweroff.target` job.
+    fn signal_until_gone(
+        &self,
+        paths: &RunPaths,
+        sig: i32,
+        monitor_pid: Option<i32>,
+        timeout: u64,
+        gone: &dyn Fn() -> bool,
+    ) -> bool {
+        let until = Instant::now() + Duration::from_secs(timeout);
+        // (init PID, start time) last signalled, when, and whether it was receptive then.
+        let mut last: Option<((i32, u64), Instant, bool)> = None;
+        loop {
+            if gone() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return gone();
+            }
+            if let Some(s) = RunState::load(&paths.state()).filter(|s| s.init_alive()) {
+                let key = (s.init_pid, s.init_starttime);
+                let send = match last {
+                    Some((k, at, receptive)) if k == key => {
+                        now.duration_since(at) >= STOP_RESEND
+                            || (!receptive
+                                && berth_runtime::state::signal_receptive(
+                                    s.init_pid,
+                                    sig,
+                                    monitor_pid,
+                                ))
+                    }
+                    _ => true,
+                };
+                if send {
+                    let receptive =
+                        berth_runtime::state::signal_receptive(s.init_pid, sig, monitor_pid);
+                    // SAFETY: sending a signal to a PID we verified by its start time.
+                    unsafe { libc::kill(s.init_pid, sig) };
+                    tracing::debug!(pid = s.init_pid, sig, receptive, "stop signal sent");
+                    last = Some((key, now, receptive));
+                }
+            }
+            // The monitor cleans up within a few ms of init's death: poll finely.
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Runs a command inside a running container; returns its exit code. `env` adds
@@ -911,13 +976,17 @@ impl NodeOps for LocalNode {
             ..ContainerConfig::new(id, &opts.ostemplate, disk)
         };
         let dir = self.root.ct_dir(id);
+        // The container's lock before its directory: a directory without config.toml is
+        // what recovery removes as a destroy's leftover when it can take the lock, so the
+        // lock must be ours from the directory's first moment (a destroy of the same CTID
+        // finishing, or any command's recovery, would otherwise remove it under us).
+        let ct_guard = lock::lock(&self.root.ct_lock(id))?;
         std::fs::create_dir(&dir).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => CoreError::CtIdInUse(id.0),
             _ => CoreError::io(&dir, e),
         })?;
         // Root-only: the disk image, config and logs are the container's.
         fsutil::ensure_mode(&dir, 0o700)?;
-        let _ct = lock::lock(&self.root.ct_lock(id))?;
         let res = (|| -> Result<()> {
             Journal::begin(&self.root.ct_journal(id), Operation::Create)?;
             crash_point("create:after-journal");
@@ -937,6 +1006,7 @@ impl NodeOps for LocalNode {
             if cfg.idmap.is_some() {
                 crate::idreg::free(&self.root, &self.node.node_id, id);
             }
+            recover::remove_ct_locks(&self.root, id, ct_guard);
             return Err(e);
         }
         Ok(id)
@@ -1025,7 +1095,7 @@ impl NodeOps for LocalNode {
 
     fn destroy(&self, r: &CtRef, force: bool) -> Result<()> {
         let id = self.resolve(r)?;
-        let _g = self.lock_ct(id)?;
+        let guard = self.lock_ct(id)?;
         // A broken container is destroyed too (so that the operator can clean up): by its
         // directory's CTID, never by what its file says.
         let cfg = match self.load_config(id) {
@@ -1055,6 +1125,7 @@ impl NodeOps for LocalNode {
         berth_storage::rootfs::release_disk(&self.root, id)?;
         recover::remove_ct_dir(&self.root, id)?;
         crate::idreg::free(&self.root, &self.node.node_id, id);
+        recover::remove_ct_locks(&self.root, id, guard);
         Ok(())
     }
 }

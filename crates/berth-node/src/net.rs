@@ -590,6 +590,16 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
         if net.is_empty() {
             return Ok(());
         }
+        // A hand-edited config.toml may name an adapter the kernel refuses: say which, not
+        // the kernel's EINVAL for a veth.
+        for i in &net.netifs {
+            berth_core::net::validate_ifname(&i.name).map_err(|e| {
+                format!(
+                    "network: {e} in containers/{}/config.toml: correct or remove that adapter",
+                    self.ctid
+                )
+            })?;
+        }
         self.node()
             .record_ct(self.ctid, &net)
             .and_then(|()| self.start_firewall(true))

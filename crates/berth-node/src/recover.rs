@@ -5,7 +5,7 @@
 
 use crate::Result;
 use berth_core::journal::{Journal, Operation};
-use berth_core::{fsutil, lock, CtId, NodeRoot};
+use berth_core::{fsutil, lock, ContainerConfig, CtId, NodeRoot};
 use berth_runtime::state::{process_starttime, RunState};
 
 /// `run/<ctid>/monitor.pid`: "<pid> <starttime>" of the container's monitor.
@@ -50,8 +50,58 @@ pub fn is_active(root: &NodeRoot, id: CtId) -> bool {
     RunState::load(&run.join("state.json")).is_some_and(|s| s.init_alive())
 }
 
+/// `run/<ctid>/set-old.toml`: the config a running container had when a `berth set` began
+/// changing it; present from before the new config is written until its limits are live.
+pub fn set_marker(root: &NodeRoot, id: CtId) -> std::path::PathBuf {
+    root.ct_run_dir(id).join("set-old.toml")
+}
+
+/// Finishes a `berth set` on a running container that was killed between writing the new
+/// config and applying it: the live limits are brought to the config; if the kernel refuses
+/// them, config and limits go back to the old ones (from the marker). Either way, live
+/// limits and `config.toml` agree afterwards.
+fn reconcile_set(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
+    let marker = set_marker(root, id);
+    if !marker.exists() {
+        return Ok(());
+    }
+    if is_active(root, id) {
+        // A config.toml no one can read must not stop every command of the node: its
+        // limits stay as they are (the next start reports the config).
+        let cfg: ContainerConfig = match fsutil::read_toml(&root.ct_config(id)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%id, "interrupted `set`: {e}; live limits left as they are");
+                return fsutil::remove_file_if_exists(&marker).map_err(Into::into);
+            }
+        };
+        tracing::info!(%id, "applying the limits of an interrupted `set`");
+        if let Err(e) = crate::resources::apply_live_config(root, node_id, &cfg) {
+            tracing::warn!(%id, "interrupted `set`: {e}; going back to the old limits");
+            if let Ok(old) = fsutil::read_toml::<ContainerConfig>(&marker) {
+                let _ = crate::resources::apply_live_config(root, node_id, &old);
+                fsutil::write_toml(&root.ct_config(id), &old)?;
+            }
+        }
+    }
+    fsutil::remove_file_if_exists(&marker)?;
+    Ok(())
+}
+
+/// Removes what writers killed half-way left of their temporary files (`.NAME.tmp.PID` of a
+/// dead PID) in the node root, the container's directory and its `run/<ctid>/`.
+fn remove_stale_temps(root: &NodeRoot, id: CtId) {
+    for d in [root.ct_dir(id), root.ct_run_dir(id)] {
+        let n = fsutil::remove_stale_temps(&d);
+        if n > 0 {
+            tracing::info!(%id, n, "removed temporary files of interrupted writes");
+        }
+    }
+}
+
 /// Recovers one container; the caller holds its lock.
 pub fn recover_ct(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
+    remove_stale_temps(root, id);
     let dir = root.ct_dir(id);
     if let Some(j) = Journal::read(&root.ct_journal(id))? {
         let committed = root.ct_config(id).exists();
@@ -79,7 +129,32 @@ pub fn recover_ct(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
         tracing::info!(%id, "removing runtime leftovers of a stopped container");
         release_runtime(root, node_id, id)?;
     }
+    reconcile_set(root, node_id, id)?;
     Ok(())
+}
+
+/// Whether a container directory holds a temporary file of a writer that is gone.
+fn has_stale_temps(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(fsutil::temp_file_pid)
+                .is_some_and(fsutil::pid_gone)
+        })
+    })
+}
+
+/// Removes the lock files of a container that no longer exists; `ct_lock` is its held
+/// container lock. The monitor lock goes first, and only if nobody holds it; then the
+/// container lock, unlinked while held ([`lock::LockGuard::remove`]): a concurrent
+/// `create` of the same CTID waiting on it then locks a fresh file, never the same one as
+/// someone else.
+pub fn remove_ct_locks(root: &NodeRoot, id: CtId, ct_lock: lock::LockGuard) {
+    if let Ok(Some(m)) = lock::try_lock(&root.monitor_lock(id)) {
+        let _ = m.remove();
+    }
+    let _ = ct_lock.remove();
 }
 
 /// Removes a container directory: config first (so it leaves the list at once), journal last.
@@ -107,6 +182,8 @@ pub fn remove_ct_dir(root: &NodeRoot, id: CtId) -> Result<()> {
 /// Recovers every container not locked by a running command.
 pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
     berth_storage::template::clean_stale_staging(root);
+    fsutil::remove_stale_temps(root.path());
+    fsutil::remove_stale_temps(&root.networks_dir());
     let mut ids = root.list_ct_dirs()?;
     if let Ok(rd) = std::fs::read_dir(root.run_dir()) {
         for e in rd.flatten() {
@@ -120,12 +197,18 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
     for id in ids {
         let needs = root.ct_journal(id).exists()
             || (root.ct_dir(id).exists() && !root.ct_config(id).exists())
-            || (root.ct_run_dir(id).exists() && !is_active(root, id));
+            || (root.ct_run_dir(id).exists() && !is_active(root, id))
+            || set_marker(root, id).exists()
+            || has_stale_temps(&root.ct_dir(id))
+            || has_stale_temps(&root.ct_run_dir(id));
         if !needs {
             continue;
         }
-        if let Some(_g) = lock::try_lock(&root.ct_lock(id))? {
+        if let Some(g) = lock::try_lock(&root.ct_lock(id))? {
             recover_ct(root, node_id, id)?;
+            if !root.ct_dir(id).exists() {
+                remove_ct_locks(root, id, g);
+            }
         }
     }
     Ok(())

@@ -7,7 +7,7 @@ use crate::{crash_point, NodeError, Result};
 use berth_core::ops::{ContainerStats, CtStatus, NodeInfo, SetOutcome, StopOptions};
 use berth_core::resources::{SetMode, SetOptions};
 use berth_core::validate::{validate_hostname, validate_name};
-use berth_core::{fsutil, ContainerConfig, CtId, CtRef, DiskFs, Size};
+use berth_core::{fsutil, ContainerConfig, CtId, CtRef, DiskFs, NodeRoot, Size};
 use berth_runtime::resources::{self as rres, CgroupSample, HostInfo};
 use berth_storage::{disk, loopdev, rootfs, xfs};
 use std::time::Duration;
@@ -35,6 +35,25 @@ fn xfs_cannot_shrink(id: CtId) -> NodeError {
     NodeError::Invalid(format!(
         "container {id}'s virtual disk is XFS, which cannot shrink: XFS grows only"
     ))
+}
+
+/// Applies a running container's limits from `cfg` to the kernel: its cgroups and the
+/// root-cgroup write caps of its disk (cgroup v1).
+pub(crate) fn apply_live_config(
+    root: &NodeRoot,
+    node_id: &str,
+    cfg: &ContainerConfig,
+) -> Result<()> {
+    let rid = berth_runtime::runtime_id(node_id, cfg.ctid);
+    let dev_nums = rootfs::disk_device(root, cfg.ctid)
+        .as_deref()
+        .and_then(loopdev::dev_numbers);
+    let live = rres::linux_resources(cfg, &HostInfo::detect(), dev_nums, true)?;
+    rres::apply_live(&rid, &live)?;
+    if let Some(d) = dev_nums {
+        rres::apply_writeback_limit(cfg, d)?;
+    }
+    Ok(())
 }
 
 impl LocalNode {
@@ -202,35 +221,48 @@ impl LocalNode {
         let dev = rootfs::disk_device(self.root(), id);
         let dev_nums = dev.as_deref().and_then(loopdev::dev_numbers);
         let live = rres::linux_resources(&new, &host, dev_nums, true)?;
-        if new.resources != old.resources {
-            if let Err(e) = rres::apply_live(&rid, &live) {
-                // Put back what may have been half-applied.
-                if let Ok(prev) = rres::linux_resources(&old, &host, dev_nums, true) {
-                    let _ = rres::apply_live(&rid, &prev);
-                }
-                return Err(e.into());
-            }
-        }
-        if let Some(d) = dev_nums {
-            rres::apply_writeback_limit(&new, d)?;
-        }
-        if (grow || xfs_inodes) && restart_reasons.is_empty() {
-            let dev = dev.ok_or(NodeError::NotRunning(id.0))?;
-            let mounted = rootfs::mounted_disk_dir(self.root(), id);
-            if grow {
-                disk::grow_online(
-                    &self.root().ct_disk(id),
-                    &dev,
-                    &mounted,
-                    fstype,
-                    new.disk.size,
-                    new.disk.inodes,
-                )?;
-            } else {
-                xfs::grow(&mounted, new.disk.size, new.disk.inodes)?;
-            }
-        }
+        // The config first, then the kernel: a kill in between leaves the new config and the
+        // marker `run/<ctid>/set-old.toml` (the old config), from which the next command
+        // brings the live limits to the config, or, if the kernel refuses them, both back
+        // to the old ones (recover::reconcile_set). Never live limits the config lacks.
+        let marker = crate::recover::set_marker(self.root(), id);
+        fsutil::write_toml(&marker, &old)?;
         fsutil::write_toml(&cfg_path, &new)?;
+        crash_point("set:after-config");
+        let applied = (|| -> Result<()> {
+            if new.resources != old.resources {
+                rres::apply_live(&rid, &live)?;
+            }
+            if let Some(d) = dev_nums {
+                rres::apply_writeback_limit(&new, d)?;
+            }
+            crash_point("set:after-live");
+            if (grow || xfs_inodes) && restart_reasons.is_empty() {
+                let dev = dev.clone().ok_or(NodeError::NotRunning(id.0))?;
+                let mounted = rootfs::mounted_disk_dir(self.root(), id);
+                if grow {
+                    disk::grow_online(
+                        &self.root().ct_disk(id),
+                        &dev,
+                        &mounted,
+                        fstype,
+                        new.disk.size,
+                        new.disk.inodes,
+                    )?;
+                } else {
+                    xfs::grow(&mounted, new.disk.size, new.disk.inodes)?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = applied {
+            // Put back what may have been half-applied, then the old config.
+            let _ = apply_live_config(self.root(), &self.node_config().node_id, &old);
+            fsutil::write_toml(&cfg_path, &old)?;
+            fsutil::remove_file_if_exists(&marker)?;
+            return Err(e);
+        }
+        fsutil::remove_file_if_exists(&marker)?;
         out.applied_live = true;
         if !restart_reasons.is_empty() {
             match opts.setmode {

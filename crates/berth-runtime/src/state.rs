@@ -49,6 +49,41 @@ pub fn process_starttime(pid: i32) -> Option<u64> {
     fields.get(19)?.parse().ok()
 }
 
+/// Whether process `pid` would act on signal `sig` now: it has a handler for it, or blocks it
+/// (signalfd, as Berth's supervisor and systemd do). The init of a PID namespace drops every
+/// signal it leaves at its default disposition, so a stop signal sent before init has
+/// installed its handlers is lost, not deferred. `forked_from` is the process the init was
+/// forked from (the monitor): until the init's executable differs from it, the init has not
+/// exec'd yet, and whatever it blocks then is reset by the exec.
+pub fn signal_receptive(pid: i32, sig: i32, forked_from: Option<i32>) -> bool {
+    if let Some(parent) = forked_from {
+        use std::os::unix::fs::MetadataExt;
+        let exe = |p: i32| std::fs::metadata(format!("/proc/{p}/exe")).ok();
+        if let (Some(a), Some(b)) = (exe(pid), exe(parent)) {
+            if a.dev() == b.dev() && a.ino() == b.ino() {
+                return false;
+            }
+        }
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .is_some_and(|s| status_has_signal(&s, sig))
+}
+
+/// Whether a `/proc/<pid>/status` text shows `sig` caught (`SigCgt`) or blocked (`SigBlk`).
+fn status_has_signal(status: &str, sig: i32) -> bool {
+    if !(1..=64).contains(&sig) {
+        return false;
+    }
+    let bit = 1u64 << (sig - 1);
+    status.lines().any(|l| {
+        l.strip_prefix("SigCgt:")
+            .or_else(|| l.strip_prefix("SigBlk:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|m| m & bit != 0)
+    })
+}
+
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -72,5 +107,22 @@ mod tests {
         let me = std::process::id() as i32;
         assert!(process_starttime(me).is_some());
         assert!(process_starttime(0).is_none());
+    }
+
+    #[test]
+    fn signal_masks_from_status() {
+        // SIGUSR2 (12) blocked, SIGCHLD (17) caught: a supervisor on signalfd.
+        let st = "Name:\tinit\nSigBlk:\t0000000000000800\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000010000\n";
+        assert!(status_has_signal(st, libc::SIGUSR2));
+        assert!(status_has_signal(st, libc::SIGCHLD));
+        assert!(!status_has_signal(st, libc::SIGTERM));
+        assert!(!status_has_signal(st, 0));
+        assert!(!status_has_signal("SigBlk:\tzz\n", libc::SIGUSR2));
+        // Our own process never blocks SIGUSR2.
+        assert!(!signal_receptive(
+            std::process::id() as i32,
+            libc::SIGUSR2,
+            None
+        ));
     }
 }

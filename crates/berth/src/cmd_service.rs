@@ -99,15 +99,15 @@ pub fn run(node: &LocalNode, ct: &CtRef, cmd: ServiceCmd) -> Result<()> {
         }
         ServiceCmd::Start { name } => {
             node.service_action(ct, &name, Action::Start)?;
-            println!("service {name} started in container {ct}");
+            outln!("service {name} started in container {ct}");
         }
         ServiceCmd::Stop { name } => {
             node.service_action(ct, &name, Action::Stop)?;
-            println!("service {name} stopped in container {ct}");
+            outln!("service {name} stopped in container {ct}");
         }
         ServiceCmd::Restart { name } => {
             node.service_action(ct, &name, Action::Restart)?;
-            println!("service {name} restarted in container {ct}");
+            outln!("service {name} restarted in container {ct}");
         }
         ServiceCmd::Status { name, format } => {
             let st = node.service_status(ct, &name)?;
@@ -133,16 +133,16 @@ pub fn run(node: &LocalNode, ct: &CtRef, cmd: ServiceCmd) -> Result<()> {
         }
         ServiceCmd::Enable { name } => {
             node.service_set_startup(ct, &name, Startup::Auto)?;
-            println!("service {name} in container {ct}: startup auto");
+            outln!("service {name} in container {ct}: startup auto");
         }
         ServiceCmd::Disable { name } => {
             node.service_set_startup(ct, &name, Startup::Disabled)?;
-            println!("service {name} in container {ct}: startup disabled");
+            outln!("service {name} in container {ct}: startup disabled");
         }
         ServiceCmd::Set { name, startup } => {
             let s = Startup::parse(&startup)?;
             node.service_set_startup(ct, &name, s)?;
-            println!("service {name} in container {ct}: startup {s}");
+            outln!("service {name} in container {ct}: startup {s}");
         }
         ServiceCmd::Add {
             name,
@@ -160,11 +160,11 @@ pub fn run(node: &LocalNode, ct: &CtRef, cmd: ServiceCmd) -> Result<()> {
                 after,
             };
             let s = node.service_add(ct, &name, add)?;
-            println!("service {name} added to container {ct} (startup {s})");
+            outln!("service {name} added to container {ct} (startup {s})");
         }
         ServiceCmd::Remove { name } => {
             node.service_remove(ct, &name)?;
-            println!("service {name} removed from container {ct}");
+            outln!("service {name} removed from container {ct}");
         }
         ServiceCmd::Logs { name } => {
             let data = node.service_logs(ct, &name)?;

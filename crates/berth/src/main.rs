@@ -1,5 +1,23 @@
 //! `berth`: manage system containers on this node (like vzctl, without a daemon).
 
+/// `println!` that returns the write error (`?`) instead of panicking: a reader that went
+/// away (`berth list | head -1`) ends the command quietly (see [`broken_pipe`]).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($t)*)?;
+    }};
+}
+/// `print!` in the same way as [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout();
+        write!(o, $($t)*)?;
+        o.flush()?;
+    }};
+}
+
 mod cmd_procs;
 mod cmd_service;
 mod net_args;
@@ -409,13 +427,13 @@ fn run(cli: Cli) -> Result<i32> {
                 eprintln!("note: {n}");
             }
             if new {
-                println!(
+                outln!(
                     "node initialised at {} (node id {})",
                     root.path().display(),
                     cfg.node_id
                 );
             } else {
-                println!(
+                outln!(
                     "node already initialised at {} (node id {})",
                     root.path().display(),
                     cfg.node_id
@@ -445,7 +463,7 @@ fn run(cli: Cli) -> Result<i32> {
                         ),
                     };
                     let m = node.template_create(&name, source)?;
-                    println!(
+                    outln!(
                         "template {} created ({})",
                         m.name,
                         m.os.as_deref().unwrap_or("unknown OS")
@@ -453,7 +471,7 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 TemplateCmd::Import { name, tarball } => {
                     let m = node.template_create(&name, TemplateSource::Tarball(tarball))?;
-                    println!(
+                    outln!(
                         "template {} imported ({})",
                         m.name,
                         m.os.as_deref().unwrap_or("unknown OS")
@@ -467,7 +485,7 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 TemplateCmd::Remove { name } => {
                     node.template_remove(&name)?;
-                    println!("template {name} removed");
+                    outln!("template {name} removed");
                 }
             }
         }
@@ -508,13 +526,13 @@ fn run(cli: Cli) -> Result<i32> {
             if privileged {
                 eprintln!("warning: container {id} is PRIVILEGED: its root is the node's root");
             }
-            println!("container {id} created");
+            outln!("container {id} created");
         }
         Cmd::Start { ct: c } => {
             let node = open(&root)?;
             let r = ct(&c)?;
             let info = node.start(&r)?;
-            println!("container {} started", info.ctid);
+            outln!("container {} started", info.ctid);
             apply_service_defaults(&node, &r);
         }
         Cmd::Stop {
@@ -525,7 +543,7 @@ fn run(cli: Cli) -> Result<i32> {
             let node = open(&root)?;
             let r = ct(&c)?;
             node.stop(&r, StopOptions { timeout, kill })?;
-            println!("container {r} stopped");
+            outln!("container {r} stopped");
         }
         Cmd::Restart {
             ct: c,
@@ -534,7 +552,7 @@ fn run(cli: Cli) -> Result<i32> {
         } => {
             let node = open(&root)?;
             let info = node.restart(&ct(&c)?, StopOptions { timeout, kill })?;
-            println!("container {} restarted", info.ctid);
+            outln!("container {} restarted", info.ctid);
         }
         Cmd::Status { ct: c, format } => {
             let node = open(&root)?;
@@ -544,13 +562,13 @@ fn run(cli: Cli) -> Result<i32> {
             let node = open(&root)?;
             let r = ct(&c)?;
             node.suspend(&r)?;
-            println!("container {r} suspended");
+            outln!("container {r} suspended");
         }
         Cmd::Resume { ct: c } => {
             let node = open(&root)?;
             let r = ct(&c)?;
             node.resume(&r)?;
-            println!("container {r} resumed");
+            outln!("container {r} resumed");
         }
         Cmd::List {
             all,
@@ -604,7 +622,7 @@ fn run(cli: Cli) -> Result<i32> {
             let node = open(&root)?;
             if idmap.is_some() {
                 let m = node.renew_idmap(&r)?;
-                println!(
+                outln!(
                     "container {r}: host IDs {}-{}",
                     m.host_base,
                     m.host_base as u64 + m.size as u64 - 1
@@ -625,11 +643,11 @@ fn run(cli: Cli) -> Result<i32> {
                 eprintln!("note: {n}");
             }
             if out.restarted {
-                println!("container {r} updated and restarted");
+                outln!("container {r} updated and restarted");
             } else if out.applied_live {
-                println!("container {r} updated (applied live)");
+                outln!("container {r} updated (applied live)");
             } else if !out.notes.iter().any(|n| n == "nothing to change") {
-                println!("container {r} updated");
+                outln!("container {r} updated");
             }
         }
         Cmd::Stats {
@@ -651,7 +669,7 @@ fn run(cli: Cli) -> Result<i32> {
                 };
                 let st = node.stats(&refs, sample)?;
                 if watch && format == Format::Table {
-                    print!("\x1b[H\x1b[2J");
+                    out!("\x1b[H\x1b[2J");
                 }
                 output::stats(&st, format == Format::Json)?;
                 if !watch {
@@ -663,7 +681,7 @@ fn run(cli: Cli) -> Result<i32> {
             let node = open(&root)?;
             let r = ct(&c)?;
             let bytes = node.compact(&r)?;
-            println!(
+            outln!(
                 "container {r}: {} reclaimed ({bytes} bytes)",
                 output::human(bytes)
             );
@@ -697,7 +715,7 @@ fn run(cli: Cli) -> Result<i32> {
             let node = open(&root)?;
             let r = ct(&c)?;
             node.destroy(&r, force)?;
-            println!("container {r} destroyed");
+            outln!("container {r} destroyed");
         }
         Cmd::Node {
             cmd:
@@ -721,15 +739,15 @@ fn run(cli: Cli) -> Result<i32> {
             for (name, st) in parsed {
                 node.set_service_default(&name, st)?;
                 match st {
-                    Some(st) => println!("new containers: service {name} startup {st}"),
+                    Some(st) => outln!("new containers: service {name} startup {st}"),
                     None => {
-                        println!("new containers: service {name} startup as the template has it")
+                        outln!("new containers: service {name} startup as the template has it")
                     }
                 }
             }
             if let Some(f) = fstype {
                 node.set_default_fstype(f)?;
-                println!("new containers: {f} virtual disks");
+                outln!("new containers: {f} virtual disks");
             }
         }
         Cmd::Node {
@@ -763,7 +781,7 @@ fn run(cli: Cli) -> Result<i32> {
             let node = open(&root)?;
             let r = ct(&c)?;
             let p = node.kill(&r, pid, &signal)?;
-            println!(
+            outln!(
                 "signal {} sent to process {} ({}) of container {r}",
                 signal.to_ascii_uppercase().trim_start_matches("SIG"),
                 p.pid,
@@ -790,7 +808,13 @@ fn run(cli: Cli) -> Result<i32> {
 fn apply_service_defaults(node: &LocalNode, r: &CtRef) {
     match node.apply_pending_service_defaults(r) {
         Ok(applied) if !applied.is_empty() => {
-            println!("node service defaults applied: {}", applied.join(", "))
+            // Best effort, like the warning below: a closed stdout changes nothing here.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stdout(),
+                "node service defaults applied: {}",
+                applied.join(", ")
+            );
         }
         Ok(_) => {}
         Err(e) => {
@@ -824,11 +848,29 @@ fn main() {
     };
     match run(cli) {
         Ok(code) => std::process::exit(code),
+        // The reader of our output went away (`berth list | head -1`): what it wanted it
+        // has; nothing to report.
+        Err(e) if broken_pipe(&e) => std::process::exit(0),
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
     }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader is gone (EPIPE: Rust programs
+/// ignore SIGPIPE, so the write fails instead of killing the process).
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let kind = c
+            .downcast_ref::<std::io::Error>()
+            .map(|io| io.kind())
+            .or_else(|| {
+                c.downcast_ref::<serde_json::Error>()
+                    .and_then(|j| j.io_error_kind())
+            });
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Help and version print as clap prints them; a usage error is one `error:` line (exit 2).

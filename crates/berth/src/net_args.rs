@@ -162,7 +162,7 @@ pub fn apply(node: &LocalNode, ct: &CtRef, args: &NetSetArgs) -> Result<()> {
         .flat_map(|n| n.addrs.iter().map(move |a| format!("{}={a}", n.name)))
         .chain(net.ipaddrs.iter().map(|a| format!("venet0={a}")))
         .collect();
-    println!(
+    outln!(
         "container {ct}: network saved ({})",
         if addrs.is_empty() {
             "no addresses".to_string()
@@ -294,22 +294,26 @@ pub fn network(node: &LocalNode, cmd: NetworkCmd) -> Result<()> {
                 created: berth_runtime_now(),
             };
             node.network_create(cfg)?;
-            println!("network {name} created");
+            outln!("network {name} created");
         }
         NetworkCmd::List { format } => {
             let l = node.network_list()?;
             if format == crate::Format::Json {
                 let v: Vec<_> = l.iter().map(info_json).collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!(
+                outln!(
                     "{:<16} {:<10} {:<18} {:<4} {:<15} CONTAINERS",
-                    "NAME", "TYPE", "SUBNET", "NAT", "BRIDGE"
+                    "NAME",
+                    "TYPE",
+                    "SUBNET",
+                    "NAT",
+                    "BRIDGE"
                 );
                 for i in &l {
                     let c = &i.cfg;
                     let cts: Vec<String> = i.containers.iter().map(|x| x.to_string()).collect();
-                    println!(
+                    outln!(
                         "{:<16} {:<10} {:<18} {:<4} {:<15} {}",
                         c.name,
                         c.kind.to_string(),
@@ -329,7 +333,7 @@ pub fn network(node: &LocalNode, cmd: NetworkCmd) -> Result<()> {
             let i = node.network_info(&name)?;
             let v = info_json(&i);
             if format == crate::Format::Json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else if let Some(o) = v.as_object() {
                 for (k, val) in o {
                     let s = match val {
@@ -337,13 +341,13 @@ pub fn network(node: &LocalNode, cmd: NetworkCmd) -> Result<()> {
                         serde_json::Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    println!("{k:<12} {s}");
+                    outln!("{k:<12} {s}");
                 }
             }
         }
         NetworkCmd::Delete { name } => {
             node.network_delete(&name)?;
-            println!("network {name} deleted");
+            outln!("network {name} deleted");
         }
     }
     Ok(())
@@ -360,15 +364,19 @@ fn berth_runtime_now() -> u64 {
 pub fn adapters(node: &LocalNode, json: bool) -> Result<()> {
     let l = node.node_adapters()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&l)?);
+        outln!("{}", serde_json::to_string_pretty(&l)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<16} {:<10} {:<5} {:<18} {:<24} NETWORK",
-        "NAME", "KIND", "STATE", "MAC", "ADDRESSES"
+        "NAME",
+        "KIND",
+        "STATE",
+        "MAC",
+        "ADDRESSES"
     );
     for a in l {
-        println!(
+        outln!(
             "{:<16} {:<10} {:<5} {:<18} {:<24} {}",
             a.name,
             a.kind.as_deref().unwrap_or("-"),

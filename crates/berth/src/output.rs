@@ -45,10 +45,10 @@ pub fn list(cts: &[ContainerInfo], as_json: bool) -> anyhow::Result<()> {
             out,
             "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}{}{}",
             c.ctid,
-            c.name.as_deref().unwrap_or("-"),
+            printable(c.name.as_deref().unwrap_or("-")),
             c.status,
-            c.ostemplate,
-            c.hostname,
+            printable(&c.ostemplate),
+            printable(&c.hostname),
             uptime(c.uptime),
             match &c.reason {
                 Some(r) => format!("  {r}"),
@@ -60,20 +60,43 @@ pub fn list(cts: &[ContainerInfo], as_json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `s` with its control characters escaped (`\n`, `\u{1b}`), for a table: a hand-edited
+/// config.toml must not write terminal escape sequences or line breaks into our output.
+/// JSON escapes them by itself.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 pub fn status(c: &ContainerInfo, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         return json(c);
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "ctid:        {}", c.ctid)?;
-    writeln!(out, "name:        {}", c.name.as_deref().unwrap_or("-"))?;
+    writeln!(
+        out,
+        "name:        {}",
+        printable(c.name.as_deref().unwrap_or("-"))
+    )?;
     writeln!(out, "status:      {}", c.status)?;
     if let Some(r) = &c.reason {
-        writeln!(out, "reason:      {r}")?;
+        writeln!(out, "reason:      {}", printable(r))?;
         return Ok(());
     }
-    writeln!(out, "ostemplate:  {}", c.ostemplate)?;
-    writeln!(out, "hostname:    {}", c.hostname)?;
+    writeln!(out, "ostemplate:  {}", printable(&c.ostemplate))?;
+    writeln!(out, "hostname:    {}", printable(&c.hostname))?;
     writeln!(out, "uptime:      {}", uptime(c.uptime))?;
     writeln!(
         out,
@@ -91,7 +114,7 @@ pub fn status(c: &ContainerInfo, as_json: bool) -> anyhow::Result<()> {
     }
     writeln!(out, "diskspace:   {} ({})", c.diskspace, c.fstype)?;
     if let Some(d) = &c.description {
-        writeln!(out, "description: {d}")?;
+        writeln!(out, "description: {}", printable(d))?;
     }
     Ok(())
 }
@@ -260,10 +283,13 @@ fn column(col: &str, c: &ContainerInfo, s: Option<&ContainerStats>) -> (String, 
     let text_json = |t: String, j: serde_json::Value| (t, j);
     match col {
         "ctid" => text_json(c.ctid.to_string(), json!(c.ctid)),
-        "name" => text_json(c.name.clone().unwrap_or("-".into()), json!(c.name)),
+        "name" => text_json(
+            printable(c.name.as_deref().unwrap_or("-")).into_owned(),
+            json!(c.name),
+        ),
         "status" => text_json(c.status.to_string(), json!(c.status)),
-        "ostemplate" => text_json(c.ostemplate.clone(), json!(c.ostemplate)),
-        "hostname" => text_json(c.hostname.clone(), json!(c.hostname)),
+        "ostemplate" => text_json(printable(&c.ostemplate).into_owned(), json!(c.ostemplate)),
+        "hostname" => text_json(printable(&c.hostname).into_owned(), json!(c.hostname)),
         "uptime" => text_json(uptime(c.uptime), json!(c.uptime)),
         "reason" => text_json(c.reason.clone().unwrap_or("-".into()), json!(c.reason)),
         "privileged" => text_json(
@@ -271,7 +297,7 @@ fn column(col: &str, c: &ContainerInfo, s: Option<&ContainerStats>) -> (String, 
             json!(c.privileged),
         ),
         "description" => text_json(
-            c.description.clone().unwrap_or("-".into()),
+            printable(c.description.as_deref().unwrap_or("-")).into_owned(),
             json!(c.description),
         ),
         "cpu" => {

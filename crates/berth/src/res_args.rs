@@ -80,7 +80,19 @@ impl ResourceArgs {
             });
         }
         if let Some(v) = &self.numproc {
-            o.numproc = Some(parse_count_limit(v, "--numproc")?);
+            let n = parse_count_limit(v, "--numproc")?;
+            // 0 is "no limit" for --cpulimit, --iolimit and --iopslimit, but a process limit
+            // of 0 reads as "no process at all": refuse
+            // it rather than guess.
+            if n.is_none() && v.trim() != "unlimited" {
+                return Err(berth_core::CoreError::InvalidValue(
+                    v.clone(),
+                    "--numproc",
+                    "a container needs at least one process (its init): give a limit of 1 or more, or `unlimited`".into(),
+                )
+                .into());
+            }
+            o.numproc = Some(n);
         }
         if let Some(v) = &self.ioprio {
             o.ioprio = Some(num(v, "--ioprio")?);
