@@ -629,6 +629,16 @@ impl Session<'_> {
         freed
     }
 
+    /// Frees every range of node `node_id` (whose node root is gone: `node reclaim`);
+    /// returns how many.
+    pub fn free_node(&mut self, node_id: &str) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.owner.node_id != node_id);
+        let freed = before - self.entries.len();
+        self.dirty |= freed > 0;
+        freed
+    }
+
     /// Writes the changes (atomically, durably); nothing if there are none.
     pub fn commit(self) -> Result<()> {
         if !self.dirty {

@@ -154,6 +154,11 @@ pub fn remove(node_id: &str, root: Option<&Path>) -> Result<()> {
             .or_else(|| known_root(node_id))
             .as_deref(),
     )?;
+    // Its containers' ID ranges go with it (stale already: its root is gone).
+    if let Ok(Some(mut reg)) = Registry::host().open_existing() {
+        reg.free_node(node_id);
+        reg.commit()?;
+    }
     let _ = Registry::host().set_node_root(node_id, None);
     Ok(())
 }
