@@ -186,11 +186,15 @@ impl Netlink {
         )
     }
 
-    pub fn add_bridge(&mut self, name: &str, alias: &str) -> Result<()> {
+    /// Creates a bridge with a fixed MAC: without one, a bridge takes the lowest MAC of its
+    /// ports, so every container start or stop could change it, flushing the node's
+    /// neighbour entries and leaving containers with a stale gateway MAC.
+    pub fn add_bridge(&mut self, name: &str, alias: &str, mac: MacAddr) -> Result<()> {
         self.new_link(
             &format!("create bridge {name}"),
             vec![
                 LinkAttribute::IfName(name.into()),
+                LinkAttribute::Address(mac.0.to_vec()),
                 LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]),
             ],
         )?;

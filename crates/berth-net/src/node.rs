@@ -294,7 +294,11 @@ impl NetNode {
         let bi = match nl.link(&br)? {
             Some(l) => l.index,
             None => {
-                nl.add_bridge(&br, &names::alias_net(&self.node_id, &cfg.name))?;
+                let mac = berth_core::net::MacAddr::derived(&format!(
+                    "{}/network/{}",
+                    self.node_id, cfg.name
+                ));
+                nl.add_bridge(&br, &names::alias_net(&self.node_id, &cfg.name), mac)?;
                 nl.index(&br)?
             }
         };
