@@ -300,7 +300,8 @@ fn join_bounded(t: std::thread::JoinHandle<()>, limit: std::time::Duration) {
             tracing::warn!("console writer still busy after {limit:?}: not waited for");
             return;
         }
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        // Fine-grained: this is on the stop path, and the writer usually ends at once.
+        std::thread::sleep(std::time::Duration::from_micros(100));
     }
     let _ = t.join();
 }
