@@ -91,19 +91,6 @@ const NAMESPACES: &[(&str, CloneFlags)] = &[
     ("pid", CloneFlags::CLONE_NEWPID),
 ];
 
-/// Signals the CLI passes on to the process in the container (its process group). In the
-/// forked children they stay blocked until the final `execve`'s signal reset, together with
-/// SIGCHLD, which the first child waits for.
-pub(crate) const FORWARDED: &[libc::c_int] = &[
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-];
-
 /// [`FORWARDED`] and SIGCHLD: what the CLI blocks while a joined process runs.
 const FORWARDED_AND_CHLD: [libc::c_int; 8] = [
     libc::SIGINT,
@@ -115,6 +102,11 @@ const FORWARDED_AND_CHLD: [libc::c_int; 8] = [
     libc::SIGWINCH,
     libc::SIGCHLD,
 ];
+
+/// Signals the CLI passes on to the process in the container (its process group). In the
+/// forked children they stay blocked until the final `execve`'s signal reset, together with
+/// SIGCHLD, which the first child waits for.
+pub(crate) const FORWARDED: &[libc::c_int] = FORWARDED_AND_CHLD.as_slice().split_at(7).0;
 
 pub(crate) fn sigset(sigs: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigset_t is plain data, initialised by sigemptyset.
@@ -583,36 +575,7 @@ pub(crate) fn wait_exit_of(j: &Joined) -> i32 {
 
 /// Waits for the joined process, passing on the signals the CLI receives.
 fn wait_forwarding(j: &Joined, sigs: &BlockedSignals) -> i32 {
-    let mut fds = [
-        libc::pollfd {
-            fd: j.pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: sigs.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    loop {
-        // SAFETY: poll on two valid descriptors.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
-        }
-        if fds[1].revents != 0 {
-            while let Some(s) = sigs.take() {
-                j.signal(s);
-            }
-        }
-        if fds[0].revents != 0 {
-            break;
-        }
-    }
+    pty::relay(&mut [], j, sigs, None);
     wait_exit(j.pid)
 }
 

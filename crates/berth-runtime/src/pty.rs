@@ -105,14 +105,14 @@ fn pump_stdin(mut to: std::fs::File, eof: Option<u8>) {
 
 /// Where a relayed stream goes.
 #[derive(Clone, Copy)]
-enum Sink {
+pub(crate) enum Sink {
     Stdout,
     Stderr,
 }
 
 /// Copies the process's output streams (`outs`: source descriptor, sink) until the joined
 /// process exits, passing signals on; with a pty master (`winch`), SIGWINCH resizes it.
-fn relay(
+pub(crate) fn relay(
     outs: &mut [(RawFd, Sink)],
     j: &exec::Joined,
     sigs: &BlockedSignals,
