@@ -118,11 +118,24 @@ mod tests {
         assert!(!status_has_signal(st, libc::SIGTERM));
         assert!(!status_has_signal(st, 0));
         assert!(!status_has_signal("SigBlk:\tzz\n", libc::SIGUSR2));
-        // Our own process never blocks SIGUSR2.
-        assert!(!signal_receptive(
-            std::process::id() as i32,
-            libc::SIGUSR2,
-            None
-        ));
+        // A fresh `sleep` neither blocks nor catches SIGUSR2 (the test process itself may:
+        // other tests run in it at the same time).
+        let mut c = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = c.id() as i32;
+        // Until it has exec'd, /proc shows the test binary's dispositions.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|e| !e.to_string_lossy().contains("sleep"))
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let receptive = signal_receptive(pid, libc::SIGUSR2, None);
+        let _ = c.kill();
+        let _ = c.wait();
+        assert!(!receptive);
     }
 }
