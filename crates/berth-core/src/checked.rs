@@ -29,24 +29,8 @@ pub const ANY_NODE: NodeCapacity = NodeCapacity {
 };
 
 /// A validator's refusal of one field, prefixed with the file's key.
-fn field(key: &str, e: CoreError) -> CoreError {
+fn field(key: &str, e: impl std::fmt::Display) -> CoreError {
     CoreError::Invalid(format!("{key}: {e}"))
-}
-
-impl DiskFs {
-    /// Most inodes a filesystem of `size` can have: ext4 one per 1 KiB (its densest ratio);
-    /// XFS with `imaxpct=100`, whole 64-inode chunks of mkfs.xfs's 4 KiB blocks and 512-byte
-    /// inodes (`berth_storage::xfs::max_icount`).
-    pub fn max_inodes(self, size: Size) -> u64 {
-        match self {
-            DiskFs::Ext4 => (size.0 / 1024).min(u32::MAX as u64),
-            DiskFs::Xfs => {
-                let (block, per_block, chunk) = (4096u64, 4096u64 / 512, 64u64);
-                let chunk_blocks = (chunk / per_block).max(1);
-                size.0 / block / chunk_blocks * chunk_blocks * per_block
-            }
-        }
-    }
 }
 
 impl DiskConfig {
@@ -248,9 +232,16 @@ fn printable(key: &str, s: &str) -> Result<()> {
     Ok(())
 }
 
-impl TemplateManifest {
+/// The checks of a template manifest read from disk.
+pub trait CheckedManifest: Sized {
     /// Checks a manifest found in `templates/<name>/`.
-    pub fn validate(&self, name: &str) -> Result<()> {
+    fn validate(&self, name: &str) -> Result<()>;
+    /// Reads and validates `templates/<name>/template.toml` at `path`.
+    fn load(path: &Path, name: &str) -> Result<Self>;
+}
+
+impl CheckedManifest for TemplateManifest {
+    fn validate(&self, name: &str) -> Result<()> {
         validate_name(&self.name).map_err(|e| field("name", e))?;
         if self.name != name {
             return Err(CoreError::Invalid(format!(
@@ -284,8 +275,7 @@ impl TemplateManifest {
         Ok(())
     }
 
-    /// Reads and validates `templates/<name>/template.toml` at `path`.
-    pub fn load(path: &Path, name: &str) -> Result<TemplateManifest> {
+    fn load(path: &Path, name: &str) -> Result<TemplateManifest> {
         let bad = |reason: String| CoreError::InvalidFile {
             path: path.into(),
             reason,

@@ -3,6 +3,7 @@
 
 use crate::resources::Resources;
 use crate::validate::{CtId, Size};
+pub use berth_api::config::{DiskFs, IdMap, TemplateKind, TemplateManifest};
 use serde::{Deserialize, Serialize};
 
 /// Default virtual-disk size of a new container (expanding sparse image).
@@ -55,72 +56,6 @@ impl NodeConfig {
             default_fstype: DiskFs::Ext4,
             service_defaults: Default::default(),
         }
-    }
-}
-
-/// The user-namespace mapping of an unprivileged container: container IDs 0..size map to
-/// host IDs host_base..host_base+size (UIDs and GIDs alike).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct IdMap {
-    pub host_base: u32,
-    pub size: u32,
-}
-
-impl IdMap {
-    pub fn contains_host_id(&self, id: u32) -> bool {
-        id >= self.host_base && (id - self.host_base) < self.size
-    }
-    pub fn overlaps(&self, other: &IdMap) -> bool {
-        let (a0, a1) = (
-            self.host_base as u64,
-            self.host_base as u64 + self.size as u64,
-        );
-        let (b0, b1) = (
-            other.host_base as u64,
-            other.host_base as u64 + other.size as u64,
-        );
-        a0 < b1 && b0 < a1
-    }
-}
-
-/// The filesystem of a container's virtual disk (`create --fstype`).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum DiskFs {
-    /// Exact inode count; grows online only with CAP_SYS_RESOURCE; shrinks offline.
-    #[default]
-    Ext4,
-    /// Grows online (and changes its inode limit online) with CAP_SYS_ADMIN alone; the inode
-    /// limit is a whole percentage of the disk (`imaxpct`); cannot shrink; 300M at least.
-    Xfs,
-}
-
-impl DiskFs {
-    pub fn parse(s: &str) -> Result<DiskFs, crate::CoreError> {
-        match s {
-            "ext4" => Ok(DiskFs::Ext4),
-            "xfs" => Ok(DiskFs::Xfs),
-            _ => Err(crate::CoreError::InvalidValue(
-                s.into(),
-                "--fstype",
-                "expected ext4 or xfs".into(),
-            )),
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DiskFs::Ext4 => "ext4",
-            DiskFs::Xfs => "xfs",
-        }
-    }
-    pub fn is_default(&self) -> bool {
-        *self == DiskFs::Ext4
-    }
-}
-
-impl std::fmt::Display for DiskFs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -239,35 +174,6 @@ impl ContainerConfig {
         l.push(self.ostemplate.clone());
         l
     }
-}
-
-/// How a template was made.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum TemplateKind {
-    Os,
-    App,
-}
-
-/// `templates/<name>/template.toml`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TemplateManifest {
-    pub name: String,
-    pub kind: TemplateKind,
-    /// Where it came from: `busybox`, `tarball:<file>`, `debootstrap:<suite>`.
-    pub source: String,
-    /// Unix time of creation.
-    pub created: u64,
-    /// Command run as the container's PID 1.
-    pub init: Vec<String>,
-    /// Signal sent to PID 1 for a clean shutdown (busybox init: SIGUSR2, systemd: SIGRTMIN+4).
-    pub stop_signal: String,
-    /// `PRETTY_NAME` from the template's os-release, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub os: Option<String>,
-    /// Apparent size of the files, in bytes.
-    #[serde(default)]
-    pub size: u64,
 }
 
 #[cfg(test)]

@@ -3,14 +3,12 @@ use std::path::PathBuf;
 /// Errors of the model layer. Each message is one line meant for a user.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
-    #[error("invalid container ID or name {0:?}: {1}")]
-    InvalidCtRef(String, &'static str),
-    #[error("invalid name {0:?}: {1}")]
-    InvalidName(String, &'static str),
-    #[error("invalid size {0:?}: use a number with a unit suffix K, M, G or T (e.g. 512M, 10G)")]
-    InvalidSize(String),
-    #[error("invalid value {0:?} for {1}: {2}")]
-    InvalidValue(String, &'static str, String),
+    /// A value refused by a validator (berth-api's).
+    #[error(transparent)]
+    Input(#[from] berth_api::InputError),
+    /// A value of a file refused by a check that has no field of its own to name.
+    #[error("{0}")]
+    Invalid(String),
     #[error("node root {0} is not initialised: run `berth node init` first")]
     NodeNotInitialised(PathBuf),
     #[error("container {0} not found")]
@@ -36,14 +34,8 @@ pub enum CoreError {
         #[source]
         source: std::io::Error,
     },
-    /// A bad service definition, name, startup type or init mode (issue 5).
-    #[error("{0}")]
-    BadService(String),
     #[error("{path}: malformed file: {msg}")]
     Parse { path: PathBuf, msg: String },
-    /// A value refused by a validator that has no field of its own to name.
-    #[error("{0}")]
-    Invalid(String),
     /// A file of the node root that parses but does not pass the validation that CLI input
     /// gets (a hand-edited or copied file): what is wrong with it and what to do.
     #[error("{}: {reason}; {fix}", path.display())]

@@ -11,14 +11,16 @@ pub mod idmap;
 pub mod idregistry;
 pub mod journal;
 pub mod lock;
-pub mod net;
-pub mod ops;
 pub mod paths;
 pub mod pidfd;
-pub mod resources;
-pub mod services;
-pub mod validate;
 
+// The wire types live in berth-api; their modules keep their old paths here.
+pub use berth_api::{net, ops, procs, resources, services, validate};
+pub use berth_api::{ErrorKind, InputError};
+/// Progress of long operations (berth-api's trait).
+pub mod progress {
+    pub use berth_api::node::{NoProgress, Progress};
+}
 pub use config::{ContainerConfig, DiskFs, NodeConfig, TemplateManifest};
 pub use error::CoreError;
 pub use paths::NodeRoot;

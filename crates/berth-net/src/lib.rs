@@ -45,6 +45,13 @@ pub enum NetError {
     State { path: PathBuf, msg: String },
 }
 
+/// A validator's refusal (berth-api), through the model layer's error.
+impl From<berth_core::InputError> for NetError {
+    fn from(e: berth_core::InputError) -> Self {
+        NetError::Core(e.into())
+    }
+}
+
 pub type Result<T, E = NetError> = std::result::Result<T, E>;
 
 /// Writes a sysctl under /proc/sys (e.g. `net/ipv4/ip_forward`).

@@ -5,33 +5,12 @@
 use crate::netlink::{in_netns, Link, Netlink};
 use crate::nft::{self, FwContainer, FwNetwork, FwPort};
 use crate::{names, sysctl, tc, NetError, Result};
+pub use berth_core::net::{Adapter, Traffic};
 use berth_core::net::{Ipv4Cidr, MacAddr, NetConfig, NetIf, NetworkConfig, NetworkType};
 use berth_core::{fsutil, CoreError, NodeRoot};
-use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-
-/// Bytes and packets a container sent and received (all its adapters, since it started).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Traffic {
-    pub rx_bytes: u64,
-    pub rx_packets: u64,
-    pub tx_bytes: u64,
-    pub tx_packets: u64,
-}
-
-/// A node adapter, for `berth node adapters`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Adapter {
-    pub name: String,
-    pub mac: Option<String>,
-    pub up: bool,
-    pub kind: Option<String>,
-    pub addrs: Vec<String>,
-    /// The virtual network that uses it (bridged adapter, or a network's own bridge).
-    pub network: Option<String>,
-}
 
 /// A firewall regeneration under way (see [`NetNode::start_firewall`]).
 pub struct PendingFirewall {

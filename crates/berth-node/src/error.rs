@@ -48,3 +48,10 @@ pub enum NodeError {
         fix: String,
     },
 }
+
+/// A validator's refusal (berth-api), through the model layer's error.
+impl From<berth_core::InputError> for NodeError {
+    fn from(e: berth_core::InputError) -> Self {
+        NodeError::Core(e.into())
+    }
+}

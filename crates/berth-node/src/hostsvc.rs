@@ -7,22 +7,9 @@
 
 use crate::procs::{all_pids, ct_of_pid, read_proc, RawProc};
 use crate::{LocalNode, Result};
-use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+pub use berth_core::services::HostService;
 
-/// One host process worth a look. Field names are a stable interface.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HostService {
-    pub pid: i32,
-    pub user: String,
-    pub command: String,
-    /// Listening sockets, e.g. `tcp 0.0.0.0:22`, `udp6 [::]:53`.
-    pub listens: Vec<String>,
-    /// `berth` (Berth's own), `init` (the host's PID 1) or `other`.
-    pub kind: String,
-    /// What to do about it.
-    pub note: String,
-}
+use std::collections::{BTreeSet, HashMap};
 
 /// Listening TCP and bound UDP sockets of the host: socket inode → `proto addr:port`.
 pub fn listening_sockets() -> HashMap<u64, String> {

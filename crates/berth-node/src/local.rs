@@ -7,8 +7,8 @@ use berth_core::idmap::next_free_ctid;
 use berth_core::journal::{Journal, Operation};
 use berth_core::lock::{self, LockGuard};
 use berth_core::ops::{
-    ContainerInfo, ContainerStats, CreateOptions, CtStatus, NodeInfo, NodeOps, SetOutcome,
-    StopOptions, TemplateSource,
+    ContainerInfo, ContainerStats, CreateOptions, CtStatus, NodeInfo, SetOutcome, StopOptions,
+    TemplateSource,
 };
 use berth_core::resources::SetOptions;
 use berth_core::validate::{validate_hostname, validate_name};
@@ -873,10 +873,9 @@ impl LocalNode {
     }
 }
 
-impl NodeOps for LocalNode {
-    type Error = NodeError;
-
-    fn template_create(&self, name: &str, source: TemplateSource) -> Result<TemplateManifest> {
+/// The operations of the `Node` trait (crate::api), with this crate's error.
+impl LocalNode {
+    pub fn template_create(&self, name: &str, source: TemplateSource) -> Result<TemplateManifest> {
         validate_name(name)?;
         let _g = lock::lock(&self.root.node_lock())?;
         let p = &*self.progress;
@@ -889,15 +888,15 @@ impl NodeOps for LocalNode {
         })
     }
 
-    fn template_list(&self) -> Result<Vec<TemplateManifest>> {
+    pub fn template_list(&self) -> Result<Vec<TemplateManifest>> {
         Ok(template::list(&self.root)?)
     }
 
-    fn template_info(&self, name: &str) -> Result<TemplateManifest> {
+    pub fn template_info(&self, name: &str) -> Result<TemplateManifest> {
         Ok(template::load(&self.root, name)?)
     }
 
-    fn template_remove(&self, name: &str) -> Result<()> {
+    pub fn template_remove(&self, name: &str) -> Result<()> {
         validate_name(name)?;
         let _g = lock::lock(&self.root.node_lock())?;
         let users: Vec<String> = self
@@ -912,7 +911,7 @@ impl NodeOps for LocalNode {
         Ok(template::remove(&self.root, name)?)
     }
 
-    fn create(&self, opts: CreateOptions) -> Result<CtId> {
+    pub fn create(&self, opts: CreateOptions) -> Result<CtId> {
         // Validate everything before touching the disk.
         validate_name(&opts.ostemplate)
             .map_err(|_| CoreError::TemplateNotFound(opts.ostemplate.clone()))?;
@@ -1012,43 +1011,43 @@ impl NodeOps for LocalNode {
         Ok(id)
     }
 
-    fn start(&self, r: &CtRef) -> Result<ContainerInfo> {
+    pub fn start(&self, r: &CtRef) -> Result<ContainerInfo> {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;
         self.start_locked(id)
     }
 
-    fn stop(&self, r: &CtRef, opts: StopOptions) -> Result<()> {
+    pub fn stop(&self, r: &CtRef, opts: StopOptions) -> Result<()> {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;
         let cfg = self.load_config(id)?;
         self.stop_locked(id, &cfg, opts)
     }
 
-    fn restart(&self, r: &CtRef, opts: StopOptions) -> Result<ContainerInfo> {
+    pub fn restart(&self, r: &CtRef, opts: StopOptions) -> Result<ContainerInfo> {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;
         let cfg = self.load_config(id)?;
         self.restart_locked(id, &cfg, opts)
     }
 
-    fn set(&self, r: &CtRef, opts: SetOptions) -> Result<SetOutcome> {
+    pub fn set(&self, r: &CtRef, opts: SetOptions) -> Result<SetOutcome> {
         self.set_impl(r, opts)
     }
 
-    fn stats(&self, cts: &[CtRef], sample: Duration) -> Result<Vec<ContainerStats>> {
+    pub fn stats(&self, cts: &[CtRef], sample: Duration) -> Result<Vec<ContainerStats>> {
         self.stats_impl(cts, sample)
     }
 
-    fn compact(&self, r: &CtRef) -> Result<u64> {
+    pub fn compact(&self, r: &CtRef) -> Result<u64> {
         self.compact_impl(r)
     }
 
-    fn node_info(&self) -> Result<NodeInfo> {
+    pub fn node_info(&self) -> Result<NodeInfo> {
         self.node_info_impl()
     }
 
-    fn status(&self, r: &CtRef) -> Result<ContainerInfo> {
+    pub fn status(&self, r: &CtRef) -> Result<ContainerInfo> {
         let id = self.resolve(r)?;
         match ContainerConfig::load(&self.root, id) {
             Ok(cfg) => Ok(self.info(&cfg)),
@@ -1057,7 +1056,7 @@ impl NodeOps for LocalNode {
         }
     }
 
-    fn suspend(&self, r: &CtRef) -> Result<()> {
+    pub fn suspend(&self, r: &CtRef) -> Result<()> {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;
         self.require_running(id)?;
@@ -1067,7 +1066,7 @@ impl NodeOps for LocalNode {
         Ok(())
     }
 
-    fn resume(&self, r: &CtRef) -> Result<()> {
+    pub fn resume(&self, r: &CtRef) -> Result<()> {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;
         match self.current_status(id) {
@@ -1081,7 +1080,7 @@ impl NodeOps for LocalNode {
         Ok(())
     }
 
-    fn list(&self, all: bool) -> Result<Vec<ContainerInfo>> {
+    pub fn list(&self, all: bool) -> Result<Vec<ContainerInfo>> {
         Ok(self
             .entries()?
             .iter()
@@ -1093,7 +1092,7 @@ impl NodeOps for LocalNode {
             .collect())
     }
 
-    fn destroy(&self, r: &CtRef, force: bool) -> Result<()> {
+    pub fn destroy(&self, r: &CtRef, force: bool) -> Result<()> {
         let id = self.resolve(r)?;
         let guard = self.lock_ct(id)?;
         // A broken container is destroyed too (so that the operator can clean up): by its

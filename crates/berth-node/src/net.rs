@@ -6,6 +6,7 @@ use crate::local::LocalNode;
 use crate::{NodeError, Result};
 use berth_core::config::ContainerConfig;
 use berth_core::lock;
+pub use berth_core::net::NetworkInfo;
 use berth_core::net::{
     AddrSpec, Ipv4Cidr, MacAddr, NetChange, NetConfig, NetIf, NetworkConfig, NetworkType,
 };
@@ -65,13 +66,6 @@ pub fn check_default_network(root: &NodeRoot, node_id: &str, subnet: Ipv4Cidr) -
 /// Creates the default network (after `node.toml` is written).
 pub fn create_default_network(root: &NodeRoot, node_id: &str, subnet: Ipv4Cidr) -> Result<()> {
     Ok(NetNode::new(root, node_id).create_network(&default_network(subnet))?)
-}
-
-/// One network with the containers whose adapters use it.
-pub struct NetworkInfo {
-    pub cfg: NetworkConfig,
-    pub bridge: String,
-    pub containers: Vec<u32>,
 }
 
 impl LocalNode {

@@ -8,36 +8,10 @@
 
 use crate::inroot;
 use crate::{LocalNode, NodeError, Result};
+pub use berth_core::procs::{ProcInfo, WhichInfo};
 use berth_core::{CtId, CtRef};
-use serde::Serialize;
-use std::collections::HashMap;
 
-/// One process as `ps`, `top` and `which` report it. Field names are a stable interface.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ProcInfo {
-    /// Container (0: the host).
-    pub ctid: u32,
-    /// PID as seen inside the container (the host PID for host processes).
-    pub pid: i32,
-    /// PID on the host.
-    pub host_pid: i32,
-    /// Parent PID as seen inside (0 when the parent is outside the container).
-    pub ppid: i32,
-    /// Effective UID as seen inside the container.
-    pub uid: u32,
-    /// User name from the container's own /etc/passwd (the UID if it has none).
-    pub user: String,
-    /// Kernel state letter (R, S, D, Z, T…).
-    pub state: String,
-    /// CPU use in percent of one CPU (over the process's life for `ps`, over the sampling
-    /// interval for `top`).
-    pub cpu: f64,
-    /// Resident memory in bytes.
-    pub rss: u64,
-    /// Start time (Unix seconds).
-    pub start: u64,
-    pub command: String,
-}
+use std::collections::HashMap;
 
 /// Raw facts about one process from /proc.
 #[derive(Debug, Clone)]
@@ -305,18 +279,6 @@ pub(crate) fn lifetime_cpu(p: &RawProc) -> f64 {
         return 0.0;
     }
     (p.ticks as f64 / tck) / age * 100.0
-}
-
-/// What `which` reports.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct WhichInfo {
-    pub host_pid: i32,
-    /// 0: a host process.
-    pub ctid: u32,
-    pub name: Option<String>,
-    /// PID inside the container (the host PID for host processes).
-    pub pid: i32,
-    pub command: String,
 }
 
 impl LocalNode {

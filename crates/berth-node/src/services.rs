@@ -9,50 +9,10 @@
 
 use crate::inroot;
 use crate::{LocalNode, NodeError, Result};
-use berth_core::services::{validate_service_name, InitMode, RestartPolicy, ServiceDef, Startup};
+use berth_core::services::{validate_service_name, InitMode, ServiceDef, Startup};
+pub use berth_core::services::{Action, AddService, ServiceInfo, ServiceStatus};
 use berth_core::{fsutil, ContainerConfig, CtId, CtRef};
 use berth_runtime::exec::Captured;
-use serde::Serialize;
-
-/// One service as `service list` reports it. Field names are a stable interface.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ServiceInfo {
-    pub name: String,
-    /// `running`, `stopped`, `failed`, `restarting`, `starting`, `stopping` or `unknown`.
-    pub state: String,
-    /// `auto`, `manual` or `disabled`.
-    pub startup: String,
-    /// Main PID inside the container, when known.
-    pub pid: Option<i32>,
-}
-
-/// `service status`: the summary and what the init system says besides.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ServiceStatus {
-    /// Which driver answered: `berth`, `systemd`, `openrc` or `sysv`.
-    pub driver: String,
-    #[serde(flatten)]
-    pub info: ServiceInfo,
-    pub details: Vec<(String, String)>,
-}
-
-/// start / stop / restart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Start,
-    Stop,
-    Restart,
-}
-
-impl Action {
-    fn as_str(self) -> &'static str {
-        match self {
-            Action::Start => "start",
-            Action::Stop => "stop",
-            Action::Restart => "restart",
-        }
-    }
-}
 
 /// Runs a command inside the container and captures its output.
 pub trait Runner {
@@ -878,16 +838,6 @@ fn with_driver<T>(
             })
         }
     }
-}
-
-/// What `service add` declares.
-#[derive(Debug, Clone, Default)]
-pub struct AddService {
-    pub command: Vec<String>,
-    pub user: Option<String>,
-    pub startup: Option<Startup>,
-    pub restart: Option<RestartPolicy>,
-    pub after: Vec<String>,
 }
 
 impl LocalNode {

@@ -31,6 +31,13 @@ pub enum RuntimeError {
     StartFailed(String),
 }
 
+/// A validator's refusal (berth-api), through the model layer's error.
+impl From<berth_core::InputError> for RuntimeError {
+    fn from(e: berth_core::InputError) -> Self {
+        RuntimeError::Core(e.into())
+    }
+}
+
 impl RuntimeError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         RuntimeError::Io {

@@ -31,6 +31,13 @@ pub enum StorageError {
     Unsafe(String, String),
 }
 
+/// A validator's refusal (berth-api), through the model layer's error.
+impl From<berth_core::InputError> for StorageError {
+    fn from(e: berth_core::InputError) -> Self {
+        StorageError::Core(e.into())
+    }
+}
+
 impl StorageError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StorageError::Io {

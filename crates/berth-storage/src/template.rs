@@ -5,6 +5,7 @@
 use crate::disk::run;
 use crate::progress::Progress;
 use crate::{Result, StorageError};
+use berth_core::checked::CheckedManifest;
 use berth_core::config::{TemplateKind, TemplateManifest};
 use berth_core::{fsutil, CoreError, NodeRoot};
 use std::fs;

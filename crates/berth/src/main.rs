@@ -26,7 +26,7 @@ mod progress;
 mod res_args;
 
 use anyhow::Result;
-use berth_core::ops::{CreateOptions, NodeOps, StopOptions, TemplateSource};
+use berth_core::ops::{CreateOptions, StopOptions, TemplateSource};
 use berth_core::paths::DEFAULT_ROOT;
 use berth_core::resources::SetMode;
 use berth_core::{CtId, CtRef, NodeRoot};

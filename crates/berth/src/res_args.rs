@@ -85,7 +85,7 @@ impl ResourceArgs {
             // of 0 reads as "no process at all": refuse
             // it rather than guess.
             if n.is_none() && v.trim() != "unlimited" {
-                return Err(berth_core::CoreError::InvalidValue(
+                return Err(berth_core::InputError::InvalidValue(
                     v.clone(),
                     "--numproc",
                     "a container needs at least one process (its init): give a limit of 1 or more, or `unlimited`".into(),

@@ -2,9 +2,9 @@
 //! validation of what users type for them. Pure logic: the mapping to cgroups lives in
 //! berth-runtime, the virtual disk in berth-storage.
 
-use crate::error::CoreError;
+use crate::error::InputError;
 use crate::validate::Size;
-use crate::Result;
+type Result<T, E = InputError> = std::result::Result<T, E>;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -44,7 +44,7 @@ pub struct CpuMask(Vec<u32>);
 impl CpuMask {
     /// Parses `0-3,6` (sorted, deduplicated). CPU numbers are checked against the node later.
     pub fn parse(s: &str) -> Result<Self> {
-        let err = |why: &str| CoreError::InvalidValue(s.into(), "--cpumask", why.into());
+        let err = |why: &str| InputError::InvalidValue(s.into(), "--cpumask", why.into());
         // Ranges first, CPUs last: `0-9999,0-9999,…` must not expand every part (a short
         // string would allocate gigabytes).
         let mut ranges = vec![];
@@ -120,7 +120,7 @@ impl fmt::Display for CpuMask {
 }
 
 impl TryFrom<String> for CpuMask {
-    type Error = CoreError;
+    type Error = InputError;
     fn try_from(s: String) -> Result<Self> {
         CpuMask::parse(&s)
     }
@@ -201,8 +201,9 @@ pub struct NodeCapacity {
 impl Resources {
     /// Checks the limits against each other and against the node.
     pub fn validate(&self, node: &NodeCapacity) -> Result<()> {
-        let bad =
-            |v: String, what: &'static str, why: String| Err(CoreError::InvalidValue(v, what, why));
+        let bad = |v: String, what: &'static str, why: String| {
+            Err(InputError::InvalidValue(v, what, why))
+        };
         let (lo, hi) = CPUUNITS_RANGE;
         if !(lo..=hi).contains(&self.cpuunits) {
             return bad(
@@ -315,7 +316,7 @@ impl<T: PartialOrd + Copy + fmt::Display> SoftHard<T> {
             Some((a, b)) => {
                 let (soft, hard) = (parse(a)?, parse(b)?);
                 if soft > hard {
-                    return Err(CoreError::InvalidValue(
+                    return Err(InputError::InvalidValue(
                         s.into(),
                         what,
                         format!("the soft limit {soft} is above the hard limit {hard}"),
@@ -334,7 +335,7 @@ impl<T: PartialOrd + Copy + fmt::Display> SoftHard<T> {
 /// meaning thousands/millions.
 pub fn parse_count(s: &str, what: &'static str) -> Result<u64> {
     let err = || {
-        CoreError::InvalidValue(
+        InputError::InvalidValue(
             s.into(),
             what,
             "use a whole number (optionally with k or m: 200k)".into(),

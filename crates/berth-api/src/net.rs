@@ -4,14 +4,14 @@
 //! `berth-net`.
 
 use crate::validate::{validate_hostname, validate_name};
-use crate::CoreError;
+use crate::InputError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-fn invalid(v: &str, what: &'static str, why: impl Into<String>) -> CoreError {
-    CoreError::InvalidValue(v.to_string(), what, why.into())
+fn invalid(v: &str, what: &'static str, why: impl Into<String>) -> InputError {
+    InputError::InvalidValue(v.to_string(), what, why.into())
 }
 
 macro_rules! serde_via_string {
@@ -91,8 +91,8 @@ impl fmt::Display for Ipv4Cidr {
 }
 
 impl FromStr for Ipv4Cidr {
-    type Err = CoreError;
-    fn from_str(s: &str) -> Result<Self, CoreError> {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, InputError> {
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
@@ -114,7 +114,7 @@ impl FromStr for Ipv4Cidr {
 serde_via_string!(Ipv4Cidr);
 
 /// Parses a subnet: a CIDR whose host bits are zero, /8 to /30.
-pub fn parse_subnet(s: &str) -> Result<Ipv4Cidr, CoreError> {
+pub fn parse_subnet(s: &str) -> Result<Ipv4Cidr, InputError> {
     let c: Ipv4Cidr = s.parse()?;
     if !s.contains('/') {
         return Err(invalid(s, "subnet", "expected a CIDR such as 10.77.0.0/24"));
@@ -136,7 +136,7 @@ pub fn parse_subnet(s: &str) -> Result<Ipv4Cidr, CoreError> {
 }
 
 /// Checks that `ip` can be given to a container: unicast, not loopback/link-local/multicast.
-pub fn check_unicast(ip: Ipv4Addr, input: &str) -> Result<(), CoreError> {
+pub fn check_unicast(ip: Ipv4Addr, input: &str) -> Result<(), InputError> {
     if ip.is_loopback()
         || ip.is_multicast()
         || ip.is_unspecified()
@@ -176,8 +176,8 @@ impl fmt::Display for MacAddr {
 }
 
 impl FromStr for MacAddr {
-    type Err = CoreError;
-    fn from_str(s: &str) -> Result<Self, CoreError> {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, InputError> {
         let parts: Vec<&str> = s.split(':').collect();
         let bad = || {
             invalid(
@@ -252,8 +252,8 @@ impl fmt::Display for PortForward {
 }
 
 impl FromStr for PortForward {
-    type Err = CoreError;
-    fn from_str(s: &str) -> Result<Self, CoreError> {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, InputError> {
         let bad = |why: &str| invalid(s, "--forward", why.to_string());
         let parts: Vec<&str> = s.split(':').collect();
         let (proto, hp, cp) = match parts.as_slice() {
@@ -288,7 +288,7 @@ pub struct Rate {
     pub out_kbit: u64,
 }
 
-fn parse_kbit(s: &str, input: &str) -> Result<u64, CoreError> {
+fn parse_kbit(s: &str, input: &str) -> Result<u64, InputError> {
     let bad = || {
         invalid(
             input,
@@ -327,8 +327,8 @@ impl fmt::Display for Rate {
 }
 
 impl FromStr for Rate {
-    type Err = CoreError;
-    fn from_str(s: &str) -> Result<Self, CoreError> {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, InputError> {
         let (i, o) = s.split_once(':').unwrap_or((s, s));
         Ok(Rate {
             in_kbit: parse_kbit(i, s)?,
@@ -352,8 +352,8 @@ impl fmt::Display for AddrRange {
 }
 
 impl FromStr for AddrRange {
-    type Err = CoreError;
-    fn from_str(s: &str) -> Result<Self, CoreError> {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, InputError> {
         let bad = || {
             invalid(
                 s,
@@ -433,7 +433,7 @@ impl NetworkConfig {
     }
 
     /// Picks the first address of the pool not in `used`.
-    pub fn allocate(&self, used: &[Ipv4Addr]) -> Result<Ipv4Addr, CoreError> {
+    pub fn allocate(&self, used: &[Ipv4Addr]) -> Result<Ipv4Addr, InputError> {
         let (a, b) = self.pool().ok_or_else(|| {
             invalid(
                 "auto",
@@ -459,10 +459,10 @@ impl NetworkConfig {
     }
 
     /// Validates the network's own fields (names, ranges inside the subnet, gateway).
-    pub fn validate(&self) -> Result<(), CoreError> {
+    pub fn validate(&self) -> Result<(), InputError> {
         validate_name(&self.name)?;
         if self.name.len() > 32 {
-            return Err(CoreError::InvalidName(
+            return Err(InputError::InvalidName(
                 self.name.clone(),
                 "network names are at most 32 characters",
             ));
@@ -613,7 +613,7 @@ impl NetConfig {
     /// names, network names, addresses usable by a container and held once, MACs held once,
     /// search domains, forwards not repeated (CIDRs, MACs, forwards and rates are parsed by
     /// the CLI's parsers when the file is read).
-    pub fn validate(&self) -> Result<(), CoreError> {
+    pub fn validate(&self) -> Result<(), InputError> {
         let mut ifnames: Vec<&str> = vec![];
         let mut macs: Vec<MacAddr> = vec![];
         for n in &self.netifs {
@@ -703,9 +703,19 @@ pub enum AddrSpec {
     Fixed(Ipv4Cidr),
 }
 
+impl fmt::Display for AddrSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddrSpec::Auto => f.write_str("auto"),
+            AddrSpec::Fixed(c) => write!(f, "{c}"),
+        }
+    }
+}
+serde_via_string!(AddrSpec);
+
 impl FromStr for AddrSpec {
-    type Err = CoreError;
-    fn from_str(s: &str) -> Result<Self, CoreError> {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, InputError> {
         if s == "auto" {
             return Ok(AddrSpec::Auto);
         }
@@ -716,7 +726,8 @@ impl FromStr for AddrSpec {
 }
 
 /// A change to a container's network settings (`berth set` flags), applied atomically.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NetChange {
     /// Adapter to add (`--netif-add NAME --network NET [--mac M]`).
     pub netif_add: Option<String>,
@@ -733,12 +744,21 @@ pub struct NetChange {
     pub ipfilter: Option<bool>,
     pub nameservers: Option<Vec<Ipv4Addr>>,
     pub searchdomains: Option<Vec<String>>,
-    /// `Some(None)`: remove the gateway.
+    /// `Some(None)` (JSON `null`): remove the gateway.
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Option<Ipv4Addr>>,
     pub forward_add: Vec<PortForward>,
     pub forward_del: Vec<PortForward>,
-    /// `Some(None)`: remove the cap.
+    /// `Some(None)` (JSON `null`): remove the cap.
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub rate: Option<Option<Rate>>,
+}
+
+/// A field that is present (`null` included) is `Some`; an absent one stays `None` (default).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl NetChange {
@@ -748,7 +768,7 @@ impl NetChange {
 }
 
 /// Validates an adapter name inside the container (`eth0`).
-pub fn validate_ifname(s: &str) -> Result<(), CoreError> {
+pub fn validate_ifname(s: &str) -> Result<(), InputError> {
     let ok = !s.is_empty()
         && s.len() <= 15
         && s.chars()
@@ -764,6 +784,36 @@ pub fn validate_ifname(s: &str) -> Result<(), CoreError> {
         ));
     }
     Ok(())
+}
+
+/// One network with the containers whose adapters use it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetworkInfo {
+    #[serde(flatten)]
+    pub cfg: NetworkConfig,
+    pub bridge: String,
+    pub containers: Vec<u32>,
+}
+
+/// Bytes and packets a container sent and received (all its adapters, since it started).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+}
+
+/// A node adapter, for `berth node adapters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Adapter {
+    pub name: String,
+    pub mac: Option<String>,
+    pub up: bool,
+    pub kind: Option<String>,
+    pub addrs: Vec<String>,
+    /// The virtual network that uses it (bridged adapter, or a network's own bridge).
+    pub network: Option<String>,
 }
 
 #[cfg(test)]
@@ -906,5 +956,30 @@ mod tests {
         assert!(validate_ifname("lo").is_err());
         assert!(validate_ifname("a/b").is_err());
         assert!(validate_ifname("0123456789abcdef").is_err());
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn net_change_null_removes_absent_keeps() {
+        let c: NetChange = serde_json::from_str(r#"{"gateway":null}"#).unwrap();
+        assert_eq!(c.gateway, Some(None));
+        assert_eq!(c.rate, None);
+        let c: NetChange =
+            serde_json::from_str(r#"{"gateway":"10.0.0.1","ipadd":["auto"]}"#).unwrap();
+        assert_eq!(c.gateway, Some(Some(Ipv4Addr::new(10, 0, 0, 1))));
+        assert_eq!(c.ipadd, vec![AddrSpec::Auto]);
+        let back: NetChange = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let rm = NetChange {
+            rate: Some(None),
+            ..Default::default()
+        };
+        let back: NetChange = serde_json::from_str(&serde_json::to_string(&rm).unwrap()).unwrap();
+        assert_eq!(back, rm);
+        assert!(serde_json::from_str::<NetChange>(r#"{"bogus":1}"#).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Validation of everything a user types: container IDs and names, template names,
 //! hostnames and sizes. Invalid input never reaches the filesystem.
 
-use crate::{CoreError, Result};
+use crate::error::InputError;
+type Result<T, E = InputError> = std::result::Result<T, E>;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -29,24 +30,24 @@ impl CtId {
     /// Parses a CTID; rejects 0, signs, leading zeros, garbage and overflow.
     pub fn parse(s: &str) -> Result<Self> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(CoreError::InvalidCtRef(
+            return Err(InputError::InvalidCtRef(
                 s.into(),
                 "a CTID is a positive number",
             ));
         }
         if s.len() > 1 && s.starts_with('0') {
-            return Err(CoreError::InvalidCtRef(
+            return Err(InputError::InvalidCtRef(
                 s.into(),
                 "a CTID has no leading zeros",
             ));
         }
         match s.parse::<u64>() {
-            Ok(0) => Err(CoreError::InvalidCtRef(
+            Ok(0) => Err(InputError::InvalidCtRef(
                 s.into(),
                 "CTID 0 is the node itself",
             )),
             Ok(n) if n <= MAX_CTID as u64 => Ok(CtId(n as u32)),
-            _ => Err(CoreError::InvalidCtRef(s.into(), "CTID is too large")),
+            _ => Err(InputError::InvalidCtRef(s.into(), "CTID is too large")),
         }
     }
 }
@@ -65,7 +66,7 @@ impl CtRef {
             return CtId::parse(s).map(CtRef::Id);
         }
         validate_name(s).map_err(|e| match e {
-            CoreError::InvalidName(v, why) => CoreError::InvalidCtRef(v, why),
+            InputError::InvalidName(v, why) => InputError::InvalidCtRef(v, why),
             other => other,
         })?;
         Ok(CtRef::Name(s.to_string()))
@@ -84,7 +85,7 @@ impl fmt::Display for CtRef {
 /// Validates a container or template name: starts with a letter, then letters, digits,
 /// `-`, `_` or `.`, at most 63 characters. Excludes `/`, `..` and anything path-like.
 pub fn validate_name(s: &str) -> Result<()> {
-    let bad = |why| Err(CoreError::InvalidName(s.into(), why));
+    let bad = |why| Err(InputError::InvalidName(s.into(), why));
     if s.is_empty() {
         return bad("empty");
     }
@@ -108,7 +109,7 @@ pub fn validate_name(s: &str) -> Result<()> {
 
 /// Validates a hostname (RFC 1123 labels separated by dots, at most 253 characters).
 pub fn validate_hostname(s: &str) -> Result<()> {
-    let bad = |why: &str| Err(CoreError::InvalidValue(s.into(), "--hostname", why.into()));
+    let bad = |why: &str| Err(InputError::InvalidValue(s.into(), "--hostname", why.into()));
     if s.is_empty() || s.len() > 253 {
         return bad("must be 1 to 253 characters");
     }
@@ -135,12 +136,12 @@ pub const MAX_DESCRIPTION_LEN: usize = 4096;
 /// Validates a description: one line of at most 4096 bytes.
 pub fn validate_description(d: &str) -> Result<()> {
     if d.len() > MAX_DESCRIPTION_LEN || d.contains(['\n', '\r', '\0']) {
-        return Err(CoreError::Invalid(
+        return Err(InputError::Invalid(
             "--description must be one line of at most 4096 bytes".into(),
         ));
     }
     if let Some(c) = d.chars().find(|c| c.is_control()) {
-        return Err(CoreError::Invalid(format!(
+        return Err(InputError::Invalid(format!(
             "--description must not contain control characters (found {c:?}): use printable text"
         )));
     }
@@ -162,7 +163,7 @@ impl Size {
     /// Parses a size with a mandatory K/M/G/T suffix (binary units, optional trailing `B`/`iB`).
     /// A bare number is refused: `--diskspace 10` is ambiguous and vzctl's block units surprise.
     pub fn parse(s: &str) -> Result<Self> {
-        let err = || CoreError::InvalidSize(s.into());
+        let err = || InputError::InvalidSize(s.into());
         let t = s.trim();
         let lower = t.to_ascii_lowercase();
         let stripped = lower

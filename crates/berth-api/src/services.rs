@@ -2,7 +2,8 @@
 //! chosen, and the node's default startup types. Berth's supervisor runs these services; the
 //! wire format it reads lives in `berth_init::proto`.
 
-use crate::{CoreError, Result};
+use crate::error::InputError;
+type Result<T, E = InputError> = std::result::Result<T, E>;
 use berth_init::proto;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ pub enum Startup {
 impl Startup {
     pub fn parse(s: &str) -> Result<Startup> {
         proto::Startup::parse(s).map(Startup::from).ok_or_else(|| {
-            CoreError::BadService(format!("startup type {s:?}: use auto, manual or disabled"))
+            InputError::BadService(format!("startup type {s:?}: use auto, manual or disabled"))
         })
     }
     pub fn as_str(self) -> &'static str {
@@ -74,7 +75,7 @@ impl RestartPolicy {
             "always" => Ok(RestartPolicy::Always),
             "on-failure" => Ok(RestartPolicy::OnFailure),
             "no" => Ok(RestartPolicy::No),
-            _ => Err(CoreError::BadService(format!(
+            _ => Err(InputError::BadService(format!(
                 "restart policy {s:?}: use always, on-failure or no"
             ))),
         }
@@ -101,7 +102,7 @@ impl InitMode {
             "auto" => Ok(InitMode::Auto),
             "berth" => Ok(InitMode::Berth),
             "template" => Ok(InitMode::Template),
-            _ => Err(CoreError::BadService(format!(
+            _ => Err(InputError::BadService(format!(
                 "init {s:?}: use auto, berth or template"
             ))),
         }
@@ -150,7 +151,7 @@ pub fn validate_service_name(name: &str) -> Result<()> {
     if proto::valid_name(name) {
         Ok(())
     } else {
-        Err(CoreError::BadService(format!(
+        Err(InputError::BadService(format!(
             "bad service name {name:?}: 1-64 of letters, digits, '-', '_', '.', '@', not starting with '.' or '-'"
         )))
     }
@@ -162,30 +163,30 @@ impl ServiceSettings {
         for (name, d) in &self.services {
             validate_service_name(name)?;
             if d.command.is_empty() || d.command[0].is_empty() {
-                return Err(CoreError::BadService(format!(
+                return Err(InputError::BadService(format!(
                     "service {name}: empty command"
                 )));
             }
             if d.command.iter().any(|a| a.contains('\0')) {
-                return Err(CoreError::BadService(format!(
+                return Err(InputError::BadService(format!(
                     "service {name}: NUL in command"
                 )));
             }
             if let Some(u) = &d.user {
                 if u.is_empty() || u.contains(['\0', '\n', ':']) {
-                    return Err(CoreError::BadService(format!(
+                    return Err(InputError::BadService(format!(
                         "service {name}: bad user {u:?}"
                     )));
                 }
             }
             for a in &d.after {
                 if a == name {
-                    return Err(CoreError::BadService(format!(
+                    return Err(InputError::BadService(format!(
                         "service {name} cannot start after itself"
                     )));
                 }
                 if !self.services.contains_key(a) {
-                    return Err(CoreError::BadService(format!(
+                    return Err(InputError::BadService(format!(
                         "service {name}: `after` names unknown service {a:?}"
                     )));
                 }
@@ -193,7 +194,7 @@ impl ServiceSettings {
         }
         let cyc = proto::cycle_members(&self.specs());
         if !cyc.is_empty() {
-            return Err(CoreError::BadService(format!(
+            return Err(InputError::BadService(format!(
                 "services {} are in an `after` cycle",
                 cyc.join(", ")
             )));
@@ -224,10 +225,75 @@ impl ServiceSettings {
 /// Parses `NAME=auto|manual|disabled` (`berth node set --service-default`).
 pub fn parse_service_default(s: &str) -> Result<(String, Startup)> {
     let (name, st) = s.split_once('=').ok_or_else(|| {
-        CoreError::BadService(format!("{s:?}: expected NAME=auto|manual|disabled"))
+        InputError::BadService(format!("{s:?}: expected NAME=auto|manual|disabled"))
     })?;
     validate_service_name(name)?;
     Ok((name.to_string(), Startup::parse(st)?))
+}
+
+/// One service as `service list` reports it. Field names are a stable interface.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceInfo {
+    pub name: String,
+    /// `running`, `stopped`, `failed`, `restarting`, `starting`, `stopping` or `unknown`.
+    pub state: String,
+    /// `auto`, `manual` or `disabled`.
+    pub startup: String,
+    /// Main PID inside the container, when known.
+    pub pid: Option<i32>,
+}
+
+/// `service status`: the summary and what the init system says besides.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceStatus {
+    /// Which driver answered: `berth`, `systemd`, `openrc` or `sysv`.
+    pub driver: String,
+    #[serde(flatten)]
+    pub info: ServiceInfo,
+    pub details: Vec<(String, String)>,
+}
+
+/// start / stop / restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart => "restart",
+        }
+    }
+}
+
+/// What `service add` declares.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AddService {
+    pub command: Vec<String>,
+    pub user: Option<String>,
+    pub startup: Option<Startup>,
+    pub restart: Option<RestartPolicy>,
+    pub after: Vec<String>,
+}
+
+/// One host process worth a look. Field names are a stable interface.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostService {
+    pub pid: i32,
+    pub user: String,
+    pub command: String,
+    /// Listening sockets, e.g. `tcp 0.0.0.0:22`, `udp6 [::]:53`.
+    pub listens: Vec<String>,
+    /// `berth` (Berth's own), `init` (the host's PID 1) or `other`.
+    pub kind: String,
+    /// What to do about it.
+    pub note: String,
 }
 
 #[cfg(test)]

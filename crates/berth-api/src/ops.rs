@@ -1,10 +1,7 @@
-//! The node's operations as one trait, with the wire types they exchange. The CLI calls a
-//! local implementation (berth-node); the API server and its HTTP client implement the same
-//! trait later, so CLI, API and web console cannot drift apart.
+//! The wire types of container, template and node operations (the trait is [`crate::Node`]).
 
-use crate::config::TemplateManifest;
-use crate::resources::{Resources, SetOptions, SoftHardCount, SoftHardSize};
-use crate::validate::{CtId, CtRef, Size};
+use crate::resources::{Resources, SoftHardCount, SoftHardSize};
+use crate::validate::{CtId, Size};
 use serde::{Deserialize, Serialize};
 
 /// Runtime status of a container. Serialised lowercase: a stable interface for scripts.
@@ -86,7 +83,7 @@ pub struct CreateOptions {
 }
 
 /// Options of `exec`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecOptions {
     /// `KEY=VALUE` pairs added to (or replacing in) the container's default environment.
     #[serde(default)]
@@ -103,9 +100,9 @@ pub struct ExecOptions {
 impl ExecOptions {
     /// Refuses environment entries that are not `KEY=VALUE` with a shell-style key, and a
     /// working directory that is not an absolute path.
-    pub fn validate(&self) -> Result<(), crate::CoreError> {
+    pub fn validate(&self) -> Result<(), crate::InputError> {
         let bad = |v: &str, what: &'static str, why: &str| {
-            crate::CoreError::InvalidValue(v.to_string(), what, why.to_string())
+            crate::InputError::InvalidValue(v.to_string(), what, why.to_string())
         };
         for kv in &self.env {
             let Some((k, _)) = kv.split_once('=') else {
@@ -168,42 +165,6 @@ pub enum TemplateSource {
         suite: String,
         mirror: Option<String>,
     },
-}
-
-/// The operations of a node. Errors are the implementation's own error type.
-pub trait NodeOps {
-    type Error: std::error::Error;
-
-    fn template_create(
-        &self,
-        name: &str,
-        source: TemplateSource,
-    ) -> Result<TemplateManifest, Self::Error>;
-    fn template_list(&self) -> Result<Vec<TemplateManifest>, Self::Error>;
-    fn template_info(&self, name: &str) -> Result<TemplateManifest, Self::Error>;
-    fn template_remove(&self, name: &str) -> Result<(), Self::Error>;
-
-    fn create(&self, opts: CreateOptions) -> Result<CtId, Self::Error>;
-    fn start(&self, ct: &CtRef) -> Result<ContainerInfo, Self::Error>;
-    fn stop(&self, ct: &CtRef, opts: StopOptions) -> Result<(), Self::Error>;
-    fn restart(&self, ct: &CtRef, opts: StopOptions) -> Result<ContainerInfo, Self::Error>;
-    fn status(&self, ct: &CtRef) -> Result<ContainerInfo, Self::Error>;
-    fn suspend(&self, ct: &CtRef) -> Result<(), Self::Error>;
-    fn resume(&self, ct: &CtRef) -> Result<(), Self::Error>;
-    fn list(&self, all: bool) -> Result<Vec<ContainerInfo>, Self::Error>;
-    fn destroy(&self, ct: &CtRef, force: bool) -> Result<(), Self::Error>;
-
-    /// Changes names and limits; live on a running container where the kernel allows.
-    fn set(&self, ct: &CtRef, opts: SetOptions) -> Result<SetOutcome, Self::Error>;
-    /// Usage against limits; CPU percent is sampled over `sample`.
-    fn stats(
-        &self,
-        cts: &[CtRef],
-        sample: std::time::Duration,
-    ) -> Result<Vec<ContainerStats>, Self::Error>;
-    /// Returns unused virtual-disk blocks to the node; the bytes reclaimed.
-    fn compact(&self, ct: &CtRef) -> Result<u64, Self::Error>;
-    fn node_info(&self) -> Result<NodeInfo, Self::Error>;
 }
 
 /// What `set` did.

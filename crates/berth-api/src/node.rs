@@ -1,0 +1,215 @@
+//! The operations of a node, complete: everything the CLI, berthd's REST API and the web
+//! console do goes through this trait, implemented locally (berth-node's `LocalNode`) and
+//! over HTTPS (the remote client). Calls block; berthd runs them on blocking threads.
+//!
+//! Long operations take a [`Progress`] that receives phases and counts; interactive ones
+//! (`exec`, `enter`, `console`) take the streams they talk to, so that neither the local
+//! implementation nor the remote one is tied to the stdio of the process that calls.
+
+use crate::config::{DiskFs, IdMap, TemplateManifest};
+use crate::error::Result;
+use crate::net::{Adapter, NetChange, NetConfig, NetworkConfig, NetworkInfo, Traffic};
+use crate::ops::{
+    ContainerInfo, ContainerStats, CreateOptions, ExecOptions, NodeInfo, SetOutcome, StopOptions,
+    TemplateSource,
+};
+use crate::procs::{ProcInfo, WhichInfo};
+use crate::resources::SetOptions;
+use crate::services::{
+    Action, AddService, HostService, InitMode, ServiceInfo, ServiceStatus, Startup,
+};
+use crate::validate::CtRef;
+use serde::{Deserialize, Serialize};
+use std::os::fd::OwnedFd;
+
+/// Receives progress of a long operation (an indicatif bar in a terminal, an operation's
+/// state in berthd, nothing in tests).
+pub trait Progress: Send + Sync {
+    /// `done` of `total` units (bytes, files…); `total` is `None` when unknown.
+    fn update(&self, done: u64, total: Option<u64>);
+    /// A new phase or a notable line of output.
+    fn message(&self, msg: &str);
+}
+
+/// Discards progress.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn update(&self, _: u64, _: Option<u64>) {}
+    fn message(&self, _: &str) {}
+}
+
+/// A terminal's size in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtySize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// The streams of an interactive command (`exec`, `enter`).
+pub enum Stdio {
+    /// The calling process's own stdin, stdout and stderr; with a pseudo-terminal, the
+    /// caller's terminal is put in raw mode and its size followed (the local CLI).
+    Inherit,
+    /// Descriptors the caller relays (berthd's websocket, tests): with a pseudo-terminal,
+    /// `stdin` and `stdout` are its input and output, `stderr` is unused, and `resize`
+    /// delivers window sizes.
+    Fds {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        size: Option<TtySize>,
+        resize: Option<std::sync::mpsc::Receiver<TtySize>>,
+    },
+}
+
+/// A command to run inside a container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub opts: ExecOptions,
+}
+
+/// What `set` changes besides names and limits: a fresh ID range, network changes. One
+/// `set` applies all of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRequest {
+    #[serde(default)]
+    pub options: SetOptions,
+    /// Adapters, addresses, DNS, forwards, rates (always live).
+    #[serde(default)]
+    pub net: NetChange,
+    /// Give the stopped container a fresh free host ID range.
+    #[serde(default)]
+    pub renew_idmap: bool,
+}
+
+impl SetRequest {
+    pub fn is_empty(&self) -> bool {
+        self.options.is_empty() && self.net.is_empty() && !self.renew_idmap
+    }
+}
+
+/// What a `set` did, in full.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SetResult {
+    /// The new ID range, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idmap: Option<IdMap>,
+    /// The network configuration after the change, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetConfig>,
+    /// Names and limits, when there were some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<SetOutcome>,
+}
+
+/// The node-wide settings `node set` changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Default startup types of services in new containers: `(name, None)` removes one.
+    #[serde(default)]
+    pub service_defaults: Vec<(String, Option<Startup>)>,
+    /// Virtual-disk filesystem of new containers created without one.
+    #[serde(default)]
+    pub default_fstype: Option<DiskFs>,
+}
+
+/// `service list`: which service manager answered, and its services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceList {
+    pub driver: String,
+    pub services: Vec<ServiceInfo>,
+}
+
+/// Every operation of a node. Object safe: the CLI holds a `Box<dyn Node>`.
+pub trait Node: Send + Sync {
+    // --- templates
+    fn template_create(
+        &self,
+        name: &str,
+        source: TemplateSource,
+        progress: &dyn Progress,
+    ) -> Result<TemplateManifest>;
+    fn template_list(&self) -> Result<Vec<TemplateManifest>>;
+    fn template_info(&self, name: &str) -> Result<TemplateManifest>;
+    fn template_remove(&self, name: &str) -> Result<()>;
+
+    // --- containers
+    fn create(&self, opts: CreateOptions, progress: &dyn Progress) -> Result<ContainerInfo>;
+    /// Starts the container, then applies the node's service defaults captured at create
+    /// (first start only); their names are in the returned notes.
+    fn start(&self, ct: &CtRef) -> Result<(ContainerInfo, Vec<String>)>;
+    fn stop(&self, ct: &CtRef, opts: StopOptions) -> Result<()>;
+    fn restart(&self, ct: &CtRef, opts: StopOptions) -> Result<ContainerInfo>;
+    fn suspend(&self, ct: &CtRef) -> Result<()>;
+    fn resume(&self, ct: &CtRef) -> Result<()>;
+    fn destroy(&self, ct: &CtRef, force: bool) -> Result<()>;
+    fn status(&self, ct: &CtRef) -> Result<ContainerInfo>;
+    /// Running and suspended containers; with `all`, stopped and broken ones too.
+    fn list(&self, all: bool) -> Result<Vec<ContainerInfo>>;
+    /// Names, limits, ID range and network in one call; live where the kernel allows.
+    fn set(&self, ct: &CtRef, req: SetRequest) -> Result<SetResult>;
+    /// Usage against limits; CPU percent is sampled over `sample_ms` (all running
+    /// containers when `cts` is empty).
+    fn stats(&self, cts: &[CtRef], sample_ms: u64) -> Result<Vec<ContainerStats>>;
+    /// Returns unused virtual-disk blocks to the node; the bytes reclaimed.
+    fn compact(&self, ct: &CtRef) -> Result<u64>;
+    /// Runs a command inside; its exit code.
+    fn exec(&self, ct: &CtRef, req: ExecRequest, stdio: Stdio) -> Result<i32>;
+    /// An interactive login shell inside; its exit code.
+    fn enter(&self, ct: &CtRef, stdio: Stdio) -> Result<i32>;
+    /// The console log (init's output); with `follow`, until the container stops.
+    fn console(&self, ct: &CtRef, follow: bool, out: &mut dyn std::io::Write) -> Result<()>;
+    /// Network traffic since start (none when stopped or without adapters).
+    fn traffic(&self, ct: &CtRef) -> Result<Option<Traffic>>;
+
+    // --- processes
+    fn ps(&self, ct: &CtRef) -> Result<Vec<ProcInfo>>;
+    /// Every process on the node, CPU sampled over `sample_ms`.
+    fn top(&self, sample_ms: u64) -> Result<Vec<ProcInfo>>;
+    /// Sends a signal (`TERM`, `9`, `RTMIN+4`…) to a process by its PID inside.
+    fn kill(&self, ct: &CtRef, pid: i32, signal: &str) -> Result<ProcInfo>;
+    /// Which container a host process belongs to.
+    fn which(&self, host_pid: i32) -> Result<WhichInfo>;
+
+    // --- services inside a container
+    fn service_list(&self, ct: &CtRef) -> Result<ServiceList>;
+    fn service_status(&self, ct: &CtRef, name: &str) -> Result<ServiceStatus>;
+    fn service_action(&self, ct: &CtRef, name: &str, action: Action) -> Result<()>;
+    fn service_logs(&self, ct: &CtRef, name: &str) -> Result<Vec<u8>>;
+    /// Declares a service for Berth's supervisor; its startup type.
+    fn service_add(&self, ct: &CtRef, name: &str, add: AddService) -> Result<Startup>;
+    fn service_remove(&self, ct: &CtRef, name: &str) -> Result<()>;
+    fn service_set_startup(&self, ct: &CtRef, name: &str, startup: Startup) -> Result<()>;
+    /// The container's PID 1 mode.
+    fn init_mode(&self, ct: &CtRef) -> Result<InitMode>;
+
+    // --- networks
+    fn network_create(&self, cfg: NetworkConfig) -> Result<()>;
+    fn network_list(&self) -> Result<Vec<NetworkInfo>>;
+    fn network_info(&self, name: &str) -> Result<NetworkInfo>;
+    fn network_delete(&self, name: &str) -> Result<()>;
+
+    // --- node
+    fn node_info(&self) -> Result<NodeInfo>;
+    fn node_adapters(&self) -> Result<Vec<Adapter>>;
+    fn node_set(&self, settings: NodeSettings) -> Result<()>;
+    fn host_services(&self) -> Result<Vec<HostService>>;
+    /// Applies a network change alone (kept for `set` callers that have only that).
+    fn set_network(&self, ct: &CtRef, change: NetChange) -> Result<NetConfig> {
+        let r = self.set(
+            ct,
+            SetRequest {
+                net: change,
+                ..Default::default()
+            },
+        )?;
+        r.net
+            .ok_or_else(|| crate::Error::internal("set returned no network configuration"))
+    }
+}
