@@ -18,7 +18,7 @@ pub use config::{DiskFs, IdMap, TemplateKind, TemplateManifest};
 pub use error::{Cause, Error, ErrorBody, ErrorKind, InputError, Result};
 pub use node::{
     ExecRequest, NoProgress, Node, NodeSettings, Progress, ServiceList, SetRequest, SetResult,
-    Stdio, TtySize,
+    StartResult, Stdio, TtySize,
 };
 pub use ops::{
     ContainerInfo, ContainerStats, CreateOptions, CtStatus, ExecOptions, NodeInfo, SetOutcome,

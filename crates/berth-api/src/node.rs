@@ -48,18 +48,16 @@ pub struct TtySize {
 
 /// The streams of an interactive command (`exec`, `enter`).
 pub enum Stdio {
-    /// The calling process's own stdin, stdout and stderr; with a pseudo-terminal, the
-    /// caller's terminal is put in raw mode and its size followed (the local CLI).
+    /// The calling process's own stdin, stdout and stderr (the CLI).
     Inherit,
-    /// Descriptors the caller relays (berthd's websocket, tests): with a pseudo-terminal,
-    /// `stdin` and `stdout` are its input and output, `stderr` is unused, and `resize`
-    /// delivers window sizes.
+    /// These descriptors as the command's stdin, stdout and stderr (berthd's websocket
+    /// relays, tests). With a pseudo-terminal (`tty`, or stdin and stdout terminals), they
+    /// are a terminal the caller made: its size is followed (SIGWINCH) and relayed to the
+    /// container's own pseudo-terminal, which never leaves the node's helper.
     Fds {
         stdin: OwnedFd,
         stdout: OwnedFd,
         stderr: OwnedFd,
-        size: Option<TtySize>,
-        resize: Option<std::sync::mpsc::Receiver<TtySize>>,
     },
 }
 
@@ -119,6 +117,18 @@ pub struct NodeSettings {
     pub default_fstype: Option<DiskFs>,
 }
 
+/// What `start` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartResult {
+    pub info: ContainerInfo,
+    /// Services whose node default startup type was applied (first start only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_defaults_applied: Vec<String>,
+    /// What went wrong without failing the start (retried at the next start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
 /// `service list`: which service manager answered, and its services.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceList {
@@ -142,8 +152,8 @@ pub trait Node: Send + Sync {
     // --- containers
     fn create(&self, opts: CreateOptions, progress: &dyn Progress) -> Result<ContainerInfo>;
     /// Starts the container, then applies the node's service defaults captured at create
-    /// (first start only); their names are in the returned notes.
-    fn start(&self, ct: &CtRef) -> Result<(ContainerInfo, Vec<String>)>;
+    /// (first start only).
+    fn start(&self, ct: &CtRef) -> Result<StartResult>;
     fn stop(&self, ct: &CtRef, opts: StopOptions) -> Result<()>;
     fn restart(&self, ct: &CtRef, opts: StopOptions) -> Result<ContainerInfo>;
     fn suspend(&self, ct: &CtRef) -> Result<()>;

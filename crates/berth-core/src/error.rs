@@ -9,7 +9,7 @@ pub enum CoreError {
     /// A value of a file refused by a check that has no field of its own to name.
     #[error("{0}")]
     Invalid(String),
-    #[error("node root {0} is not initialised: run `berth node init` first")]
+    #[error("node root {0} is not initialised")]
     NodeNotInitialised(PathBuf),
     #[error("container {0} not found")]
     ContainerNotFound(String),
@@ -17,7 +17,7 @@ pub enum CoreError {
     CtIdInUse(u32),
     #[error("container name {0:?} is already used by container {1}")]
     NameInUse(String, u32),
-    #[error("template {0:?} not found (see `berth template list`)")]
+    #[error("template {0:?} not found")]
     TemplateNotFound(String),
     #[error("template {0:?} already exists")]
     TemplateExists(String),
@@ -52,6 +52,55 @@ impl CoreError {
         CoreError::Io {
             path: path.into(),
             source,
+        }
+    }
+}
+
+impl CoreError {
+    /// The class of this error (one HTTP status each, see `berth_api::ErrorKind`).
+    pub fn kind(&self) -> berth_api::ErrorKind {
+        use berth_api::ErrorKind as K;
+        match self {
+            CoreError::Input(_) | CoreError::Invalid(_) => K::Invalid,
+            CoreError::NodeNotInitialised(_) => K::Precondition,
+            CoreError::ContainerNotFound(_) | CoreError::TemplateNotFound(_) => K::NotFound,
+            CoreError::CtIdInUse(_) | CoreError::NameInUse(..) | CoreError::TemplateExists(_) => {
+                K::Conflict
+            }
+            CoreError::IdRangeExhausted | CoreError::CtIdExhausted => K::Unavailable,
+            CoreError::IdRegistry(_) => K::Conflict,
+            CoreError::Io { .. } | CoreError::Parse { .. } => K::Internal,
+            // A file of the node root that fails its checks: the object cannot be used
+            // until an operator corrects or removes it.
+            CoreError::InvalidFile { .. } => K::Precondition,
+        }
+    }
+
+    /// What a client needs to add advice of its own.
+    pub fn cause(&self) -> Option<berth_api::Cause> {
+        use berth_api::Cause;
+        match self {
+            CoreError::Input(e) => berth_api::Error::from(e.clone()).cause,
+            CoreError::NodeNotInitialised(root) => Some(Cause::NodeNotInitialised {
+                root: root.display().to_string(),
+            }),
+            CoreError::TemplateNotFound(name) => {
+                Some(Cause::TemplateNotFound { name: name.clone() })
+            }
+            _ => None,
+        }
+    }
+
+    /// This error as the API reports it.
+    pub fn to_api(&self) -> berth_api::Error {
+        let message = match self {
+            CoreError::Input(e) => berth_api::Error::from(e.clone()).message,
+            e => e.to_string(),
+        };
+        berth_api::Error {
+            kind: self.kind(),
+            message,
+            cause: self.cause(),
         }
     }
 }

@@ -16,7 +16,7 @@ pub mod pidfd;
 
 // The wire types live in berth-api; their modules keep their old paths here.
 pub use berth_api::{net, ops, procs, resources, services, validate};
-pub use berth_api::{ErrorKind, InputError};
+pub use berth_api::{Cause, Error as ApiError, ErrorKind, InputError};
 /// Progress of long operations (berth-api's trait).
 pub mod progress {
     pub use berth_api::node::{NoProgress, Progress};

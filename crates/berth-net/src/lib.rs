@@ -31,9 +31,9 @@ pub enum NetError {
     Sys(String, #[source] std::io::Error),
     #[error("{0}: {1}")]
     Tool(String, String),
-    #[error("no network adapter {0:?} on this node (see `berth node adapters`)")]
+    #[error("no network adapter {0:?} on this node")]
     NoSuchLink(String),
-    #[error("network {0:?} not found (see `berth network list`)")]
+    #[error("network {0:?} not found")]
     UnknownNetwork(String),
     #[error("network {0:?} already exists")]
     NetworkExists(String),
@@ -43,6 +43,34 @@ pub enum NetError {
     Invalid(String),
     #[error("{path}: {msg}")]
     State { path: PathBuf, msg: String },
+}
+
+impl NetError {
+    /// The class of this error (one HTTP status each, see `berth_api::ErrorKind`).
+    pub fn kind(&self) -> berth_core::ErrorKind {
+        use berth_core::ErrorKind as K;
+        match self {
+            NetError::Core(e) => e.kind(),
+            NetError::NoSuchLink(_) | NetError::UnknownNetwork(_) => K::NotFound,
+            NetError::NetworkExists(_) => K::Conflict,
+            NetError::NetworkInUse(..) => K::Precondition,
+            NetError::Invalid(_) => K::Invalid,
+            NetError::Netlink(..) | NetError::Sys(..) | NetError::Tool(..) => K::Internal,
+            NetError::State { .. } => K::Internal,
+        }
+    }
+
+    /// This error as the API reports it.
+    pub fn to_api(&self) -> berth_core::ApiError {
+        use berth_core::Cause;
+        let e = berth_core::ApiError::new(self.kind(), self.to_string());
+        match self {
+            NetError::Core(c) => c.to_api(),
+            NetError::NoSuchLink(n) => e.with_cause(Cause::AdapterNotFound { name: n.clone() }),
+            NetError::UnknownNetwork(n) => e.with_cause(Cause::NetworkNotFound { name: n.clone() }),
+            _ => e,
+        }
+    }
 }
 
 /// A validator's refusal (berth-api), through the model layer's error.

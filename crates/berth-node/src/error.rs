@@ -17,11 +17,11 @@ pub enum NodeError {
     AlreadyRunning(u32),
     #[error("container {0} is not running")]
     NotRunning(u32),
-    #[error("container {0} is suspended: run `berth resume {0}` first")]
+    #[error("container {0} is suspended")]
     Suspended(u32),
     #[error("container {0} is not suspended")]
     NotSuspended(u32),
-    #[error("container {0} is running: stop it first, or use --force")]
+    #[error("container {0} is running")]
     IsRunning(u32),
     #[error("template {0:?} is used by container(s) {1}: destroy them first")]
     TemplateInUse(String, String),
@@ -37,8 +37,14 @@ pub enum NodeError {
     NodeBusy(String, String),
     #[error("{0}")]
     Remains(String),
-    #[error("name {0:?} is used by containers {1}: name the container by its CTID, and give one of them another name with `berth set CTID --name NEW`")]
-    AmbiguousName(String, String),
+    #[error("name {name:?} is used by containers {ids}", name = .0, ids = join_ids(.1))]
+    AmbiguousName(String, Vec<u32>),
+    /// A running container that cannot take these changes live.
+    #[error("container {id} is running and {why}", id = .0, why = .1.join("; "))]
+    NeedsRestart(u32, Vec<String>),
+    /// Declared services on a container whose PID 1 is its template's init.
+    #[error("container {0} runs its template's init, which manages its own services: declared services need Berth's supervisor")]
+    TemplateInit(u32),
     /// A container whose config clashes with another container's (hand-edited files).
     #[error("container {ctid} cannot start: its {what} is also container {other}'s; {fix}")]
     Conflict {
@@ -53,5 +59,70 @@ pub enum NodeError {
 impl From<berth_core::InputError> for NodeError {
     fn from(e: berth_core::InputError) -> Self {
         NodeError::Core(e.into())
+    }
+}
+
+fn join_ids(ids: &[u32]) -> String {
+    ids.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+impl NodeError {
+    /// The class of this error (one HTTP status each, see `berth_api::ErrorKind`).
+    pub fn kind(&self) -> berth_core::ErrorKind {
+        use berth_core::ErrorKind as K;
+        match self {
+            NodeError::Core(e) => e.kind(),
+            NodeError::Storage(e) => e.kind(),
+            NodeError::Runtime(e) => e.kind(),
+            NodeError::Net(e) => e.kind(),
+            NodeError::NotRoot => K::Forbidden,
+            NodeError::AlreadyRunning(_)
+            | NodeError::NotRunning(_)
+            | NodeError::Suspended(_)
+            | NodeError::NotSuspended(_)
+            | NodeError::IsRunning(_)
+            | NodeError::TemplateInUse(..)
+            | NodeError::NodeRootExists(..)
+            | NodeError::NodeBusy(..)
+            | NodeError::Remains(_)
+            | NodeError::NeedsRestart(..)
+            | NodeError::TemplateInit(_) => K::Precondition,
+            NodeError::StartFailed(..) | NodeError::StopFailed(..) => K::Internal,
+            NodeError::Invalid(_) => K::Invalid,
+            NodeError::AmbiguousName(..) | NodeError::Conflict { .. } => K::Conflict,
+        }
+    }
+
+    /// This error as the API reports it: kind, message and the cause clients advise from.
+    pub fn to_api(&self) -> berth_core::ApiError {
+        use berth_core::Cause;
+        let e = berth_core::ApiError::new(self.kind(), self.to_string());
+        match self {
+            NodeError::Core(c) => c.to_api(),
+            NodeError::Storage(s) => s.to_api(),
+            NodeError::Runtime(r) => r.to_api(),
+            NodeError::Net(n) => n.to_api(),
+            NodeError::Suspended(id) => e.with_cause(Cause::ContainerSuspended { ctid: *id }),
+            NodeError::IsRunning(id) => e.with_cause(Cause::ContainerRunning { ctid: *id }),
+            NodeError::NeedsRestart(id, reasons) => e.with_cause(Cause::NeedsRestart {
+                ctid: *id,
+                reasons: reasons.clone(),
+            }),
+            NodeError::AmbiguousName(name, ids) => e.with_cause(Cause::AmbiguousName {
+                name: name.clone(),
+                ctids: ids.clone(),
+            }),
+            NodeError::TemplateInit(id) => e.with_cause(Cause::TemplateInit { ctid: *id }),
+            _ => e,
+        }
+    }
+}
+
+impl From<NodeError> for berth_core::ApiError {
+    fn from(e: NodeError) -> Self {
+        e.to_api()
     }
 }

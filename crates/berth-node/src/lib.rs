@@ -3,6 +3,7 @@
 //! also takes the node lock (ID allocation). Each command first finishes or rolls back what an
 //! interrupted command left (see [`recover`]).
 
+mod api;
 pub mod error;
 pub mod hostsvc;
 mod idreg;

@@ -24,7 +24,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often `stop` sends the stop signal again while the container's init lives.
@@ -34,7 +33,6 @@ const STOP_RESEND: Duration = Duration::from_secs(1);
 pub struct LocalNode {
     root: NodeRoot,
     node: NodeConfig,
-    progress: Arc<dyn Progress>,
     /// Path of the `berth` binary, re-executed as the container monitor.
     monitor_exe: PathBuf,
 }
@@ -171,7 +169,7 @@ fn record_node_root(root: &NodeRoot, node_id: &str) {
 
 impl LocalNode {
     /// Opens an initialised node root and recovers what interrupted commands left.
-    pub fn open(root: NodeRoot, progress: Arc<dyn Progress>, monitor_exe: PathBuf) -> Result<Self> {
+    pub fn open(root: NodeRoot, monitor_exe: PathBuf) -> Result<Self> {
         require_root()?;
         let node = root.load_node_config()?;
         recover::secure_node(&root)?;
@@ -181,9 +179,14 @@ impl LocalNode {
         Ok(LocalNode {
             root,
             node,
-            progress,
             monitor_exe,
         })
+    }
+
+    /// The `berth` binary, run as monitor and as the helper of `exec`/`enter` for callers
+    /// that pass descriptors.
+    pub fn monitor_exe(&self) -> &std::path::Path {
+        &self.monitor_exe
     }
 
     pub fn root(&self) -> &NodeRoot {
@@ -265,10 +268,7 @@ impl LocalNode {
                     [id] => Ok(*id),
                     _ => Err(NodeError::AmbiguousName(
                         n.clone(),
-                        ids.iter()
-                            .map(|i| i.to_string())
-                            .collect::<Vec<_>>()
-                            .join(" and "),
+                        ids.iter().map(|i| i.0).collect(),
                     )),
                 }
             }
@@ -875,10 +875,14 @@ impl LocalNode {
 
 /// The operations of the `Node` trait (crate::api), with this crate's error.
 impl LocalNode {
-    pub fn template_create(&self, name: &str, source: TemplateSource) -> Result<TemplateManifest> {
+    pub fn template_create(
+        &self,
+        name: &str,
+        source: TemplateSource,
+        p: &dyn Progress,
+    ) -> Result<TemplateManifest> {
         validate_name(name)?;
         let _g = lock::lock(&self.root.node_lock())?;
-        let p = &*self.progress;
         Ok(match source {
             TemplateSource::Busybox => template::create_busybox(&self.root, name, p)?,
             TemplateSource::Tarball(path) => template::import_tarball(&self.root, name, &path, p)?,

@@ -211,10 +211,7 @@ impl LocalNode {
             });
         }
         if !restart_reasons.is_empty() && opts.setmode == SetMode::Live {
-            return Err(NodeError::Invalid(format!(
-                "container {id} is running and {}: use --setmode restart (or --setmode ignore to apply it at the next start)",
-                restart_reasons.join("; ")
-            )));
+            return Err(NodeError::NeedsRestart(id.0, restart_reasons));
         }
         let rid = berth_runtime::runtime_id(&self.node_config().node_id, id);
         let host = HostInfo::detect();

@@ -921,9 +921,7 @@ impl LocalNode {
             let _g = self.lock_ct(id)?;
             let mut cfg = self.load_config(id)?;
             if !self.supervised(&cfg)? {
-                return Err(NodeError::Invalid(format!(
-                    "container {id} runs its template's init, which manages its own services: declared services need Berth's supervisor (`berth create --init berth`)"
-                )));
+                return Err(NodeError::TemplateInit(id.0));
             }
             f(&mut cfg)?;
             cfg.procs.validate()?;

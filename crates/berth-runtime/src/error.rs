@@ -52,3 +52,30 @@ impl RuntimeError {
         }
     }
 }
+
+impl RuntimeError {
+    /// The class of this error (one HTTP status each, see `berth_api::ErrorKind`).
+    pub fn kind(&self) -> berth_core::ErrorKind {
+        use berth_core::ErrorKind as K;
+        match self {
+            RuntimeError::Core(e) => e.kind(),
+            RuntimeError::Storage(e) => e.kind(),
+            RuntimeError::BadSignal(_) => K::Invalid,
+            RuntimeError::Libcontainer(_)
+            | RuntimeError::Spec(_)
+            | RuntimeError::Io { .. }
+            | RuntimeError::Sys { .. }
+            | RuntimeError::Cgroup(_)
+            | RuntimeError::StartFailed(_) => K::Internal,
+        }
+    }
+
+    /// This error as the API reports it.
+    pub fn to_api(&self) -> berth_core::ApiError {
+        match self {
+            RuntimeError::Core(e) => e.to_api(),
+            RuntimeError::Storage(e) => e.to_api(),
+            e => berth_core::ApiError::new(e.kind(), e.to_string()),
+        }
+    }
+}

@@ -52,3 +52,28 @@ impl StorageError {
         }
     }
 }
+
+impl StorageError {
+    /// The class of this error (one HTTP status each, see `berth_api::ErrorKind`).
+    pub fn kind(&self) -> berth_core::ErrorKind {
+        use berth_core::ErrorKind as K;
+        match self {
+            StorageError::Core(e) => e.kind(),
+            StorageError::BadTemplate(..)
+            | StorageError::UnknownArchive(_)
+            | StorageError::TooSmall(..)
+            | StorageError::Unsafe(..) => K::Invalid,
+            StorageError::Io { .. } | StorageError::Sys { .. } | StorageError::Command { .. } => {
+                K::Internal
+            }
+        }
+    }
+
+    /// This error as the API reports it.
+    pub fn to_api(&self) -> berth_core::ApiError {
+        match self {
+            StorageError::Core(e) => e.to_api(),
+            e => berth_core::ApiError::new(e.kind(), e.to_string()),
+        }
+    }
+}

@@ -1,10 +1,10 @@
 //! `berth ps`, `top`, `kill`, `which` and `node services`: processes of containers and of the
 //! host, read from the kernel.
 
+use berth_api::procs::{ProcInfo, WhichInfo};
+use berth_api::services::HostService;
+use berth_api::Node;
 use berth_core::CtRef;
-use berth_node::hostsvc::HostService;
-use berth_node::procs::{ProcInfo, WhichInfo};
-use berth_node::LocalNode;
 use std::io::Write;
 
 fn json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
@@ -75,7 +75,7 @@ fn tree_order(procs: &[ProcInfo]) -> Vec<(usize, &ProcInfo)> {
     out
 }
 
-pub fn ps(node: &LocalNode, ct: &CtRef, tree: bool, as_json: bool) -> anyhow::Result<()> {
+pub fn ps(node: &dyn Node, ct: &CtRef, tree: bool, as_json: bool) -> anyhow::Result<()> {
     let mut procs = node.ps(ct)?;
     procs.sort_by_key(|p| p.pid);
     if as_json {
@@ -115,11 +115,10 @@ pub fn ps(node: &LocalNode, ct: &CtRef, tree: bool, as_json: bool) -> anyhow::Re
     Ok(())
 }
 
-pub fn top(node: &LocalNode, by_mem: bool, once: bool, as_json: bool) -> anyhow::Result<()> {
+pub fn top(node: &dyn Node, by_mem: bool, once: bool, as_json: bool) -> anyhow::Result<()> {
     let rows = terminal_rows().saturating_sub(4).max(10);
     loop {
-        let interval = std::time::Duration::from_millis(if once { 500 } else { 2000 });
-        let mut procs = node.top(interval)?;
+        let mut procs = node.top(if once { 500 } else { 2000 })?;
         if by_mem {
             procs.sort_by_key(|p| std::cmp::Reverse(p.rss));
         } else {

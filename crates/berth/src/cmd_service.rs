@@ -1,10 +1,10 @@
 //! `berth service CT …`: services inside a container, whatever its init.
 
 use anyhow::Result;
+use berth_api::services::{Action, AddService, ServiceInfo};
+use berth_api::Node;
 use berth_core::services::{RestartPolicy, Startup};
 use berth_core::CtRef;
-use berth_node::services::{Action, AddService, ServiceInfo};
-use berth_node::LocalNode;
 use clap::Subcommand;
 use std::io::Write;
 
@@ -85,10 +85,13 @@ fn table(driver: &str, list: &[ServiceInfo]) -> Result<()> {
     Ok(())
 }
 
-pub fn run(node: &LocalNode, ct: &CtRef, cmd: ServiceCmd) -> Result<()> {
+pub fn run(node: &dyn Node, ct: &CtRef, cmd: ServiceCmd) -> Result<()> {
     match cmd {
         ServiceCmd::List { format } => {
-            let (driver, list) = node.service_list(ct)?;
+            let berth_api::ServiceList {
+                driver,
+                services: list,
+            } = node.service_list(ct)?;
             if format == crate::Format::Json {
                 let mut out = std::io::stdout().lock();
                 serde_json::to_writer_pretty(&mut out, &list)?;

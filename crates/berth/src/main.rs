@@ -25,7 +25,10 @@ mod output;
 mod progress;
 mod res_args;
 
+mod hints;
+
 use anyhow::Result;
+use berth_api::{ExecRequest, Node, NodeSettings, SetRequest, Stdio};
 use berth_core::ops::{CreateOptions, StopOptions, TemplateSource};
 use berth_core::paths::DEFAULT_ROOT;
 use berth_core::resources::SetMode;
@@ -33,7 +36,6 @@ use berth_core::{CtId, CtRef, NodeRoot};
 use berth_node::LocalNode;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -363,13 +365,11 @@ enum TemplateCmd {
     Remove { name: String },
 }
 
-fn open(root: &NodeRoot) -> Result<LocalNode> {
+/// The node the command talks to: this machine's.
+fn open(root: &NodeRoot) -> Result<Box<dyn Node>> {
     let exe = std::env::current_exe()?;
-    Ok(LocalNode::open(
-        root.clone(),
-        Arc::new(progress::Bar::new()),
-        exe,
-    )?)
+    let node = LocalNode::open(root.clone(), exe).map_err(berth_api::Error::from)?;
+    Ok(Box::new(node))
 }
 
 fn ct(s: &str) -> Result<CtRef> {
@@ -383,16 +383,17 @@ fn run(cli: Cli) -> Result<i32> {
             cmd: NodeCmd::Adapters { format },
         } => {
             let node = open(&root)?;
-            net_args::adapters(&node, format == Format::Json)?;
+            net_args::adapters(&*node, format == Format::Json)?;
         }
         Cmd::Network { cmd } => {
             let node = open(&root)?;
-            net_args::network(&node, cmd)?;
+            net_args::network(&*node, cmd)?;
         }
         Cmd::Node {
             cmd: NodeCmd::Destroy { confirm, force },
         } => {
-            let node = open(&root)?;
+            let node = LocalNode::open(root.clone(), std::env::current_exe()?)
+                .map_err(berth_api::Error::from)?;
             let me = std::fs::canonicalize(root.path())?;
             let confirmed = confirm
                 .as_deref()
@@ -404,13 +405,13 @@ fn run(cli: Cli) -> Result<i32> {
                     me.display()
                 );
             }
-            node.destroy_node(force)?;
+            node.destroy_node(force).map_err(berth_api::Error::from)?;
             println!("node root {} destroyed", me.display());
         }
         Cmd::Node {
             cmd: NodeCmd::Reclaim { node_id },
         } => {
-            berth_node::reclaim::remove(&node_id, None)?;
+            berth_node::reclaim::remove(&node_id, None).map_err(berth_api::Error::from)?;
             println!("remains of node {node_id} removed");
         }
         Cmd::Node {
@@ -422,7 +423,8 @@ fn run(cli: Cli) -> Result<i32> {
                 },
         } => {
             let subnet = net_args::default_subnet(subnet.as_deref(), no_network)?;
-            let (cfg, new, notes) = berth_node::init_node_reclaiming(&root, subnet, reclaim)?;
+            let (cfg, new, notes) = berth_node::init_node_reclaiming(&root, subnet, reclaim)
+                .map_err(berth_api::Error::from)?;
             for n in notes {
                 eprintln!("note: {n}");
             }
@@ -462,7 +464,7 @@ fn run(cli: Cli) -> Result<i32> {
                             "no built-in template {name:?}: use `--debootstrap SUITE`, `--busybox`, or `berth template import {name} FILE`"
                         ),
                     };
-                    let m = node.template_create(&name, source)?;
+                    let m = node.template_create(&name, source, &progress::Bar::new())?;
                     outln!(
                         "template {} created ({})",
                         m.name,
@@ -470,7 +472,11 @@ fn run(cli: Cli) -> Result<i32> {
                     );
                 }
                 TemplateCmd::Import { name, tarball } => {
-                    let m = node.template_create(&name, TemplateSource::Tarball(tarball))?;
+                    let m = node.template_create(
+                        &name,
+                        TemplateSource::Tarball(tarball),
+                        &progress::Bar::new(),
+                    )?;
                     outln!(
                         "template {} imported ({})",
                         m.name,
@@ -510,19 +516,23 @@ fn run(cli: Cli) -> Result<i32> {
             let disk = res.to_set(diskspace.as_deref())?;
             let (resources, _) = res.to_resources()?;
             let node = open(&root)?;
-            let id = node.create(CreateOptions {
-                ctid,
-                ostemplate,
-                name,
-                hostname,
-                description,
-                diskspace: disk.diskspace,
-                diskinodes: disk.diskinodes,
-                fstype,
-                privileged,
-                resources,
-                init,
-            })?;
+            let info = node.create(
+                CreateOptions {
+                    ctid,
+                    ostemplate,
+                    name,
+                    hostname,
+                    description,
+                    diskspace: disk.diskspace,
+                    diskinodes: disk.diskinodes,
+                    fstype,
+                    privileged,
+                    resources,
+                    init,
+                },
+                &progress::Bar::new(),
+            )?;
+            let id = info.ctid;
             if privileged {
                 eprintln!("warning: container {id} is PRIVILEGED: its root is the node's root");
             }
@@ -531,9 +541,17 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Start { ct: c } => {
             let node = open(&root)?;
             let r = ct(&c)?;
-            let info = node.start(&r)?;
-            outln!("container {} started", info.ctid);
-            apply_service_defaults(&node, &r);
+            let res = node.start(&r)?;
+            outln!("container {} started", res.info.ctid);
+            if !res.service_defaults_applied.is_empty() {
+                outln!(
+                    "node service defaults applied: {}",
+                    res.service_defaults_applied.join(", ")
+                );
+            }
+            for w in &res.warnings {
+                eprintln!("warning: {w}");
+            }
         }
         Cmd::Stop {
             ct: c,
@@ -583,7 +601,7 @@ fn run(cli: Cli) -> Result<i32> {
                 output::check_columns(&columns)?;
                 let stats = if output::needs_stats(&columns) {
                     let refs: Vec<CtRef> = cts.iter().map(|c| CtRef::Id(c.ctid)).collect();
-                    node.stats(&refs, berth_node::resources::default_sample())?
+                    node.stats(&refs, default_sample_ms())?
                 } else {
                     vec![]
                 };
@@ -615,39 +633,37 @@ fn run(cli: Cli) -> Result<i32> {
                 Some(SetModeArg::Restart) => SetMode::Restart,
                 Some(SetModeArg::Ignore) => SetMode::Ignore,
             };
-            net.change()?;
-            if opts.is_empty() && net.is_empty() && idmap.is_none() {
+            let req = SetRequest {
+                options: opts,
+                net: net.change()?,
+                renew_idmap: idmap.is_some(),
+            };
+            if req.is_empty() {
                 anyhow::bail!("nothing to set: give at least one option (see `berth set --help`)");
             }
             let node = open(&root)?;
-            if idmap.is_some() {
-                let m = node.renew_idmap(&r)?;
+            let res = node.set(&r, req.clone())?;
+            if let Some(m) = res.idmap {
                 outln!(
                     "container {r}: host IDs {}-{}",
                     m.host_base,
                     m.host_base as u64 + m.size as u64 - 1
                 );
-                if opts.is_empty() && net.is_empty() {
-                    return Ok(0);
+            }
+            if let Some(n) = &res.net {
+                net_args::report(&r, &req.net, n)?;
+            }
+            if let Some(out) = &res.outcome {
+                for n in &out.notes {
+                    eprintln!("note: {n}");
                 }
-            }
-            if !net.is_empty() {
-                // Network changes are validated as a whole and always apply live.
-                net_args::apply(&node, &r, &net)?;
-                if opts.is_empty() {
-                    return Ok(0);
+                if out.restarted {
+                    outln!("container {r} updated and restarted");
+                } else if out.applied_live {
+                    outln!("container {r} updated (applied live)");
+                } else if !out.notes.iter().any(|n| n == "nothing to change") {
+                    outln!("container {r} updated");
                 }
-            }
-            let out = node.set(&r, opts)?;
-            for n in &out.notes {
-                eprintln!("note: {n}");
-            }
-            if out.restarted {
-                outln!("container {r} updated and restarted");
-            } else if out.applied_live {
-                outln!("container {r} updated (applied live)");
-            } else if !out.notes.iter().any(|n| n == "nothing to change") {
-                outln!("container {r} updated");
             }
         }
         Cmd::Stats {
@@ -663,9 +679,9 @@ fn run(cli: Cli) -> Result<i32> {
             }
             loop {
                 let sample = if watch {
-                    std::time::Duration::from_secs_f64(interval)
+                    (interval * 1000.0) as u64
                 } else {
-                    berth_node::resources::default_sample()
+                    default_sample_ms()
                 };
                 let st = node.stats(&refs, sample)?;
                 if watch && format == Format::Table {
@@ -701,11 +717,12 @@ fn run(cli: Cli) -> Result<i32> {
             };
             opts.validate()?;
             let node = open(&root)?;
-            return Ok(node.exec(&ct(&c)?, &command, &opts)?);
+            let req = ExecRequest { command, opts };
+            return Ok(node.exec(&ct(&c)?, req, Stdio::Inherit)?);
         }
         Cmd::Enter { ct: c } => {
             let node = open(&root)?;
-            return Ok(node.enter(&ct(&c)?)?);
+            return Ok(node.enter(&ct(&c)?, Stdio::Inherit)?);
         }
         Cmd::Console { ct: c, follow } => {
             let node = open(&root)?;
@@ -724,7 +741,6 @@ fn run(cli: Cli) -> Result<i32> {
                     default_fstype,
                 },
         } => {
-            let node = open(&root)?;
             let fstype = default_fstype
                 .as_deref()
                 .map(berth_core::DiskFs::parse)
@@ -736,8 +752,12 @@ fn run(cli: Cli) -> Result<i32> {
                     _ => berth_core::services::parse_service_default(s).map(|(n, t)| (n, Some(t))),
                 })
                 .collect::<Result<_, _>>()?;
+            let node = open(&root)?;
+            node.node_set(NodeSettings {
+                service_defaults: parsed.clone(),
+                default_fstype: fstype,
+            })?;
             for (name, st) in parsed {
-                node.set_service_default(&name, st)?;
                 match st {
                     Some(st) => outln!("new containers: service {name} startup {st}"),
                     None => {
@@ -746,7 +766,6 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
             if let Some(f) = fstype {
-                node.set_default_fstype(f)?;
                 outln!("new containers: {f} virtual disks");
             }
         }
@@ -766,12 +785,12 @@ fn run(cli: Cli) -> Result<i32> {
             format,
         } => {
             let node = open(&root)?;
-            cmd_procs::ps(&node, &ct(&c)?, tree, format == Format::Json)?;
+            cmd_procs::ps(&*node, &ct(&c)?, tree, format == Format::Json)?;
         }
         Cmd::Top { sort, once, format } => {
             let node = open(&root)?;
             cmd_procs::top(
-                &node,
+                &*node,
                 sort == "mem",
                 once || format == Format::Json,
                 format == Format::Json,
@@ -794,33 +813,19 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Service { ct: c, cmd } => {
             let node = open(&root)?;
-            cmd_service::run(&node, &ct(&c)?, cmd)?;
+            cmd_service::run(&*node, &ct(&c)?, cmd)?;
         }
         Cmd::Monitor { ctid } => {
             let id = CtId::parse(&ctid)?;
-            LocalNode::run_monitor(&root, id)?;
+            LocalNode::run_monitor(&root, id).map_err(berth_api::Error::from)?;
         }
     }
     Ok(0)
 }
 
-/// Applies the node's default startup types captured at create (first start only).
-fn apply_service_defaults(node: &LocalNode, r: &CtRef) {
-    match node.apply_pending_service_defaults(r) {
-        Ok(applied) if !applied.is_empty() => {
-            // Best effort, like the warning below: a closed stdout changes nothing here.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stdout(),
-                "node service defaults applied: {}",
-                applied.join(", ")
-            );
-        }
-        Ok(_) => {}
-        Err(e) => {
-            eprintln!("warning: node service defaults not applied yet (next start retries): {e}")
-        }
-    }
+/// The sampling interval of `stats` without `--watch`.
+fn default_sample_ms() -> u64 {
+    berth_node::resources::default_sample().as_millis() as u64
 }
 
 fn main() {
@@ -852,7 +857,7 @@ fn main() {
         // has; nothing to report.
         Err(e) if broken_pipe(&e) => std::process::exit(0),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", hints::render(&e));
             std::process::exit(1);
         }
     }

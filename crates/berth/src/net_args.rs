@@ -2,12 +2,12 @@
 //! the `network` and `node adapters` commands.
 
 use anyhow::{bail, Result};
+use berth_api::Node;
 use berth_core::net::{
-    parse_subnet, AddrRange, AddrSpec, Ipv4Cidr, MacAddr, NetChange, NetworkConfig, NetworkType,
-    PortForward, Rate,
+    parse_subnet, AddrRange, AddrSpec, Ipv4Cidr, MacAddr, NetChange, NetConfig, NetworkConfig,
+    NetworkType, PortForward, Rate,
 };
 use berth_core::CtRef;
-use berth_node::LocalNode;
 use clap::{Args, Subcommand, ValueEnum};
 use std::net::Ipv4Addr;
 
@@ -140,19 +140,10 @@ impl NetSetArgs {
             },
         })
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.change().map(|c| c.is_empty()).unwrap_or(false)
-    }
 }
 
-/// Applies the network flags of `berth set` to a container; prints what changed.
-pub fn apply(node: &LocalNode, ct: &CtRef, args: &NetSetArgs) -> Result<()> {
-    let ch = args.change()?;
-    if ch.is_empty() {
-        return Ok(());
-    }
-    let net = node.set_network(ct, &ch)?;
+/// Prints what a network change of `berth set` did to a container.
+pub fn report(ct: &CtRef, ch: &NetChange, net: &NetConfig) -> Result<()> {
     if ch.ipfilter == Some(false) {
         eprintln!("warning: anti-spoofing is OFF for that adapter of container {ct}: it may send with any IP or MAC address");
     }
@@ -224,7 +215,7 @@ pub enum NetKind {
     Bridged,
 }
 
-fn info_json(i: &berth_node::net::NetworkInfo) -> serde_json::Value {
+fn info_json(i: &berth_api::net::NetworkInfo) -> serde_json::Value {
     let c = &i.cfg;
     serde_json::json!({
         "name": c.name,
@@ -241,7 +232,7 @@ fn info_json(i: &berth_node::net::NetworkInfo) -> serde_json::Value {
     })
 }
 
-pub fn network(node: &LocalNode, cmd: NetworkCmd) -> Result<()> {
+pub fn network(node: &dyn Node, cmd: NetworkCmd) -> Result<()> {
     match cmd {
         NetworkCmd::Create {
             name,
@@ -361,7 +352,7 @@ fn berth_runtime_now() -> u64 {
 }
 
 /// `berth node adapters`.
-pub fn adapters(node: &LocalNode, json: bool) -> Result<()> {
+pub fn adapters(node: &dyn Node, json: bool) -> Result<()> {
     let l = node.node_adapters()?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&l)?);

@@ -254,12 +254,9 @@ fn default_network_connects_containers_and_frees_addresses() {
     // the node reaches its containers
     assert!(host_ping(&ip1));
     // traffic counters (the lead shows them in `berth stats`)
-    let node = berth_node::LocalNode::open(
-        berth_core::NodeRoot::new(&n.root),
-        std::sync::Arc::new(berth_storage::progress::NoProgress),
-        common::bin().into(),
-    )
-    .unwrap();
+    let node =
+        berth_node::LocalNode::open(berth_core::NodeRoot::new(&n.root), common::bin().into())
+            .unwrap();
     let t = node
         .traffic(&berth_core::CtRef::parse("102").unwrap())
         .unwrap()

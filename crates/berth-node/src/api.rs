@@ -1,0 +1,283 @@
+//! [`LocalNode`] as an implementation of the API's [`Node`] trait: the operations of this
+//! machine, with errors turned into the API's (kind, message, cause) in one place
+//! ([`NodeError::to_api`]).
+
+use crate::{LocalNode, NodeError};
+use berth_api::{
+    ExecRequest, Node, NodeSettings, Progress, Result, ServiceList, SetRequest, SetResult,
+    StartResult, Stdio,
+};
+use berth_core::config::TemplateManifest;
+use berth_core::net::{Adapter, NetChange, NetConfig, NetworkConfig, NetworkInfo, Traffic};
+use berth_core::ops::{
+    ContainerInfo, ContainerStats, CreateOptions, NodeInfo, StopOptions, TemplateSource,
+};
+use berth_core::procs::{ProcInfo, WhichInfo};
+use berth_core::services::{
+    Action, AddService, HostService, InitMode, ServiceInfo, ServiceStatus, Startup,
+};
+use berth_core::CtRef;
+use std::os::fd::OwnedFd;
+use std::process::Command;
+use std::time::Duration;
+
+fn api<T>(r: crate::Result<T>) -> Result<T> {
+    r.map_err(|e: NodeError| e.to_api())
+}
+
+impl LocalNode {
+    /// Runs `berth ARGS` (this node root) with the given descriptors as its stdio: `exec` and
+    /// `enter` for a caller that is not a terminal of its own (berthd relays a websocket to
+    /// them). The helper process forks and joins the container; the caller's threads and
+    /// signal handling take no part in it.
+    fn run_helper(&self, args: &[String], fds: (OwnedFd, OwnedFd, OwnedFd)) -> crate::Result<i32> {
+        let mut cmd = Command::new(self.monitor_exe());
+        cmd.arg("--root")
+            .arg(self.root().path())
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(fds.0)
+            .stdout(fds.1)
+            .stderr(fds.2);
+        if let Ok(t) = std::env::var("TERM") {
+            cmd.env("TERM", t);
+        }
+        let status = cmd
+            .status()
+            .map_err(|e| berth_core::CoreError::io(self.monitor_exe(), e))?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+}
+
+impl Node for LocalNode {
+    fn template_create(
+        &self,
+        name: &str,
+        source: TemplateSource,
+        progress: &dyn Progress,
+    ) -> Result<TemplateManifest> {
+        api(LocalNode::template_create(self, name, source, progress))
+    }
+    fn template_list(&self) -> Result<Vec<TemplateManifest>> {
+        api(LocalNode::template_list(self))
+    }
+    fn template_info(&self, name: &str) -> Result<TemplateManifest> {
+        api(LocalNode::template_info(self, name))
+    }
+    fn template_remove(&self, name: &str) -> Result<()> {
+        api(LocalNode::template_remove(self, name))
+    }
+
+    fn create(&self, opts: CreateOptions, _progress: &dyn Progress) -> Result<ContainerInfo> {
+        let id = api(LocalNode::create(self, opts))?;
+        api(LocalNode::status(self, &CtRef::Id(id)))
+    }
+    fn start(&self, ct: &CtRef) -> Result<StartResult> {
+        let info = api(LocalNode::start(self, ct))?;
+        let mut res = StartResult {
+            info,
+            service_defaults_applied: vec![],
+            warnings: vec![],
+        };
+        match self.apply_pending_service_defaults(&CtRef::Id(res.info.ctid)) {
+            Ok(applied) => res.service_defaults_applied = applied,
+            Err(e) => res.warnings.push(format!(
+                "node service defaults not applied yet (the next start retries): {e}"
+            )),
+        }
+        Ok(res)
+    }
+    fn stop(&self, ct: &CtRef, opts: StopOptions) -> Result<()> {
+        api(LocalNode::stop(self, ct, opts))
+    }
+    fn restart(&self, ct: &CtRef, opts: StopOptions) -> Result<ContainerInfo> {
+        api(LocalNode::restart(self, ct, opts))
+    }
+    fn suspend(&self, ct: &CtRef) -> Result<()> {
+        api(LocalNode::suspend(self, ct))
+    }
+    fn resume(&self, ct: &CtRef) -> Result<()> {
+        api(LocalNode::resume(self, ct))
+    }
+    fn destroy(&self, ct: &CtRef, force: bool) -> Result<()> {
+        api(LocalNode::destroy(self, ct, force))
+    }
+    fn status(&self, ct: &CtRef) -> Result<ContainerInfo> {
+        api(LocalNode::status(self, ct))
+    }
+    fn list(&self, all: bool) -> Result<Vec<ContainerInfo>> {
+        api(LocalNode::list(self, all))
+    }
+    fn set(&self, ct: &CtRef, req: SetRequest) -> Result<SetResult> {
+        if req.is_empty() {
+            return Err(berth_api::Error::invalid(
+                "nothing to set: the request changes nothing",
+            ));
+        }
+        let mut res = SetResult::default();
+        if req.renew_idmap {
+            res.idmap = Some(api(self.renew_idmap(ct))?);
+        }
+        if !req.net.is_empty() {
+            res.net = Some(api(LocalNode::set_network(self, ct, &req.net))?);
+        }
+        if !req.options.is_empty() {
+            res.outcome = Some(api(LocalNode::set(self, ct, req.options))?);
+        }
+        Ok(res)
+    }
+    fn stats(&self, cts: &[CtRef], sample_ms: u64) -> Result<Vec<ContainerStats>> {
+        api(LocalNode::stats(
+            self,
+            cts,
+            Duration::from_millis(sample_ms),
+        ))
+    }
+    fn compact(&self, ct: &CtRef) -> Result<u64> {
+        api(LocalNode::compact(self, ct))
+    }
+    fn exec(&self, ct: &CtRef, req: ExecRequest, stdio: Stdio) -> Result<i32> {
+        req.opts.validate().map_err(berth_api::Error::from)?;
+        if req.command.is_empty() {
+            return Err(berth_api::Error::invalid("exec needs a command"));
+        }
+        match stdio {
+            Stdio::Inherit => api(LocalNode::exec(self, ct, &req.command, &req.opts)),
+            Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                // What the helper would refuse, refused here with its kind.
+                let id = api(self.resolve(ct))?;
+                {
+                    let _g = api(self.lock_ct(id))?;
+                    api(self.require_running(id))?;
+                }
+                let mut args = vec!["exec".to_string()];
+                match req.opts.tty {
+                    Some(true) => args.push("-t".into()),
+                    Some(false) => args.push("-T".into()),
+                    None => {}
+                }
+                for e in &req.opts.env {
+                    args.push(format!("--env={e}"));
+                }
+                if let Some(d) = &req.opts.cwd {
+                    args.push(format!("--cwd={d}"));
+                }
+                args.push(id.to_string());
+                args.push("--".into());
+                args.extend(req.command);
+                api(self.run_helper(&args, (stdin, stdout, stderr)))
+            }
+        }
+    }
+    fn enter(&self, ct: &CtRef, stdio: Stdio) -> Result<i32> {
+        match stdio {
+            Stdio::Inherit => api(LocalNode::enter(self, ct)),
+            Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                let id = api(self.resolve(ct))?;
+                {
+                    let _g = api(self.lock_ct(id))?;
+                    api(self.require_running(id))?;
+                }
+                api(self.run_helper(&["enter".into(), id.to_string()], (stdin, stdout, stderr)))
+            }
+        }
+    }
+    fn console(&self, ct: &CtRef, follow: bool, out: &mut dyn std::io::Write) -> Result<()> {
+        api(LocalNode::console(self, ct, follow, out))
+    }
+    fn traffic(&self, ct: &CtRef) -> Result<Option<Traffic>> {
+        api(LocalNode::traffic(self, ct))
+    }
+
+    fn ps(&self, ct: &CtRef) -> Result<Vec<ProcInfo>> {
+        api(LocalNode::ps(self, ct))
+    }
+    fn top(&self, sample_ms: u64) -> Result<Vec<ProcInfo>> {
+        api(LocalNode::top(self, Duration::from_millis(sample_ms)))
+    }
+    fn kill(&self, ct: &CtRef, pid: i32, signal: &str) -> Result<ProcInfo> {
+        api(LocalNode::kill(self, ct, pid, signal))
+    }
+    fn which(&self, host_pid: i32) -> Result<WhichInfo> {
+        api(LocalNode::which(self, host_pid))
+    }
+
+    fn service_list(&self, ct: &CtRef) -> Result<ServiceList> {
+        let (driver, services): (String, Vec<ServiceInfo>) =
+            api(LocalNode::service_list(self, ct))?;
+        Ok(ServiceList { driver, services })
+    }
+    fn service_status(&self, ct: &CtRef, name: &str) -> Result<ServiceStatus> {
+        api(LocalNode::service_status(self, ct, name))
+    }
+    fn service_action(&self, ct: &CtRef, name: &str, action: Action) -> Result<()> {
+        api(LocalNode::service_action(self, ct, name, action))
+    }
+    fn service_logs(&self, ct: &CtRef, name: &str) -> Result<Vec<u8>> {
+        api(LocalNode::service_logs(self, ct, name))
+    }
+    fn service_add(&self, ct: &CtRef, name: &str, add: AddService) -> Result<Startup> {
+        api(LocalNode::service_add(self, ct, name, add))
+    }
+    fn service_remove(&self, ct: &CtRef, name: &str) -> Result<()> {
+        api(LocalNode::service_remove(self, ct, name))
+    }
+    fn service_set_startup(&self, ct: &CtRef, name: &str, startup: Startup) -> Result<()> {
+        api(LocalNode::service_set_startup(self, ct, name, startup))
+    }
+    fn init_mode(&self, ct: &CtRef) -> Result<InitMode> {
+        api(LocalNode::init_mode(self, ct))
+    }
+
+    fn network_create(&self, cfg: NetworkConfig) -> Result<()> {
+        api(LocalNode::network_create(self, cfg))
+    }
+    fn network_list(&self) -> Result<Vec<NetworkInfo>> {
+        api(LocalNode::network_list(self))
+    }
+    fn network_info(&self, name: &str) -> Result<NetworkInfo> {
+        api(LocalNode::network_info(self, name))
+    }
+    fn network_delete(&self, name: &str) -> Result<()> {
+        api(LocalNode::network_delete(self, name))
+    }
+
+    fn node_info(&self) -> Result<NodeInfo> {
+        api(LocalNode::node_info(self))
+    }
+    fn node_adapters(&self) -> Result<Vec<Adapter>> {
+        api(LocalNode::node_adapters(self))
+    }
+    fn node_set(&self, settings: NodeSettings) -> Result<()> {
+        if settings.service_defaults.is_empty() && settings.default_fstype.is_none() {
+            return Err(berth_api::Error::invalid(
+                "nothing to set: the request changes nothing",
+            ));
+        }
+        for (name, st) in settings.service_defaults {
+            api(self.set_service_default(&name, st))?;
+        }
+        if let Some(f) = settings.default_fstype {
+            api(self.set_default_fstype(f))?;
+        }
+        Ok(())
+    }
+    fn host_services(&self) -> Result<Vec<HostService>> {
+        api(LocalNode::host_services(self))
+    }
+    fn set_network(&self, ct: &CtRef, change: NetChange) -> Result<NetConfig> {
+        api(LocalNode::set_network(self, ct, &change))
+    }
+}

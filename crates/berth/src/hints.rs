@@ -1,0 +1,63 @@
+//! What the CLI adds to an API error: the API's message describes the fault; the cause
+//! names the object, from which the CLI says which of its flags or commands helps.
+
+use berth_api::{Cause, Error};
+
+/// One line for `error: …`.
+pub fn render(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<Error>() {
+        Some(api) => render_api(api),
+        None => e.to_string(),
+    }
+}
+
+pub fn render_api(e: &Error) -> String {
+    let m = &e.message;
+    match &e.cause {
+        None => m.clone(),
+        Some(Cause::InvalidField { field, value, why }) => {
+            format!("invalid value {value:?} for --{field}: {why}")
+        }
+        Some(Cause::NodeNotInitialised { .. }) => format!("{m}: run `berth node init` first"),
+        Some(Cause::TemplateNotFound { .. }) => format!("{m} (see `berth template list`)"),
+        Some(Cause::NetworkNotFound { .. }) => format!("{m} (see `berth network list`)"),
+        Some(Cause::AdapterNotFound { .. }) => format!("{m} (see `berth node adapters`)"),
+        Some(Cause::ContainerRunning { .. }) => format!("{m}: stop it first, or use --force"),
+        Some(Cause::ContainerSuspended { ctid }) => {
+            format!("{m}: run `berth resume {ctid}` first")
+        }
+        Some(Cause::NeedsRestart { .. }) => format!(
+            "{m}: use --setmode restart (or --setmode ignore to apply it at the next start)"
+        ),
+        Some(Cause::AmbiguousName { .. }) => format!(
+            "{m}: name the container by its CTID, and give one of them another name with `berth set CTID --name NEW`"
+        ),
+        Some(Cause::TemplateInit { .. }) => format!("{m} (`berth create --init berth`)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::{ErrorKind, InputError};
+
+    #[test]
+    fn flags_come_back_in_cli_words() {
+        let e: Error =
+            InputError::InvalidValue("1M".into(), "--ram", "the minimum is 16M".into()).into();
+        assert_eq!(
+            e.message,
+            "invalid value \"1M\" for ram: the minimum is 16M"
+        );
+        assert_eq!(
+            render_api(&e),
+            "invalid value \"1M\" for --ram: the minimum is 16M"
+        );
+        let e = Error::new(ErrorKind::Precondition, "container 101 is suspended")
+            .with_cause(Cause::ContainerSuspended { ctid: 101 });
+        assert_eq!(
+            render(&anyhow::Error::new(e)),
+            "container 101 is suspended: run `berth resume 101` first"
+        );
+    }
+}
