@@ -4,6 +4,7 @@
 //!
 //! Wire types are versioned by addition only: a new field gets a serde default.
 
+pub mod agent;
 pub mod config;
 pub mod error;
 pub mod net;

@@ -1,0 +1,191 @@
+//! Wire types of the node agent (berthd): operations, events, users and tokens, and the REST
+//! route table that the server and its clients share.
+
+use crate::error::Error;
+use serde::{Deserialize, Serialize};
+
+/// The version prefix of every REST route.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// State of a long operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationState {
+    Running,
+    Succeeded,
+    Failed,
+    /// Cancelled by a user; its work was rolled back.
+    Cancelled,
+}
+
+/// How far a long operation is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperationProgress {
+    /// What it is doing now (`unpacking`, `copying`, …).
+    #[serde(default)]
+    pub phase: String,
+    /// Units (bytes, files) done, and the total when known.
+    #[serde(default)]
+    pub done: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+/// A long operation (create, template create or import, later backups, restores,
+/// migrations): `202 Accepted` + `Location: /api/v1/operations/ID` at once, then polled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    /// `container.create`, `template.create`, …
+    pub kind: String,
+    /// The object it acts on (`container/101`, `template/debian12`).
+    pub object: String,
+    pub user: String,
+    pub state: OperationState,
+    pub progress: OperationProgress,
+    /// Unix time, seconds.
+    pub created: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<u64>,
+    /// What the operation returned (the created container's info…), once succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
+    /// Whether `DELETE /operations/ID` can cancel it now.
+    #[serde(default)]
+    pub cancellable: bool,
+}
+
+/// One entry of the node's event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Increasing from 1 in a node root (resumes after restarts).
+    pub seq: u64,
+    /// Unix time in milliseconds.
+    pub time_ms: u64,
+    /// `container`, `template`, `network`, `node`, `operation`, `auth`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `created`, `started`, `stopped`, `oom_kill`, `crashed`, `config_changed`,
+    /// `destroyed`, `login`, `login_failed`, `finished`, …
+    pub action: String,
+    /// `container/101`, `user/alice`, `operation/ID`.
+    pub object: String,
+    /// Who did it (`root` for the local CLI, the API user, `berthd` for its own acts).
+    pub user: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+/// What a user of the API may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Everything read-only.
+    Auditor,
+    /// Only the listed containers (the seed's Power Panel user); any other answers 404.
+    Owner,
+}
+
+/// A user of the API as listed (never with the password hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    pub role: Role,
+    /// CTIDs an owner may act on (empty for other roles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<u32>,
+    pub created: u64,
+}
+
+/// `user add`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserAdd {
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub containers: Vec<u32>,
+    /// Absent: the user logs in with tokens only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// An API token as listed (its secret is shown once, at creation, and stored hashed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    pub created: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+}
+
+/// `token create`: the new token's secret, shown once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub info: TokenInfo,
+    pub secret: String,
+}
+
+/// The REST routes (under [`API_PREFIX`]) and the operation of [`crate::Node`] each serves.
+/// `{ct}` is a CTID or name, validated like CLI input. Bodies and answers are the JSON of
+/// the named wire types; every error is an [`crate::ErrorBody`] with the kind's status.
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/containers?all=BOOL", "list -> [ContainerInfo]"),
+    ("POST", "/containers", "create(CreateOptions) -> 202 Operation (result ContainerInfo)"),
+    ("GET", "/containers/{ct}", "status -> ContainerInfo"),
+    ("PATCH", "/containers/{ct}", "set(SetRequest) -> SetResult"),
+    ("DELETE", "/containers/{ct}?force=BOOL", "destroy -> 204"),
+    ("POST", "/containers/{ct}/start", "start -> StartResult"),
+    ("POST", "/containers/{ct}/stop", "stop(StopOptions) -> 204"),
+    ("POST", "/containers/{ct}/restart", "restart(StopOptions) -> ContainerInfo"),
+    ("POST", "/containers/{ct}/suspend", "suspend -> 204"),
+    ("POST", "/containers/{ct}/resume", "resume -> 204"),
+    ("POST", "/containers/{ct}/compact", "compact -> {\"reclaimed\": u64}"),
+    ("GET", "/containers/{ct}/traffic", "traffic -> Traffic | null"),
+    ("GET", "/containers/{ct}/console?follow=BOOL", "console -> text/plain (streamed)"),
+    ("GET", "/containers/{ct}/exec", "exec: websocket; first text frame ExecRequest, then binary stdin/stdout, text {\"resize\":TtySize}, last text {\"exit\":i32}"),
+    ("GET", "/containers/{ct}/processes", "ps -> [ProcInfo]"),
+    ("POST", "/containers/{ct}/processes/{pid}/signal", "kill({\"signal\": S}) -> ProcInfo"),
+    ("GET", "/containers/{ct}/services", "service_list -> ServiceList"),
+    ("GET", "/containers/{ct}/services/{name}", "service_status -> ServiceStatus"),
+    ("PUT", "/containers/{ct}/services/{name}", "service_add(AddService) -> {\"startup\": Startup}"),
+    ("DELETE", "/containers/{ct}/services/{name}", "service_remove -> 204"),
+    ("POST", "/containers/{ct}/services/{name}/{action}", "service_action(start|stop|restart) -> 204"),
+    ("PUT", "/containers/{ct}/services/{name}/startup", "service_set_startup({\"startup\": S}) -> 204"),
+    ("GET", "/containers/{ct}/services/{name}/logs", "service_logs -> application/octet-stream"),
+    ("GET", "/containers/{ct}/init", "init_mode -> {\"init\": InitMode}"),
+    ("GET", "/stats?ct=CT&ct=CT&sample_ms=N", "stats -> [ContainerStats]"),
+    ("GET", "/processes?sample_ms=N", "top -> [ProcInfo]"),
+    ("GET", "/processes/{host_pid}", "which -> WhichInfo"),
+    ("GET", "/templates", "template_list -> [TemplateManifest]"),
+    ("POST", "/templates", "template_create({\"name\", \"source\": TemplateSource}) -> 202 Operation"),
+    ("GET", "/templates/{name}", "template_info -> TemplateManifest"),
+    ("DELETE", "/templates/{name}", "template_remove -> 204"),
+    ("GET", "/networks", "network_list -> [NetworkInfo]"),
+    ("POST", "/networks", "network_create(NetworkConfig) -> 201"),
+    ("GET", "/networks/{name}", "network_info -> NetworkInfo"),
+    ("DELETE", "/networks/{name}", "network_delete -> 204"),
+    ("GET", "/node", "node_info -> NodeInfo"),
+    ("PATCH", "/node", "node_set(NodeSettings) -> 204"),
+    ("GET", "/node/adapters", "node_adapters -> [Adapter]"),
+    ("GET", "/node/services", "host_services -> [HostService]"),
+    ("GET", "/operations", "-> [Operation]"),
+    ("GET", "/operations/{id}", "-> Operation"),
+    ("DELETE", "/operations/{id}", "cancel -> Operation"),
+    ("GET", "/events?since=SECONDS&type=T&follow=BOOL", "-> [Event] | text/event-stream"),
+    ("GET", "/users", "-> [UserInfo] (admin)"),
+    ("POST", "/users", "UserAdd -> UserInfo (admin)"),
+    ("DELETE", "/users/{name}", "-> 204 (admin)"),
+    ("GET", "/tokens", "-> [TokenInfo] (own; admin: all)"),
+    ("POST", "/tokens", "{\"name\", \"user\"?, \"expires_s\"?} -> NewToken"),
+    ("DELETE", "/tokens/{id}", "-> 204"),
+    ("POST", "/login", "{\"user\", \"password\"} -> session cookie + {\"csrf\": T}"),
+    ("POST", "/logout", "-> 204"),
+    ("GET", "/openapi.json", "the OpenAPI document"),
+];
