@@ -53,6 +53,19 @@ pub struct ContainerInfo {
     /// CPU, memory, process and I/O limits (vzctl names).
     #[serde(default)]
     pub resources: Resources,
+    /// Its IPv4 addresses (adapters' first, then host-routed ones), without prefix length.
+    #[serde(default)]
+    pub ip: Vec<String>,
+    /// The virtual networks its adapters are on.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Higher starts earlier at node boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootorder: Option<u32>,
+    /// Settings saved but not yet in effect: they wait for the next start (`set
+    /// --setmode ignore`, or changes a running container cannot take live).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
     /// Why the container is `broken` (absent otherwise). A broken container's other fields
     /// but `ctid`, `uptime` and `init_pid` are placeholders: its config is not believed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

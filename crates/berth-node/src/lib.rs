@@ -10,6 +10,7 @@ mod idreg;
 mod inroot;
 mod local;
 pub mod net;
+pub mod pending;
 pub mod procs;
 pub mod reclaim;
 pub mod recover;

@@ -318,6 +318,20 @@ impl LocalNode {
             description: cfg.description.clone(),
             onboot: cfg.onboot,
             resources: cfg.resources.clone(),
+            ip: cfg
+                .net
+                .netifs
+                .iter()
+                .flat_map(|n| n.addrs.iter().map(|a| a.addr.to_string()))
+                .chain(cfg.net.ipaddrs.iter().map(|a| a.to_string()))
+                .collect(),
+            networks: cfg.net.netifs.iter().map(|n| n.network.clone()).collect(),
+            bootorder: cfg.bootorder,
+            pending: if status == CtStatus::Stopped {
+                vec![]
+            } else {
+                crate::pending::pending_settings(&self.root, cfg.ctid)
+            },
             reason: None,
         }
     }
@@ -348,6 +362,10 @@ impl LocalNode {
             description: None,
             onboot: false,
             resources: Default::default(),
+            ip: vec![],
+            networks: vec![],
+            bootorder: None,
+            pending: vec![],
             reason: Some(reason),
         }
     }

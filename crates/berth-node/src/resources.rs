@@ -268,6 +268,7 @@ impl LocalNode {
                     out.restarted = true;
                 }
                 _ => {
+                    crate::pending::add_pending(self.root(), id, &restart_reasons)?;
                     out.pending_restart = true;
                     out.notes.push(format!(
                         "saved; takes effect at the next start ({})",

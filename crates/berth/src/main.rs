@@ -26,6 +26,7 @@ mod progress;
 mod res_args;
 
 mod hints;
+mod list_args;
 
 use anyhow::Result;
 use berth_api::{ExecRequest, Node, NodeSettings, SetRequest, Stdio};
@@ -184,11 +185,23 @@ enum Cmd {
     List {
         #[arg(short, long)]
         all: bool,
-        /// Columns, e.g. ctid,name,status,cpu,ram,disk,numproc (see docs/resources.md)
+        /// Columns, e.g. ctid,name,status,ip,cpu,ram,disk,numproc (see docs/resources.md)
         #[arg(short = 'o', long = "output", value_delimiter = ',')]
         columns: Vec<String>,
         #[arg(long, value_enum, default_value_t)]
-        format: Format,
+        format: list_args::ListFormat,
+        /// No header line (tables and CSV)
+        #[arg(short = 'H', long = "no-header")]
+        no_header: bool,
+        /// Only containers of this OS template
+        #[arg(long)]
+        ostemplate: Option<String>,
+        /// Only containers with an adapter on this network
+        #[arg(long)]
+        network: Option<String>,
+        /// Filters KEY=VALUE: status, name, hostname, ostemplate, network, ip, ctid
+        /// (`*` and `?` match any text / one character), e.g. `status=running name=web*`
+        filters: Vec<String>,
     },
     /// Run a command in a running container (exit code passed through)
     Exec {
@@ -592,11 +605,46 @@ fn run(cli: Cli) -> Result<i32> {
             all,
             columns,
             format,
+            no_header,
+            ostemplate,
+            network,
+            filters,
         } => {
+            let mut filters = list_args::parse_filters(&filters)?;
+            if let Some(t) = ostemplate {
+                filters.push(("ostemplate".into(), t));
+            }
+            if let Some(n) = network {
+                filters.push(("network".into(), n));
+            }
+            // A filter on a status that `list` without -a hides lists all.
+            let all = all
+                || filters
+                    .iter()
+                    .any(|(k, v)| k == "status" && v != "running" && v != "suspended");
             let node = open(&root)?;
-            let cts = node.list(all)?;
+            let cts: Vec<_> = node
+                .list(all)?
+                .into_iter()
+                .filter(|c| list_args::matches(c, &filters))
+                .collect();
+            let columns = if columns.is_empty()
+                && format.is_tabular()
+                && format != list_args::ListFormat::Table
+            {
+                list_args::DEFAULT_COLUMNS
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect()
+            } else {
+                columns
+            };
             if columns.is_empty() {
-                output::list(&cts, format == Format::Json)?;
+                match format {
+                    list_args::ListFormat::Json => output::list(&cts, true, no_header)?,
+                    list_args::ListFormat::Yaml => list_args::yaml(&cts)?,
+                    _ => output::list(&cts, false, no_header)?,
+                }
             } else {
                 output::check_columns(&columns)?;
                 let stats = if output::needs_stats(&columns) {
@@ -605,7 +653,7 @@ fn run(cli: Cli) -> Result<i32> {
                 } else {
                     vec![]
                 };
-                output::list_columns(&cts, &stats, &columns, format == Format::Json)?;
+                list_args::columns(&cts, &stats, &columns, format, no_header)?;
             }
         }
         Cmd::Set {
@@ -659,6 +707,8 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 if out.restarted {
                     outln!("container {r} updated and restarted");
+                } else if out.pending_restart {
+                    outln!("container {r} updated: saved, pending until its next start (`berth status {r}` shows what)");
                 } else if out.applied_live {
                     outln!("container {r} updated (applied live)");
                 } else if !out.notes.iter().any(|n| n == "nothing to change") {

@@ -22,40 +22,54 @@ fn json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn list(cts: &[ContainerInfo], as_json: bool) -> anyhow::Result<()> {
+/// The addresses of a container for a table cell: `-` without any.
+fn ips(c: &ContainerInfo) -> String {
+    if c.ip.is_empty() {
+        "-".into()
+    } else {
+        c.ip.join(",")
+    }
+}
+
+pub fn list(cts: &[ContainerInfo], as_json: bool, no_header: bool) -> anyhow::Result<()> {
     if as_json {
         return json(&cts);
     }
     let mut out = std::io::stdout().lock();
     // The REASON column appears when a container is broken.
     let broken = cts.iter().any(|c| c.reason.is_some());
-    writeln!(
-        out,
-        "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}{}",
-        "CTID",
-        "NAME",
-        "STATUS",
-        "OSTEMPLATE",
-        "HOSTNAME",
-        "UPTIME",
-        if broken { "  REASON" } else { "" }
-    )?;
+    let ipw = cts.iter().map(|c| ips(c).len()).max().unwrap_or(0).max(15);
+    if !no_header {
+        let head = format!(
+            "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}  {:<ipw$}{}",
+            "CTID",
+            "NAME",
+            "STATUS",
+            "OSTEMPLATE",
+            "HOSTNAME",
+            "UPTIME",
+            "IP",
+            if broken { "  REASON" } else { "" }
+        );
+        writeln!(out, "{}", head.trim_end())?;
+    }
     for c in cts {
-        writeln!(
-            out,
-            "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}{}{}",
+        let line = format!(
+            "{:>10}  {:<16} {:<10} {:<14} {:<24} {:>8}  {:<ipw$}{}{}",
             c.ctid,
             printable(c.name.as_deref().unwrap_or("-")),
             c.status,
             printable(&c.ostemplate),
             printable(&c.hostname),
             uptime(c.uptime),
+            ips(c),
             match &c.reason {
                 Some(r) => format!("  {r}"),
                 None => String::new(),
             },
             if c.privileged { "  PRIVILEGED!" } else { "" }
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }
@@ -113,8 +127,15 @@ pub fn status(c: &ContainerInfo, as_json: bool) -> anyhow::Result<()> {
         None => writeln!(out, "user ids:    PRIVILEGED (container root is host root)")?,
     }
     writeln!(out, "diskspace:   {} ({})", c.diskspace, c.fstype)?;
+    writeln!(out, "ip:          {}", ips(c))?;
+    if !c.networks.is_empty() {
+        writeln!(out, "networks:    {}", c.networks.join(", "))?;
+    }
     if let Some(d) = &c.description {
         writeln!(out, "description: {}", printable(d))?;
+    }
+    for p in &c.pending {
+        writeln!(out, "pending:     {} (at the next start)", printable(p))?;
     }
     Ok(())
 }
@@ -188,8 +209,9 @@ pub fn stats(st: &[ContainerStats], as_json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:>8} {:<10} {:>7} {:>19} {:>15} {:>4} {:>13} {:>19} {:>17} {:>21} {:>21}",
+        "{:>8} {:<12} {:<10} {:>7} {:>19} {:>15} {:>4} {:>13} {:>19} {:>17} {:>21} {:>21}",
         "CTID",
+        "NAME",
         "STATUS",
         "CPU",
         "MEMORY",
@@ -212,8 +234,9 @@ pub fn stats(st: &[ContainerStats], as_json: bool) -> anyhow::Result<()> {
         };
         writeln!(
             out,
-            "{:>8} {:<10} {:>7} {:>19} {:>15} {:>4} {:>13} {:>19} {:>17} {:>21} {:>21}",
+            "{:>8} {:<12} {:<10} {:>7} {:>19} {:>15} {:>4} {:>13} {:>19} {:>17} {:>21} {:>21}",
             s.ctid,
+            printable(s.name.as_deref().unwrap_or("-")),
             s.status.map(|x| x.to_string()).unwrap_or_default(),
             pct(s.cpu_percent),
             used_of(s.memory_used, s.memory_limit, human),
@@ -239,6 +262,10 @@ pub const COLUMNS: &[&str] = &[
     "status",
     "ostemplate",
     "hostname",
+    "ip",
+    "networks",
+    "pending",
+    "bootorder",
     "uptime",
     "privileged",
     "description",
@@ -291,6 +318,27 @@ fn column(col: &str, c: &ContainerInfo, s: Option<&ContainerStats>) -> (String, 
         "ostemplate" => text_json(printable(&c.ostemplate).into_owned(), json!(c.ostemplate)),
         "hostname" => text_json(printable(&c.hostname).into_owned(), json!(c.hostname)),
         "uptime" => text_json(uptime(c.uptime), json!(c.uptime)),
+        "ip" => text_json(ips(c), json!(c.ip)),
+        "networks" => text_json(
+            if c.networks.is_empty() {
+                "-".into()
+            } else {
+                c.networks.join(",")
+            },
+            json!(c.networks),
+        ),
+        "pending" => text_json(
+            if c.pending.is_empty() {
+                "-".into()
+            } else {
+                printable(&c.pending.join("; ")).into_owned()
+            },
+            json!(c.pending),
+        ),
+        "bootorder" => text_json(
+            c.bootorder.map(|b| b.to_string()).unwrap_or("-".into()),
+            json!(c.bootorder),
+        ),
         "reason" => text_json(c.reason.clone().unwrap_or("-".into()), json!(c.reason)),
         "privileged" => text_json(
             if c.privileged { "PRIVILEGED!" } else { "no" }.into(),
@@ -360,34 +408,55 @@ fn column(col: &str, c: &ContainerInfo, s: Option<&ContainerStats>) -> (String, 
     }
 }
 
+/// The cells of `list -o COLS`: per container, its text cells (and the container).
+pub fn column_texts<'a>(
+    cts: &'a [ContainerInfo],
+    stats: &[ContainerStats],
+    cols: &[String],
+) -> Vec<(Vec<String>, &'a ContainerInfo)> {
+    cts.iter()
+        .map(|c| {
+            let s = stats.iter().find(|s| s.ctid == c.ctid);
+            (cols.iter().map(|col| column(col, c, s).0).collect(), c)
+        })
+        .collect()
+}
+
+/// The JSON objects of `list -o COLS --format json|yaml`.
+pub fn column_values(
+    cts: &[ContainerInfo],
+    stats: &[ContainerStats],
+    cols: &[String],
+) -> Vec<serde_json::Value> {
+    cts.iter()
+        .map(|c| {
+            let s = stats.iter().find(|s| s.ctid == c.ctid);
+            let m: serde_json::Map<String, serde_json::Value> = cols
+                .iter()
+                .map(|col| (col.clone(), column(col, c, s).1))
+                .collect();
+            serde_json::Value::Object(m)
+        })
+        .collect()
+}
+
 pub fn list_columns(
     cts: &[ContainerInfo],
     stats: &[ContainerStats],
     cols: &[String],
     as_json: bool,
+    no_header: bool,
 ) -> anyhow::Result<()> {
-    let rows: Vec<Vec<(String, serde_json::Value)>> = cts
-        .iter()
-        .map(|c| {
-            let s = stats.iter().find(|s| s.ctid == c.ctid);
-            cols.iter().map(|col| column(col, c, s)).collect()
-        })
-        .collect();
     if as_json {
-        let v: Vec<serde_json::Map<String, serde_json::Value>> = rows
-            .into_iter()
-            .map(|r| {
-                cols.iter()
-                    .cloned()
-                    .zip(r.into_iter().map(|(_, j)| j))
-                    .collect()
-            })
-            .collect();
-        return json(&v);
+        return json(&column_values(cts, stats, cols));
     }
+    let rows: Vec<Vec<String>> = column_texts(cts, stats, cols)
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
     let mut widths: Vec<usize> = cols.iter().map(|c| c.len()).collect();
     for r in &rows {
-        for (i, (t, _)) in r.iter().enumerate() {
+        for (i, t) in r.iter().enumerate() {
             widths[i] = widths[i].max(t.len());
         }
     }
@@ -402,10 +471,12 @@ pub fn list_columns(
             .trim_end()
             .to_string()
     };
-    let head: Vec<String> = cols.iter().map(|c| c.to_uppercase()).collect();
-    writeln!(out, "{}", line(head.iter().map(|s| s.as_str()).collect()))?;
+    if !no_header {
+        let head: Vec<String> = cols.iter().map(|c| c.to_uppercase()).collect();
+        writeln!(out, "{}", line(head.iter().map(|s| s.as_str()).collect()))?;
+    }
     for r in &rows {
-        writeln!(out, "{}", line(r.iter().map(|(t, _)| t.as_str()).collect()))?;
+        writeln!(out, "{}", line(r.iter().map(|t| t.as_str()).collect()))?;
     }
     Ok(())
 }

@@ -1,0 +1,86 @@
+//! The CLI as vzctl/vzlist and incus users expect it: addresses in `list`/`status`,
+//! filters, formats, `-H`, pending settings, names in `stats`.
+
+mod common;
+use common::Node;
+
+#[test]
+fn list_shows_addresses_filters_and_formats() {
+    let n = Node::with_net("cli-list");
+    n.ok(&["create", "101", "--ostemplate", "busybox", "--name", "web1"]);
+    n.ok(&["create", "102", "--ostemplate", "busybox", "--name", "db1"]);
+    n.ok(&["start", "101"]);
+    let st = n.status("101");
+    let ip = st["ip"][0].as_str().expect("an address").to_string();
+    assert_eq!(st["networks"][0], "default");
+    // the table: the IP column; `-H` drops the header; running only without -a
+    let t = n.ok(&["list"]);
+    assert!(t.lines().next().unwrap().ends_with("IP"), "{t}");
+    assert!(t.contains(&ip) && !t.contains("db1"), "{t}");
+    let h = n.ok(&["list", "-a", "-H"]);
+    assert_eq!(h.lines().count(), 2, "{h}");
+    assert!(!h.contains("CTID"));
+    // filters: glob on names, status (which implies -a for stopped), network, ip
+    let f = n.ok(&["list", "-H", "-a", "name=db*"]);
+    assert!(f.contains("db1") && !f.contains("web1"), "{f}");
+    let f = n.ok(&["list", "-H", "status=stopped"]);
+    assert!(f.contains("102") && !f.contains("101"), "{f}");
+    let f = n.ok(&["list", "-H", "-a", &format!("ip={ip}")]);
+    assert_eq!(f.lines().count(), 1, "{f}");
+    assert!(n
+        .ok(&["list", "-a", "-H", "--network", "nosuch"])
+        .is_empty());
+    assert!(
+        n.ok(&["list", "-a", "-H", "--ostemplate", "busy*"])
+            .lines()
+            .count()
+            == 2
+    );
+    n.fails(&["list", "status=sleeping"], "a status is running, stopped");
+    n.fails(&["list", "color=red"], "unknown filter key");
+    // CSV with a header and default columns; -H without
+    let c = n.ok(&["list", "-a", "--format", "csv"]);
+    assert_eq!(
+        c.lines().next().unwrap(),
+        "ctid,name,status,ostemplate,hostname,ip,uptime"
+    );
+    assert!(
+        c.contains(&format!("101,web1,running,busybox,web1,{ip},")),
+        "{c}"
+    );
+    let c = n.ok(&["list", "-a", "--format", "csv", "-H", "-o", "ctid,ip"]);
+    assert_eq!(c.lines().next().unwrap(), format!("101,{ip}"));
+    // YAML: the JSON fields
+    let y = n.ok(&["list", "-a", "--format", "yaml", "-o", "ctid,name"]);
+    assert!(y.contains("- ctid: 101\n  name: \"web1\"\n"), "{y}");
+    // -o ip and the status page
+    let o = n.ok(&["list", "-o", "ctid,ip"]);
+    assert!(o.contains(&format!("101   {ip}")), "{o}");
+    assert!(n
+        .ok(&["status", "101"])
+        .contains(&format!("ip:          {ip}")));
+    // stats names the container
+    let s = n.ok(&["stats", "101"]);
+    assert!(s.lines().next().unwrap().contains("NAME"), "{s}");
+    assert!(s.contains("web1"), "{s}");
+}
+
+#[test]
+fn a_setting_that_waits_for_the_next_start_is_shown_pending() {
+    let n = Node::new("cli-pending");
+    n.ok(&["create", "101", "--ostemplate", "busybox"]);
+    n.ok(&["start", "101"]);
+    let out = n.ok(&["set", "101", "--diskinodes", "40000", "--setmode", "ignore"]);
+    assert!(out.contains("pending until its next start"), "{out}");
+    assert!(!out.contains("applied live"), "{out}");
+    let st = n.status("101");
+    assert_eq!(st["pending"].as_array().map(|a| a.len()), Some(1), "{st}");
+    assert!(n.ok(&["status", "101"]).contains("pending:"));
+    assert!(n
+        .ok(&["list", "-o", "ctid,pending"])
+        .contains("inode count"));
+    // the next start applies it: nothing pending any more
+    n.ok(&["restart", "101", "--kill"]);
+    assert!(n.status("101").get("pending").is_none());
+    n.ok(&["stop", "101", "--kill"]);
+}
