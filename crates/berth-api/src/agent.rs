@@ -173,6 +173,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("DELETE", "/networks/{name}", "network_delete -> 204"),
     ("GET", "/node", "node_info -> NodeInfo"),
     ("PATCH", "/node", "node_set(NodeSettings) -> 204"),
+    ("GET", "/node/config", "node_config -> NodeConfigInfo"),
     ("GET", "/node/adapters", "node_adapters -> [Adapter]"),
     ("GET", "/node/services", "host_services -> [HostService]"),
     ("GET", "/operations", "-> [Operation]"),

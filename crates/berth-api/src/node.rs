@@ -129,6 +129,25 @@ pub struct StartResult {
     pub warnings: Vec<String>,
 }
 
+/// The node's settings (`node.toml`), as `node config` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeConfigInfo {
+    pub node_id: String,
+    /// Format version of the node root.
+    pub version: u32,
+    /// Unix time of `node init`.
+    pub created: u64,
+    /// First host UID handed to containers.
+    pub idmap_start: u32,
+    /// Disk size of containers created without `--diskspace`.
+    pub default_diskspace: crate::validate::Size,
+    /// Virtual-disk filesystem of containers created without `--fstype`.
+    pub default_fstype: DiskFs,
+    /// Default startup types of services in new containers.
+    #[serde(default)]
+    pub service_defaults: std::collections::BTreeMap<String, Startup>,
+}
+
 /// `service list`: which service manager answered, and its services.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceList {
@@ -209,6 +228,8 @@ pub trait Node: Send + Sync {
     fn node_info(&self) -> Result<NodeInfo>;
     fn node_adapters(&self) -> Result<Vec<Adapter>>;
     fn node_set(&self, settings: NodeSettings) -> Result<()>;
+    /// The node's settings.
+    fn node_config(&self) -> Result<NodeConfigInfo>;
     fn host_services(&self) -> Result<Vec<HostService>>;
     /// Applies a network change alone (kept for `set` callers that have only that).
     fn set_network(&self, ct: &CtRef, change: NetChange) -> Result<NetConfig> {

@@ -274,6 +274,18 @@ impl Node for LocalNode {
         }
         Ok(())
     }
+    fn node_config(&self) -> Result<berth_api::NodeConfigInfo> {
+        let c = LocalNode::node_config(self);
+        Ok(berth_api::NodeConfigInfo {
+            node_id: c.node_id.clone(),
+            version: c.version,
+            created: c.created,
+            idmap_start: c.idmap_start,
+            default_diskspace: c.default_diskspace,
+            default_fstype: c.default_fstype,
+            service_defaults: c.service_defaults.clone(),
+        })
+    }
     fn host_services(&self) -> Result<Vec<HostService>> {
         api(LocalNode::host_services(self))
     }

@@ -25,6 +25,7 @@ mod output;
 mod progress;
 mod res_args;
 
+mod cmd_meta;
 mod hints;
 mod list_args;
 
@@ -44,7 +45,7 @@ use std::path::PathBuf;
     version,
     about = "Berth: OS-level virtualization for Linux (system containers)"
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// Node root directory
     #[arg(long, global = true, env = "BERTH_ROOT", default_value = DEFAULT_ROOT)]
     root: PathBuf,
@@ -279,8 +280,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd_service::ServiceCmd,
     },
+    /// Version and build information
+    Version {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Shell completion script (e.g. `berth completion bash > /etc/bash_completion.d/berth`)
+    Completion { shell: clap_complete::Shell },
     #[command(name = "__monitor", hide = true)]
     Monitor { ctid: String },
+    /// Writes the man pages into DIR (kept in man/ by a test)
+    #[command(name = "__man", hide = true)]
+    Man { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -310,6 +321,11 @@ enum NodeCmd {
     /// Remove what a node root that no longer exists left on the host (links, nft tables,
     /// cgroups, loop devices, mounts); refused while a node root of that ID exists
     Reclaim { node_id: String },
+    /// The node's settings (node.toml): defaults for new containers, ID range start
+    Config {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Node capacity (CPUs, memory, disk) and what its containers were promised
     Info {
         #[arg(long, value_enum, default_value_t)]
@@ -865,6 +881,15 @@ fn run(cli: Cli) -> Result<i32> {
             let node = open(&root)?;
             cmd_service::run(&*node, &ct(&c)?, cmd)?;
         }
+        Cmd::Version { format } => cmd_meta::version(format == Format::Json)?,
+        Cmd::Completion { shell } => cmd_meta::completion(shell)?,
+        Cmd::Man { dir } => cmd_meta::man(&dir)?,
+        Cmd::Node {
+            cmd: NodeCmd::Config { format },
+        } => {
+            let node = open(&root)?;
+            output::node_config(&node.node_config()?, format == Format::Json)?;
+        }
         Cmd::Monitor { ctid } => {
             let id = CtId::parse(&ctid)?;
             LocalNode::run_monitor(&root, id).map_err(berth_api::Error::from)?;
@@ -945,6 +970,22 @@ fn usage_error(e: clap::Error) -> ! {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("error: invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("error: {first} (see `berth --help`)");
+    // `berth exec 101 ls /`: the command goes after `--` (clap's own tip names `--`).
+    let exec = std::env::args()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "exec");
+    if exec && e.kind() == ErrorKind::UnknownArgument {
+        eprintln!(
+            "error: {first}: the command to run goes after `--`, e.g. `berth exec 101 -- ls /`"
+        );
+        std::process::exit(2)
+    }
+    let tip = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tip: "))
+        .map(|t| format!("; {t}"))
+        .unwrap_or_default();
+    eprintln!("error: {first}{tip} (see `berth --help`)");
     std::process::exit(2)
 }

@@ -531,3 +531,24 @@ pub fn node_info(n: &NodeInfo, as_json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `node config`.
+pub fn node_config(c: &berth_api::NodeConfigInfo, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return json(c);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "node id:            {}", c.node_id)?;
+    writeln!(out, "format version:     {}", c.version)?;
+    writeln!(out, "initialised:        {} (Unix time)", c.created)?;
+    writeln!(out, "default diskspace:  {}", c.default_diskspace)?;
+    writeln!(out, "default fstype:     {}", c.default_fstype)?;
+    writeln!(out, "ID ranges from:     {}", c.idmap_start)?;
+    if c.service_defaults.is_empty() {
+        writeln!(out, "service defaults:   -")?;
+    }
+    for (name, st) in &c.service_defaults {
+        writeln!(out, "service default:    {name}={st}")?;
+    }
+    Ok(())
+}

@@ -84,3 +84,81 @@ fn a_setting_that_waits_for_the_next_start_is_shown_pending() {
     assert!(n.status("101").get("pending").is_none());
     n.ok(&["stop", "101", "--kill"]);
 }
+
+/// `man/` is generated from the clap definitions (`berth __man man`): it must match them.
+#[test]
+fn man_pages_are_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::bin())
+        .arg("__man")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../man");
+    let names = |d: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let fix = "regenerate them: `cargo run -p berth -- __man man`";
+    assert_eq!(
+        names(dir.path()),
+        names(&repo),
+        "man/ lists other pages: {fix}"
+    );
+    for n in names(&repo) {
+        let want = std::fs::read(dir.path().join(&n)).unwrap();
+        let have = std::fs::read(repo.join(&n)).unwrap();
+        assert!(want == have, "man/{n} is stale: {fix}");
+    }
+}
+
+#[test]
+fn completions_version_and_usage_hints() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for sh in ["bash", "zsh", "fish"] {
+        let o = run(&["completion", sh]);
+        assert!(o.status.success());
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(s.contains("destroy") && s.contains("network"), "{sh}");
+        assert!(
+            !s.contains("__monitor") && !s.contains("__man"),
+            "{sh}: hidden commands"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(&["version", "--format", "json"]).stdout).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["commit"].as_str().is_some_and(|c| !c.is_empty()));
+    // `berth exec 101 ls /` names the `--`
+    let o = run(&["exec", "101", "ls", "/"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("goes after `--`"), "{e}");
+    // a typo gets clap's suggestion on the same line
+    let e = String::from_utf8_lossy(&run(&["lst"]).stderr).into_owned();
+    assert!(e.contains("'list'") && e.lines().count() == 1, "{e}");
+}
+
+#[test]
+fn node_config_shows_the_settings() {
+    let n = Node::bare("cli-config");
+    n.ok(&["node", "init", "--no-network"]);
+    n.ok(&["node", "set", "--default-fstype", "xfs"]);
+    let c = n.json(&["node", "config", "--format", "json"]);
+    assert_eq!(c["default_fstype"], "xfs");
+    assert_eq!(c["node_id"].as_str().unwrap(), n.node_id());
+    assert!(n
+        .ok(&["node", "config"])
+        .contains("default fstype:     xfs"));
+}
