@@ -7,6 +7,7 @@ pub mod checked;
 pub mod config;
 pub mod error;
 pub mod fsutil;
+pub mod hosts;
 pub mod idmap;
 pub mod idregistry;
 pub mod journal;

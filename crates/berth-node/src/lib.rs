@@ -8,6 +8,7 @@ pub mod error;
 pub mod hostsvc;
 mod idreg;
 mod inroot;
+mod live;
 mod local;
 pub mod net;
 pub mod pending;

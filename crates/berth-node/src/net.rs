@@ -479,56 +479,17 @@ fn compute(
 }
 
 /// Writes `/etc/resolv.conf` inside a running container, as the container's root, without
-/// following anything the container planted: a child joins its user and mount namespaces.
+/// following anything the container planted (see [`crate::live`]).
 fn write_resolv_live(init_pid: i32, userns: bool, text: &str) -> Result<()> {
-    use nix::sched::{setns, CloneFlags};
-    use nix::sys::wait::{waitpid, WaitStatus};
-    use nix::unistd::{fork, ForkResult};
-    let open = |n: &str| {
-        let p = format!("/proc/{init_pid}/ns/{n}");
-        std::fs::File::open(&p).map_err(|e| berth_core::CoreError::io(p, e))
-    };
-    let user = if userns { Some(open("user")?) } else { None };
-    let mnt = open("mnt")?;
-    let content = text.as_bytes().to_vec();
-    // Non-dumpable like every process Berth runs near a container (this one never enters
-    // the container's PID namespace, so nothing inside can see it at all).
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    // SAFETY: the CLI is single-threaded here; the child only makes syscalls and exits.
-    match unsafe { fork() }.map_err(|e| inval(format!("fork: {e}")))? {
-        ForkResult::Child => {
-            let ok = (|| -> std::result::Result<(), String> {
-                if let Some(u) = &user {
-                    setns(u, CloneFlags::CLONE_NEWUSER).map_err(|e| e.to_string())?;
-                }
-                setns(&mnt, CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
-                nix::unistd::setgroups(&[]).map_err(|e| e.to_string())?;
-                nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| e.to_string())?;
-                nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| e.to_string())?;
-                berth_storage::safefs::write_file_in(
-                    std::path::Path::new("/"),
-                    "etc/resolv.conf",
-                    &content,
-                    0o644,
-                    0,
-                    0,
-                )
-                .map_err(|e| e.to_string())
-            })();
-            if let Err(e) = &ok {
-                eprintln!("error: writing /etc/resolv.conf in the container: {e}");
-            }
-            // SAFETY: leaving the child without running the parent's destructors.
-            unsafe { libc::_exit(if ok.is_ok() { 0 } else { 1 }) }
-        }
-        ForkResult::Parent { child } => match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-            _ => Err(inval(
-                "could not write /etc/resolv.conf inside the container",
-            )),
+    crate::live::inside(
+        init_pid,
+        userns,
+        &crate::live::Inside {
+            hostname: None,
+            files: vec![("/etc/resolv.conf", text.as_bytes().to_vec())],
+            hosts_line: None,
         },
-    }
+    )
 }
 
 /// Networking of one boot, run by the monitor. Regenerating the firewall costs an nft

@@ -261,6 +261,26 @@ impl LocalNode {
         }
         fsutil::remove_file_if_exists(&marker)?;
         out.applied_live = true;
+        let host = new.effective_hostname();
+        if host != old.effective_hostname() {
+            if let Some(st) = self.run_state(id) {
+                // The config holds it already: at worst the next boot applies it.
+                let live = crate::live::inside(
+                    st.init_pid,
+                    !new.privileged,
+                    &crate::live::Inside {
+                        hostname: Some(&host),
+                        files: vec![("/etc/hostname", format!("{host}\n").into_bytes())],
+                        hosts_line: Some(&host),
+                    },
+                );
+                if let Err(e) = live {
+                    out.notes.push(format!(
+                        "hostname {host} saved but not set inside ({e}); the next start sets it"
+                    ));
+                }
+            }
+        }
         if !restart_reasons.is_empty() {
             match opts.setmode {
                 SetMode::Restart => {

@@ -46,6 +46,65 @@ pub struct InjectedFile {
     pub mode: u32,
 }
 
+/// Largest /etc/hosts Berth edits (block lists run to megabytes; a larger one is left alone
+/// rather than read in part).
+const MAX_HOSTS: u64 = 16 << 20;
+
+/// What a file of the container is, seen without following a symlink it made.
+enum Found {
+    File(Vec<u8>),
+    Absent,
+    /// A symlink, a whiteout (deleted in the container), a directory, or too large: the
+    /// container's business.
+    Other,
+}
+
+fn find_in_tree(tree: &Path, rel: &str) -> Found {
+    match safefs::open_in_tree(tree, rel, libc::O_PATH | libc::O_NOFOLLOW) {
+        Ok(fd) => match fs::File::from(fd).metadata() {
+            Ok(m) if m.is_file() && m.len() <= MAX_HOSTS => {
+                match safefs::read_in_tree(tree, rel, MAX_HOSTS) {
+                    Ok(b) => Found::File(b),
+                    Err(_) => Found::Other,
+                }
+            }
+            _ => Found::Other,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Found::Absent,
+        Err(_) => Found::Other,
+    }
+}
+
+/// Puts the container's hostname into its /etc/hosts (Berth's one marked line), starting
+/// from the container's own file in its upper layer, else the template's.
+fn update_hosts(root: &NodeRoot, cfg: &ContainerConfig, upper: &Path) -> Result<()> {
+    let rel = "etc/hosts";
+    let existing = match find_in_tree(upper, rel) {
+        Found::File(b) => Some(b),
+        Found::Other => return Ok(()),
+        Found::Absent => {
+            let mut found = None;
+            for layer in cfg.layers() {
+                match find_in_tree(&root.template_dir(&layer)?.join("rootfs"), rel) {
+                    Found::File(b) => {
+                        found = Some(b);
+                        break;
+                    }
+                    Found::Other => return Ok(()),
+                    Found::Absent => {}
+                }
+            }
+            found
+        }
+    };
+    let text = existing.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let new = berth_core::hosts::with_hostname(text.as_deref(), &cfg.effective_hostname());
+    if text.as_deref() == Some(new.as_str()) {
+        return Ok(());
+    }
+    safefs::write_file_in(upper, rel, new.as_bytes(), 0o644, 0, 0)
+}
+
 fn mkdir(p: &Path) -> Result<()> {
     fs::create_dir_all(p).map_err(|e| StorageError::io(p, e))
 }
@@ -90,6 +149,7 @@ fn prepare_inner(
     for f in files {
         safefs::write_file_in(&raw.join("upper"), f.path, &f.content, f.mode, 0, 0)?;
     }
+    update_hosts(root, cfg, &raw.join("upper"))?;
     let mut lowerdirs = vec![];
     // Privileged containers get plain binds (no ID mapping); either way, the host-side
     // mounts are nosuid,nodev,noexec and the layers read-only.

@@ -162,3 +162,41 @@ fn node_config_shows_the_settings() {
         .ok(&["node", "config"])
         .contains("default fstype:     xfs"));
 }
+
+#[test]
+fn hostname_set_live_changes_it_inside_and_in_etc_hosts() {
+    let n = Node::new("cli-host");
+    n.ok(&["create", "101", "--ostemplate", "busybox", "--name", "web1"]);
+    n.ok(&["start", "101"]);
+    // at boot: the name in /etc/hosts, with localhost kept
+    let hosts = n.exec("101", &["cat", "/etc/hosts"]);
+    assert!(hosts.contains("127.0.1.1\tweb1\t"), "{hosts}");
+    assert!(hosts.contains("localhost"), "{hosts}");
+    // live: hostname, /etc/hostname and /etc/hosts change at once
+    let out = n.ok(&["set", "101", "--hostname", "shop.example.com"]);
+    assert!(out.contains("applied live"), "{out}");
+    assert_eq!(n.exec("101", &["hostname"]).trim(), "shop.example.com");
+    assert_eq!(
+        n.exec("101", &["cat", "/etc/hostname"]).trim(),
+        "shop.example.com"
+    );
+    let hosts = n.exec("101", &["cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("127.0.1.1\tshop.example.com shop\t"),
+        "{hosts}"
+    );
+    assert!(!hosts.contains("web1"), "{hosts}");
+    // container root points /etc/hosts at a file of its own: the write never follows it
+    let before = n.exec("101", &["cat", "/etc/passwd"]);
+    n.exec(
+        "101",
+        &["sh", "-c", "rm /etc/hosts; ln -s /etc/passwd /etc/hosts"],
+    );
+    n.ok(&["set", "101", "--hostname", "other"]);
+    assert_eq!(n.exec("101", &["cat", "/etc/passwd"]), before);
+    assert_eq!(n.exec("101", &["hostname"]).trim(), "other");
+    // and the next boot keeps the name
+    n.ok(&["restart", "101", "--kill"]);
+    assert_eq!(n.exec("101", &["hostname"]).trim(), "other");
+    n.ok(&["stop", "101", "--kill"]);
+}
