@@ -438,6 +438,8 @@ fn ws_server(cert: &Cert) -> (Endpoint, Arc<Mutex<Vec<String>>>) {
             let log = log2.clone();
             std::thread::spawn(move || {
                 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+                // The callback's type is tungstenite's.
+                #[allow(clippy::result_large_err)]
                 let cb = |req: &Request, resp: Response| {
                     log.lock().unwrap().push(format!(
                         "{} {}",

@@ -241,7 +241,7 @@ pub(crate) fn run(
     };
     let mut size = if term { tty_size(io.stdin_fd) } else { None };
     if let Some(s) = size {
-        send_resize(&mut ws, s).map_err(|e| lost(node, e))?;
+        send_resize(node, &mut ws, s)?;
     }
     ws.get_ref()
         .set_read_timeout(Some(TICK))
@@ -266,7 +266,7 @@ pub(crate) fn run(
             if now.is_some() && now != size {
                 size = now;
                 if let Some(s) = size {
-                    send_resize(&mut ws, s).map_err(|e| lost(node, e))?;
+                    send_resize(node, &mut ws, s)?;
                 }
             }
         }
@@ -308,9 +308,9 @@ pub(crate) fn run(
     }
 }
 
-fn send_resize(ws: &mut WebSocket<Conn>, s: TtySize) -> tungstenite::Result<()> {
+fn send_resize(node: &RemoteNode, ws: &mut WebSocket<Conn>, s: TtySize) -> Result<()> {
     let j = serde_json::to_string(&Control::Resize(s)).unwrap_or_default();
-    ws.send(Message::text(j))
+    ws.send(Message::text(j)).map_err(|e| lost(node, e))
 }
 
 #[cfg(test)]

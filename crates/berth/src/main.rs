@@ -19,6 +19,7 @@ macro_rules! out {
 }
 
 mod cmd_procs;
+mod cmd_remote;
 mod cmd_service;
 mod net_args;
 mod output;
@@ -47,6 +48,9 @@ struct Cli {
     /// Node root directory
     #[arg(long, global = true, env = "BERTH_ROOT", default_value = DEFAULT_ROOT)]
     root: PathBuf,
+    /// Run the command on this remote node (`berth remote add`) instead of this machine
+    #[arg(long, global = true, env = "BERTH_REMOTE", value_name = "NAME")]
+    remote: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -266,6 +270,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd_service::ServiceCmd,
     },
+    /// Remote nodes for `--remote NAME` (stored in ~/.config/berth/remotes.toml)
+    Remote {
+        #[command(subcommand)]
+        cmd: cmd_remote::RemoteCmd,
+    },
     #[command(name = "__monitor", hide = true)]
     Monitor { ctid: String },
 }
@@ -365,8 +374,11 @@ enum TemplateCmd {
     Remove { name: String },
 }
 
-/// The node the command talks to: this machine's.
+/// The node the command talks to: this machine's, or the one of `--remote`.
 fn open(root: &NodeRoot) -> Result<Box<dyn Node>> {
+    if let Some(node) = cmd_remote::open_selected()? {
+        return Ok(node);
+    }
     let exe = std::env::current_exe()?;
     let node = LocalNode::open(root.clone(), exe).map_err(berth_api::Error::from)?;
     Ok(Box::new(node))
@@ -376,9 +388,37 @@ fn ct(s: &str) -> Result<CtRef> {
     Ok(CtRef::parse(s)?)
 }
 
-fn run(cli: Cli) -> Result<i32> {
+/// Commands that act on this machine only (never through `--remote`).
+fn local_only(cmd: &Cmd) -> Option<&'static str> {
+    match cmd {
+        Cmd::Node {
+            cmd: NodeCmd::Init { .. },
+        } => Some("node init"),
+        Cmd::Node {
+            cmd: NodeCmd::Destroy { .. },
+        } => Some("node destroy"),
+        Cmd::Node {
+            cmd: NodeCmd::Reclaim { .. },
+        } => Some("node reclaim"),
+        Cmd::Monitor { .. } => Some("__monitor"),
+        Cmd::Remote { .. } => Some("remote"),
+        _ => None,
+    }
+}
+
+fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
     let root = NodeRoot::new(&cli.root);
+    match (&cli.remote, local_only(&cli.cmd)) {
+        // BERTH_REMOTE in the environment does not keep one from managing the remotes.
+        (Some(_), Some("remote")) if remote_from_env => {}
+        (Some(_), Some(what)) => anyhow::bail!(
+            "`berth {what}` acts on this machine only: drop --remote (or unset BERTH_REMOTE)"
+        ),
+        (Some(name), None) => cmd_remote::select(name)?,
+        (None, _) => {}
+    }
     match cli.cmd {
+        Cmd::Remote { cmd } => cmd_remote::run(cmd)?,
         Cmd::Node {
             cmd: NodeCmd::Adapters { format },
         } => {
@@ -847,11 +887,11 @@ fn main() {
     } else {
         fmt.without_time().init();
     }
-    let cli = match Cli::try_parse() {
+    let (cli, remote_from_env) = match parse() {
         Ok(c) => c,
         Err(e) => usage_error(e),
     };
-    match run(cli) {
+    match run(cli, remote_from_env) {
         Ok(code) => std::process::exit(code),
         // The reader of our output went away (`berth list | head -1`): what it wanted it
         // has; nothing to report.
@@ -861,6 +901,14 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// The command line, and whether `--remote` came from BERTH_REMOTE.
+fn parse() -> Result<(Cli, bool), clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let m = Cli::command().try_get_matches()?;
+    let from_env = m.value_source("remote") == Some(clap::parser::ValueSource::EnvVariable);
+    Ok((Cli::from_arg_matches(&m)?, from_env))
 }
 
 /// Whether `e` comes from writing to a pipe whose reader is gone (EPIPE: Rust programs
