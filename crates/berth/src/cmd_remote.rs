@@ -1,7 +1,7 @@
 //! `berth remote …` (the remotes of the invoking user) and `berth --remote NAME …` (every
 //! other command, run on that node through its API instead of on this machine).
 
-use crate::Format;
+use crate::{Cli, Cmd, Format, NodeCmd};
 use anyhow::Result;
 use berth_api::Node;
 use berth_client::{config, ClientError, Endpoint, Fingerprint, Remote, RemoteNode, Remotes};
@@ -45,10 +45,47 @@ pub enum RemoteCmd {
 
 static SELECTED: OnceLock<String> = OnceLock::new();
 
-/// Makes [`open_selected`] answer the remote `name`.
-pub fn select(name: &str) -> Result<()> {
-    config::validate_name(name).map_err(berth_api::Error::from)?;
-    let _ = SELECTED.set(name.to_string());
+/// The command line, and whether `--remote` came from BERTH_REMOTE.
+pub fn parse() -> Result<(Cli, bool), clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let m = Cli::command().try_get_matches()?;
+    let from_env = m.value_source("remote") == Some(clap::parser::ValueSource::EnvVariable);
+    Ok((Cli::from_arg_matches(&m)?, from_env))
+}
+
+/// Commands that act on this machine only (never through `--remote`).
+fn local_only(cmd: &Cmd) -> Option<&'static str> {
+    match cmd {
+        Cmd::Node {
+            cmd: NodeCmd::Init { .. },
+        } => Some("node init"),
+        Cmd::Node {
+            cmd: NodeCmd::Destroy { .. },
+        } => Some("node destroy"),
+        Cmd::Node {
+            cmd: NodeCmd::Reclaim { .. },
+        } => Some("node reclaim"),
+        Cmd::Monitor { .. } => Some("__monitor"),
+        Cmd::Remote { .. } => Some("remote"),
+        _ => None,
+    }
+}
+
+/// Makes [`open_selected`] answer the remote of `--remote`, or refuses it for a command
+/// that acts on this machine only.
+pub fn select(cli: &Cli, remote_from_env: bool) -> Result<()> {
+    match (&cli.remote, local_only(&cli.cmd)) {
+        // BERTH_REMOTE in the environment does not keep one from managing the remotes.
+        (Some(_), Some("remote")) if remote_from_env => {}
+        (Some(_), Some(what)) => anyhow::bail!(
+            "`berth {what}` acts on this machine only: drop --remote (or unset BERTH_REMOTE)"
+        ),
+        (Some(name), None) => {
+            config::validate_name(name).map_err(berth_api::Error::from)?;
+            let _ = SELECTED.set(name.clone());
+        }
+        (None, _) => {}
+    }
     Ok(())
 }
 

@@ -388,35 +388,9 @@ fn ct(s: &str) -> Result<CtRef> {
     Ok(CtRef::parse(s)?)
 }
 
-/// Commands that act on this machine only (never through `--remote`).
-fn local_only(cmd: &Cmd) -> Option<&'static str> {
-    match cmd {
-        Cmd::Node {
-            cmd: NodeCmd::Init { .. },
-        } => Some("node init"),
-        Cmd::Node {
-            cmd: NodeCmd::Destroy { .. },
-        } => Some("node destroy"),
-        Cmd::Node {
-            cmd: NodeCmd::Reclaim { .. },
-        } => Some("node reclaim"),
-        Cmd::Monitor { .. } => Some("__monitor"),
-        Cmd::Remote { .. } => Some("remote"),
-        _ => None,
-    }
-}
-
 fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
     let root = NodeRoot::new(&cli.root);
-    match (&cli.remote, local_only(&cli.cmd)) {
-        // BERTH_REMOTE in the environment does not keep one from managing the remotes.
-        (Some(_), Some("remote")) if remote_from_env => {}
-        (Some(_), Some(what)) => anyhow::bail!(
-            "`berth {what}` acts on this machine only: drop --remote (or unset BERTH_REMOTE)"
-        ),
-        (Some(name), None) => cmd_remote::select(name)?,
-        (None, _) => {}
-    }
+    cmd_remote::select(&cli, remote_from_env)?;
     match cli.cmd {
         Cmd::Remote { cmd } => cmd_remote::run(cmd)?,
         Cmd::Node {
@@ -887,7 +861,7 @@ fn main() {
     } else {
         fmt.without_time().init();
     }
-    let (cli, remote_from_env) = match parse() {
+    let (cli, remote_from_env) = match cmd_remote::parse() {
         Ok(c) => c,
         Err(e) => usage_error(e),
     };
@@ -901,14 +875,6 @@ fn main() {
             std::process::exit(1);
         }
     }
-}
-
-/// The command line, and whether `--remote` came from BERTH_REMOTE.
-fn parse() -> Result<(Cli, bool), clap::Error> {
-    use clap::{CommandFactory, FromArgMatches};
-    let m = Cli::command().try_get_matches()?;
-    let from_env = m.value_source("remote") == Some(clap::parser::ValueSource::EnvVariable);
-    Ok((Cli::from_arg_matches(&m)?, from_env))
 }
 
 /// Whether `e` comes from writing to a pipe whose reader is gone (EPIPE: Rust programs
