@@ -163,6 +163,7 @@ pub fn run(cmd: RemoteCmd) -> Result<()> {
                 }
                 (Endpoint::Https { .. }, None) => {
                     let fp = api(berth_client::probe_fingerprint(&ep))?;
+                    outln!("certificate SHA-256 fingerprint: {fp}");
                     remote.fingerprint = Some(fp.to_string());
                     tofu = true;
                 }
@@ -175,17 +176,14 @@ pub fn run(cmd: RemoteCmd) -> Result<()> {
                 let node = api(RemoteNode::from_remote(&remote, env))?;
                 node.node_info()?;
             }
-            let fp = remote.fingerprint.clone();
             remotes.remotes.insert(name.clone(), remote);
             api(remotes.save(&dir))?;
-            match fp {
-                Some(fp) if tofu => {
-                    outln!("certificate SHA-256 fingerprint: {fp}");
-                    outln!(
-                        "remote {name} added ({ep}); its certificate was trusted on first use: compare the fingerprint with `berth node info` on the node"
-                    );
-                }
-                _ => outln!("remote {name} added ({ep})"),
+            if tofu {
+                outln!(
+                    "remote {name} added ({ep}); its certificate was trusted on first use: compare the fingerprint with `berth node info` on the node"
+                );
+            } else {
+                outln!("remote {name} added ({ep})");
             }
         }
         RemoteCmd::List { format } => {
