@@ -13,6 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
 /// What the fake server saw of a request.
@@ -477,6 +478,11 @@ fn ws_server(cert: &Cert) -> (Endpoint, Arc<Mutex<Vec<String>>>) {
                     match ws.read().unwrap() {
                         tungstenite::Message::Binary(b) if b.is_empty() => break,
                         tungstenite::Message::Binary(b) => ws.send(bin(1, &b)).unwrap(),
+                        // With a terminal: the size, then the end.
+                        tungstenite::Message::Text(t) => {
+                            log.lock().unwrap().push(t.to_string());
+                            break;
+                        }
                         m => log.lock().unwrap().push(format!("{m:?}")),
                     }
                 }
@@ -538,4 +544,53 @@ fn exec_relays_streams_and_exit_code() {
         .exec(&CtRef::Id(CtId(101)), ExecRequest::default(), stdio())
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Invalid);
+}
+
+#[test]
+fn exec_on_a_terminal_sends_its_size_in_raw_mode() {
+    let c = cert();
+    let (ep, log) = ws_server(&c);
+    let n = node(ep, Fingerprint::of(c.der.as_ref()));
+    let (mut master, mut slave) = (0, 0);
+    let ws = libc::winsize {
+        ws_row: 30,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty fills in two descriptors we then own.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
+    };
+    assert_eq!(r, 0);
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: fresh descriptors from openpty, owned once each.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let d = tempfile::tempdir().unwrap();
+    let stdio = Stdio::Fds {
+        stdin: slave.try_clone().unwrap(),
+        stdout: slave.try_clone().unwrap(),
+        stderr: std::fs::File::create(d.path().join("err")).unwrap().into(),
+    };
+    let req = ExecRequest {
+        command: vec!["top".into()],
+        opts: Default::default(),
+    };
+    assert_eq!(n.exec(&CtRef::Id(CtId(101)), req, stdio).unwrap(), 3);
+    let log = log.lock().unwrap().clone();
+    let first: serde_json::Value = serde_json::from_str(&log[1]).unwrap();
+    assert_eq!(first["tty"], true);
+    assert_eq!(log[2], r#"{"resize":{"rows":30,"cols":100}}"#);
+    // The terminal is back in its own mode afterwards (not raw: ICANON still set).
+    // SAFETY: tcgetattr into a termios of our own.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
+    assert_ne!(t.c_lflag & libc::ICANON, 0);
+    drop(master);
 }
