@@ -132,9 +132,31 @@ pub struct NewToken {
     pub secret: String,
 }
 
+/// Server → client binary frames of the exec websocket: the first byte says the stream.
+pub const EXEC_STDOUT: u8 = 1;
+/// See [`EXEC_STDOUT`].
+pub const EXEC_STDERR: u8 = 2;
+
 /// The REST routes (under [`API_PREFIX`]) and the operation of [`crate::Node`] each serves.
 /// `{ct}` is a CTID or name, validated like CLI input. Bodies and answers are the JSON of
 /// the named wire types; every error is an [`crate::ErrorBody`] with the kind's status.
+///
+/// Authentication: `Authorization: Bearer TOKEN` (over the unix socket, the peer's
+/// credentials instead).
+///
+/// The exec websocket (`GET /containers/{ct}/exec`), frame by frame:
+/// - A request the node refuses before running anything (no such container, not running,
+///   not allowed) is answered without the upgrade: the error's status and `ErrorBody`.
+/// - client → server, first: a text frame, the JSON [`crate::ExecRequest`]; `tty` is always
+///   set by the client (its own stdin and stdout decide); an empty `command` is `enter`
+///   (a login shell).
+/// - client → server, then: binary frames = stdin bytes, an empty binary frame = end of
+///   stdin; text frames `{"resize": {"rows": R, "cols": C}}` (with a tty, at the start and
+///   on each SIGWINCH).
+/// - server → client: binary frames whose first byte is [`EXEC_STDOUT`] or [`EXEC_STDERR`]
+///   and the rest that stream's bytes (with a tty everything is stdout); last a text frame
+///   `{"exit": N}` (the command's exit code, 128+signal when killed), or `{"error":
+///   Error}` when it could not be run after the upgrade.
 pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/containers?all=BOOL", "list -> [ContainerInfo]"),
     ("POST", "/containers", "create(CreateOptions) -> 202 Operation (result ContainerInfo)"),

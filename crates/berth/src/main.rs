@@ -19,6 +19,7 @@ macro_rules! out {
 }
 
 mod cmd_procs;
+mod cmd_remote;
 mod cmd_service;
 mod net_args;
 mod output;
@@ -49,6 +50,9 @@ pub(crate) struct Cli {
     /// Node root directory
     #[arg(long, global = true, env = "BERTH_ROOT", default_value = DEFAULT_ROOT)]
     root: PathBuf,
+    /// Run the command on this remote node (`berth remote add`) instead of this machine
+    #[arg(long, global = true, env = "BERTH_REMOTE", value_name = "NAME")]
+    remote: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -287,6 +291,11 @@ enum Cmd {
     },
     /// Shell completion script (e.g. `berth completion bash > /etc/bash_completion.d/berth`)
     Completion { shell: clap_complete::Shell },
+    /// Remote nodes for `--remote NAME` (stored in ~/.config/berth/remotes.toml)
+    Remote {
+        #[command(subcommand)]
+        cmd: cmd_remote::RemoteCmd,
+    },
     #[command(name = "__monitor", hide = true)]
     Monitor { ctid: String },
     /// Writes the man pages into DIR (kept in man/ by a test)
@@ -394,8 +403,11 @@ enum TemplateCmd {
     Remove { name: String },
 }
 
-/// The node the command talks to: this machine's.
+/// The node the command talks to: this machine's, or the one of `--remote`.
 fn open(root: &NodeRoot) -> Result<Box<dyn Node>> {
+    if let Some(node) = cmd_remote::open_selected()? {
+        return Ok(node);
+    }
     let exe = std::env::current_exe()?;
     let node = LocalNode::open(root.clone(), exe).map_err(berth_api::Error::from)?;
     Ok(Box::new(node))
@@ -405,9 +417,11 @@ fn ct(s: &str) -> Result<CtRef> {
     Ok(CtRef::parse(s)?)
 }
 
-fn run(cli: Cli) -> Result<i32> {
+fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
     let root = NodeRoot::new(&cli.root);
+    cmd_remote::select(&cli, remote_from_env)?;
     match cli.cmd {
+        Cmd::Remote { cmd } => cmd_remote::run(cmd)?,
         Cmd::Node {
             cmd: NodeCmd::Adapters { format },
         } => {
@@ -922,11 +936,11 @@ fn main() {
     } else {
         fmt.without_time().init();
     }
-    let cli = match Cli::try_parse() {
+    let (cli, remote_from_env) = match cmd_remote::parse() {
         Ok(c) => c,
         Err(e) => usage_error(e),
     };
-    match run(cli) {
+    match run(cli, remote_from_env) {
         Ok(code) => std::process::exit(code),
         // The reader of our output went away (`berth list | head -1`): what it wanted it
         // has; nothing to report.

@@ -1,0 +1,271 @@
+//! [`RemoteNode`]: the operations of a node ([`berth_api::Node`]) over berthd's REST API,
+//! following [`berth_api::agent::ROUTES`]: HTTPS with the node's pinned certificate, or the
+//! unix socket on the node itself. Errors come back as the API's `berth_api::Error` (the
+//! server's `{"error": {kind, message, cause}}`, or the kind of the status), so a client
+//! prints a remote failure exactly as a local one.
+
+pub mod config;
+pub mod error;
+pub mod http;
+mod node;
+pub mod tls;
+pub mod ws;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{Remote, Remotes};
+pub use error::ClientError;
+pub use http::Endpoint;
+pub use tls::Fingerprint;
+
+use berth_api::agent::{Operation, OperationState, API_PREFIX};
+use berth_api::{Error, ErrorKind, Progress};
+use http::{Conn, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
+/// Largest JSON answer read (a list of 1000 containers is well under 2 MiB).
+const MAX_JSON: u64 = 64 * 1024 * 1024;
+/// How long an ordinary request may take; longer ones (stats sampling, stop) add theirs.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Interval of polling a long operation.
+const POLL: Duration = Duration::from_millis(200);
+
+/// A node reached over the network or its unix socket.
+pub struct RemoteNode {
+    endpoint: Endpoint,
+    pin: Option<Fingerprint>,
+    token: Option<String>,
+}
+
+impl RemoteNode {
+    /// A node at `endpoint`; over HTTPS only the certificate `pin` is trusted.
+    pub fn new(
+        endpoint: Endpoint,
+        pin: Option<Fingerprint>,
+        token: Option<String>,
+    ) -> Result<Self, ClientError> {
+        if matches!(endpoint, Endpoint::Https { .. }) && pin.is_none() {
+            return Err(ClientError::Invalid(format!(
+                "{endpoint}: an https node needs its certificate's fingerprint"
+            )));
+        }
+        if let Some(t) = &token {
+            config::validate_token(t)?;
+        }
+        Ok(RemoteNode {
+            endpoint,
+            pin,
+            token,
+        })
+    }
+
+    /// The remote `name` of the remotes file; the token from `token` (e.g. `BERTH_TOKEN`)
+    /// when given, else the stored one.
+    pub fn from_remote(remote: &Remote, token: Option<String>) -> Result<Self, ClientError> {
+        RemoteNode::new(
+            remote.endpoint()?,
+            remote.pin(),
+            token.or_else(|| remote.token.clone()),
+        )
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    fn url(&self) -> String {
+        self.endpoint.to_string()
+    }
+
+    fn connect(&self) -> Result<Conn, ClientError> {
+        http::connect(&self.endpoint, self.pin).map(|(c, _)| c)
+    }
+
+    /// Sends one request; any answer that is not a success becomes the API error it carries.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> berth_api::Result<Response> {
+        let url = self.url();
+        let mut conn = self.connect()?;
+        conn.set_read_timeout(timeout)
+            .map_err(|source| ClientError::Connect {
+                url: url.clone(),
+                source,
+            })?;
+        let full = format!("{API_PREFIX}{path}");
+        tracing::debug!(method, path = %full, "request");
+        http::write_request(
+            &mut conn,
+            &self.endpoint,
+            method,
+            &full,
+            self.token.as_deref(),
+            body.as_deref(),
+        )
+        .map_err(|source| ClientError::Connect {
+            url: url.clone(),
+            source,
+        })?;
+        let mut resp = http::read_response(conn, &url)?;
+        tracing::debug!(status = resp.status, "answer");
+        if (200..300).contains(&resp.status) {
+            return Ok(resp);
+        }
+        let body = resp.read_body(1024 * 1024, &url).unwrap_or_default();
+        Err(error_of(resp.status, &resp.reason, &body))
+    }
+
+    fn json_body<B: Serialize + ?Sized>(body: &B) -> berth_api::Result<Vec<u8>> {
+        serde_json::to_vec(body)
+            .map_err(|e| Error::internal(format!("cannot encode the request: {e}")))
+    }
+
+    /// A request whose answer is the JSON of `T`.
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> berth_api::Result<T> {
+        let url = self.url();
+        let mut resp = self.send(method, path, body, Some(timeout))?;
+        let bytes = resp.read_body(MAX_JSON, &url)?;
+        decode(&bytes, &url)
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> berth_api::Result<T> {
+        self.call("GET", path, None, REQUEST_TIMEOUT)
+    }
+
+    /// A request whose answer carries nothing (`204`, or a body that is not read).
+    fn call_unit(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> berth_api::Result<()> {
+        let url = self.url();
+        let mut resp = self.send(method, path, body, Some(timeout))?;
+        resp.read_body(MAX_JSON, &url)?;
+        Ok(())
+    }
+
+    /// A long operation: `202` + [`Operation`], polled at `GET /operations/ID` until it
+    /// ends, its progress fed to `progress`. A server that answers at once (`200`/`201`
+    /// with the result) is taken as it is.
+    fn operation<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        progress: &dyn Progress,
+    ) -> berth_api::Result<T> {
+        let url = self.url();
+        let mut resp = self.send("POST", path, Some(body), Some(REQUEST_TIMEOUT))?;
+        let status = resp.status;
+        let bytes = resp.read_body(MAX_JSON, &url)?;
+        if status != 202 {
+            return decode(&bytes, &url);
+        }
+        let mut op: Operation = decode(&bytes, &url)?;
+        let mut phase = String::new();
+        let mut shown = (0, None);
+        loop {
+            if op.progress.phase != phase {
+                phase = op.progress.phase.clone();
+                if !phase.is_empty() {
+                    progress.message(&phase);
+                }
+            }
+            let now = (op.progress.done, op.progress.total);
+            if now != shown {
+                shown = now;
+                progress.update(now.0, now.1);
+            }
+            match op.state {
+                OperationState::Running => {}
+                OperationState::Succeeded => {
+                    let v = op.result.unwrap_or(serde_json::Value::Null);
+                    return serde_json::from_value(v).map_err(|e| {
+                        ClientError::Protocol {
+                            url,
+                            why: format!("operation {} result: {e}", op.id),
+                        }
+                        .into()
+                    });
+                }
+                OperationState::Failed | OperationState::Cancelled => {
+                    return Err(op.error.unwrap_or_else(|| {
+                        let what = if op.state == OperationState::Failed {
+                            "failed"
+                        } else {
+                            "was cancelled"
+                        };
+                        Error::internal(format!("operation {} ({}) {what}", op.id, op.kind))
+                    }));
+                }
+            }
+            std::thread::sleep(POLL);
+            op = self.get(&format!("/operations/{}", http::enc(&op.id)))?;
+        }
+    }
+}
+
+/// The JSON of `T`; unknown fields of an answer are ignored where the type allows (wire
+/// types grow by addition).
+fn decode<T: DeserializeOwned>(bytes: &[u8], url: &str) -> berth_api::Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ClientError::Protocol {
+            url: url.to_string(),
+            why: e.to_string(),
+        }
+        .into()
+    })
+}
+
+/// The API error of an answer that is not a success: its `{"error": {...}}` when it has
+/// one (read leniently: a field this client does not know is dropped, not fatal), else
+/// the kind of the status.
+pub fn error_of(status: u16, reason: &str, body: &[u8]) -> Error {
+    let status_kind = ErrorKind::from_http_status(status);
+    if let Ok(b) = serde_json::from_slice::<berth_api::ErrorBody>(body) {
+        return b.error;
+    }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let e = &v["error"];
+        if let Some(message) = e["message"].as_str() {
+            let kind = serde_json::from_value(e["kind"].clone()).unwrap_or(status_kind);
+            let cause = serde_json::from_value(e["cause"].clone()).ok();
+            return Error {
+                kind,
+                message: message.to_string(),
+                cause,
+            };
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let first = text.lines().next().unwrap_or("").trim();
+    let mut msg = format!("the node answered {status} {reason}")
+        .trim()
+        .to_string();
+    if !first.is_empty() && first.len() < 200 {
+        msg.push_str(": ");
+        msg.push_str(first);
+    }
+    Error::new(status_kind, msg)
+}
+
+/// The fingerprint of the certificate the node at `endpoint` shows (trust on first use:
+/// nothing is verified but the handshake).
+pub fn probe_fingerprint(endpoint: &Endpoint) -> Result<Fingerprint, ClientError> {
+    let (_conn, seen) = http::connect(endpoint, None)?;
+    seen.ok_or_else(|| ClientError::Invalid(format!("{endpoint} has no certificate to pin")))
+}

@@ -1,0 +1,291 @@
+//! `impl Node for RemoteNode`: one route of [`berth_api::agent::ROUTES`] per operation.
+
+use crate::http::enc;
+use crate::{ClientError, RemoteNode, REQUEST_TIMEOUT};
+use berth_api::config::TemplateManifest;
+use berth_api::net::{Adapter, NetworkConfig, NetworkInfo, Traffic};
+use berth_api::ops::{
+    ContainerInfo, ContainerStats, CreateOptions, NodeInfo, StopOptions, TemplateSource,
+};
+use berth_api::procs::{ProcInfo, WhichInfo};
+use berth_api::services::{Action, AddService, HostService, InitMode, ServiceStatus, Startup};
+use berth_api::{
+    CtRef, ExecRequest, Node, NodeSettings, Progress, Result, ServiceList, SetRequest, SetResult,
+    StartResult, Stdio,
+};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+fn ct_path(ct: &CtRef) -> String {
+    format!("/containers/{}", enc(&ct.to_string()))
+}
+
+fn svc_path(ct: &CtRef, name: &str) -> String {
+    format!("{}/services/{}", ct_path(ct), enc(name))
+}
+
+/// Time for an operation that waits `extra` on the node.
+fn longer(extra: Duration) -> Duration {
+    REQUEST_TIMEOUT.saturating_add(extra)
+}
+
+#[derive(Serialize)]
+struct TemplateCreate<'a> {
+    name: &'a str,
+    source: &'a TemplateSource,
+}
+
+#[derive(Deserialize)]
+struct Reclaimed {
+    reclaimed: u64,
+}
+
+#[derive(Serialize)]
+struct Signal<'a> {
+    signal: &'a str,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StartupBody {
+    startup: Startup,
+}
+
+#[derive(Deserialize)]
+struct InitBody {
+    init: InitMode,
+}
+
+impl Node for RemoteNode {
+    fn template_create(
+        &self,
+        name: &str,
+        source: TemplateSource,
+        progress: &dyn Progress,
+    ) -> Result<TemplateManifest> {
+        let body = Self::json_body(&TemplateCreate {
+            name,
+            source: &source,
+        })?;
+        self.operation("/templates", body, progress)
+    }
+    fn template_list(&self) -> Result<Vec<TemplateManifest>> {
+        self.get("/templates")
+    }
+    fn template_info(&self, name: &str) -> Result<TemplateManifest> {
+        self.get(&format!("/templates/{}", enc(name)))
+    }
+    fn template_remove(&self, name: &str) -> Result<()> {
+        self.call_unit(
+            "DELETE",
+            &format!("/templates/{}", enc(name)),
+            None,
+            REQUEST_TIMEOUT,
+        )
+    }
+
+    fn create(&self, opts: CreateOptions, progress: &dyn Progress) -> Result<ContainerInfo> {
+        let body = Self::json_body(&opts)?;
+        self.operation("/containers", body, progress)
+    }
+    fn start(&self, ct: &CtRef) -> Result<StartResult> {
+        self.call(
+            "POST",
+            &format!("{}/start", ct_path(ct)),
+            None,
+            REQUEST_TIMEOUT,
+        )
+    }
+    fn stop(&self, ct: &CtRef, opts: StopOptions) -> Result<()> {
+        let body = Self::json_body(&opts)?;
+        self.call_unit(
+            "POST",
+            &format!("{}/stop", ct_path(ct)),
+            Some(body),
+            longer(Duration::from_secs(opts.timeout)),
+        )
+    }
+    fn restart(&self, ct: &CtRef, opts: StopOptions) -> Result<ContainerInfo> {
+        let body = Self::json_body(&opts)?;
+        self.call(
+            "POST",
+            &format!("{}/restart", ct_path(ct)),
+            Some(body),
+            longer(Duration::from_secs(opts.timeout)),
+        )
+    }
+    fn suspend(&self, ct: &CtRef) -> Result<()> {
+        let p = format!("{}/suspend", ct_path(ct));
+        self.call_unit("POST", &p, None, REQUEST_TIMEOUT)
+    }
+    fn resume(&self, ct: &CtRef) -> Result<()> {
+        let p = format!("{}/resume", ct_path(ct));
+        self.call_unit("POST", &p, None, REQUEST_TIMEOUT)
+    }
+    fn destroy(&self, ct: &CtRef, force: bool) -> Result<()> {
+        let p = format!("{}?force={force}", ct_path(ct));
+        // A forced destroy stops first (60 s of clean shutdown at most).
+        self.call_unit("DELETE", &p, None, longer(Duration::from_secs(60)))
+    }
+    fn status(&self, ct: &CtRef) -> Result<ContainerInfo> {
+        self.get(&ct_path(ct))
+    }
+    fn list(&self, all: bool) -> Result<Vec<ContainerInfo>> {
+        self.get(&format!("/containers?all={all}"))
+    }
+    fn set(&self, ct: &CtRef, req: SetRequest) -> Result<SetResult> {
+        let body = Self::json_body(&req)?;
+        // `--setmode restart` stops and starts.
+        self.call(
+            "PATCH",
+            &ct_path(ct),
+            Some(body),
+            longer(Duration::from_secs(60)),
+        )
+    }
+    fn stats(&self, cts: &[CtRef], sample_ms: u64) -> Result<Vec<ContainerStats>> {
+        let mut q: Vec<String> = cts
+            .iter()
+            .map(|c| format!("ct={}", enc(&c.to_string())))
+            .collect();
+        q.push(format!("sample_ms={sample_ms}"));
+        self.call(
+            "GET",
+            &format!("/stats?{}", q.join("&")),
+            None,
+            longer(Duration::from_millis(sample_ms)),
+        )
+    }
+    fn compact(&self, ct: &CtRef) -> Result<u64> {
+        let p = format!("{}/compact", ct_path(ct));
+        let r: Reclaimed = self.call("POST", &p, None, longer(Duration::from_secs(600)))?;
+        Ok(r.reclaimed)
+    }
+    fn exec(&self, ct: &CtRef, req: ExecRequest, stdio: Stdio) -> Result<i32> {
+        req.opts.validate().map_err(berth_api::Error::from)?;
+        if req.command.is_empty() {
+            return Err(berth_api::Error::invalid("exec needs a command"));
+        }
+        crate::ws::run(self, &format!("{}/exec", ct_path(ct)), req, stdio)
+    }
+    fn enter(&self, ct: &CtRef, stdio: Stdio) -> Result<i32> {
+        // An empty command is a login shell (see the exec route).
+        crate::ws::run(
+            self,
+            &format!("{}/exec", ct_path(ct)),
+            ExecRequest::default(),
+            stdio,
+        )
+    }
+    fn console(&self, ct: &CtRef, follow: bool, out: &mut dyn std::io::Write) -> Result<()> {
+        let p = format!("{}/console?follow={follow}", ct_path(ct));
+        let timeout = (!follow).then_some(REQUEST_TIMEOUT);
+        let url = self.url();
+        let mut resp = self.send("GET", &p, None, timeout)?;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match resp.body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(ClientError::Connect { url, source }.into()),
+            };
+            out.write_all(&buf[..n])
+                .and_then(|_| out.flush())
+                .map_err(|e| ClientError::io("writing the console", e))?;
+        }
+        Ok(())
+    }
+    fn traffic(&self, ct: &CtRef) -> Result<Option<Traffic>> {
+        self.get(&format!("{}/traffic", ct_path(ct)))
+    }
+
+    fn ps(&self, ct: &CtRef) -> Result<Vec<ProcInfo>> {
+        self.get(&format!("{}/processes", ct_path(ct)))
+    }
+    fn top(&self, sample_ms: u64) -> Result<Vec<ProcInfo>> {
+        self.call(
+            "GET",
+            &format!("/processes?sample_ms={sample_ms}"),
+            None,
+            longer(Duration::from_millis(sample_ms)),
+        )
+    }
+    fn kill(&self, ct: &CtRef, pid: i32, signal: &str) -> Result<ProcInfo> {
+        let body = Self::json_body(&Signal { signal })?;
+        self.call(
+            "POST",
+            &format!("{}/processes/{pid}/signal", ct_path(ct)),
+            Some(body),
+            REQUEST_TIMEOUT,
+        )
+    }
+    fn which(&self, host_pid: i32) -> Result<WhichInfo> {
+        self.get(&format!("/processes/{host_pid}"))
+    }
+
+    fn service_list(&self, ct: &CtRef) -> Result<ServiceList> {
+        self.get(&format!("{}/services", ct_path(ct)))
+    }
+    fn service_status(&self, ct: &CtRef, name: &str) -> Result<ServiceStatus> {
+        self.get(&svc_path(ct, name))
+    }
+    fn service_action(&self, ct: &CtRef, name: &str, action: Action) -> Result<()> {
+        let p = format!("{}/{}", svc_path(ct, name), action.as_str());
+        self.call_unit("POST", &p, None, longer(Duration::from_secs(120)))
+    }
+    fn service_logs(&self, ct: &CtRef, name: &str) -> Result<Vec<u8>> {
+        let url = self.url();
+        let p = format!("{}/logs", svc_path(ct, name));
+        let mut resp = self.send("GET", &p, None, Some(REQUEST_TIMEOUT))?;
+        Ok(resp.read_body(crate::MAX_JSON, &url)?)
+    }
+    fn service_add(&self, ct: &CtRef, name: &str, add: AddService) -> Result<Startup> {
+        let body = Self::json_body(&add)?;
+        let r: StartupBody = self.call("PUT", &svc_path(ct, name), Some(body), REQUEST_TIMEOUT)?;
+        Ok(r.startup)
+    }
+    fn service_remove(&self, ct: &CtRef, name: &str) -> Result<()> {
+        self.call_unit("DELETE", &svc_path(ct, name), None, REQUEST_TIMEOUT)
+    }
+    fn service_set_startup(&self, ct: &CtRef, name: &str, startup: Startup) -> Result<()> {
+        let body = Self::json_body(&StartupBody { startup })?;
+        let p = format!("{}/startup", svc_path(ct, name));
+        self.call_unit("PUT", &p, Some(body), REQUEST_TIMEOUT)
+    }
+    fn init_mode(&self, ct: &CtRef) -> Result<InitMode> {
+        let r: InitBody = self.get(&format!("{}/init", ct_path(ct)))?;
+        Ok(r.init)
+    }
+
+    fn network_create(&self, cfg: NetworkConfig) -> Result<()> {
+        let body = Self::json_body(&cfg)?;
+        self.call_unit("POST", "/networks", Some(body), REQUEST_TIMEOUT)
+    }
+    fn network_list(&self) -> Result<Vec<NetworkInfo>> {
+        self.get("/networks")
+    }
+    fn network_info(&self, name: &str) -> Result<NetworkInfo> {
+        self.get(&format!("/networks/{}", enc(name)))
+    }
+    fn network_delete(&self, name: &str) -> Result<()> {
+        let p = format!("/networks/{}", enc(name));
+        self.call_unit("DELETE", &p, None, REQUEST_TIMEOUT)
+    }
+
+    fn node_info(&self) -> Result<NodeInfo> {
+        self.get("/node")
+    }
+    fn node_adapters(&self) -> Result<Vec<Adapter>> {
+        self.get("/node/adapters")
+    }
+    fn node_config(&self) -> Result<berth_api::NodeConfigInfo> {
+        self.get("/node/config")
+    }
+    fn node_set(&self, settings: NodeSettings) -> Result<()> {
+        let body = Self::json_body(&settings)?;
+        self.call_unit("PATCH", "/node", Some(body), REQUEST_TIMEOUT)
+    }
+    fn host_services(&self) -> Result<Vec<HostService>> {
+        self.get("/node/services")
+    }
+}
