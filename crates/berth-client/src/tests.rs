@@ -167,6 +167,10 @@ fn running(id: u32) -> ContainerInfo {
         description: None,
         onboot: false,
         resources: Resources::default(),
+        ip: vec!["10.0.0.2".into()],
+        networks: vec!["default".into()],
+        bootorder: None,
+        pending: vec![],
         reason: None,
     }
 }
