@@ -14,7 +14,8 @@ mod node;
 pub mod tc;
 
 pub use node::{
-    net_objects, remove_node_objects, resolv_conf, Adapter, NetNode, NetRemains, PendingFirewall,
+    net_objects, remove_node_objects, resolv_conf, Adapter, NetNode, NetOp, NetRemains,
+    PendingFirewall,
     Traffic,
 };
 

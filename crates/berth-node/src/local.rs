@@ -442,6 +442,7 @@ impl LocalNode {
         self.root.secure_ct_dir(id)?;
         self.reconcile_disk(&cfg)?;
         let run = self.root.create_ct_run_dir(id, cfg.host_root_id())?;
+        crash_point("start:after-run-dir");
         let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| CoreError::io("pipe", e.into()))?;
         let log_path = self.root.ct_dir(id).join("monitor.log");
@@ -499,6 +500,7 @@ impl LocalNode {
             .map_err(|e| NodeError::StartFailed(id.0, format!("spawning monitor: {e}")))?;
         drop(wr);
         drop(mon_lock);
+        crash_point("start:after-monitor-spawn");
         let pid = child.id() as i32;
         let st = process_starttime(pid).unwrap_or(0);
         fsutil::write_runtime_file(
@@ -540,6 +542,7 @@ impl LocalNode {
         }
         let paths = RunPaths::new(&self.root, id);
         fsutil::write_runtime_file(&paths.stopping(), b"", 0o600)?;
+        crash_point("stop:after-marker");
         let rid = self.runtime_id(id);
         let state = RunState::load(&paths.state());
         // A suspended container cannot act on signals: thaw it first.
@@ -601,6 +604,7 @@ impl LocalNode {
             }
             stopped = wait(10);
         }
+        crash_point("stop:after-gone");
         if !stopped {
             // The monitor is gone or stuck; init is dead or unkillable.
             if RunState::load(&paths.state()).is_some_and(|s| s.init_alive()) {
@@ -662,6 +666,7 @@ impl LocalNode {
                         berth_runtime::state::signal_receptive(s.init_pid, sig, monitor_pid);
                     // SAFETY: sending a signal to a PID we verified by its start time.
                     unsafe { libc::kill(s.init_pid, sig) };
+                    crash_point("stop:after-signal");
                     tracing::debug!(pid = s.init_pid, sig, receptive, "stop signal sent");
                     last = Some((key, now, receptive));
                 }
@@ -1118,13 +1123,19 @@ impl NodeOps for LocalNode {
                     kill: true,
                 },
             )?;
+            crash_point("destroy:after-stop");
         }
         Journal::begin(&self.root.ct_journal(id), Operation::Destroy)?;
         crash_point("destroy:after-journal");
         release_runtime(&self.root, &self.node.node_id, id)?;
         berth_storage::rootfs::release_disk(&self.root, id)?;
-        recover::remove_ct_dir(&self.root, id)?;
+        crash_point("destroy:after-runtime");
+        // The ID range before the directory: once the directory (and its journal) is gone,
+        // nothing would tell a later command whose entry it was.
         crate::idreg::free(&self.root, &self.node.node_id, id);
+        crash_point("destroy:after-idreg");
+        recover::remove_ct_dir(&self.root, id)?;
+        crash_point("destroy:after-dir");
         recover::remove_ct_locks(&self.root, id, guard);
         Ok(())
     }

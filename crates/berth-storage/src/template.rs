@@ -2,6 +2,7 @@
 //! `templates/<name>/{template.toml,rootfs/}`. Built into a hidden staging directory and
 //! renamed into place, so a template is either complete or absent.
 
+use berth_core::crash::crash_point;
 use crate::disk::run;
 use crate::progress::Progress;
 use crate::{Result, StorageError};
@@ -39,6 +40,7 @@ impl Staging {
         // Root-only, like templates/ itself: a tree being unpacked may hold anything.
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| StorageError::io(&dir, e))?;
+        crash_point("template:after-staging");
         Ok(Staging {
             dir,
             committed: false,
@@ -50,6 +52,7 @@ impl Staging {
     /// Writes the manifest and renames the staging directory to `templates/<name>`.
     fn commit(mut self, root: &NodeRoot, manifest: &TemplateManifest) -> Result<()> {
         fsutil::write_toml(&self.dir.join("template.toml"), manifest)?;
+        crash_point("template:after-manifest");
         let dst = root.template_dir(&manifest.name)?;
         if dst.exists() {
             return Err(CoreError::TemplateExists(manifest.name.clone()).into());
@@ -234,6 +237,7 @@ pub fn create_busybox(
         os: Some(format!("BusyBox {version}")),
         size: tree_size(&r),
     };
+    crash_point("template:after-populate");
     st.commit(root, &manifest)?;
     Ok(manifest)
 }
@@ -348,6 +352,7 @@ pub fn import_tarball(
         });
     }
     copy.map_err(|e| StorageError::io(tarball, e))?;
+    crash_point("template:after-extract");
     let rootfs_meta =
         fs::symlink_metadata(st.rootfs()).map_err(|e| StorageError::io(st.rootfs(), e))?;
     if !rootfs_meta.is_dir() {
