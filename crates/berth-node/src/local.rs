@@ -508,15 +508,14 @@ impl LocalNode {
             format!("{pid} {st}\n").as_bytes(),
             0o600,
         )?;
-        let mut line = String::new();
-        let _ = BufReader::new(std::fs::File::from(rd)).read_line(&mut line);
+        let mut child = child;
+        let line = read_ready(rd, &mut child);
         let line = line.trim();
         if line.starts_with("ok") {
             crash_point("start:after-ready");
             return Ok(self.info(&cfg));
         }
         // The monitor failed; wait for it so that its clean-up is done before we report.
-        let mut child = child;
         let _ = child.wait();
         let _ = release_runtime(&self.root, &self.node.node_id, id);
         let msg = match line.strip_prefix("error: ") {
@@ -1138,6 +1137,34 @@ impl NodeOps for LocalNode {
         crash_point("destroy:after-dir");
         recover::remove_ct_locks(&self.root, id, guard);
         Ok(())
+    }
+}
+
+/// The monitor's word on the start (`ok PID` or `error: …`), or nothing if it died first.
+/// The pipe's end alone cannot say so: the container's processes made by the runtime hold
+/// a copy of the monitor's end until their init execs, and a monitor killed before it
+/// let init exec leaves them waiting for ever (then its clean-up here kills them).
+fn read_ready(rd: std::os::fd::OwnedFd, child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    let mut pfd = libc::pollfd {
+        fd: rd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one pollfd of a descriptor we own.
+        let n = unsafe { libc::poll(&mut pfd, 1, 50) };
+        if n > 0 {
+            let _ = BufReader::new(std::fs::File::from(rd)).read_line(&mut line);
+            return line;
+        }
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            // SAFETY: as above, without waiting: what it wrote before dying is there.
+            if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 {
+                let _ = BufReader::new(std::fs::File::from(rd)).read_line(&mut line);
+            }
+            return line;
+        }
     }
 }
 

@@ -9,13 +9,14 @@ use berth_core::{fsutil, lock, ContainerConfig, CtId, NodeRoot};
 use berth_runtime::state::{process_starttime, RunState};
 
 /// `run/<ctid>/monitor.pid`: "<pid> <starttime>" of the container's monitor.
+/// Until `start` has written that file, the monitor lock says: the monitor holds it for
+/// life. Once the file names a process, that process says, not the lock: the container's
+/// processes made by the runtime inherit the lock's descriptor until their init execs, and
+/// outlive a monitor killed before that (they are what recovery then kills).
 pub fn monitor_alive(root: &NodeRoot, id: CtId) -> bool {
-    if berth_core::lock::is_locked(&root.monitor_lock(id)) {
-        return true;
-    }
     let run_dir = root.ct_run_dir(id);
     let Ok(t) = std::fs::read_to_string(run_dir.join("monitor.pid")) else {
-        return false;
+        return berth_core::lock::is_locked(&root.monitor_lock(id));
     };
     let mut it = t.split_whitespace();
     let (Some(pid), Some(st)) = (
