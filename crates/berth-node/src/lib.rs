@@ -3,6 +3,8 @@
 //! also takes the node lock (ID allocation). Each command first finishes or rolls back what an
 //! interrupted command left (see [`recover`]).
 
+pub mod check;
+mod check_repair;
 pub mod error;
 pub mod hostsvc;
 mod idreg;

@@ -18,6 +18,7 @@ macro_rules! out {
     }};
 }
 
+mod cmd_check;
 mod cmd_procs;
 mod cmd_service;
 mod net_args;
@@ -295,6 +296,16 @@ enum NodeCmd {
     /// Remove what a node root that no longer exists left on the host (links, nft tables,
     /// cgroups, loop devices, mounts); refused while a node root of that ID exists
     Reclaim { node_id: String },
+    /// Report every inconsistency between the node root and the host, each with its fix;
+    /// exit status 0 when clean, 1 when problems remain
+    Check {
+        /// Fix what is safe to fix (temporary files, interrupted operations, orphan mounts,
+        /// loop devices, cgroups, links, missing bridges and rules, the ID registry)
+        #[arg(long)]
+        repair: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Node capacity (CPUs, memory, disk) and what its containers were promised
     Info {
         #[arg(long, value_enum, default_value_t)]
@@ -439,6 +450,11 @@ fn run(cli: Cli) -> Result<i32> {
                     cfg.node_id
                 );
             }
+        }
+        Cmd::Node {
+            cmd: NodeCmd::Check { repair, format },
+        } => {
+            return cmd_check::run(&root, repair, format == Format::Json, || open(&root));
         }
         Cmd::Node {
             cmd: NodeCmd::Info { format },

@@ -238,7 +238,7 @@ fn residue(n: &Node) -> Vec<String> {
             let p = e.path();
             if name.contains(".tmp.")
                 || name.starts_with(".staging")
-                || name == "journal.toml"
+                || name == "op.toml"
                 || name == "network-op.toml"
                 || name == "set-old.toml"
                 || name == "net-old.toml"
@@ -254,6 +254,19 @@ fn residue(n: &Node) -> Vec<String> {
     let mut out = vec![];
     walk(&n.root, &mut out);
     out
+}
+
+/// After a family's last clean-up: no temporary file, journal or marker in the node root,
+/// no entry of it in the host-wide ID registry (the node root's drop checks mounts, loop
+/// devices, cgroups, links and nft tables).
+fn final_check(n: &Node, family: &str) {
+    assert!(residue(n).is_empty(), "{family}: {:?}", residue(n));
+    assert!(
+        registry_entries(n).is_empty(),
+        "{family}: {:?}",
+        registry_entries(n)
+    );
+    let _ = std::fs::remove_file(log_path(n));
 }
 
 fn log_path(n: &Node) -> PathBuf {
@@ -290,7 +303,7 @@ fn create_family() -> Vec<String> {
         check_gone(&n, ct, p);
         done.push(p.to_string());
     }
-    assert!(residue(&n).is_empty(), "create: {:?}", residue(&n));
+    final_check(&n, "create");
     done
 }
 
@@ -313,7 +326,7 @@ fn start_family() -> Vec<String> {
     }
     n.ok(&["destroy", ct]);
     check_gone(&n, ct, "start");
-    assert!(residue(&n).is_empty(), "start: {:?}", residue(&n));
+    final_check(&n, "start");
     done
 }
 
@@ -359,7 +372,7 @@ fn stop_family() -> Vec<String> {
     }
     n.ok(&["destroy", ct]);
     check_gone(&n, ct, "stop");
-    assert!(residue(&n).is_empty(), "stop: {:?}", residue(&n));
+    final_check(&n, "stop");
     done
 }
 
@@ -441,7 +454,7 @@ fn set_family() -> Vec<String> {
     }
     n.ok(&["destroy", ct]);
     check_gone(&n, ct, "set");
-    assert!(residue(&n).is_empty(), "set: {:?}", residue(&n));
+    final_check(&n, "set");
     done
 }
 
@@ -474,7 +487,7 @@ fn netset_family() -> Vec<String> {
     n.ok(&["stop", ct]);
     n.ok(&["destroy", ct]);
     check_gone(&n, ct, "netset");
-    assert!(residue(&n).is_empty(), "netset: {:?}", residue(&n));
+    final_check(&n, "netset");
     done
 }
 
@@ -535,7 +548,7 @@ fn network_family() -> Vec<String> {
         assert!(!check_network(&n, "cpn", p));
         done.push(p.to_string());
     }
-    assert!(residue(&n).is_empty(), "network: {:?}", residue(&n));
+    final_check(&n, "network");
     done
 }
 
@@ -589,7 +602,7 @@ fn template_family() -> Vec<String> {
         done.push(p.to_string());
     }
     let _ = std::fs::remove_file(&tarball);
-    assert!(residue(&n).is_empty(), "template: {:?}", residue(&n));
+    final_check(&n, "template");
     done
 }
 
@@ -613,7 +626,7 @@ fn destroy_family() -> Vec<String> {
         check_gone(&n, ct, p);
         done.push(p.to_string());
     }
-    assert!(residue(&n).is_empty(), "destroy: {:?}", residue(&n));
+    final_check(&n, "destroy");
     done
 }
 
