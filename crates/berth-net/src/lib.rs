@@ -15,8 +15,7 @@ pub mod tc;
 
 pub use node::{
     net_objects, remove_node_objects, resolv_conf, Adapter, NetNode, NetOp, NetRemains,
-    PendingFirewall,
-    Traffic,
+    PendingFirewall, Traffic,
 };
 
 use std::path::PathBuf;

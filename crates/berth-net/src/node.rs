@@ -5,8 +5,8 @@
 use crate::netlink::{in_netns, Link, Netlink};
 use crate::nft::{self, FwContainer, FwNetwork, FwPort};
 use crate::{names, sysctl, tc, NetError, Result};
-use berth_core::net::{Ipv4Cidr, MacAddr, NetConfig, NetIf, NetworkConfig, NetworkType};
 use berth_core::crash::crash_point;
+use berth_core::net::{Ipv4Cidr, MacAddr, NetConfig, NetIf, NetworkConfig, NetworkType};
 use berth_core::{fsutil, CoreError, NodeRoot};
 use serde::Serialize;
 use std::net::Ipv4Addr;

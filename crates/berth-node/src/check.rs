@@ -148,7 +148,10 @@ impl Host {
         }
         let mut cgroups: BTreeMap<u32, Vec<PathBuf>> = BTreeMap::new();
         let prefix = format!("berth-{node_id}-");
-        for d in crate::reclaim::cgroups().remove(node_id).unwrap_or_default() {
+        for d in crate::reclaim::cgroups()
+            .remove(node_id)
+            .unwrap_or_default()
+        {
             let ct = d
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -178,7 +181,10 @@ impl Host {
 
     fn ct_links(&self, node_id: &str, ct: u32) -> Vec<&(String, String)> {
         let p = berth_net::names::alias_ct_prefix(node_id, ct);
-        self.links.iter().filter(|(_, a)| a.starts_with(&p)).collect()
+        self.links
+            .iter()
+            .filter(|(_, a)| a.starts_with(&p))
+            .collect()
     }
 }
 
@@ -338,7 +344,10 @@ impl Checker<'_> {
                 Action::Recover,
             );
         }
-        for m in [set_marker(self.root, id), crate::netrecover::net_set_marker(self.root, id)] {
+        for m in [
+            set_marker(self.root, id),
+            crate::netrecover::net_set_marker(self.root, id),
+        ] {
             if m.exists() {
                 self.push(
                     ProblemKind::InterruptedSet,
@@ -679,7 +688,10 @@ impl Checker<'_> {
                     self.push(
                         ProblemKind::FirewallMissing,
                         format!("network {stem}"),
-                        format!("no nftables rule of table berth_{} names its bridge {br}", self.node_id),
+                        format!(
+                            "no nftables rule of table berth_{} names its bridge {br}",
+                            self.node_id
+                        ),
                         self.repair_cmd(),
                         Action::ApplyFirewall,
                     );

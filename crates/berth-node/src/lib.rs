@@ -60,7 +60,10 @@ mod crash_tests {
             }
         }
         for p in &found {
-            assert!(super::CRASH_POINTS.contains(&p.as_str()), "{p} is not in CRASH_POINTS");
+            assert!(
+                super::CRASH_POINTS.contains(&p.as_str()),
+                "{p} is not in CRASH_POINTS"
+            );
         }
         for p in super::CRASH_POINTS {
             let n = found.iter().filter(|f| f == p).count();

@@ -239,7 +239,10 @@ fn remove_orphan_locks(root: &NodeRoot, ids: &[CtId]) -> Result<()> {
         let Some(id) = e
             .file_name()
             .to_str()
-            .and_then(|n| n.strip_suffix(".lock").or_else(|| n.strip_suffix(".monitor")))
+            .and_then(|n| {
+                n.strip_suffix(".lock")
+                    .or_else(|| n.strip_suffix(".monitor"))
+            })
             .and_then(|n| CtId::parse(n).ok())
         else {
             continue;

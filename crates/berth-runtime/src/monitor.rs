@@ -6,9 +6,9 @@
 //! A reboot(2) in a child PID namespace kills its init with SIGHUP (restart) or SIGINT
 //! (power off/halt): that is how the monitor tells the two apart.
 
-use berth_core::crash::crash_point;
 use crate::state::{now, process_starttime, RunState};
 use crate::{cgdeleg, console, spec, supervisor, Result, RuntimeError};
+use berth_core::crash::crash_point;
 use berth_core::{fsutil, ContainerConfig, CtId, NodeRoot, TemplateManifest};
 use berth_storage::rootfs::{self, InjectedFile};
 use libcontainer::container::builder::ContainerBuilder;

@@ -7,8 +7,8 @@
 //! The runtime then mounts `overlay(lowerdir=layers…, upperdir=private/upper, workdir=private/work)`
 //! inside the container's user and mount namespaces. Privileged containers get plain binds.
 
-use berth_core::crash::crash_point;
 use crate::{disk, loopdev, mounts, safefs, userns, Result, StorageError};
+use berth_core::crash::crash_point;
 use berth_core::{ContainerConfig, CtId, DiskFs, NodeRoot};
 use std::fs;
 use std::path::{Path, PathBuf};

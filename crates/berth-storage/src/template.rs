@@ -2,11 +2,11 @@
 //! `templates/<name>/{template.toml,rootfs/}`. Built into a hidden staging directory and
 //! renamed into place, so a template is either complete or absent.
 
-use berth_core::crash::crash_point;
 use crate::disk::run;
 use crate::progress::Progress;
 use crate::{Result, StorageError};
 use berth_core::config::{TemplateKind, TemplateManifest};
+use berth_core::crash::crash_point;
 use berth_core::{fsutil, CoreError, NodeRoot};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -84,10 +84,7 @@ fn nft_ruleset() -> String {
 }
 
 fn cgroup_dir(n: &Node, ct: &str) -> PathBuf {
-    PathBuf::from(format!(
-        "/sys/fs/cgroup/memory/berth-{}-{ct}",
-        n.node_id()
-    ))
+    PathBuf::from(format!("/sys/fs/cgroup/memory/berth-{}-{ct}", n.node_id()))
 }
 
 fn loops_of(n: &Node, ct: &str) -> usize {
@@ -97,8 +94,7 @@ fn loops_of(n: &Node, ct: &str) -> usize {
         .unwrap()
         .flatten()
         .filter(|e| {
-            std::fs::read_to_string(e.path().join("loop/backing_file"))
-                .is_ok_and(|b| b.trim() == d)
+            std::fs::read_to_string(e.path().join("loop/backing_file")).is_ok_and(|b| b.trim() == d)
         })
         .count()
 }
@@ -183,7 +179,10 @@ fn check_consistent(n: &Node, ct: &str, ctx: &str) -> String {
             for l in inside.lines().filter_map(|l| l.split(':').next()) {
                 let l = l.trim();
                 if l.starts_with("eth") {
-                    assert!(want.iter().any(|w| w == l), "{ctx}: {l} inside, not in config");
+                    assert!(
+                        want.iter().any(|w| w == l),
+                        "{ctx}: {l} inside, not in config"
+                    );
                 }
             }
         }
@@ -214,7 +213,12 @@ fn check_gone(n: &Node, ct: &str, ctx: &str) {
     ] {
         assert!(!n.root.join(&p).exists(), "{ctx}: {p} left");
     }
-    assert!(registry_entries(n).iter().all(|l| !l.contains(&format!(" {ct} "))), "{ctx}: registry entry left");
+    assert!(
+        registry_entries(n)
+            .iter()
+            .all(|l| !l.contains(&format!(" {ct} "))),
+        "{ctx}: registry entry left"
+    );
     check_consistent(n, ct, ctx);
 }
 
@@ -290,7 +294,14 @@ fn create_family() -> Vec<String> {
         crash(
             &n,
             &log,
-            &["create", ct, "--ostemplate", "busybox", "--diskspace", "64M"],
+            &[
+                "create",
+                ct,
+                "--ostemplate",
+                "busybox",
+                "--diskspace",
+                "64M",
+            ],
             p,
         );
         let st = check_consistent(&n, ct, p);
@@ -311,7 +322,14 @@ fn start_family() -> Vec<String> {
     let n = Node::with_net("crash-start");
     let log = log_path(&n);
     let ct = "1611";
-    n.ok(&["create", ct, "--ostemplate", "busybox", "--diskspace", "64M"]);
+    n.ok(&[
+        "create",
+        ct,
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
     let mut done = vec![];
     for p in points_with("start:") {
         crash(&n, &log, &["start", ct], p);
@@ -334,7 +352,14 @@ fn stop_family() -> Vec<String> {
     let n = Node::with_net("crash-stop");
     let log = log_path(&n);
     let ct = "1621";
-    n.ok(&["create", ct, "--ostemplate", "busybox", "--diskspace", "64M"]);
+    n.ok(&[
+        "create",
+        ct,
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
     let mut done = vec![];
     for p in points_with("stop:") {
         if p.contains(":monitor-") {
@@ -389,8 +414,16 @@ fn set_family() -> Vec<String> {
     let log = log_path(&n);
     let ct = "1631";
     n.ok(&[
-        "create", ct, "--ostemplate", "busybox", "--diskspace", "64M", "--ram", "256M",
-        "--name", "set0",
+        "create",
+        ct,
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+        "--ram",
+        "256M",
+        "--name",
+        "set0",
     ]);
     let mib = 1024 * 1024;
     let mut done = vec![];
@@ -406,7 +439,14 @@ fn set_family() -> Vec<String> {
         crash(
             &n,
             &log,
-            &["set", ct, "--ram", &format!("{new_ram}M"), "--name", &new_name],
+            &[
+                "set",
+                ct,
+                "--ram",
+                &format!("{new_ram}M"),
+                "--name",
+                &new_name,
+            ],
             p,
         );
         assert_eq!(check_consistent(&n, ct, p), "running");
@@ -418,9 +458,20 @@ fn set_family() -> Vec<String> {
             assert_eq!(cram, new_ram * mib, "{p}: ram");
             assert_eq!(cname, new_name.as_str(), "{p}: new ram with old name");
         }
-        assert_eq!(memory_limit(&n, ct), cram, "{p}: live limit differs from config");
+        assert_eq!(
+            memory_limit(&n, ct),
+            cram,
+            "{p}: live limit differs from config"
+        );
         // The same operation again, uninterrupted.
-        n.ok(&["set", ct, "--ram", &format!("{new_ram}M"), "--name", &new_name]);
+        n.ok(&[
+            "set",
+            ct,
+            "--ram",
+            &format!("{new_ram}M"),
+            "--name",
+            &new_name,
+        ]);
         assert_eq!(memory_limit(&n, ct), new_ram * mib);
         ram = new_ram;
         done.push(p.to_string());
@@ -448,7 +499,11 @@ fn set_family() -> Vec<String> {
         n.exec(ct, &["true"]);
         n.ok(&["stop", ct]);
         let len = std::fs::metadata(&disk).unwrap().len();
-        assert_eq!(len, n.status(ct)["diskspace"].as_u64().unwrap(), "{p}: disk size");
+        assert_eq!(
+            len,
+            n.status(ct)["diskspace"].as_u64().unwrap(),
+            "{p}: disk size"
+        );
         n.ok(&a);
         done.push(p.to_string());
     }
@@ -462,12 +517,26 @@ fn netset_family() -> Vec<String> {
     let n = Node::with_net("crash-netset");
     let log = log_path(&n);
     let ct = "1641";
-    n.ok(&["create", ct, "--ostemplate", "busybox", "--diskspace", "64M"]);
+    n.ok(&[
+        "create",
+        ct,
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
     n.ok(&["start", ct]);
     let mut done = vec![];
     for p in points_with("netset:") {
         let add = [
-            "set", ct, "--netif-add", "eth1", "--network", "default", "--ipadd", "auto",
+            "set",
+            ct,
+            "--netif-add",
+            "eth1",
+            "--network",
+            "default",
+            "--ipadd",
+            "auto",
         ];
         crash(&n, &log, &add, p);
         assert_eq!(check_consistent(&n, ct, p), "running");
@@ -493,9 +562,10 @@ fn netset_family() -> Vec<String> {
 
 fn bridge_exists(n: &Node, name: &str) -> bool {
     let alias = format!("berth:{}:net:{name}", n.node_id());
-    std::fs::read_dir("/sys/class/net").unwrap().flatten().any(|e| {
-        std::fs::read_to_string(e.path().join("ifalias")).is_ok_and(|a| a.trim() == alias)
-    })
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read_to_string(e.path().join("ifalias")).is_ok_and(|a| a.trim() == alias))
 }
 
 /// The network is either there (file, bridge, rules naming its bridge) or not at all.
@@ -512,7 +582,10 @@ fn check_network(n: &Node, name: &str, ctx: &str) -> bool {
         Some(x) => {
             assert!(bridge, "{ctx}: network listed without its bridge");
             let br = x["bridge"].as_str().unwrap().to_string();
-            assert!(nft_ruleset().contains(&br), "{ctx}: no rule names bridge {br}");
+            assert!(
+                nft_ruleset().contains(&br),
+                "{ctx}: no rule names bridge {br}"
+            );
             true
         }
         None => {
@@ -557,7 +630,9 @@ fn check_template(n: &Node, name: &str, ctx: &str) -> bool {
     let there = v.as_array().unwrap().iter().any(|t| t["name"] == name);
     assert_eq!(
         there,
-        n.root.join(format!("templates/{name}/template.toml")).exists(),
+        n.root
+            .join(format!("templates/{name}/template.toml"))
+            .exists(),
         "{ctx}"
     );
     let staging: Vec<_> = std::fs::read_dir(n.root.join("templates"))
@@ -612,7 +687,14 @@ fn destroy_family() -> Vec<String> {
     let ct = "1651";
     let mut done = vec![];
     for p in points_with("destroy:") {
-        n.ok(&["create", ct, "--ostemplate", "busybox", "--diskspace", "64M"]);
+        n.ok(&[
+            "create",
+            ct,
+            "--ostemplate",
+            "busybox",
+            "--diskspace",
+            "64M",
+        ]);
         n.ok(&["start", ct]);
         if p != "destroy:after-stop" {
             n.ok(&["stop", ct]);
