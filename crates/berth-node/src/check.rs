@@ -62,6 +62,8 @@ pub enum ProblemKind {
     BridgeMissing,
     /// A network (or running container) whose nft rules are missing.
     FirewallMissing,
+    /// nft tables of this node while it has no network and no running container with one.
+    FirewallExtra,
     /// An ID-registry entry of this node root that names no container.
     RegistryOrphan,
     /// A container whose ID range is not registered to it.
@@ -132,6 +134,8 @@ struct Host {
     cgroups: BTreeMap<u32, Vec<PathBuf>>,
     /// This node's links: (name, alias).
     links: Vec<(String, String)>,
+    /// This node's nft tables: (family, name).
+    tables: Vec<(String, String)>,
     /// `nft list ruleset`.
     ruleset: String,
 }
@@ -161,10 +165,10 @@ impl Host {
                 cgroups.entry(ct).or_default().push(d);
             }
         }
-        let links = berth_net::net_objects()?
+        let objs = berth_net::net_objects()?
             .remove(node_id)
-            .map(|r| r.links)
             .unwrap_or_default();
+        let (links, tables) = (objs.links, objs.tables);
         let ruleset = std::process::Command::new("nft")
             .args(["list", "ruleset"])
             .output()
@@ -175,6 +179,7 @@ impl Host {
             loops,
             cgroups,
             links,
+            tables,
             ruleset,
         })
     }
@@ -697,6 +702,24 @@ impl Checker<'_> {
                     );
                 }
             }
+        }
+        let recorded = std::fs::read_dir(self.root.run_dir())
+            .is_ok_and(|rd| rd.flatten().any(|e| e.path().join("net.json").exists()));
+        if names.is_empty() && !recorded && !self.host.tables.is_empty() {
+            let t: Vec<String> = self
+                .host
+                .tables
+                .iter()
+                .map(|(f, n)| format!("{f} {n}"))
+                .collect();
+            self.push(
+                ProblemKind::FirewallExtra,
+                format!("nft table(s) {}", t.join(", ")),
+                "tables of this node, which has no network and no running container with one"
+                    .into(),
+                self.repair_cmd(),
+                Action::ApplyFirewall,
+            );
         }
         let prefix = berth_net::names::alias_node_prefix(&self.node_id);
         for (name, alias) in self.host.links.clone() {

@@ -266,3 +266,23 @@ fn check_and_repair_leave_container_written_symlinks_alone() {
     assert!(ls.contains(&format!(".config.toml.tmp.{pid}")), "{ls}");
     n.ok(&["stop", ct]);
 }
+
+#[test]
+fn check_reports_and_removes_firewall_tables_of_a_node_without_networks() {
+    let n = Node::new("check-nft");
+    let table = format!("berth_{}", n.node_id());
+    assert!(Command::new("nft")
+        .args(["add", "table", "inet", &table])
+        .status()
+        .unwrap()
+        .success());
+    let (code, ps) = check(&n, false);
+    assert_eq!(code, 1);
+    let p = find(&ps, "firewall-extra", &table);
+    assert_eq!(p["repairable"], true);
+    let (code, ps) = check(&n, true);
+    assert_eq!(code, 0, "{ps:#?}");
+    assert_eq!(find(&ps, "firewall-extra", &table)["repaired"], true);
+    let (code, ps) = check(&n, false);
+    assert_eq!((code, ps.len()), (0, 0), "{ps:#?}");
+}
