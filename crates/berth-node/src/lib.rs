@@ -4,6 +4,7 @@
 //! interrupted command left (see [`recover`]).
 
 pub mod check;
+mod check_host;
 mod check_repair;
 pub mod error;
 pub mod hostsvc;
