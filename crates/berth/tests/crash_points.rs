@@ -198,7 +198,19 @@ fn check_consistent(n: &Node, ct: &str, ctx: &str) -> String {
         }
         s => panic!("{ctx}: status {s}"),
     }
+    node_check_clean(n, ctx);
     st
+}
+
+/// `berth node check` finds nothing: what the kill left, the last command's recovery mended.
+fn node_check_clean(n: &Node, ctx: &str) {
+    let o = n.run(&["node", "check"]);
+    assert!(
+        o.status.success(),
+        "{ctx}: node check: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Nothing of container `ct` is left: directory, run directory, locks, registry entry,
@@ -270,6 +282,7 @@ fn final_check(n: &Node, family: &str) {
         "{family}: {:?}",
         registry_entries(n)
     );
+    node_check_clean(n, family);
     let _ = std::fs::remove_file(log_path(n));
 }
 
@@ -578,6 +591,7 @@ fn check_network(n: &Node, name: &str, ctx: &str) -> bool {
         .find(|x| x["name"] == name)
         .cloned();
     let bridge = bridge_exists(n, name);
+    node_check_clean(n, ctx);
     match listed {
         Some(x) => {
             assert!(bridge, "{ctx}: network listed without its bridge");
@@ -642,6 +656,7 @@ fn check_template(n: &Node, name: &str, ctx: &str) -> bool {
         .map(|e| e.file_name())
         .collect();
     assert!(staging.is_empty(), "{ctx}: {staging:?} left");
+    node_check_clean(n, ctx);
     there
 }
 
