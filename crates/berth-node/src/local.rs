@@ -782,6 +782,16 @@ impl LocalNode {
         // SAFETY: setting FD_CLOEXEC on a descriptor number; harmless if it is not open.
         unsafe { libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC) };
         tracing::debug!(ctid = id.0, "monitor started");
+        // monitor.pid at once (the starting CLI writes the same): from here on the monitor
+        // is alive by its PID, not by the lock that the runtime's processes inherit, even if
+        // the CLI was killed before writing it (see recover::monitor_alive).
+        let me = std::process::id() as i32;
+        let st = process_starttime(me).unwrap_or(0);
+        fsutil::write_runtime_file(
+            &root.ct_run_dir(id).join("monitor.pid"),
+            format!("{me} {st}\n").as_bytes(),
+            0o600,
+        )?;
         let mut args = berth_runtime::monitor::load_args(root, id)?;
         crate::net::monitor_net(&mut args)?;
         let r = berth_runtime::monitor::run(args, ready);
