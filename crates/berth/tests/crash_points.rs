@@ -286,8 +286,9 @@ fn final_check(n: &Node, family: &str) {
     let _ = std::fs::remove_file(log_path(n));
 }
 
+/// The crash log, inside the node root so that it goes with it even if the test fails.
 fn log_path(n: &Node) -> PathBuf {
-    PathBuf::from(format!("{}.crashlog", n.root.display()))
+    n.root.join("crash.log")
 }
 
 fn points_with(prefix: &str) -> Vec<&'static str> {
