@@ -5,6 +5,7 @@
 
 pub mod checked;
 pub mod config;
+pub mod crash;
 pub mod error;
 pub mod fsutil;
 pub mod hosts;

@@ -14,8 +14,8 @@ mod node;
 pub mod tc;
 
 pub use node::{
-    net_objects, remove_node_objects, resolv_conf, Adapter, NetNode, NetRemains, PendingFirewall,
-    Traffic,
+    net_objects, remove_node_objects, resolv_conf, Adapter, NetNode, NetOp, NetRemains,
+    PendingFirewall, Traffic,
 };
 
 use std::path::PathBuf;

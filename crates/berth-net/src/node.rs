@@ -5,12 +5,56 @@
 use crate::netlink::{in_netns, Link, Netlink};
 use crate::nft::{self, FwContainer, FwNetwork, FwPort};
 use crate::{names, sysctl, tc, NetError, Result};
+use berth_core::crash::crash_point;
 pub use berth_core::net::{Adapter, Traffic};
 use berth_core::net::{Ipv4Cidr, MacAddr, NetConfig, NetIf, NetworkConfig, NetworkType};
 use berth_core::{fsutil, CoreError, NodeRoot};
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+/// The journal of a network command (`run/network-op.toml`), written under the node lock
+/// before its first step and removed after its last: the next command finishes a delete,
+/// and finishes a create whose file was written or rolls it back (see
+/// `berth_node::netrecover`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetOp {
+    /// `create` or `delete`.
+    pub op: String,
+    /// The network's name.
+    pub name: String,
+}
+
+impl NetOp {
+    pub fn path(root: &NodeRoot) -> PathBuf {
+        root.run_dir().join("network-op.toml")
+    }
+    /// The journal of an interrupted network command, if one is left.
+    pub fn pending(root: &NodeRoot) -> Option<NetOp> {
+        let p = Self::path(root);
+        if !p.exists() {
+            return None;
+        }
+        // A torn journal still says a command was under way: its network is unknown, so
+        // the recovery only sweeps orphans and regenerates the firewall.
+        Some(fsutil::read_toml(&p).unwrap_or(NetOp {
+            op: "unknown".into(),
+            name: String::new(),
+        }))
+    }
+    fn begin(root: &NodeRoot, op: &str, name: &str) -> Result<()> {
+        Ok(fsutil::write_toml(
+            &Self::path(root),
+            &NetOp {
+                op: op.into(),
+                name: name.into(),
+            },
+        )?)
+    }
+    pub fn end(root: &NodeRoot) -> Result<()> {
+        Ok(fsutil::remove_file_if_exists(&Self::path(root))?)
+    }
+}
 
 /// A firewall regeneration under way (see [`NetNode::start_firewall`]).
 pub struct PendingFirewall {
@@ -244,21 +288,29 @@ impl NetNode {
                 )));
             }
         }
+        NetOp::begin(&self.root, "create", &cfg.name)?;
+        crash_point("network:create-after-journal");
         if let Err(e) = self.ensure_network(cfg) {
             let _ = self.remove_network_links(cfg);
+            let _ = NetOp::end(&self.root);
             return Err(e);
         }
+        crash_point("network:create-after-bridge");
         if let Err(e) = fsutil::write_toml(&self.net_file(&cfg.name), cfg) {
             let _ = self.remove_network_links(cfg);
+            let _ = NetOp::end(&self.root);
             return Err(e.into());
         }
+        crash_point("network:create-after-file");
         if let Err(e) = self.apply_firewall() {
             let _ = fsutil::remove_file_if_exists(&self.net_file(&cfg.name));
             let _ = self.remove_network_links(cfg);
             let _ = self.apply_firewall();
+            let _ = NetOp::end(&self.root);
             return Err(e);
         }
-        Ok(())
+        crash_point("network:create-after-firewall");
+        NetOp::end(&self.root)
     }
 
     /// Creates the network's bridge if it is missing (after a node reboot, say). Idempotent.
@@ -317,6 +369,15 @@ impl NetNode {
 
     /// Deletes a network no container uses (the caller checks): bridge, file, rules.
     pub fn delete_network(&self, name: &str) -> Result<()> {
+        NetOp::begin(&self.root, "delete", name)?;
+        crash_point("network:delete-after-journal");
+        self.delete_network_journaled(name)?;
+        crash_point("network:delete-after-firewall");
+        NetOp::end(&self.root)
+    }
+
+    /// [`Self::delete_network`] under its journal; also how recovery finishes one.
+    pub fn delete_network_journaled(&self, name: &str) -> Result<()> {
         match self.network(name) {
             Ok(cfg) => self.remove_network_links(&cfg)?,
             // A file refused at load (hand-edited): its bridge goes by the network's name
@@ -327,9 +388,13 @@ impl NetNode {
                     nl.del_link(l.index)?;
                 }
             }
+            // Deleted already (by the interrupted command being finished).
+            Err(NetError::UnknownNetwork(_)) => {}
             Err(e) => return Err(e),
         }
+        crash_point("network:delete-after-links");
         fsutil::remove_file_if_exists(&self.net_file(name))?;
+        crash_point("network:delete-after-file");
         self.remove_orphans(true)?;
         self.apply_firewall()
     }
@@ -722,7 +787,9 @@ impl NetNode {
                 _ => self.del_ifname(ctid, &o.name)?,
             }
         }
+        crash_point("netset:update-after-del");
         self.record_ct(ctid, new)?;
+        crash_point("netset:update-after-record");
         let mut inside = Inside::default();
         for n in &new.netifs {
             match old.netifs.iter().find(|o| o.name == n.name) {
@@ -777,6 +844,7 @@ impl NetNode {
         }
         inside.default_route = Some(self.default_route(new)?);
         inside.apply(&ns)?;
+        crash_point("netset:update-after-add");
         self.apply_firewall()
     }
 

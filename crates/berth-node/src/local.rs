@@ -460,6 +460,7 @@ impl LocalNode {
         self.root.secure_ct_dir(id)?;
         self.reconcile_disk(&cfg)?;
         let run = self.root.create_ct_run_dir(id, cfg.host_root_id())?;
+        crash_point("start:after-run-dir");
         let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| CoreError::io("pipe", e.into()))?;
         let log_path = self.root.ct_dir(id).join("monitor.log");
@@ -517,6 +518,7 @@ impl LocalNode {
             .map_err(|e| NodeError::StartFailed(id.0, format!("spawning monitor: {e}")))?;
         drop(wr);
         drop(mon_lock);
+        crash_point("start:after-monitor-spawn");
         let pid = child.id() as i32;
         let st = process_starttime(pid).unwrap_or(0);
         fsutil::write_runtime_file(
@@ -524,15 +526,14 @@ impl LocalNode {
             format!("{pid} {st}\n").as_bytes(),
             0o600,
         )?;
-        let mut line = String::new();
-        let _ = BufReader::new(std::fs::File::from(rd)).read_line(&mut line);
+        let mut child = child;
+        let line = read_ready(rd, &mut child);
         let line = line.trim();
         if line.starts_with("ok") {
             crash_point("start:after-ready");
             return Ok(self.info(&cfg));
         }
         // The monitor failed; wait for it so that its clean-up is done before we report.
-        let mut child = child;
         let _ = child.wait();
         let _ = release_runtime(&self.root, &self.node.node_id, id);
         let msg = match line.strip_prefix("error: ") {
@@ -558,6 +559,7 @@ impl LocalNode {
         }
         let paths = RunPaths::new(&self.root, id);
         fsutil::write_runtime_file(&paths.stopping(), b"", 0o600)?;
+        crash_point("stop:after-marker");
         let rid = self.runtime_id(id);
         let state = RunState::load(&paths.state());
         // A suspended container cannot act on signals: thaw it first.
@@ -619,6 +621,7 @@ impl LocalNode {
             }
             stopped = wait(10);
         }
+        crash_point("stop:after-gone");
         if !stopped {
             // The monitor is gone or stuck; init is dead or unkillable.
             if RunState::load(&paths.state()).is_some_and(|s| s.init_alive()) {
@@ -680,6 +683,7 @@ impl LocalNode {
                         berth_runtime::state::signal_receptive(s.init_pid, sig, monitor_pid);
                     // SAFETY: sending a signal to a PID we verified by its start time.
                     unsafe { libc::kill(s.init_pid, sig) };
+                    crash_point("stop:after-signal");
                     tracing::debug!(pid = s.init_pid, sig, receptive, "stop signal sent");
                     last = Some((key, now, receptive));
                 }
@@ -796,6 +800,16 @@ impl LocalNode {
         // SAFETY: setting FD_CLOEXEC on a descriptor number; harmless if it is not open.
         unsafe { libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC) };
         tracing::debug!(ctid = id.0, "monitor started");
+        // monitor.pid at once (the starting CLI writes the same): from here on the monitor
+        // is alive by its PID, not by the lock that the runtime's processes inherit, even if
+        // the CLI was killed before writing it (see recover::monitor_alive).
+        let me = std::process::id() as i32;
+        let st = process_starttime(me).unwrap_or(0);
+        fsutil::write_runtime_file(
+            &root.ct_run_dir(id).join("monitor.pid"),
+            format!("{me} {st}\n").as_bytes(),
+            0o600,
+        )?;
         let mut args = berth_runtime::monitor::load_args(root, id)?;
         crate::net::monitor_net(&mut args)?;
         let r = berth_runtime::monitor::run(args, ready);
@@ -1139,15 +1153,49 @@ impl LocalNode {
                     kill: true,
                 },
             )?;
+            crash_point("destroy:after-stop");
         }
         Journal::begin(&self.root.ct_journal(id), Operation::Destroy)?;
         crash_point("destroy:after-journal");
         release_runtime(&self.root, &self.node.node_id, id)?;
         berth_storage::rootfs::release_disk(&self.root, id)?;
-        recover::remove_ct_dir(&self.root, id)?;
+        crash_point("destroy:after-runtime");
+        // The ID range before the directory: once the directory (and its journal) is gone,
+        // nothing would tell a later command whose entry it was.
         crate::idreg::free(&self.root, &self.node.node_id, id);
+        crash_point("destroy:after-idreg");
+        recover::remove_ct_dir(&self.root, id)?;
+        crash_point("destroy:after-dir");
         recover::remove_ct_locks(&self.root, id, guard);
         Ok(())
+    }
+}
+
+/// The monitor's word on the start (`ok PID` or `error: …`), or nothing if it died first.
+/// The pipe's end alone cannot say so: the container's processes made by the runtime hold
+/// a copy of the monitor's end until their init execs, and a monitor killed before it
+/// let init exec leaves them waiting for ever (then its clean-up here kills them).
+fn read_ready(rd: std::os::fd::OwnedFd, child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    let mut pfd = libc::pollfd {
+        fd: rd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one pollfd of a descriptor we own.
+        let n = unsafe { libc::poll(&mut pfd, 1, 50) };
+        if n > 0 {
+            let _ = BufReader::new(std::fs::File::from(rd)).read_line(&mut line);
+            return line;
+        }
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            // SAFETY: as above, without waiting: what it wrote before dying is there.
+            if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 {
+                let _ = BufReader::new(std::fs::File::from(rd)).read_line(&mut line);
+            }
+            return line;
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! `berth-net`; this file validates, allocates, locks and persists.
 
 use crate::local::LocalNode;
-use crate::{NodeError, Result};
+use crate::{crash_point, NodeError, Result};
 use berth_core::config::ContainerConfig;
 use berth_core::lock;
 pub use berth_core::net::NetworkInfo;
@@ -183,10 +183,26 @@ impl LocalNode {
             return Ok(new);
         }
         let running = self.run_state(id);
-        let mut applied = None;
-        if let Some(st) = &running {
+        let old_cfg = cfg.clone();
+        cfg.net = new.clone();
+        let cfg_path = self.root().ct_config(id);
+        let Some(st) = &running else {
+            fsutil::write_toml(&cfg_path, &cfg)?;
+            return Ok(new);
+        };
+        // Like `set` of limits: the config first (with the old one kept in the marker
+        // `run/<ctid>/net-old.toml`), then the kernel. A kill in between, or half-way
+        // through the live change, is finished by the next command, which sets the
+        // container's networking up anew from its config (crate::netrecover).
+        let marker = crate::netrecover::net_set_marker(self.root(), id);
+        fsutil::write_toml(&marker, &old_cfg)?;
+        crash_point("netset:after-marker");
+        fsutil::write_toml(&cfg_path, &cfg)?;
+        crash_point("netset:after-config");
+        let applied = (|| -> Result<()> {
             let old = nn.applied(id.0).unwrap_or_default();
             nn.update_ct(id.0, &old, &new, st.init_pid)?;
+            crash_point("netset:after-live");
             let dns_old = berth_net::resolv_conf(&old, &nn.networks()?);
             let dns_new = berth_net::resolv_conf(&new, &nn.networks()?);
             if dns_new != dns_old {
@@ -197,15 +213,14 @@ impl LocalNode {
                     }
                 }
             }
-            applied = Some((old, st.init_pid));
+            Ok(())
+        })();
+        if let Err(e) = applied {
+            fsutil::write_toml(&cfg_path, &old_cfg)?;
+            fsutil::remove_file_if_exists(&marker)?;
+            return Err(e);
         }
-        cfg.net = new.clone();
-        if let Err(e) = fsutil::write_toml(&self.root().ct_config(id), &cfg) {
-            if let Some((old, pid)) = applied {
-                let _ = nn.update_ct(id.0, &new, &old, pid);
-            }
-            return Err(e.into());
-        }
+        fsutil::remove_file_if_exists(&marker)?;
         Ok(new)
     }
 }
@@ -480,7 +495,7 @@ fn compute(
 
 /// Writes `/etc/resolv.conf` inside a running container, as the container's root, without
 /// following anything the container planted (see [`crate::live`]).
-fn write_resolv_live(init_pid: i32, userns: bool, text: &str) -> Result<()> {
+pub(crate) fn write_resolv_live(init_pid: i32, userns: bool, text: &str) -> Result<()> {
     crate::live::inside(
         init_pid,
         userns,
@@ -557,7 +572,9 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
         }
         self.node()
             .record_ct(self.ctid, &net)
-            .and_then(|()| self.start_firewall(true))
+            .map_err(|e| format!("network: {e}"))?;
+        crash_point("start:monitor-after-net-record");
+        self.start_firewall(true)
             .map_err(|e| format!("network: {e}"))
     }
     fn before_start(&self, init_pid: i32) -> std::result::Result<(), String> {
@@ -566,8 +583,12 @@ impl berth_runtime::monitor::BootHooks for NetHooks {
             return Ok(());
         }
         let links = self.node().setup_ct_links(self.ctid, &net, init_pid);
+        if links.is_ok() {
+            crash_point("start:monitor-after-links");
+        }
         let fw = self.join_firewall();
         links.and(fw).map_err(|e| format!("network: {e}"))?;
+        crash_point("start:monitor-after-firewall");
         tracing::debug!(ctid = self.ctid, "firewall applied");
         Ok(())
     }

@@ -58,7 +58,7 @@ fn known_root(node_id: &str) -> Option<PathBuf> {
 }
 
 /// Cgroup directories `berth-<node_id>-<ctid>` of every hierarchy, by node ID.
-fn cgroups() -> BTreeMap<String, Vec<PathBuf>> {
+pub(crate) fn cgroups() -> BTreeMap<String, Vec<PathBuf>> {
     let mut out: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     let mut dirs = vec![PathBuf::from("/sys/fs/cgroup")];
     if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
@@ -118,7 +118,7 @@ pub fn find(except: Option<&str>) -> Result<Vec<Remains>> {
 }
 
 /// Kills what runs in a cgroup of a node root that is gone and removes it.
-fn remove_cgroup(dir: &Path) {
+pub(crate) fn remove_cgroup(dir: &Path) {
     for _ in 0..50 {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
         let pids: Vec<i32> = procs

@@ -9,13 +9,14 @@ use berth_core::{fsutil, lock, ContainerConfig, CtId, NodeRoot};
 use berth_runtime::state::{process_starttime, RunState};
 
 /// `run/<ctid>/monitor.pid`: "<pid> <starttime>" of the container's monitor.
+/// Until `start` has written that file, the monitor lock says: the monitor holds it for
+/// life. Once the file names a process, that process says, not the lock: the container's
+/// processes made by the runtime inherit the lock's descriptor until their init execs, and
+/// outlive a monitor killed before that (they are what recovery then kills).
 pub fn monitor_alive(root: &NodeRoot, id: CtId) -> bool {
-    if berth_core::lock::is_locked(&root.monitor_lock(id)) {
-        return true;
-    }
     let run_dir = root.ct_run_dir(id);
     let Ok(t) = std::fs::read_to_string(run_dir.join("monitor.pid")) else {
-        return false;
+        return berth_core::lock::is_locked(&root.monitor_lock(id));
     };
     let mut it = t.split_whitespace();
     let (Some(pid), Some(st)) = (
@@ -114,22 +115,32 @@ pub fn recover_ct(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
                 tracing::info!(%id, op = ?j.op, "cleaning up interrupted operation");
                 release_runtime(root, node_id, id)?;
                 berth_storage::rootfs::release_disk(root, id)?;
-                remove_ct_dir(root, id)?;
+                // The ID range before the directory (see `LocalNode::destroy`).
                 crate::idreg::free(root, node_id, id);
+                remove_ct_dir(root, id)?;
                 return Ok(());
             }
         }
     } else if dir.exists() && !root.ct_config(id).exists() {
         // An empty shell left after a destroy's last step.
-        remove_ct_dir(root, id)?;
         crate::idreg::free(root, node_id, id);
+        remove_ct_dir(root, id)?;
         return Ok(());
     }
     if root.ct_run_dir(id).exists() && !is_active(root, id) {
         tracing::info!(%id, "removing runtime leftovers of a stopped container");
         release_runtime(root, node_id, id)?;
     }
+    // A `stop` killed before the container went: the caller holds the lock, so no stop is
+    // under way, and a marker left would turn the container's next reboot from inside into
+    // a stop.
+    let stopping = berth_runtime::monitor::RunPaths::new(root, id).stopping();
+    if stopping.exists() && is_active(root, id) {
+        tracing::info!(%id, "removing the marker of an interrupted stop");
+        fsutil::remove_file_if_exists(&stopping)?;
+    }
     reconcile_set(root, node_id, id)?;
+    crate::netrecover::reconcile_net_set(root, node_id, id)?;
     Ok(())
 }
 
@@ -194,6 +205,8 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
             }
         }
     }
+    remove_orphan_locks(root, &ids)?;
+    crate::netrecover::recover_network_op(root, node_id)?;
     for id in ids {
         let needs = root.ct_journal(id).exists()
             || (root.ct_dir(id).exists() && !root.ct_config(id).exists())
@@ -201,12 +214,45 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
             || set_marker(root, id).exists()
             || has_stale_temps(&root.ct_dir(id))
             || has_stale_temps(&root.ct_run_dir(id));
+        let needs = needs || crate::netrecover::net_set_marker(root, id).exists();
         if !needs {
             continue;
         }
         if let Some(g) = lock::try_lock(&root.ct_lock(id))? {
             recover_ct(root, node_id, id)?;
             if !root.ct_dir(id).exists() {
+                remove_ct_locks(root, id, g);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the lock files of containers that no longer exist (a destroy killed after its
+/// directory went), each under its own lock: a `create` holds the lock of its CTID before
+/// the directory exists, so a create in progress is never touched.
+fn remove_orphan_locks(root: &NodeRoot, ids: &[CtId]) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(root.locks_dir()) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let Some(id) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| {
+                n.strip_suffix(".lock")
+                    .or_else(|| n.strip_suffix(".monitor"))
+            })
+            .and_then(|n| CtId::parse(n).ok())
+        else {
+            continue;
+        };
+        if ids.contains(&id) || root.ct_dir(id).exists() || root.ct_run_dir(id).exists() {
+            continue;
+        }
+        if let Some(g) = lock::try_lock(&root.ct_lock(id))? {
+            if !root.ct_dir(id).exists() && !root.ct_run_dir(id).exists() {
+                tracing::info!(%id, "removing the lock files of a destroyed container");
                 remove_ct_locks(root, id, g);
             }
         }

@@ -186,6 +186,7 @@ impl LocalNode {
             let disk_changed = new.disk.size != old.disk.size || new.disk.inodes != old.disk.inodes;
             if disk_changed {
                 self.reconcile_disk(&new)?;
+                crash_point("set:stopped-after-resize");
             }
             fsutil::write_toml(&cfg_path, &new)?;
             return Ok(out);
@@ -224,6 +225,7 @@ impl LocalNode {
         // to the old ones (recover::reconcile_set). Never live limits the config lacks.
         let marker = crate::recover::set_marker(self.root(), id);
         fsutil::write_toml(&marker, &old)?;
+        crash_point("set:after-marker");
         fsutil::write_toml(&cfg_path, &new)?;
         crash_point("set:after-config");
         let applied = (|| -> Result<()> {

@@ -8,6 +8,7 @@
 
 use crate::state::{now, process_starttime, RunState};
 use crate::{cgdeleg, console, spec, supervisor, Result, RuntimeError};
+use berth_core::crash::crash_point;
 use berth_core::{fsutil, ContainerConfig, CtId, NodeRoot, TemplateManifest};
 use berth_storage::rootfs::{self, InjectedFile};
 use libcontainer::container::builder::ContainerBuilder;
@@ -253,6 +254,7 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     let clean = std::thread::scope(|s| {
         s.spawn(|| {
             delete_runtime(&args.root, &runtime_id);
+            crash_point("stop:monitor-after-runtime");
             tracing::debug!("runtime deleted");
         });
         let net = s.spawn(|| {
@@ -277,6 +279,7 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     });
     // Without run/<ctid>/, `berth stop` knows the clean-up is complete and does not repeat
     // it; after a failed teardown it stays, and the next command finishes the work.
+    crash_point("stop:monitor-after-rootfs");
     if clean {
         remove_run_dir(&paths);
     } else {
@@ -385,6 +388,7 @@ fn boot_loop(
         }
         spec.save(paths.bundle().join("config.json"))
             .map_err(|e| RuntimeError::Spec(e.to_string()))?;
+        crash_point("start:monitor-after-spec");
         tracing::debug!("spec written");
         if let Some(h) = &args.hooks {
             h.prepare(&cfg).map_err(RuntimeError::StartFailed)?;
@@ -408,6 +412,7 @@ fn boot_loop(
         if let Some(d) = &named {
             cgdeleg::attach(d, 0)?;
         }
+        crash_point("start:monitor-after-cgroup");
         // Bounds the runtime's create and the network's join: whatever makes them wait
         // (nothing known; the container's files are opened O_PATH) must not hold the
         // node's network lock forever.
@@ -431,6 +436,7 @@ fn boot_loop(
             .pid()
             .ok_or_else(|| RuntimeError::StartFailed("no init pid".into()))?;
         tracing::debug!("container created");
+        crash_point("start:monitor-after-create");
         if let Some(h) = &args.hooks {
             h.before_start(pid.as_raw())
                 .map_err(RuntimeError::StartFailed)?;
@@ -452,18 +458,21 @@ fn boot_loop(
             boots: *boots,
         };
         state.save(&paths.state())?;
+        crash_point("start:monitor-after-state");
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok {}", pid.as_raw());
         }
         tracing::info!(pid = pid.as_raw(), boot = *boots, "container running");
         let status = wait_for(pid);
         tracing::info!(?status, "container init exited");
+        crash_point("stop:monitor-after-init-exit");
         reap_orphans();
         tracing::debug!("orphans reaped");
         if let Some(h) = &args.hooks {
             h.after_stop();
         }
         tracing::debug!("hooks after stop done");
+        crash_point("stop:monitor-after-net");
         let _ = fs::remove_file(paths.state());
         let reboot = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
         if !reboot || paths.stopping().exists() {

@@ -8,6 +8,7 @@
 //! inside the container's user and mount namespaces. Privileged containers get plain binds.
 
 use crate::{disk, loopdev, mounts, safefs, userns, Result, StorageError};
+use berth_core::crash::crash_point;
 use berth_core::{ContainerConfig, CtId, DiskFs, NodeRoot};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -139,12 +140,14 @@ fn prepare_inner(
     }
     let image = root.ct_disk(cfg.ctid);
     let dev = loopdev::attach(&image)?;
+    crash_point("start:monitor-after-loop");
     let disk_dev = loopdev::dev_numbers(&dev.path);
     if let Err(e) = mounts::mount_disk(&dev.path, &raw, cfg.disk.fstype) {
         let _ = loopdev::detach(&dev.path);
         return Err(e);
     }
     drop(dev);
+    crash_point("start:monitor-after-disk-mount");
     // Injected files are written on the raw disk, where ownership is container-native (0-based).
     for f in files {
         safefs::write_file_in(&raw.join("upper"), f.path, &f.content, f.mode, 0, 0)?;
@@ -159,6 +162,7 @@ fn prepare_inner(
     };
     mounts::clone_mount(&raw, &private, ns.as_ref(), mounts::ATTR_HOST_DATA)?;
     mounts::unmount(&raw)?;
+    crash_point("start:monitor-after-private-mount");
     for (i, layer) in cfg.layers().iter().enumerate() {
         let src = root.template_dir(layer)?.join("rootfs");
         let dst = layers.join(i.to_string());
@@ -171,6 +175,7 @@ fn prepare_inner(
         )?;
         lowerdirs.push(dst);
     }
+    crash_point("start:monitor-after-layers");
     Ok(PreparedRootfs {
         lowerdirs,
         upperdir: private.join("upper"),

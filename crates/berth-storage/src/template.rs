@@ -7,6 +7,7 @@ use crate::progress::Progress;
 use crate::{Result, StorageError};
 use berth_core::checked::CheckedManifest;
 use berth_core::config::{TemplateKind, TemplateManifest};
+use berth_core::crash::crash_point;
 use berth_core::{fsutil, CoreError, NodeRoot};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -40,6 +41,7 @@ impl Staging {
         // Root-only, like templates/ itself: a tree being unpacked may hold anything.
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| StorageError::io(&dir, e))?;
+        crash_point("template:after-staging");
         Ok(Staging {
             dir,
             committed: false,
@@ -51,6 +53,7 @@ impl Staging {
     /// Writes the manifest and renames the staging directory to `templates/<name>`.
     fn commit(mut self, root: &NodeRoot, manifest: &TemplateManifest) -> Result<()> {
         fsutil::write_toml(&self.dir.join("template.toml"), manifest)?;
+        crash_point("template:after-manifest");
         let dst = root.template_dir(&manifest.name)?;
         if dst.exists() {
             return Err(CoreError::TemplateExists(manifest.name.clone()).into());
@@ -235,6 +238,7 @@ pub fn create_busybox(
         os: Some(format!("BusyBox {version}")),
         size: tree_size(&r),
     };
+    crash_point("template:after-populate");
     st.commit(root, &manifest)?;
     Ok(manifest)
 }
@@ -349,6 +353,7 @@ pub fn import_tarball(
         });
     }
     copy.map_err(|e| StorageError::io(tarball, e))?;
+    crash_point("template:after-extract");
     let rootfs_meta =
         fs::symlink_metadata(st.rootfs()).map_err(|e| StorageError::io(st.rootfs(), e))?;
     if !rootfs_meta.is_dir() {

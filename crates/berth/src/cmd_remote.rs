@@ -65,6 +65,10 @@ fn local_only(cmd: &Cmd) -> Option<&'static str> {
         Cmd::Node {
             cmd: NodeCmd::Reclaim { .. },
         } => Some("node reclaim"),
+        Cmd::Node {
+            cmd: NodeCmd::Check { .. },
+        } => Some("node check"),
+        Cmd::Man { .. } => Some("__man"),
         Cmd::Monitor { .. } => Some("__monitor"),
         Cmd::Remote { .. } => Some("remote"),
         _ => None,

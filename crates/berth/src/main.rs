@@ -18,6 +18,7 @@ macro_rules! out {
     }};
 }
 
+mod cmd_check;
 mod cmd_procs;
 mod cmd_remote;
 mod cmd_service;
@@ -335,6 +336,16 @@ enum NodeCmd {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Report every inconsistency between the node root and the host, each with its fix;
+    /// exit status 0 when clean, 1 when problems remain
+    Check {
+        /// Fix what is safe to fix (temporary files, interrupted operations, orphan mounts,
+        /// loop devices, cgroups, links, missing bridges and rules, the ID registry)
+        #[arg(long)]
+        repair: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Node capacity (CPUs, memory, disk) and what its containers were promised
     Info {
         #[arg(long, value_enum, default_value_t)]
@@ -484,6 +495,14 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                     cfg.node_id
                 );
             }
+        }
+        Cmd::Node {
+            cmd: NodeCmd::Check { repair, format },
+        } => {
+            return cmd_check::run(&root, repair, format == Format::Json, || {
+                LocalNode::open(root.clone(), std::env::current_exe()?)
+                    .map_err(|e| berth_api::Error::from(e).into())
+            });
         }
         Cmd::Node {
             cmd: NodeCmd::Info { format },
