@@ -196,6 +196,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/node", "node_info -> NodeInfo"),
     ("PATCH", "/node", "node_set(NodeSettings) -> 204"),
     ("GET", "/node/config", "node_config -> NodeConfigInfo"),
+    ("POST", "/node/boot", "node_boot -> [BootEntry]"),
     ("GET", "/node/adapters", "node_adapters -> [Adapter]"),
     ("GET", "/node/services", "host_services -> [HostService]"),
     ("GET", "/operations", "-> [Operation]"),

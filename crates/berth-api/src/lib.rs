@@ -18,8 +18,8 @@ pub mod validate;
 pub use config::{DiskFs, IdMap, TemplateKind, TemplateManifest};
 pub use error::{Cause, Error, ErrorBody, ErrorKind, InputError, Result};
 pub use node::{
-    ExecRequest, NoProgress, Node, NodeConfigInfo, NodeSettings, Progress, ServiceList, SetRequest,
-    SetResult, StartResult, Stdio, TtySize,
+    BootEntry, ExecRequest, NoProgress, Node, NodeConfigInfo, NodeSettings, Progress, ServiceList,
+    SetRequest, SetResult, StartResult, Stdio, TtySize,
 };
 pub use ops::{
     ContainerInfo, ContainerStats, CreateOptions, CtStatus, ExecOptions, NodeInfo, SetOutcome,

@@ -148,6 +148,18 @@ pub struct NodeConfigInfo {
     pub service_defaults: std::collections::BTreeMap<String, Startup>,
 }
 
+/// What `node boot` did with one `--onboot yes` container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootEntry {
+    pub ctid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootorder: Option<u32>,
+    /// `started`, `running` (it already was) or `failed`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::Error>,
+}
+
 /// `service list`: which service manager answered, and its services.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceList {
@@ -230,6 +242,10 @@ pub trait Node: Send + Sync {
     fn node_set(&self, settings: NodeSettings) -> Result<()>;
     /// The node's settings.
     fn node_config(&self) -> Result<NodeConfigInfo>;
+    /// Starts the containers marked `--onboot yes` that are not running: higher
+    /// `--bootorder` first, those without one last, then by CTID. A failure does not stop
+    /// the others.
+    fn node_boot(&self) -> Result<Vec<BootEntry>>;
     fn host_services(&self) -> Result<Vec<HostService>>;
     /// Applies a network change alone (kept for `set` callers that have only that).
     fn set_network(&self, ct: &CtRef, change: NetChange) -> Result<NetConfig> {

@@ -281,6 +281,9 @@ impl Node for RemoteNode {
     fn node_config(&self) -> Result<berth_api::NodeConfigInfo> {
         self.get("/node/config")
     }
+    fn node_boot(&self) -> Result<Vec<berth_api::BootEntry>> {
+        self.call("POST", "/node/boot", None, REQUEST_TIMEOUT)
+    }
     fn node_set(&self, settings: NodeSettings) -> Result<()> {
         let body = Self::json_body(&settings)?;
         self.call_unit("PATCH", "/node", Some(body), REQUEST_TIMEOUT)

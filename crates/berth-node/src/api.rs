@@ -286,10 +286,72 @@ impl Node for LocalNode {
             service_defaults: c.service_defaults.clone(),
         })
     }
+    fn node_boot(&self) -> Result<Vec<berth_api::BootEntry>> {
+        let cfgs = api(self.configs())?;
+        let mut boot: Vec<(Option<u32>, u32)> = cfgs
+            .iter()
+            .filter(|c| c.onboot)
+            .map(|c| (c.bootorder, c.ctid.0))
+            .collect();
+        boot.sort_by(|a, b| boot_order(*a, *b));
+        let mut out = vec![];
+        for (bootorder, ctid) in boot {
+            let r = CtRef::Id(berth_core::CtId(ctid));
+            let (outcome, error) = match api(LocalNode::status(self, &r)) {
+                Ok(i) if i.status != berth_core::ops::CtStatus::Stopped => ("running", None),
+                _ => match Node::start(self, &r) {
+                    Ok(_) => ("started", None),
+                    Err(e) => ("failed", Some(e)),
+                },
+            };
+            out.push(berth_api::BootEntry {
+                ctid,
+                bootorder,
+                outcome: outcome.into(),
+                error,
+            });
+        }
+        Ok(out)
+    }
     fn host_services(&self) -> Result<Vec<HostService>> {
         api(LocalNode::host_services(self))
     }
     fn set_network(&self, ct: &CtRef, change: NetChange) -> Result<NetConfig> {
         api(LocalNode::set_network(self, ct, &change))
+    }
+}
+
+/// vzctl's boot order: higher `bootorder` first, containers without one last, ties by CTID.
+fn boot_order(a: (Option<u32>, u32), b: (Option<u32>, u32)) -> std::cmp::Ordering {
+    match (a.0, b.0) {
+        (Some(x), Some(y)) => y.cmp(&x).then(a.1.cmp(&b.1)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.1.cmp(&b.1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn boot_order_is_vzctls() {
+        let mut v = vec![
+            (None, 105),
+            (Some(1), 103),
+            (Some(10), 104),
+            (None, 101),
+            (Some(10), 102),
+        ];
+        v.sort_by(|a, b| super::boot_order(*a, *b));
+        assert_eq!(
+            v,
+            vec![
+                (Some(10), 102),
+                (Some(10), 104),
+                (Some(1), 103),
+                (None, 101),
+                (None, 105)
+            ]
+        );
     }
 }

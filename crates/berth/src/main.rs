@@ -331,6 +331,12 @@ enum NodeCmd {
     /// Remove what a node root that no longer exists left on the host (links, nft tables,
     /// cgroups, loop devices, mounts); refused while a node root of that ID exists
     Reclaim { node_id: String },
+    /// Start the containers marked --onboot yes (higher --bootorder first): what a node
+    /// without berthd runs at boot (contrib/berth-boot.service)
+    Boot {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// The node's settings (node.toml): defaults for new containers, ID range start
     Config {
         #[arg(long, value_enum, default_value_t)]
@@ -917,6 +923,32 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
         Cmd::Version { format } => cmd_meta::version(format == Format::Json)?,
         Cmd::Completion { shell } => cmd_meta::completion(shell)?,
         Cmd::Man { dir } => cmd_meta::man(&dir)?,
+        Cmd::Node {
+            cmd: NodeCmd::Boot { format },
+        } => {
+            let node = open(&root)?;
+            let done = node.node_boot()?;
+            if format == Format::Json {
+                outln!("{}", serde_json::to_string_pretty(&done)?);
+            } else {
+                for b in &done {
+                    match &b.error {
+                        None if b.outcome == "running" => {
+                            outln!("container {}: already running", b.ctid)
+                        }
+                        None => outln!("container {} started", b.ctid),
+                        Some(e) => eprintln!(
+                            "error: container {} did not start: {}",
+                            b.ctid,
+                            hints::render_api(e)
+                        ),
+                    }
+                }
+            }
+            if done.iter().any(|b| b.error.is_some()) {
+                return Ok(1);
+            }
+        }
         Cmd::Node {
             cmd: NodeCmd::Config { format },
         } => {
