@@ -34,6 +34,30 @@ pub struct NodeConfig {
     /// (`berth node set --service-default NAME=TYPE`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub service_defaults: std::collections::BTreeMap<String, crate::services::Startup>,
+    /// How many times the size of the node filesystem holding the node root its containers'
+    /// disks may add up to (`berth node set --disk-overcommit`): `create` and
+    /// `set --diskspace` refuse beyond it. Absent in older files: [`DEFAULT_DISK_OVERCOMMIT`].
+    #[serde(default = "default_disk_overcommit")]
+    pub disk_overcommit: f64,
+    /// Free space the disk guard keeps on the node filesystem (`berth node set
+    /// --disk-reserve`): below it, the container writing most is frozen. Absent: the default
+    /// of [`default_disk_reserve`], which depends on the filesystem's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_reserve: Option<Size>,
+}
+
+/// Default `disk_overcommit`: the sum of the containers' `--diskspace` may reach 4 times
+/// the node filesystem's size (expanding disks are sparse; the disk guard is the back-stop).
+pub const DEFAULT_DISK_OVERCOMMIT: f64 = 4.0;
+
+fn default_disk_overcommit() -> f64 {
+    DEFAULT_DISK_OVERCOMMIT
+}
+
+/// The default free-space reserve of a node filesystem of `total` bytes: 2% of it, at least
+/// 128 MiB and at most 2 GiB (see docs/reliability.md, "A full node filesystem").
+pub fn default_disk_reserve(total: u64) -> Size {
+    Size((total / 50).clamp(128 * Size::MIB, 2 * Size::GIB))
 }
 
 fn default_idmap_start() -> u32 {
@@ -54,6 +78,8 @@ impl NodeConfig {
             default_diskspace: DEFAULT_DISKSPACE,
             default_fstype: DiskFs::Ext4,
             service_defaults: Default::default(),
+            disk_overcommit: DEFAULT_DISK_OVERCOMMIT,
+            disk_reserve: None,
         }
     }
 }
@@ -124,6 +150,47 @@ impl std::fmt::Display for DiskFs {
     }
 }
 
+/// How a container's virtual disk image holds its blocks (`create --disktype`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskType {
+    /// A sparse image: the node's disk is used as the container writes (overcommit possible).
+    #[default]
+    Expanding,
+    /// Preallocated with fallocate(2): the whole size is the node's at once, so the container
+    /// never meets a full node filesystem.
+    Fixed,
+}
+
+impl DiskType {
+    pub fn parse(s: &str) -> Result<DiskType, crate::CoreError> {
+        match s {
+            "expanding" => Ok(DiskType::Expanding),
+            "fixed" => Ok(DiskType::Fixed),
+            _ => Err(crate::CoreError::InvalidValue(
+                s.into(),
+                "--disktype",
+                "expected expanding or fixed".into(),
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskType::Expanding => "expanding",
+            DiskType::Fixed => "fixed",
+        }
+    }
+    pub fn is_default(&self) -> bool {
+        *self == DiskType::Expanding
+    }
+}
+
+impl std::fmt::Display for DiskType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The container's private virtual disk.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DiskConfig {
@@ -132,6 +199,9 @@ pub struct DiskConfig {
     /// Its filesystem (fixed at create).
     #[serde(default, skip_serializing_if = "DiskFs::is_default")]
     pub fstype: DiskFs,
+    /// Expanding (sparse) or fixed (preallocated) image (`create --disktype`).
+    #[serde(default, skip_serializing_if = "DiskType::is_default")]
+    pub disktype: DiskType,
     /// Soft limit (`--diskspace soft:hard`): above it, `stats` and alerts warn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soft: Option<Size>,
@@ -148,6 +218,7 @@ impl DiskConfig {
         DiskConfig {
             size,
             fstype: DiskFs::Ext4,
+            disktype: DiskType::Expanding,
             soft: None,
             inodes: None,
             inodes_soft: None,

@@ -19,7 +19,7 @@ pub mod resources;
 pub mod services;
 pub mod validate;
 
-pub use config::{ContainerConfig, DiskFs, NodeConfig, TemplateManifest};
+pub use config::{ContainerConfig, DiskFs, DiskType, NodeConfig, TemplateManifest};
 pub use error::CoreError;
 pub use paths::NodeRoot;
 pub use resources::Resources;

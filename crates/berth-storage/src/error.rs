@@ -29,6 +29,8 @@ pub enum StorageError {
     TooSmall(String, String),
     #[error("refusing to write {0}: {1}")]
     Unsafe(String, String),
+    #[error("{path}: the node filesystem has no room for {need} more of a fixed (preallocated) disk: free space on it, or use a smaller --diskspace", path = .0.display(), need = .1)]
+    NoSpace(PathBuf, String),
 }
 
 impl StorageError {

@@ -177,6 +177,32 @@ pub fn dev_numbers(dev: &Path) -> Option<(u64, u64)> {
     Some((libc::major(rdev) as u64, libc::minor(rdev) as u64))
 }
 
+/// Most dirty page-cache data a container's virtual disk may hold (the loop device's
+/// writeback limit, `/sys/class/bdi/MAJ:MIN/max_bytes` with `strict_limit`): what a frozen
+/// container may still write to the node filesystem, which the disk guard's reserve covers.
+pub const DIRTY_LIMIT: u64 = 16 << 20;
+
+/// Bounds the dirty data of the block device `major:minor` to `bytes` (strictly: also while
+/// the node's global dirty threshold is far away), or, with `None`, gives it back the
+/// kernel's defaults. Needs a kernel with per-device `max_bytes` (6.2 on).
+pub fn limit_dirty(major: u64, minor: u64, bytes: Option<u64>) -> Result<()> {
+    let dir = std::path::PathBuf::from(format!("/sys/class/bdi/{major}:{minor}"));
+    let write = |name: &str, v: String| {
+        let p = dir.join(name);
+        fs::write(&p, v).map_err(|e| StorageError::io(&p, e))
+    };
+    match bytes {
+        Some(b) => {
+            write("max_bytes", b.to_string())?;
+            write("strict_limit", "1".into())
+        }
+        None => {
+            write("strict_limit", "0".into())?;
+            write("max_ratio", "100".into())
+        }
+    }
+}
+
 /// Makes a loop device pick up its backing file's new size (after the file grew).
 pub fn set_capacity(dev: &Path) -> Result<()> {
     const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
