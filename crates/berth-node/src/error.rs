@@ -39,6 +39,15 @@ pub enum NodeError {
     Remains(String),
     #[error("name {0:?} is used by containers {1}: name the container by its CTID, and give one of them another name with `berth set CTID --name NEW`")]
     AmbiguousName(String, String),
+    /// `create` or `set --diskspace` beyond the node's disk overcommit limit.
+    #[error("the disks of this node's containers would add up to {promised} on a node filesystem of {total} ({root}), above the limit {limit} (--disk-overcommit {ratio}): give a smaller --diskspace, shrink or destroy containers, or raise the ratio with `berth node set --disk-overcommit N`")]
+    DiskOvercommit {
+        promised: String,
+        total: String,
+        root: String,
+        limit: String,
+        ratio: f64,
+    },
     /// A container whose config clashes with another container's (hand-edited files).
     #[error("container {ctid} cannot start: its {what} is also container {other}'s; {fix}")]
     Conflict {

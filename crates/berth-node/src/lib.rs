@@ -3,6 +3,8 @@
 //! also takes the node lock (ID allocation). Each command first finishes or rolls back what an
 //! interrupted command left (see [`recover`]).
 
+pub mod diskguard;
+pub mod diskspace;
 pub mod error;
 pub mod hostsvc;
 mod idreg;
