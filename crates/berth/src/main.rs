@@ -95,6 +95,10 @@ enum Cmd {
         /// default: the node's (`node set --default-fstype`), ext4
         #[arg(long)]
         fstype: Option<String>,
+        /// Virtual disk type: `expanding` (sparse, the default) or `fixed` (preallocated:
+        /// never meets a full node filesystem; counts fully as allocated)
+        #[arg(long)]
+        disktype: Option<String>,
         /// Run without a user namespace: container root is host root (not recommended)
         #[arg(long)]
         privileged: bool,
@@ -309,11 +313,22 @@ enum NodeCmd {
     Set {
         /// Default startup type of a service in new containers: NAME=auto|manual|disabled
         /// (NAME=default removes it); repeatable
-        #[arg(long = "service-default", required_unless_present = "default_fstype")]
+        #[arg(
+            long = "service-default",
+            required_unless_present_any = ["default_fstype", "disk_overcommit", "disk_reserve"]
+        )]
         service_default: Vec<String>,
         /// Virtual-disk filesystem of new containers created without --fstype: ext4 or xfs
         #[arg(long)]
         default_fstype: Option<String>,
+        /// How many times the node filesystem's size the containers' --diskspace may add up
+        /// to (e.g. 1.5); create and set --diskspace refuse beyond it (default 4)
+        #[arg(long, allow_hyphen_values = true)]
+        disk_overcommit: Option<String>,
+        /// Free space kept on the node filesystem: below it, the containers writing most are
+        /// frozen until space returns (default: 2% of the filesystem, 128M to 2G)
+        #[arg(long, allow_hyphen_values = true)]
+        disk_reserve: Option<String>,
     },
     /// The host's own services and listening sockets, flagging what is not Berth's
     Services {
@@ -497,11 +512,16 @@ fn run(cli: Cli) -> Result<i32> {
             description,
             diskspace,
             fstype,
+            disktype,
             privileged,
             res,
             init,
         } => {
             let init = berth_core::services::InitMode::parse(&init)?;
+            let disktype = disktype
+                .as_deref()
+                .map(berth_core::DiskType::parse)
+                .transpose()?;
             let fstype = fstype
                 .as_deref()
                 .map(berth_core::DiskFs::parse)
@@ -519,6 +539,7 @@ fn run(cli: Cli) -> Result<i32> {
                 diskspace: disk.diskspace,
                 diskinodes: disk.diskinodes,
                 fstype,
+                disktype,
                 privileged,
                 resources,
                 init,
@@ -722,12 +743,22 @@ fn run(cli: Cli) -> Result<i32> {
                 NodeCmd::Set {
                     service_default,
                     default_fstype,
+                    disk_overcommit,
+                    disk_reserve,
                 },
         } => {
             let node = open(&root)?;
             let fstype = default_fstype
                 .as_deref()
                 .map(berth_core::DiskFs::parse)
+                .transpose()?;
+            let overcommit = disk_overcommit
+                .as_deref()
+                .map(berth_core::checked::parse_disk_overcommit)
+                .transpose()?;
+            let reserve = disk_reserve
+                .as_deref()
+                .map(berth_core::Size::parse)
                 .transpose()?;
             let parsed: Vec<(String, Option<berth_core::services::Startup>)> = service_default
                 .iter()
@@ -748,6 +779,14 @@ fn run(cli: Cli) -> Result<i32> {
             if let Some(f) = fstype {
                 node.set_default_fstype(f)?;
                 outln!("new containers: {f} virtual disks");
+            }
+            if let Some(r) = overcommit {
+                node.set_disk_overcommit(r)?;
+                outln!("disk overcommit: containers may be promised {r} times the node filesystem");
+            }
+            if let Some(r) = reserve {
+                node.set_disk_reserve(r)?;
+                outln!("disk reserve: {r} kept free on the node filesystem");
             }
         }
         Cmd::Node {

@@ -112,7 +112,11 @@ pub fn status(c: &ContainerInfo, as_json: bool) -> anyhow::Result<()> {
         )?,
         None => writeln!(out, "user ids:    PRIVILEGED (container root is host root)")?,
     }
-    writeln!(out, "diskspace:   {} ({})", c.diskspace, c.fstype)?;
+    writeln!(
+        out,
+        "diskspace:   {} ({}, {})",
+        c.diskspace, c.fstype, c.disktype
+    )?;
     if let Some(d) = &c.description {
         writeln!(out, "description: {}", printable(d))?;
     }
@@ -252,6 +256,7 @@ pub const COLUMNS: &[&str] = &[
     "disk",
     "diskspace",
     "fstype",
+    "disktype",
     "inodes",
     "ioprio",
     "iolimit",
@@ -332,6 +337,7 @@ fn column(col: &str, c: &ContainerInfo, s: Option<&ContainerStats>) -> (String, 
         }
         "diskspace" => text_json(c.diskspace.to_string(), json!(c.diskspace.0)),
         "fstype" => text_json(c.fstype.to_string(), json!(c.fstype)),
+        "disktype" => text_json(c.disktype.to_string(), json!(c.disktype)),
         "cpulimit" => {
             let v = c.resources.cpulimit;
             text_json(v.map(|v| format!("{v}%")).unwrap_or("-".into()), json!(v))
@@ -451,10 +457,21 @@ pub fn node_info(n: &NodeInfo, as_json: bool) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "  disk        {} ({} allocated)",
+        "  disk        {} of at most {} ({} allocated; --disk-overcommit {})",
         human(n.promised_disk),
-        human(n.allocated_disk)
+        human(n.disk_promise_limit),
+        human(n.allocated_disk),
+        n.disk_overcommit
     )?;
+    writeln!(
+        out,
+        "disk reserve: {} (the disk guard freezes the biggest writers below it)",
+        human(n.disk_reserve)
+    )?;
+    if !n.disk_frozen.is_empty() {
+        let ids: Vec<String> = n.disk_frozen.iter().map(|i| i.to_string()).collect();
+        writeln!(out, "disk frozen:  {}", ids.join(", "))?;
+    }
     for w in &n.warnings {
         writeln!(out, "warning: {w}")?;
     }
