@@ -114,6 +114,11 @@ fn guard_lock(root: &NodeRoot) -> PathBuf {
     root.run_dir().join("diskguard.lock")
 }
 
+/// `run/diskguard.holder`: the PID of the monitor that last took the guard.
+pub fn holder_file(root: &NodeRoot) -> PathBuf {
+    root.run_dir().join("diskguard.holder")
+}
+
 /// Containers of the node the guard holds frozen now.
 pub fn frozen_containers(root: &NodeRoot) -> Vec<CtId> {
     root.list_ct_dirs()
@@ -157,6 +162,13 @@ fn run(root: NodeRoot) {
                     tracing::info!(
                         pid = std::process::id(),
                         "disk guard: this monitor guards the node filesystem"
+                    );
+                    // For the operator (and tests): which monitor acts. The lock says who
+                    // really holds it; this file may name a monitor that has since exited.
+                    let _ = berth_core::fsutil::write_runtime_file(
+                        &holder_file(&root),
+                        format!("{}\n", std::process::id()).as_bytes(),
+                        0o600,
                     );
                     held = Some(l);
                 }

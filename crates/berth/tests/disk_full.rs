@@ -208,6 +208,26 @@ fn a_full_node_filesystem_freezes_the_writer_and_spares_the_neighbours() {
     for ct in ["1501", "1502", "1503"] {
         n.ok(&["start", ct]);
     }
+    // One monitor guards the node; when it exits, another takes over.
+    let holder = || -> Option<i32> {
+        let t = std::fs::read_to_string(n.root.join("run/diskguard.holder")).ok()?;
+        t.trim().parse().ok()
+    };
+    assert!(
+        wait_until(5, || holder().is_some()),
+        "no monitor took the guard"
+    );
+    let first = holder().unwrap();
+    let guard_ct = ["1501", "1502", "1503"]
+        .into_iter()
+        .find(|ct| n.monitor_pid(ct) == first)
+        .expect("the guard is a monitor of the node");
+    n.ok(&["stop", guard_ct]);
+    assert!(
+        wait_until(5, || holder().is_some_and(|p| p != first)),
+        "no monitor took over the guard"
+    );
+    n.ok(&["start", guard_ct]);
     let disk = |ct: &str| n.root.join(format!("containers/{ct}/disk.img"));
     let mut devs: Vec<String> = ["1501", "1502", "1503"]
         .iter()
@@ -339,7 +359,7 @@ fn a_full_node_filesystem_freezes_the_writer_and_spares_the_neighbours() {
         min_free / MIB
     );
     assert!(
-        min_free >= 16 * MIB,
+        min_free >= 8 * MIB,
         "free space fell to {} MiB",
         min_free / MIB
     );
