@@ -112,11 +112,14 @@ pub fn status(c: &ContainerInfo, as_json: bool) -> anyhow::Result<()> {
         )?,
         None => writeln!(out, "user ids:    PRIVILEGED (container root is host root)")?,
     }
-    writeln!(
-        out,
-        "diskspace:   {} ({}, {})",
-        c.diskspace, c.fstype, c.disktype
-    )?;
+    match c.disktype {
+        berth_core::DiskType::Expanding => {
+            writeln!(out, "diskspace:   {} ({})", c.diskspace, c.fstype)?
+        }
+        berth_core::DiskType::Fixed => {
+            writeln!(out, "diskspace:   {} ({}, fixed)", c.diskspace, c.fstype)?
+        }
+    }
     if let Some(d) = &c.description {
         writeln!(out, "description: {}", printable(d))?;
     }
