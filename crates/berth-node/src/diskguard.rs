@@ -65,7 +65,7 @@ pub struct Decision {
 /// - At or above [`thaw_threshold`]: thaw every container the guard froze.
 /// - Below the reserve (or about to be: free minus twice the last poll's fall): freeze
 ///   every running container that took at least [`BURST`] in the poll, biggest first; if
-///   none did but free space still fell by that much, the biggest writer.
+///   none did but together they took that much, the biggest writer.
 /// - Below half the reserve: freeze every running container that took anything.
 pub fn decide(free: u64, prev_free: Option<u64>, reserve: u64, samples: &[Sample]) -> Decision {
     let mut d = Decision::default();
@@ -93,7 +93,11 @@ pub fn decide(free: u64, prev_free: Option<u64>, reserve: u64, samples: &[Sample
         .copied()
         .filter(|s| critical || s.growth >= BURST)
         .collect();
-    if chosen.is_empty() && fall >= BURST {
+    // Spread writes: together the running containers took BURST, none alone. (What frozen
+    // containers' dirty data still brings in makes free space fall too: it is no reason
+    // to freeze a neighbour writing a little.)
+    let running_total: u64 = writers.iter().map(|s| s.growth).sum();
+    if chosen.is_empty() && running_total >= BURST {
         chosen.extend(writers.first().copied());
     }
     d.freeze = chosen.iter().map(|s| (s.id, s.growth)).collect();
@@ -512,6 +516,21 @@ mod tests {
             decide(150 * M, Some(60 * M), 100 * M, &frozen).thaw,
             vec![CtId(1)]
         );
+    }
+
+    #[test]
+    fn a_frozen_writers_late_data_does_not_freeze_a_neighbour() {
+        // The frozen writer's dirty data lands (free falls 6M), the neighbour writes 40K.
+        let d = decide(
+            90 * M,
+            Some(96 * M),
+            100 * M,
+            &[
+                s(1, 6 * M, CtState::FrozenByGuard),
+                s(2, 40 * 1024, CtState::Running),
+            ],
+        );
+        assert!(d.freeze.is_empty(), "{d:?}");
     }
 
     #[test]

@@ -159,6 +159,10 @@ pub fn detach(dev: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(StorageError::io(dev, e)),
     };
+    // The device's next user gets the kernel's writeback defaults, not a container's bound.
+    if let Some((ma, mi)) = dev_numbers(dev) {
+        let _ = limit_dirty(ma, mi, None);
+    }
     // SAFETY: ioctl on an owned descriptor, no argument.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), LOOP_CLR_FD, 0) };
     if r != 0 {

@@ -167,12 +167,47 @@ fn kernel_errors(before: usize, devs: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// `berth exec CT -- CMD` that must end within 30 s (a frozen container would hang it).
+fn exec_within(n: &Node, ct: &str, cmd: &[&str]) -> String {
+    use std::io::Read;
+    let mut a = vec!["exec", ct, "--"];
+    a.extend_from_slice(cmd);
+    let mut child = Bg(n
+        .cmd(&a)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let until = Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < until,
+            "berth {a:?} did not end within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(st.success(), "berth {a:?}: {st:?}");
+    out
+}
+
 fn status_of(n: &Node, ct: &str) -> String {
     n.status(ct)["status"].as_str().unwrap_or("").to_string()
 }
 
 fn sha(n: &Node, ct: &str, file: &str) -> String {
-    n.exec(ct, &["sha256sum", file])
+    exec_within(n, ct, &["sha256sum", file])
         .split_whitespace()
         .next()
         .unwrap()
@@ -321,7 +356,8 @@ fn a_full_node_filesystem_freezes_the_writer_and_spares_the_neighbours() {
     // The neighbours keep working.
     for ct in ["1502", "1503"] {
         assert_eq!(status_of(n, ct), "running");
-        let out = n.exec(
+        let out = exec_within(
+            n,
             ct,
             &["sh", "-c", "echo still-here > /small && sync && cat /small"],
         );
@@ -369,7 +405,7 @@ fn a_full_node_filesystem_freezes_the_writer_and_spares_the_neighbours() {
     n.ok(&["stop", "1501"]);
     drop(writer);
     n.ok(&["start", "1501"]);
-    n.exec("1501", &["sh", "-c", "rm -f /fill && sync"]);
+    exec_within(n, "1501", &["sh", "-c", "rm -f /fill && sync"]);
     n.ok(&["compact", "1501"]);
     assert!(
         s.fs.free() > reserve * 3 / 2,
@@ -380,10 +416,17 @@ fn a_full_node_filesystem_freezes_the_writer_and_spares_the_neighbours() {
     }
     for (ct, sum) in ["1502", "1503"].iter().zip(&sums) {
         assert_eq!(&sha(n, ct, "/data"), sum, "container {ct}'s data changed");
-        assert_eq!(n.exec(ct, &["cat", "/small"]).trim(), "still-here");
+        assert_eq!(exec_within(n, ct, &["cat", "/small"]).trim(), "still-here");
     }
     let errors = kernel_errors(log_before, &devs);
     assert!(errors.is_empty(), "kernel errors on the disks: {errors:?}");
+    let nodelog = std::fs::read_to_string(n.root.join("diskguard.log")).unwrap();
+    for ct in ["1502", "1503"] {
+        assert!(
+            !nodelog.contains(&format!("container {ct} frozen")),
+            "a neighbour was frozen: {nodelog}"
+        );
+    }
     for ct in ["1501", "1502", "1503"] {
         n.ok(&["stop", ct]);
     }
