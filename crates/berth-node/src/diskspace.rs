@@ -162,6 +162,11 @@ impl LocalNode {
         self.edit_node_config(|n| n.disk_reserve = Some(reserve))
     }
 
+    /// `node set --disk-reserve default`: back to the default for the filesystem's size.
+    pub fn set_default_disk_reserve(&self) -> Result<()> {
+        self.edit_node_config(|n| n.disk_reserve = None)
+    }
+
     /// The disk part of `node info`: ratio, limit, reserve, frozen containers, warnings.
     pub(crate) fn add_disk_info(&self, info: &mut NodeInfo) {
         let node = self.node_config();

@@ -326,7 +326,7 @@ enum NodeCmd {
         #[arg(long, allow_hyphen_values = true)]
         disk_overcommit: Option<String>,
         /// Free space kept on the node filesystem: below it, the containers writing most are
-        /// frozen until space returns (default: 2% of the filesystem, 128M to 2G)
+        /// frozen until space returns (`default`: 2% of the filesystem, 128M to 2G)
         #[arg(long, allow_hyphen_values = true)]
         disk_reserve: Option<String>,
     },
@@ -758,7 +758,10 @@ fn run(cli: Cli) -> Result<i32> {
                 .transpose()?;
             let reserve = disk_reserve
                 .as_deref()
-                .map(berth_core::Size::parse)
+                .map(|r| match r {
+                    "default" => Ok(None),
+                    _ => berth_core::Size::parse(r).map(Some),
+                })
                 .transpose()?;
             let parsed: Vec<(String, Option<berth_core::services::Startup>)> = service_default
                 .iter()
@@ -784,9 +787,16 @@ fn run(cli: Cli) -> Result<i32> {
                 node.set_disk_overcommit(r)?;
                 outln!("disk overcommit: containers may be promised {r} times the node filesystem");
             }
-            if let Some(r) = reserve {
-                node.set_disk_reserve(r)?;
-                outln!("disk reserve: {r} kept free on the node filesystem");
+            match reserve {
+                Some(Some(r)) => {
+                    node.set_disk_reserve(r)?;
+                    outln!("disk reserve: {r} kept free on the node filesystem");
+                }
+                Some(None) => {
+                    node.set_default_disk_reserve()?;
+                    outln!("disk reserve: the default (2% of the node filesystem, 128M to 2G)");
+                }
+                None => {}
             }
         }
         Cmd::Node {

@@ -641,6 +641,19 @@ fn node_disk_settings_are_validated() {
     let info = n.json(&["node", "info", "--format", "json"]);
     assert_eq!(info["disk_overcommit"].as_f64(), Some(1.5));
     assert_eq!(info["disk_reserve"].as_u64(), Some(256 << 20));
+    n.ok(&["node", "set", "--disk-reserve", "default"]);
+    assert!(!std::fs::read_to_string(&toml)
+        .unwrap()
+        .contains("disk_reserve"));
+    let info = n.json(&["node", "info", "--format", "json"]);
+    let total = info["disk_total"].as_u64().unwrap();
+    let want = (total / 50).clamp(128 << 20, 2 << 30);
+    assert_eq!(
+        info["disk_reserve"].as_u64(),
+        Some(want),
+        "the default: 2%, 128M to 2G"
+    );
+    n.ok(&["node", "set", "--disk-reserve", "256M"]);
     // A node.toml of before these settings loads with the defaults.
     let old: String = text
         .lines()
