@@ -144,6 +144,21 @@ fn status(root: &NodeRoot, id: CtId) -> Option<ContainerStatus> {
     berth_runtime::monitor::load_container(root, &rid).map(|c| c.status())
 }
 
+/// Whether the container's cgroup is frozen (v1 `freezer.state`, v2 `cgroup.freeze`): what
+/// `berth suspend` and the guard set; None if it has no freezer cgroup (not running).
+fn frozen(runtime_id: &str) -> Option<bool> {
+    let v1 = PathBuf::from("/sys/fs/cgroup/freezer")
+        .join(runtime_id)
+        .join("freezer.state");
+    if let Ok(t) = std::fs::read_to_string(v1) {
+        return Some(t.trim() != "THAWED");
+    }
+    let v2 = PathBuf::from("/sys/fs/cgroup")
+        .join(runtime_id)
+        .join("cgroup.freeze");
+    std::fs::read_to_string(v2).ok().map(|t| t.trim() == "1")
+}
+
 /// Starts the guard's thread in this (monitor) process. It only reads files of the node
 /// root and sysfs/cgroupfs, so nothing a container writes can make it touch another path.
 pub fn spawn(root: NodeRoot) {
@@ -187,7 +202,8 @@ fn run(root: NodeRoot) {
 struct Guard {
     blocks: HashMap<CtId, u64>,
     prev_free: Option<u64>,
-    reserve: Option<(u64, Instant)>,
+    /// The reserve and node ID, and when node.toml was read.
+    node: Option<(u64, String, Instant)>,
     last_error: Option<Instant>,
 }
 
@@ -198,18 +214,21 @@ impl Guard {
             Err(e) => return self.error(&e.to_string()),
         };
         // node.toml is read once a second (`node set --disk-reserve` takes effect then).
-        let reserve = match self.reserve {
-            Some((r, at)) if at.elapsed() < Duration::from_secs(1) => r,
+        let (reserve, node_id) = match &self.node {
+            Some((r, id, at)) if at.elapsed() < Duration::from_secs(1) => (*r, id.clone()),
             _ => match root.load_node_config() {
                 Ok(n) => {
                     let r = reserve_of(&n, space.total);
-                    self.reserve = Some((r, Instant::now()));
-                    r
+                    self.node = Some((r, n.node_id.clone(), Instant::now()));
+                    (r, n.node_id)
                 }
                 Err(e) => return self.error(&e.to_string()),
             },
         };
-        let samples = self.sample(root);
+        // With room to spare, only containers the guard froze need their state read (to
+        // thaw them); the rest costs two stats each per poll.
+        let short = space.free < thaw_threshold(reserve).saturating_mul(2);
+        let samples = self.sample(root, &node_id, short);
         let d = decide(space.free, self.prev_free, reserve, &samples);
         self.prev_free = Some(space.free);
         for (id, growth) in d.freeze {
@@ -245,7 +264,7 @@ impl Guard {
         }
     }
 
-    fn sample(&mut self, root: &NodeRoot) -> Vec<Sample> {
+    fn sample(&mut self, root: &NodeRoot, node_id: &str, short: bool) -> Vec<Sample> {
         use std::os::unix::fs::MetadataExt;
         let mut out = vec![];
         let mut seen = HashMap::new();
@@ -266,17 +285,26 @@ impl Guard {
                 continue;
             }
             let marked = marker(root, id).exists();
-            let state = match (marked, status(root, id)) {
-                (true, Some(ContainerStatus::Paused)) => CtState::FrozenByGuard,
+            if !marked && !short {
+                out.push(Sample {
+                    id,
+                    growth,
+                    state: CtState::Running,
+                });
+                continue;
+            }
+            let rid = berth_runtime::runtime_id(node_id, id);
+            let state = match (marked, frozen(&rid)) {
+                (true, Some(true)) => CtState::FrozenByGuard,
                 (true, _) => {
                     // Resumed by the admin (or it stopped): the guard lets go.
                     let _ = std::fs::remove_file(marker(root, id));
                     log_event(root, id, &format!("container {id} was resumed by the admin while the disk guard held it frozen"));
                     CtState::Running
                 }
-                (false, Some(ContainerStatus::Paused)) => CtState::Suspended,
-                (false, Some(ContainerStatus::Running)) => CtState::Running,
-                (false, _) => continue,
+                (false, Some(true)) => CtState::Suspended,
+                (false, Some(false)) => CtState::Running,
+                (false, None) => continue,
             };
             out.push(Sample { id, growth, state });
         }
