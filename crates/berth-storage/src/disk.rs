@@ -483,6 +483,51 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
+    /// A tmpfs of 8 MiB (root only; None elsewhere), unmounted on drop.
+    struct SmallFs(tempfile::TempDir);
+    impl SmallFs {
+        fn new() -> Option<SmallFs> {
+            let d = tempfile::tempdir().ok()?;
+            let ok = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=8M", "tmpfs"])
+                .arg(d.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(SmallFs(d))
+        }
+    }
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0.path()).status();
+        }
+    }
+
+    #[test]
+    fn fixed_growth_is_reserved_or_refused_keeping_the_old_size() {
+        let Some(fs) = SmallFs::new() else {
+            return; // not root: covered by the integration suite
+        };
+        let img = fs.0.path().join("disk.img");
+        fallocate(&img, 2 << 20, 0, 0, true).unwrap();
+        preallocate(&img).unwrap();
+        assert!(fs::metadata(&img).unwrap().blocks() * 512 >= 2 << 20);
+        // 64M cannot fit: refused, the image keeps its size and gives back what it took.
+        let e = reserve_growth(&img, Size(64 << 20)).unwrap_err();
+        assert!(matches!(e, StorageError::NoSpace(..)), "{e}");
+        assert!(e.to_string().contains("fixed"), "{e}");
+        let m = fs::metadata(&img).unwrap();
+        assert_eq!(m.len(), 2 << 20);
+        assert!(
+            m.blocks() * 512 <= 3 << 20,
+            "blocks past the end given back"
+        );
+        // 4M fits: reserved past the end, then the file grows into it.
+        reserve_growth(&img, Size(4 << 20)).unwrap();
+        let m = fs::metadata(&img).unwrap();
+        assert_eq!(m.len(), 2 << 20, "KEEP_SIZE");
+        assert!(m.blocks() * 512 >= 4 << 20);
+    }
+
     #[test]
     fn sparse_image_with_fs() {
         if Command::new("mkfs.ext4").arg("-V").output().is_err() {
