@@ -70,6 +70,47 @@ impl std::fmt::Display for DiskFs {
     }
 }
 
+/// How a container's virtual disk image holds its blocks (`create --disktype`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskType {
+    /// A sparse image: the node's disk is used as the container writes (overcommit possible).
+    #[default]
+    Expanding,
+    /// Preallocated with fallocate(2): the whole size is the node's at once, so the container
+    /// never meets a full node filesystem.
+    Fixed,
+}
+
+impl DiskType {
+    pub fn parse(s: &str) -> Result<DiskType, InputError> {
+        match s {
+            "expanding" => Ok(DiskType::Expanding),
+            "fixed" => Ok(DiskType::Fixed),
+            _ => Err(InputError::InvalidValue(
+                s.into(),
+                "--disktype",
+                "expected expanding or fixed".into(),
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskType::Expanding => "expanding",
+            DiskType::Fixed => "fixed",
+        }
+    }
+    pub fn is_default(&self) -> bool {
+        *self == DiskType::Expanding
+    }
+}
+
+impl std::fmt::Display for DiskType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a template was made.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]

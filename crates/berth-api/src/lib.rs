@@ -15,7 +15,7 @@ pub mod resources;
 pub mod services;
 pub mod validate;
 
-pub use config::{DiskFs, IdMap, TemplateKind, TemplateManifest};
+pub use config::{DiskFs, DiskType, IdMap, TemplateKind, TemplateManifest};
 pub use error::{Cause, Error, ErrorBody, ErrorKind, InputError, Result};
 pub use node::{
     BootEntry, ExecRequest, NoProgress, Node, NodeConfigInfo, NodeSettings, Progress, ServiceList,

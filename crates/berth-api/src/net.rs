@@ -755,7 +755,7 @@ pub struct NetChange {
 }
 
 /// A field that is present (`null` included) is `Some`; an absent one stays `None` (default).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)

@@ -115,6 +115,25 @@ pub struct NodeSettings {
     /// Virtual-disk filesystem of new containers created without one.
     #[serde(default)]
     pub default_fstype: Option<DiskFs>,
+    /// How many times the node filesystem's size the containers' disks may add up to.
+    #[serde(default)]
+    pub disk_overcommit: Option<f64>,
+    /// Free space kept on the node filesystem; `Some(None)` (JSON `null`): the default.
+    #[serde(
+        default,
+        deserialize_with = "crate::net::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disk_reserve: Option<Option<crate::validate::Size>>,
+}
+
+impl NodeSettings {
+    pub fn is_empty(&self) -> bool {
+        self.service_defaults.is_empty()
+            && self.default_fstype.is_none()
+            && self.disk_overcommit.is_none()
+            && self.disk_reserve.is_none()
+    }
 }
 
 /// What `start` did.
@@ -146,6 +165,12 @@ pub struct NodeConfigInfo {
     /// Default startup types of services in new containers.
     #[serde(default)]
     pub service_defaults: std::collections::BTreeMap<String, Startup>,
+    /// Containers' disks may add up to this many times the node filesystem.
+    #[serde(default)]
+    pub disk_overcommit: f64,
+    /// Free space the disk guard keeps on the node filesystem (absent: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_reserve: Option<crate::validate::Size>,
 }
 
 /// What `node boot` did with one `--onboot yes` container.

@@ -46,6 +46,9 @@ pub struct ContainerInfo {
     /// The virtual disk's filesystem (`create --fstype`).
     #[serde(default)]
     pub fstype: crate::config::DiskFs,
+    /// Expanding (sparse) or fixed (preallocated) virtual disk (`create --disktype`).
+    #[serde(default)]
+    pub disktype: crate::config::DiskType,
     pub description: Option<String>,
     /// Start at node boot.
     #[serde(default)]
@@ -87,6 +90,9 @@ pub struct CreateOptions {
     /// The virtual disk's filesystem (default: the node's `default_fstype`, ext4).
     #[serde(default)]
     pub fstype: Option<crate::DiskFs>,
+    /// Expanding (default) or fixed (preallocated) virtual disk.
+    #[serde(default)]
+    pub disktype: Option<crate::DiskType>,
     pub privileged: bool,
     /// CPU, memory, process and I/O limits.
     pub resources: Resources,
@@ -262,5 +268,18 @@ pub struct NodeInfo {
     pub promised_disk: u64,
     /// Disk actually allocated by all virtual disks.
     pub allocated_disk: u64,
+    /// `--disk-overcommit`: `promised_disk` may reach this many times `disk_total`.
+    #[serde(default)]
+    pub disk_overcommit: f64,
+    /// What `promised_disk` may reach (`disk_total` × `disk_overcommit`): `create` and
+    /// `set --diskspace` refuse beyond it.
+    #[serde(default)]
+    pub disk_promise_limit: u64,
+    /// Free space the disk guard keeps (`--disk-reserve`, or the default for this size).
+    #[serde(default)]
+    pub disk_reserve: u64,
+    /// Containers the disk guard froze because the node filesystem is short of space.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disk_frozen: Vec<CtId>,
     pub warnings: Vec<String>,
 }

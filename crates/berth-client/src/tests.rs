@@ -164,6 +164,7 @@ fn running(id: u32) -> ContainerInfo {
         uid_base: Some(100000),
         diskspace: Size(10 << 30),
         fstype: Default::default(),
+        disktype: Default::default(),
         description: None,
         onboot: false,
         resources: Resources::default(),

@@ -62,6 +62,48 @@ impl DiskConfig {
     }
 }
 
+/// Largest `disk_overcommit` accepted: beyond it the check means nothing.
+pub const MAX_DISK_OVERCOMMIT: f64 = 1000.0;
+/// Smallest `disk_reserve` accepted.
+pub const MIN_DISK_RESERVE: u64 = 16 * Size::MIB;
+
+/// Checks a node's disk overcommit ratio (`node set --disk-overcommit`): a finite number
+/// above 0 (1 = no overcommit, below 1 keeps part of the filesystem unpromised).
+pub fn validate_disk_overcommit(r: f64) -> Result<()> {
+    if !r.is_finite() || r <= 0.0 || r > MAX_DISK_OVERCOMMIT {
+        return Err(CoreError::Invalid(format!(
+            "--disk-overcommit {r}: a ratio above 0 and at most {MAX_DISK_OVERCOMMIT} (e.g. 1.5: containers may be promised 1.5 times the node filesystem)"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses `--disk-overcommit`: a plain decimal number (no `inf`, `nan` or exponent).
+pub fn parse_disk_overcommit(s: &str) -> Result<f64> {
+    let plain = !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.bytes().filter(|b| *b == b'.').count() <= 1;
+    let r = s.parse::<f64>().ok().filter(|_| plain).ok_or_else(|| {
+        CoreError::from(berth_api::InputError::InvalidValue(
+            s.into(),
+            "--disk-overcommit",
+            "expected a ratio above 0, e.g. 1.5".into(),
+        ))
+    })?;
+    validate_disk_overcommit(r)?;
+    Ok(r)
+}
+
+/// Checks a node's free-space reserve (`node set --disk-reserve`).
+pub fn validate_disk_reserve(r: Size) -> Result<()> {
+    if r.0 < MIN_DISK_RESERVE {
+        return Err(CoreError::Invalid(format!(
+            "--disk-reserve {r} is too small: the disk guard needs at least 16M to freeze a writer before the node filesystem fills"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a container's ID range: the registry's rules (above the host's own users, not
 /// reaching `(uid_t)-1`) and the size Berth gives every container.
 pub fn validate_idmap(m: &IdMap) -> Result<()> {
@@ -174,6 +216,10 @@ impl NodeConfig {
         for name in self.service_defaults.keys() {
             crate::services::validate_service_name(name)
                 .map_err(|e| field("service_defaults", e))?;
+        }
+        validate_disk_overcommit(self.disk_overcommit).map_err(|e| field("disk_overcommit", e))?;
+        if let Some(r) = self.disk_reserve {
+            validate_disk_reserve(r).map_err(|e| field("disk_reserve", e))?;
         }
         Ok(())
     }
@@ -410,5 +456,47 @@ mod tests {
         n.validate().unwrap();
         n.node_id = "../x".into();
         assert!(n.validate().is_err());
+    }
+
+    #[test]
+    fn disk_overcommit_and_reserve() {
+        for good in ["1.5", "4", "0.25", "1000"] {
+            assert!(parse_disk_overcommit(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "0", "0.0", "-1", "", "abc", "nan", "inf", "1e3", "1.2.3", "1001",
+        ] {
+            let e = parse_disk_overcommit(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("--disk-overcommit") && !e.contains('\n'),
+                "{bad}: {e}"
+            );
+        }
+        assert!(validate_disk_reserve(Size(Size::MIB)).is_err());
+        assert!(validate_disk_reserve(Size(64 * Size::MIB)).is_ok());
+        // node.toml of before the settings: the defaults; bad values refused on load
+        let mut n = NodeConfig::new("ab12cd34".into(), 0);
+        let text = toml::to_string(&n).unwrap();
+        let old: String = text
+            .lines()
+            .filter(|l| !l.starts_with("disk_"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let back: NodeConfig = toml::from_str(&old).unwrap();
+        assert_eq!(back.disk_overcommit, crate::config::DEFAULT_DISK_OVERCOMMIT);
+        assert_eq!(back.disk_reserve, None);
+        n.disk_overcommit = -1.0;
+        assert!(n
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("disk_overcommit"));
+        n.disk_overcommit = 2.0;
+        n.disk_reserve = Some(Size(4096));
+        assert!(n
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("disk_reserve"));
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::resources::Resources;
 use crate::validate::{CtId, Size};
-pub use berth_api::config::{DiskFs, IdMap, TemplateKind, TemplateManifest};
+pub use berth_api::config::{DiskFs, DiskType, IdMap, TemplateKind, TemplateManifest};
 use serde::{Deserialize, Serialize};
 
 /// Default virtual-disk size of a new container (expanding sparse image).
@@ -35,6 +35,30 @@ pub struct NodeConfig {
     /// (`berth node set --service-default NAME=TYPE`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub service_defaults: std::collections::BTreeMap<String, crate::services::Startup>,
+    /// How many times the size of the node filesystem holding the node root its containers'
+    /// disks may add up to (`berth node set --disk-overcommit`): `create` and
+    /// `set --diskspace` refuse beyond it. Absent in older files: [`DEFAULT_DISK_OVERCOMMIT`].
+    #[serde(default = "default_disk_overcommit")]
+    pub disk_overcommit: f64,
+    /// Free space the disk guard keeps on the node filesystem (`berth node set
+    /// --disk-reserve`): below it, the container writing most is frozen. Absent: the default
+    /// of [`default_disk_reserve`], which depends on the filesystem's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_reserve: Option<Size>,
+}
+
+/// Default `disk_overcommit`: the sum of the containers' `--diskspace` may reach 4 times
+/// the node filesystem's size (expanding disks are sparse; the disk guard is the back-stop).
+pub const DEFAULT_DISK_OVERCOMMIT: f64 = 4.0;
+
+fn default_disk_overcommit() -> f64 {
+    DEFAULT_DISK_OVERCOMMIT
+}
+
+/// The default free-space reserve of a node filesystem of `total` bytes: 2% of it, at least
+/// 128 MiB and at most 2 GiB (see docs/reliability.md, "A full node filesystem").
+pub fn default_disk_reserve(total: u64) -> Size {
+    Size((total / 50).clamp(128 * Size::MIB, 2 * Size::GIB))
 }
 
 fn default_idmap_start() -> u32 {
@@ -55,6 +79,8 @@ impl NodeConfig {
             default_diskspace: DEFAULT_DISKSPACE,
             default_fstype: DiskFs::Ext4,
             service_defaults: Default::default(),
+            disk_overcommit: DEFAULT_DISK_OVERCOMMIT,
+            disk_reserve: None,
         }
     }
 }
@@ -67,6 +93,9 @@ pub struct DiskConfig {
     /// Its filesystem (fixed at create).
     #[serde(default, skip_serializing_if = "DiskFs::is_default")]
     pub fstype: DiskFs,
+    /// Expanding (sparse) or fixed (preallocated) image (`create --disktype`).
+    #[serde(default, skip_serializing_if = "DiskType::is_default")]
+    pub disktype: DiskType,
     /// Soft limit (`--diskspace soft:hard`): above it, `stats` and alerts warn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soft: Option<Size>,
@@ -83,6 +112,7 @@ impl DiskConfig {
         DiskConfig {
             size,
             fstype: DiskFs::Ext4,
+            disktype: DiskType::Expanding,
             soft: None,
             inodes: None,
             inodes_soft: None,

@@ -23,7 +23,7 @@ pub use berth_api::{Cause, Error as ApiError, ErrorKind, InputError};
 pub mod progress {
     pub use berth_api::node::{NoProgress, Progress};
 }
-pub use config::{ContainerConfig, DiskFs, NodeConfig, TemplateManifest};
+pub use config::{ContainerConfig, DiskFs, DiskType, NodeConfig, TemplateManifest};
 pub use error::CoreError;
 pub use paths::NodeRoot;
 pub use resources::Resources;

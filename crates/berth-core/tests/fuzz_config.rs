@@ -413,18 +413,25 @@ fn net() -> impl Strategy<Value = NetConfig> {
 fn container() -> impl Strategy<Value = ContainerConfig> {
     let disk = (
         size(),
-        any::<bool>(),
+        any::<(bool, bool)>(),
         prop::option::of(size()),
         prop::option::of(small_u64()),
         prop::option::of(small_u64()),
     )
-        .prop_map(|(size, xfs, soft, inodes, inodes_soft)| DiskConfig {
-            size,
-            fstype: if xfs { DiskFs::Xfs } else { DiskFs::Ext4 },
-            soft,
-            inodes,
-            inodes_soft,
-        });
+        .prop_map(
+            |(size, (xfs, fixed), soft, inodes, inodes_soft)| DiskConfig {
+                size,
+                fstype: if xfs { DiskFs::Xfs } else { DiskFs::Ext4 },
+                disktype: if fixed {
+                    berth_core::DiskType::Fixed
+                } else {
+                    berth_core::DiskType::Expanding
+                },
+                soft,
+                inodes,
+                inodes_soft,
+            },
+        );
     (
         (
             1u32..=i32::MAX as u32,

@@ -261,7 +261,7 @@ impl Node for LocalNode {
         api(LocalNode::node_adapters(self))
     }
     fn node_set(&self, settings: NodeSettings) -> Result<()> {
-        if settings.service_defaults.is_empty() && settings.default_fstype.is_none() {
+        if settings.is_empty() {
             return Err(berth_api::Error::invalid(
                 "nothing to set: the request changes nothing",
             ));
@@ -271,6 +271,14 @@ impl Node for LocalNode {
         }
         if let Some(f) = settings.default_fstype {
             api(self.set_default_fstype(f))?;
+        }
+        if let Some(r) = settings.disk_overcommit {
+            api(self.set_disk_overcommit(r))?;
+        }
+        match settings.disk_reserve {
+            Some(Some(r)) => api(self.set_disk_reserve(r))?,
+            Some(None) => api(self.set_default_disk_reserve())?,
+            None => {}
         }
         Ok(())
     }
@@ -284,6 +292,8 @@ impl Node for LocalNode {
             default_diskspace: c.default_diskspace,
             default_fstype: c.default_fstype,
             service_defaults: c.service_defaults.clone(),
+            disk_overcommit: c.disk_overcommit,
+            disk_reserve: c.disk_reserve,
         })
     }
     fn node_boot(&self) -> Result<Vec<berth_api::BootEntry>> {

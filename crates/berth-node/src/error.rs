@@ -45,6 +45,15 @@ pub enum NodeError {
     /// Declared services on a container whose PID 1 is its template's init.
     #[error("container {0} runs its template's init, which manages its own services: declared services need Berth's supervisor")]
     TemplateInit(u32),
+    /// `create` or `set --diskspace` beyond the node's disk overcommit limit.
+    #[error("the disks of this node's containers would add up to {promised} on a node filesystem of {total} ({root}), above the limit {limit} (--disk-overcommit {ratio}): give a smaller --diskspace, shrink or destroy containers, or raise the ratio with `berth node set --disk-overcommit N`")]
+    DiskOvercommit {
+        promised: String,
+        total: String,
+        root: String,
+        limit: String,
+        ratio: f64,
+    },
     /// A container whose config clashes with another container's (hand-edited files).
     #[error("container {ctid} cannot start: its {what} is also container {other}'s; {fix}")]
     Conflict {
@@ -93,6 +102,7 @@ impl NodeError {
             NodeError::StartFailed(..) | NodeError::StopFailed(..) => K::Internal,
             NodeError::Invalid(_) => K::Invalid,
             NodeError::AmbiguousName(..) | NodeError::Conflict { .. } => K::Conflict,
+            NodeError::DiskOvercommit { .. } => K::Precondition,
         }
     }
 

@@ -7,6 +7,8 @@ mod api;
 pub mod check;
 mod check_host;
 mod check_repair;
+pub mod diskguard;
+pub mod diskspace;
 pub mod error;
 pub mod hostsvc;
 mod idreg;

@@ -315,6 +315,7 @@ impl LocalNode {
             uid_base: cfg.idmap.filter(|_| !cfg.privileged).map(|m| m.host_base),
             diskspace: cfg.disk.size,
             fstype: cfg.disk.fstype,
+            disktype: cfg.disk.disktype,
             description: cfg.description.clone(),
             onboot: cfg.onboot,
             resources: cfg.resources.clone(),
@@ -359,6 +360,7 @@ impl LocalNode {
             uid_base: None,
             diskspace: berth_core::Size(0),
             fstype: Default::default(),
+            disktype: Default::default(),
             description: None,
             onboot: false,
             resources: Default::default(),
@@ -565,6 +567,7 @@ impl LocalNode {
         // A suspended container cannot act on signals: thaw it first.
         if let Some(mut c) = load_container(&self.root, &rid) {
             if c.status() == ContainerStatus::Paused {
+                crate::diskguard::kill_before_thaw(&self.root, id, &rid);
                 let _ = c.resume();
             }
         }
@@ -811,6 +814,7 @@ impl LocalNode {
             0o600,
         )?;
         let mut args = berth_runtime::monitor::load_args(root, id)?;
+        crate::diskguard::spawn(root.clone());
         crate::net::monitor_net(&mut args)?;
         let r = berth_runtime::monitor::run(args, ready);
         // The clean-up is done (or left to the next command): let a new start in at once,
@@ -966,6 +970,7 @@ impl LocalNode {
                 .map(|d| d.hard)
                 .unwrap_or(self.node.default_diskspace),
             fstype: opts.fstype.unwrap_or(self.node.default_fstype),
+            disktype: opts.disktype.unwrap_or_default(),
             soft: opts.diskspace.and_then(|d| d.soft),
             inodes: opts.diskinodes.map(|d| d.hard),
             inodes_soft: opts.diskinodes.and_then(|d| d.soft),
@@ -979,6 +984,8 @@ impl LocalNode {
         if let Some(n) = &opts.name {
             self.check_name_free(n, None)?;
         }
+        let fixed = disk.disktype == berth_core::DiskType::Fixed;
+        self.check_disk_promise(None, &disk, if fixed { disk.size.0 } else { 0 })?;
         let id = match opts.ctid {
             Some(id) => {
                 if self.root.ct_dir(id).exists() {

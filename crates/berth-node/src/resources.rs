@@ -7,7 +7,7 @@ use crate::{crash_point, NodeError, Result};
 use berth_core::ops::{ContainerStats, CtStatus, NodeInfo, SetOutcome, StopOptions};
 use berth_core::resources::{SetMode, SetOptions};
 use berth_core::validate::{validate_hostname, validate_name};
-use berth_core::{fsutil, ContainerConfig, CtId, CtRef, DiskFs, NodeRoot, Size};
+use berth_core::{fsutil, ContainerConfig, CtId, CtRef, DiskFs, DiskType, NodeRoot, Size};
 use berth_runtime::resources::{self as rres, CgroupSample, HostInfo};
 use berth_storage::{disk, loopdev, rootfs, xfs};
 use std::time::Duration;
@@ -60,6 +60,16 @@ impl LocalNode {
     /// Brings a stopped container's virtual disk to the size and inode count of its config
     /// (after `set --setmode ignore|restart`, or a crash half-way through a resize).
     pub(crate) fn reconcile_disk(&self, cfg: &ContainerConfig) -> Result<()> {
+        self.reconcile_disk_size(cfg)?;
+        if cfg.disk.disktype == DiskType::Fixed {
+            // Whatever left holes (a resize2fs zeroing new inode tables, a rebuild, a
+            // crash before the preallocation): allocate them.
+            disk::preallocate(&self.root().ct_disk(cfg.ctid))?;
+        }
+        Ok(())
+    }
+
+    fn reconcile_disk_size(&self, cfg: &ContainerConfig) -> Result<()> {
         let image = self.root().ct_disk(cfg.ctid);
         if cfg.disk.fstype == DiskFs::Xfs {
             return self.reconcile_xfs(cfg);
@@ -181,9 +191,21 @@ impl LocalNode {
         if new.disk.fstype == DiskFs::Xfs && new.disk.size < old.disk.size {
             return Err(xfs_cannot_shrink(id));
         }
+        let fixed_growth = if new.disk.disktype == DiskType::Fixed {
+            new.disk.size.0.saturating_sub(old.disk.size.0)
+        } else {
+            0
+        };
+        if new.disk.size > old.disk.size {
+            let _node = berth_core::lock::lock(&self.root().node_lock())?;
+            self.check_disk_promise(Some(id), &new.disk, fixed_growth)?;
+        }
         if !is_active(self.root(), id) {
             // Stopped: resize or rebuild the disk now, so that errors show here.
             let disk_changed = new.disk.size != old.disk.size || new.disk.inodes != old.disk.inodes;
+            if fixed_growth > 0 {
+                disk::reserve_growth(&self.root().ct_disk(id), new.disk.size)?;
+            }
             if disk_changed {
                 self.reconcile_disk(&new)?;
                 crash_point("set:stopped-after-resize");
@@ -223,6 +245,10 @@ impl LocalNode {
         // marker `run/<ctid>/set-old.toml` (the old config), from which the next command
         // brings the live limits to the config, or, if the kernel refuses them, both back
         // to the old ones (recover::reconcile_set). Never live limits the config lacks.
+        if fixed_growth > 0 {
+            // The new part's blocks first: ENOSPC here changes nothing.
+            disk::reserve_growth(&self.root().ct_disk(id), new.disk.size)?;
+        }
         let marker = crate::recover::set_marker(self.root(), id);
         fsutil::write_toml(&marker, &old)?;
         crash_point("set:after-marker");
@@ -250,6 +276,9 @@ impl LocalNode {
                     )?;
                 } else {
                     xfs::grow(&mounted, new.disk.size, new.disk.inodes)?;
+                }
+                if fixed_growth > 0 {
+                    disk::preallocate(&self.root().ct_disk(id))?;
                 }
             }
             Ok(())
@@ -416,7 +445,13 @@ impl LocalNode {
     pub(crate) fn compact_impl(&self, r: &CtRef) -> Result<u64> {
         let id = self.resolve(r)?;
         let _g = self.lock_ct(id)?;
-        let fstype = self.load_config(id)?.disk.fstype;
+        let cfg = self.load_config(id)?;
+        if cfg.disk.disktype == DiskType::Fixed {
+            return Err(NodeError::Invalid(format!(
+                "container {id} has a fixed (preallocated) disk: its blocks stay the node's so that it never meets a full node filesystem, and compact would give them back; nothing done"
+            )));
+        }
+        let fstype = cfg.disk.fstype;
         let image = self.root().ct_disk(id);
         let before = disk::allocated(&image);
         if is_active(self.root(), id) {
@@ -499,6 +534,7 @@ impl LocalNode {
                 gib(info.allocated_disk)
             ));
         }
+        self.add_disk_info(&mut info);
         Ok(info)
     }
 }

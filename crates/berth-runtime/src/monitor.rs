@@ -178,6 +178,7 @@ pub fn clear_writeback_limits(root: &NodeRoot, id: CtId) {
     for dev in berth_storage::loopdev::find_by_backing(&root.ct_disk(id)) {
         if let Some(d) = berth_storage::loopdev::dev_numbers(&dev) {
             let _ = crate::resources::set_writeback_limit(d, None, None);
+            let _ = berth_storage::loopdev::limit_dirty(d.0, d.1, None);
         }
     }
 }
@@ -360,6 +361,14 @@ fn boot_loop(
         .and_then(|(ma, mi)| berth_storage::loopdev::io_counters_of(ma, mi))
     {
         fsutil::write_runtime_file(&paths.dir.join("io_base"), c.to_line().as_bytes(), 0o600)?;
+    }
+    // Bound what the container can have in flight towards the node filesystem (the disk
+    // guard's reserve covers it once the container is frozen).
+    if let Some((ma, mi)) = prepared.disk_dev {
+        let limit = berth_storage::loopdev::DIRTY_LIMIT;
+        if let Err(e) = berth_storage::loopdev::limit_dirty(ma, mi, Some(limit)) {
+            tracing::warn!("virtual disk's dirty-data limit not set: {e}");
+        }
     }
     loop {
         // Limits may have been changed with `berth set` since the last boot: read them anew.

@@ -3,7 +3,7 @@
 //! It holds `upper/` and `work/` of the container's overlay, owned by container-native IDs.
 
 use crate::{Result, StorageError};
-use berth_core::{DiskFs, Size};
+use berth_core::{DiskFs, DiskType, Size};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -46,10 +46,51 @@ pub fn create_image(
     inodes: Option<u64>,
     staging: &Path,
 ) -> Result<()> {
+    create_image_of(path, size, fstype, DiskType::Expanding, inodes, staging)
+}
+
+/// [`create_image`] of either disk type: a fixed image is made the same way, then
+/// preallocated ([`preallocate`]); its ext4 inode tables are zeroed by mkfs, not later by
+/// the kernel (whose lazy zeroing would punch holes through the loop device).
+pub fn create_image_of(
+    path: &Path,
+    size: Size,
+    fstype: DiskFs,
+    disktype: DiskType,
+    inodes: Option<u64>,
+    staging: &Path,
+) -> Result<()> {
+    if disktype == DiskType::Fixed {
+        // Fail early, before mkfs, when the node filesystem cannot hold it.
+        fallocate(path, size.0, libc::FALLOC_FL_KEEP_SIZE, 0, true)?;
+    }
+    create_sparse(
+        path,
+        size,
+        fstype,
+        inodes,
+        staging,
+        disktype == DiskType::Fixed,
+    )?;
+    if disktype == DiskType::Fixed {
+        preallocate(path)?;
+    }
+    Ok(())
+}
+
+fn create_sparse(
+    path: &Path,
+    size: Size,
+    fstype: DiskFs,
+    inodes: Option<u64>,
+    staging: &Path,
+    eager_itable: bool,
+) -> Result<()> {
     // Root-only: the image holds all of the container's files, whatever their modes inside.
     let f = OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(eager_itable)
+        .create_new(!eager_itable)
         .mode(0o600)
         .open(path)
         .map_err(|e| StorageError::io(path, e))?;
@@ -64,12 +105,76 @@ pub fn create_image(
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
             .map_err(|e| StorageError::io(&p, e))?;
     }
-    mkfs(path, inodes, staging)
+    mkfs_with(path, inodes, staging, eager_itable)
+}
+
+/// fallocate(2) of `len` bytes from `offset` on `path` with `mode`; ENOSPC becomes
+/// [`StorageError::NoSpace`]. `create` makes the file (new, root-only) first.
+fn fallocate(path: &Path, len: u64, mode: libc::c_int, offset: u64, create: bool) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(create)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| StorageError::io(path, e))?;
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: fallocate on an owned descriptor with integer arguments.
+    let r = unsafe {
+        libc::fallocate(
+            f.as_raw_fd(),
+            mode,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOSPC) {
+            return Err(StorageError::NoSpace(path.into(), Size(len).to_string()));
+        }
+        return Err(StorageError::io(path, e));
+    }
+    Ok(())
+}
+
+/// Allocates every block of a fixed disk's image (holes become unwritten extents; data is
+/// kept): after mkfs, a resize or anything that may have punched holes.
+pub fn preallocate(image: &Path) -> Result<()> {
+    let len = fs::metadata(image)
+        .map_err(|e| StorageError::io(image, e))?
+        .len();
+    fallocate(image, len, 0, 0, false)
+}
+
+/// Reserves the blocks a fixed disk growing to `size` needs beyond its current end
+/// (FALLOC_FL_KEEP_SIZE: the file's length is unchanged until the grow itself). On ENOSPC
+/// whatever was allocated is given back and the image keeps its old size.
+pub fn reserve_growth(image: &Path, size: Size) -> Result<()> {
+    let len = fs::metadata(image)
+        .map_err(|e| StorageError::io(image, e))?
+        .len();
+    if size.0 <= len {
+        return Ok(());
+    }
+    fallocate(image, size.0 - len, libc::FALLOC_FL_KEEP_SIZE, len, false).inspect_err(|_| {
+        // Truncating to the current length frees what KEEP_SIZE allocated past the end.
+        if let Ok(f) = OpenOptions::new().write(true).open(image) {
+            let _ = f.set_len(len);
+        }
+    })
 }
 
 /// mkfs.ext4 on `path` with the contents of `from`: no reserved blocks (the whole disk is the
 /// container's), lazy inode tables (sparse and fast), an exact inode count when asked.
 fn mkfs(path: &Path, inodes: Option<u64>, from: &Path) -> Result<()> {
+    mkfs_with(path, inodes, from, false)
+}
+
+/// [`mkfs`]; `eager_itable` zeroes the inode tables now (fixed disks).
+fn mkfs_with(path: &Path, inodes: Option<u64>, from: &Path, eager_itable: bool) -> Result<()> {
     let mut cmd = Command::new("mkfs.ext4");
     cmd.args([
         "-q",
@@ -77,7 +182,11 @@ fn mkfs(path: &Path, inodes: Option<u64>, from: &Path) -> Result<()> {
         "-m",
         "0",
         "-E",
-        "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0",
+        if eager_itable {
+            "lazy_itable_init=0,lazy_journal_init=1,nodiscard,root_owner=0:0"
+        } else {
+            "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0"
+        },
     ]);
     let Some(want) = inodes else {
         return run(cmd.arg("-d").arg(from).arg(path));
@@ -373,6 +482,51 @@ pub fn abort_rebuild(image: &Path) {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    /// A tmpfs of 8 MiB (root only; None elsewhere), unmounted on drop.
+    struct SmallFs(tempfile::TempDir);
+    impl SmallFs {
+        fn new() -> Option<SmallFs> {
+            let d = tempfile::tempdir().ok()?;
+            let ok = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=8M", "tmpfs"])
+                .arg(d.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(SmallFs(d))
+        }
+    }
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0.path()).status();
+        }
+    }
+
+    #[test]
+    fn fixed_growth_is_reserved_or_refused_keeping_the_old_size() {
+        let Some(fs) = SmallFs::new() else {
+            return; // not root: covered by the integration suite
+        };
+        let img = fs.0.path().join("disk.img");
+        fallocate(&img, 2 << 20, 0, 0, true).unwrap();
+        preallocate(&img).unwrap();
+        assert!(fs::metadata(&img).unwrap().blocks() * 512 >= 2 << 20);
+        // 64M cannot fit: refused, the image keeps its size and gives back what it took.
+        let e = reserve_growth(&img, Size(64 << 20)).unwrap_err();
+        assert!(matches!(e, StorageError::NoSpace(..)), "{e}");
+        assert!(e.to_string().contains("fixed"), "{e}");
+        let m = fs::metadata(&img).unwrap();
+        assert_eq!(m.len(), 2 << 20);
+        assert!(
+            m.blocks() * 512 <= 3 << 20,
+            "blocks past the end given back"
+        );
+        // 4M fits: reserved past the end, then the file grows into it.
+        reserve_growth(&img, Size(4 << 20)).unwrap();
+        let m = fs::metadata(&img).unwrap();
+        assert_eq!(m.len(), 2 << 20, "KEEP_SIZE");
+        assert!(m.blocks() * 512 >= 4 << 20);
+    }
 
     #[test]
     fn sparse_image_with_fs() {

@@ -29,6 +29,8 @@ pub enum StorageError {
     TooSmall(String, String),
     #[error("refusing to write {0}: {1}")]
     Unsafe(String, String),
+    #[error("{path}: the node filesystem has no room for {need} more of a fixed (preallocated) disk: free space on it, or use a smaller --diskspace", path = .0.display(), need = .1)]
+    NoSpace(PathBuf, String),
 }
 
 /// A validator's refusal (berth-api), through the model layer's error.
@@ -63,6 +65,7 @@ impl StorageError {
             | StorageError::UnknownArchive(_)
             | StorageError::TooSmall(..)
             | StorageError::Unsafe(..) => K::Invalid,
+            StorageError::NoSpace(..) => K::Unavailable,
             StorageError::Io { .. } | StorageError::Sys { .. } | StorageError::Command { .. } => {
                 K::Internal
             }

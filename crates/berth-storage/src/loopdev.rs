@@ -159,6 +159,10 @@ pub fn detach(dev: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(StorageError::io(dev, e)),
     };
+    // The device's next user gets the kernel's writeback defaults, not a container's bound.
+    if let Some((ma, mi)) = dev_numbers(dev) {
+        let _ = limit_dirty(ma, mi, None);
+    }
     // SAFETY: ioctl on an owned descriptor, no argument.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), LOOP_CLR_FD, 0) };
     if r != 0 {
@@ -175,6 +179,32 @@ pub fn dev_numbers(dev: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let rdev = fs::metadata(dev).ok()?.rdev();
     Some((libc::major(rdev) as u64, libc::minor(rdev) as u64))
+}
+
+/// Most dirty page-cache data a container's virtual disk may hold (the loop device's
+/// writeback limit, `/sys/class/bdi/MAJ:MIN/max_bytes` with `strict_limit`): what a frozen
+/// container may still write to the node filesystem, which the disk guard's reserve covers.
+pub const DIRTY_LIMIT: u64 = 16 << 20;
+
+/// Bounds the dirty data of the block device `major:minor` to `bytes` (strictly: also while
+/// the node's global dirty threshold is far away), or, with `None`, gives it back the
+/// kernel's defaults. Needs a kernel with per-device `max_bytes` (6.2 on).
+pub fn limit_dirty(major: u64, minor: u64, bytes: Option<u64>) -> Result<()> {
+    let dir = std::path::PathBuf::from(format!("/sys/class/bdi/{major}:{minor}"));
+    let write = |name: &str, v: String| {
+        let p = dir.join(name);
+        fs::write(&p, v).map_err(|e| StorageError::io(&p, e))
+    };
+    match bytes {
+        Some(b) => {
+            write("max_bytes", b.to_string())?;
+            write("strict_limit", "1".into())
+        }
+        None => {
+            write("strict_limit", "0".into())?;
+            write("max_ratio", "100".into())
+        }
+    }
 }
 
 /// Makes a loop device pick up its backing file's new size (after the file grew).

@@ -217,10 +217,11 @@ pub fn create_disk(root: &NodeRoot, cfg: &ContainerConfig) -> Result<()> {
     let staging = root.ct_dir(cfg.ctid).join(".staging");
     let _ = fs::remove_dir_all(&staging);
     mkdir(&staging)?;
-    let r = disk::create_image(
+    let r = disk::create_image_of(
         &root.ct_disk(cfg.ctid),
         cfg.disk.size,
         cfg.disk.fstype,
+        cfg.disk.disktype,
         cfg.disk.inodes,
         &staging,
     );

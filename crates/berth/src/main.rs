@@ -104,6 +104,10 @@ enum Cmd {
         /// default: the node's (`node set --default-fstype`), ext4
         #[arg(long)]
         fstype: Option<String>,
+        /// Virtual disk type: `expanding` (sparse, the default) or `fixed` (preallocated:
+        /// never meets a full node filesystem; counts fully as allocated)
+        #[arg(long)]
+        disktype: Option<String>,
         /// Run without a user namespace: container root is host root (not recommended)
         #[arg(long)]
         privileged: bool,
@@ -366,11 +370,22 @@ enum NodeCmd {
     Set {
         /// Default startup type of a service in new containers: NAME=auto|manual|disabled
         /// (NAME=default removes it); repeatable
-        #[arg(long = "service-default", required_unless_present = "default_fstype")]
+        #[arg(
+            long = "service-default",
+            required_unless_present_any = ["default_fstype", "disk_overcommit", "disk_reserve"]
+        )]
         service_default: Vec<String>,
         /// Virtual-disk filesystem of new containers created without --fstype: ext4 or xfs
         #[arg(long)]
         default_fstype: Option<String>,
+        /// How many times the node filesystem's size the containers' --diskspace may add up
+        /// to (e.g. 1.5); create and set --diskspace refuse beyond it (default 4)
+        #[arg(long, allow_hyphen_values = true)]
+        disk_overcommit: Option<String>,
+        /// Free space kept on the node filesystem: below it, the containers writing most are
+        /// frozen until space returns (`default`: 2% of the filesystem, 128M to 2G)
+        #[arg(long, allow_hyphen_values = true)]
+        disk_reserve: Option<String>,
     },
     /// The host's own services and listening sockets, flagging what is not Berth's
     Services {
@@ -571,11 +586,16 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             description,
             diskspace,
             fstype,
+            disktype,
             privileged,
             res,
             init,
         } => {
             let init = berth_core::services::InitMode::parse(&init)?;
+            let disktype = disktype
+                .as_deref()
+                .map(berth_core::DiskType::parse)
+                .transpose()?;
             let fstype = fstype
                 .as_deref()
                 .map(berth_core::DiskFs::parse)
@@ -594,6 +614,7 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                     diskspace: disk.diskspace,
                     diskinodes: disk.diskinodes,
                     fstype,
+                    disktype,
                     privileged,
                     resources,
                     init,
@@ -844,11 +865,24 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                 NodeCmd::Set {
                     service_default,
                     default_fstype,
+                    disk_overcommit,
+                    disk_reserve,
                 },
         } => {
             let fstype = default_fstype
                 .as_deref()
                 .map(berth_core::DiskFs::parse)
+                .transpose()?;
+            let overcommit = disk_overcommit
+                .as_deref()
+                .map(berth_core::checked::parse_disk_overcommit)
+                .transpose()?;
+            let reserve = disk_reserve
+                .as_deref()
+                .map(|r| match r {
+                    "default" => Ok(None),
+                    _ => berth_core::Size::parse(r).map(Some),
+                })
                 .transpose()?;
             let parsed: Vec<(String, Option<berth_core::services::Startup>)> = service_default
                 .iter()
@@ -861,6 +895,8 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             node.node_set(NodeSettings {
                 service_defaults: parsed.clone(),
                 default_fstype: fstype,
+                disk_overcommit: overcommit,
+                disk_reserve: reserve,
             })?;
             for (name, st) in parsed {
                 match st {
@@ -872,6 +908,18 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             }
             if let Some(f) = fstype {
                 outln!("new containers: {f} virtual disks");
+            }
+            if let Some(r) = overcommit {
+                outln!("disk overcommit: containers may be promised {r} times the node filesystem");
+            }
+            match reserve {
+                Some(Some(r)) => {
+                    outln!("disk reserve: {r} kept free on the node filesystem");
+                }
+                Some(None) => {
+                    outln!("disk reserve: the default (2% of the node filesystem, 128M to 2G)");
+                }
+                None => {}
             }
         }
         Cmd::Node {

@@ -126,7 +126,14 @@ pub fn status(c: &ContainerInfo, as_json: bool) -> anyhow::Result<()> {
         )?,
         None => writeln!(out, "user ids:    PRIVILEGED (container root is host root)")?,
     }
-    writeln!(out, "diskspace:   {} ({})", c.diskspace, c.fstype)?;
+    match c.disktype {
+        berth_core::DiskType::Expanding => {
+            writeln!(out, "diskspace:   {} ({})", c.diskspace, c.fstype)?
+        }
+        berth_core::DiskType::Fixed => {
+            writeln!(out, "diskspace:   {} ({}, fixed)", c.diskspace, c.fstype)?
+        }
+    }
     writeln!(out, "ip:          {}", ips(c))?;
     if !c.networks.is_empty() {
         writeln!(out, "networks:    {}", c.networks.join(", "))?;
@@ -279,6 +286,7 @@ pub const COLUMNS: &[&str] = &[
     "disk",
     "diskspace",
     "fstype",
+    "disktype",
     "inodes",
     "ioprio",
     "iolimit",
@@ -380,6 +388,7 @@ fn column(col: &str, c: &ContainerInfo, s: Option<&ContainerStats>) -> (String, 
         }
         "diskspace" => text_json(c.diskspace.to_string(), json!(c.diskspace.0)),
         "fstype" => text_json(c.fstype.to_string(), json!(c.fstype)),
+        "disktype" => text_json(c.disktype.to_string(), json!(c.disktype)),
         "cpulimit" => {
             let v = c.resources.cpulimit;
             text_json(v.map(|v| format!("{v}%")).unwrap_or("-".into()), json!(v))
@@ -522,10 +531,21 @@ pub fn node_info(n: &NodeInfo, as_json: bool) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "  disk        {} ({} allocated)",
+        "  disk        {} of at most {} ({} allocated; --disk-overcommit {})",
         human(n.promised_disk),
-        human(n.allocated_disk)
+        human(n.disk_promise_limit),
+        human(n.allocated_disk),
+        n.disk_overcommit
     )?;
+    writeln!(
+        out,
+        "disk reserve: {} (the disk guard freezes the biggest writers below it)",
+        human(n.disk_reserve)
+    )?;
+    if !n.disk_frozen.is_empty() {
+        let ids: Vec<String> = n.disk_frozen.iter().map(|i| i.to_string()).collect();
+        writeln!(out, "disk frozen:  {}", ids.join(", "))?;
+    }
     for w in &n.warnings {
         writeln!(out, "warning: {w}")?;
     }
@@ -544,6 +564,14 @@ pub fn node_config(c: &berth_api::NodeConfigInfo, as_json: bool) -> anyhow::Resu
     writeln!(out, "default diskspace:  {}", c.default_diskspace)?;
     writeln!(out, "default fstype:     {}", c.default_fstype)?;
     writeln!(out, "ID ranges from:     {}", c.idmap_start)?;
+    writeln!(out, "disk overcommit:    {}", c.disk_overcommit)?;
+    match c.disk_reserve {
+        Some(r) => writeln!(out, "disk reserve:       {r}")?,
+        None => writeln!(
+            out,
+            "disk reserve:       default (2% of the node filesystem, 128M to 2G)"
+        )?,
+    }
     if c.service_defaults.is_empty() {
         writeln!(out, "service defaults:   -")?;
     }
