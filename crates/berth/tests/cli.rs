@@ -200,3 +200,64 @@ fn hostname_set_live_changes_it_inside_and_in_etc_hosts() {
     assert_eq!(n.exec("101", &["hostname"]).trim(), "other");
     n.ok(&["stop", "101", "--kill"]);
 }
+
+#[test]
+fn node_boot_starts_onboot_containers_in_bootorder() {
+    let n = Node::new("cli-boot");
+    for (id, order) in [
+        ("101", None),
+        ("102", Some("5")),
+        ("103", Some("20")),
+        ("104", None),
+    ] {
+        n.ok(&["create", id, "--ostemplate", "busybox"]);
+        if id != "104" {
+            n.ok(&["set", id, "--onboot", "yes"]);
+        }
+        if let Some(o) = order {
+            n.ok(&["set", id, "--bootorder", o]);
+        }
+    }
+    let out = n.ok(&["node", "boot"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "container 103 started",
+            "container 102 started",
+            "container 101 started"
+        ],
+        "{out}"
+    );
+    assert_eq!(n.status("104")["status"], "stopped");
+    let again = n.json(&["node", "boot", "--format", "json"]);
+    assert!(again
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["outcome"] == "running"));
+    // one that cannot start is reported; the others still start; exit 1
+    for id in ["101", "102", "103"] {
+        n.ok(&["stop", id, "--kill"]);
+    }
+    // its virtual disk is gone (an operator's mistake): its start fails
+    std::fs::rename(
+        n.root.join("containers/102/disk.img"),
+        n.root.join("containers/102/disk.img.away"),
+    )
+    .unwrap();
+    let o = n.run(&["node", "boot"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("container 102 did not start"), "{err}");
+    assert_eq!(n.status("101")["status"], "running");
+    assert_eq!(n.status("103")["status"], "running");
+    for id in ["101", "103"] {
+        n.ok(&["stop", id, "--kill"]);
+    }
+    std::fs::rename(
+        n.root.join("containers/102/disk.img.away"),
+        n.root.join("containers/102/disk.img"),
+    )
+    .unwrap();
+}
