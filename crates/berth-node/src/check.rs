@@ -68,6 +68,12 @@ pub enum ProblemKind {
     RegistryOrphan,
     /// A container whose ID range is not registered to it.
     RegistryMissing,
+    /// The containers' disks add up to more than the node's overcommit limit allows (node
+    /// files edited by hand, the ratio lowered, or the node filesystem shrunk).
+    DiskOvercommit,
+    /// The node filesystem's free space is under the reserve: the disk guard freezes the
+    /// biggest writer of a running container.
+    DiskLow,
 }
 
 /// One inconsistency.
@@ -130,6 +136,55 @@ pub(crate) struct Checker<'a> {
     pub(crate) node_id: String,
     pub(crate) host: Host,
     pub(crate) out: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    /// What the containers were promised against the node filesystem, and its free space
+    /// against the reserve.
+    fn disk_space(&mut self, node: &berth_core::NodeConfig, ids: &[CtId]) {
+        let Ok(space) = crate::diskspace::fs_space(self.root.path()) else {
+            return;
+        };
+        let promised: u64 = ids
+            .iter()
+            .filter_map(|id| berth_core::ContainerConfig::load(self.root, *id).ok())
+            .map(|c| c.disk.size.0)
+            .sum();
+        let limit = crate::diskspace::promise_limit(space.total, node.disk_overcommit);
+        if promised > limit {
+            let need = promised as f64 / space.total.max(1) as f64;
+            self.push(
+                ProblemKind::DiskOvercommit,
+                quote(self.root.path()),
+                format!(
+                    "the containers' disks add up to {} on a node filesystem of {}, above the limit {} (ratio {})",
+                    crate::diskspace::human(promised),
+                    crate::diskspace::human(space.total),
+                    crate::diskspace::human(limit),
+                    node.disk_overcommit
+                ),
+                format!(
+                    "{} (or shrink or destroy containers)",
+                    self.berth(&format!("node set --disk-overcommit {:.2}", (need * 100.0).ceil() / 100.0))
+                ),
+                Action::None,
+            );
+        }
+        let reserve = crate::diskspace::reserve_of(node, space.total);
+        if space.free < reserve {
+            self.push(
+                ProblemKind::DiskLow,
+                quote(self.root.path()),
+                format!(
+                    "{} free on the node filesystem, under the reserve of {}",
+                    crate::diskspace::human(space.free),
+                    crate::diskspace::human(reserve)
+                ),
+                "free space on the node filesystem (`berth compact CT` returns unused blocks of expanding disks)".into(),
+                Action::None,
+            );
+        }
+    }
 }
 
 pub(crate) fn quote(p: &Path) -> String {
@@ -568,6 +623,7 @@ pub fn check(root: &NodeRoot) -> Result<Report> {
     c.registry();
     c.storage();
     c.networks();
+    c.disk_space(&node, &ids);
     let mut problems = c.out;
     problems.sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
     problems.dedup_by(|a, b| a.kind == b.kind && a.object == b.object && a.detail == b.detail);

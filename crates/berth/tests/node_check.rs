@@ -286,3 +286,36 @@ fn check_reports_and_removes_firewall_tables_of_a_node_without_networks() {
     let (code, ps) = check(&n, false);
     assert_eq!((code, ps.len()), (0, 0), "{ps:#?}");
 }
+
+#[test]
+fn check_reports_disk_overcommit_with_the_ratio_that_fits() {
+    let n = Node::new("check-overcommit");
+    n.ok(&[
+        "create",
+        "101",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "1G",
+    ]);
+    let (code, ps) = check(&n, false);
+    assert_eq!(code, 0, "{ps:?}");
+    // node.toml edited by hand: a ratio the existing disks are beyond
+    let p = n.root.join("node.toml");
+    let mut t = std::fs::read_to_string(&p).unwrap();
+    t = t
+        .lines()
+        .filter(|l| !l.starts_with("disk_overcommit"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    t.insert_str(0, "disk_overcommit = 0.000001\n");
+    std::fs::write(&p, t).unwrap();
+    let (code, ps) = check(&n, false);
+    assert_eq!(code, 1);
+    let o = find(&ps, "disk-overcommit", &n.root.display().to_string());
+    assert!(
+        o["fix"].as_str().unwrap().contains("--disk-overcommit"),
+        "{o}"
+    );
+    assert_eq!(o["repairable"], false);
+}
