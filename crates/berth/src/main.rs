@@ -19,6 +19,7 @@ macro_rules! out {
 }
 
 mod cmd_procs;
+mod cmd_user;
 mod cmd_service;
 mod net_args;
 mod output;
@@ -265,6 +266,16 @@ enum Cmd {
         ct: String,
         #[command(subcommand)]
         cmd: cmd_service::ServiceCmd,
+    },
+    /// Users of the node's API (berthd)
+    User {
+        #[command(subcommand)]
+        cmd: cmd_user::UserCmd,
+    },
+    /// Tokens of the node's API (berthd)
+    Token {
+        #[command(subcommand)]
+        cmd: cmd_user::TokenCmd,
     },
     #[command(name = "__monitor", hide = true)]
     Monitor { ctid: String },
@@ -815,6 +826,8 @@ fn run(cli: Cli) -> Result<i32> {
             let node = open(&root)?;
             cmd_service::run(&*node, &ct(&c)?, cmd)?;
         }
+        Cmd::User { cmd } => cmd_user::user(root.path(), cmd)?,
+        Cmd::Token { cmd } => cmd_user::token(root.path(), cmd)?,
         Cmd::Monitor { ctid } => {
             let id = CtId::parse(&ctid)?;
             LocalNode::run_monitor(&root, id).map_err(berth_api::Error::from)?;
