@@ -34,7 +34,11 @@ pub fn request_event(ev: &EventLog, c: &Caller, m: &Method, path: &str, status: 
         ("POST", 1) => "create".to_string(),
         ("DELETE", 2) => "delete".to_string(),
         ("PATCH", _) => "set".to_string(),
-        (_, n) if n >= 3 => segs[2..].iter().map(|s| clean(s)).collect::<Vec<_>>().join("."),
+        (_, n) if n >= 3 => segs[2..]
+            .iter()
+            .map(|s| clean(s))
+            .collect::<Vec<_>>()
+            .join("."),
         (m, _) => m.to_ascii_lowercase(),
     };
     ev.emit(

@@ -297,7 +297,12 @@ pub async fn login(
     if st.limiter.blocked(ip) {
         return Err(too_many());
     }
-    let user_shown: String = l.user.chars().filter(|c| !c.is_control()).take(64).collect();
+    let user_shown: String = l
+        .user
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
     let store = st.auth.clone();
     let (name, pw) = (l.user, l.password);
     let found = if berth_auth::validate_user_name(&name).is_ok() {

@@ -112,7 +112,11 @@ impl Config {
 }
 
 #[derive(Debug, clap::Parser)]
-#[command(name = "berthd", version, about = "Berth's node agent: the REST API of this node")]
+#[command(
+    name = "berthd",
+    version,
+    about = "Berth's node agent: the REST API of this node"
+)]
 pub struct Args {
     /// Node root directory
     #[arg(long, env = "BERTH_ROOT", default_value = berth_core::paths::DEFAULT_ROOT)]

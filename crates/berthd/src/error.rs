@@ -151,12 +151,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
 }
 
 /// Turns every error answer that is not JSON yet (axum's rejections: 405, bad paths or
-/// queries) into an [`ErrorBody`] of the status's kind.
+/// queries) into an [`ErrorBody`] of the status's kind, with that kind's status.
 pub async fn json_errors(req: Request, next: axum::middleware::Next) -> Response {
-    let res = next.run(req).await;
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let mut res = next.run(req).await;
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
+    }
+    // A refused request's body may be left unread: the connection cannot carry another.
+    if has_body {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let is_json = res
         .headers()
@@ -184,8 +194,11 @@ pub async fn json_errors(req: Request, next: axum::middleware::Next) -> Response
         ErrorKind::from_http_status(status.as_u16()),
         msg,
     ));
-    // Keep the status (405 stays 405, with the kind `invalid`).
-    *r.status_mut() = status;
+    // The kind's status, as everywhere (a 405 becomes 400 `invalid`): one kind, one status.
+    if has_body {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     r
 }
 

@@ -113,7 +113,11 @@ impl EventLog {
     /// [`MAX_QUERY`] (the newest).
     pub fn query(&self, since_ms: u64, kind: Option<&str>) -> Vec<Event> {
         let mut out = Vec::new();
-        for p in [rotated(&self.path, 2), rotated(&self.path, 1), self.path.clone()] {
+        for p in [
+            rotated(&self.path, 2),
+            rotated(&self.path, 1),
+            self.path.clone(),
+        ] {
             out.extend(
                 read_events(&p)
                     .into_iter()
@@ -142,7 +146,11 @@ fn read_events(p: &Path) -> Vec<Event> {
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match r.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf) {
+        match r
+            .by_ref()
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+        {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }

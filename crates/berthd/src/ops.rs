@@ -289,8 +289,7 @@ impl Ops {
             if e.op.state != OperationState::Running || !e.op.cancellable {
                 return Err(Error::new(
                     berth_api::ErrorKind::Precondition,
-                    format!("operation {id} is {:?}: nothing to cancel", e.op.state)
-                        .to_lowercase(),
+                    format!("operation {id} is {:?}: nothing to cancel", e.op.state).to_lowercase(),
                 ));
             }
             e.cancel.store(true, Ordering::SeqCst);

@@ -57,7 +57,8 @@ pub fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| DaemonError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| DaemonError::io(path, e))?;
-    l.set_nonblocking(true).map_err(|e| DaemonError::io(path, e))?;
+    l.set_nonblocking(true)
+        .map_err(|e| DaemonError::io(path, e))?;
     tokio::net::UnixListener::from_std(l).map_err(|e| DaemonError::io(path, e))
 }
 

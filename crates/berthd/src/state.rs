@@ -43,12 +43,7 @@ impl AppState {
     /// Parses a `{ct}` of a path, and checks the caller may `need` it. For an owner the
     /// reference is resolved to its ID first (a name is checked like an ID), and any
     /// container not his answers exactly as a missing one.
-    pub async fn ct(
-        &self,
-        caller: &Caller,
-        raw: &str,
-        need: fn(CtId) -> Need,
-    ) -> ApiResult<CtRef> {
+    pub async fn ct(&self, caller: &Caller, raw: &str, need: fn(CtId) -> Need) -> ApiResult<CtRef> {
         let r = CtRef::parse(raw)?;
         let id = match &r {
             CtRef::Id(id) => *id,
@@ -69,9 +64,7 @@ impl AppState {
             }
         };
         match policy::allow(caller, need(id)) {
-            Err(ApiError(e)) if e.kind == berth_api::ErrorKind::NotFound => {
-                Err(policy::hidden(&r))
-            }
+            Err(ApiError(e)) if e.kind == berth_api::ErrorKind::NotFound => Err(policy::hidden(&r)),
             other => other.map(|_| {
                 if caller.role == berth_api::agent::Role::Owner {
                     CtRef::Id(id)

@@ -46,7 +46,11 @@ pub async fn run(st: Arc<AppState>) {
         let res = st
             .call(move |n| {
                 let list = n.list(true)?;
-                let stats = if with_stats { n.stats(&[], 0).ok() } else { None };
+                let stats = if with_stats {
+                    n.stats(&[], 0).ok()
+                } else {
+                    None
+                };
                 Ok((list, stats))
             })
             .await;
@@ -126,7 +130,13 @@ fn report(st: &AppState, prev: &Snapshot, now: &Snapshot, while_down: bool) {
     for (id, s) in now {
         let obj = format!("container/{id}");
         let Some(p) = prev.get(id) else {
-            st.events.emit("container", "created", obj, "berthd", details(serde_json::json!({})));
+            st.events.emit(
+                "container",
+                "created",
+                obj,
+                "berthd",
+                details(serde_json::json!({})),
+            );
             continue;
         };
         if p.status == s.status {

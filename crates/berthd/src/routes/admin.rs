@@ -60,16 +60,19 @@ fn find_op(st: &AppState, c: &Caller, id: &str, cancel: bool) -> ApiResult<()> {
             user_is_caller: mine,
         }
     };
-    policy::allow(c, need)
-        .map_err(|e| match e.0.kind {
-            berth_api::ErrorKind::NotFound => {
-                ApiError(Error::not_found(format!("operation {id} not found")))
-            }
-            _ => e,
-        })
+    policy::allow(c, need).map_err(|e| match e.0.kind {
+        berth_api::ErrorKind::NotFound => {
+            ApiError(Error::not_found(format!("operation {id} not found")))
+        }
+        _ => e,
+    })
 }
 
-pub async fn operation(State(st): St, Extension(c): Who, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn operation(
+    State(st): St,
+    Extension(c): Who,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     find_op(&st, &c, &id, false)?;
     let op = st
         .ops
@@ -78,12 +81,20 @@ pub async fn operation(State(st): St, Extension(c): Who, Path(id): Path<String>)
     Ok(Json(op).into_response())
 }
 
-pub async fn cancel(State(st): St, Extension(c): Who, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn cancel(
+    State(st): St,
+    Extension(c): Who,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     find_op(&st, &c, &id, true)?;
     Ok(Json(st.ops.cancel(&id)?).into_response())
 }
 
-pub async fn events(State(st): St, Extension(c): Who, RawQuery(q): RawQuery) -> ApiResult<Response> {
+pub async fn events(
+    State(st): St,
+    Extension(c): Who,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     policy::allow(&c, Need::Events)?;
     let q = Query::parse(q.as_deref(), &["since", "type", "follow"])?;
     let since = match q.get("since") {
@@ -161,7 +172,11 @@ pub async fn user_add(
     Ok(Json(user.info()).into_response())
 }
 
-pub async fn user_remove(State(st): St, Extension(c): Who, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn user_remove(
+    State(st): St,
+    Extension(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     policy::allow(&c, Need::UserAdmin)?;
     berth_auth::validate_user_name(&name)?;
     auth(&st, move |s| s.remove_user(&name)).await?;
@@ -209,7 +224,11 @@ pub async fn token_create(
     Ok(Json(nt).into_response())
 }
 
-pub async fn token_revoke(State(st): St, Extension(c): Who, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn token_revoke(
+    State(st): St,
+    Extension(c): Who,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(crate::error::invalid("invalid token ID"));
     }
@@ -219,7 +238,9 @@ pub async fn token_revoke(State(st): St, Extension(c): Who, Path(id): Path<Strin
         policy::allow(&c, Need::OwnTokens)?;
     } else if c.role != Role::Admin {
         // Another's token is as unknown as a missing one.
-        return Err(ApiError(Error::not_found(format!("token {id:?} not found"))));
+        return Err(ApiError(Error::not_found(format!(
+            "token {id:?} not found"
+        ))));
     }
     auth(&st, move |s| s.revoke_token(&id)).await?;
     Ok(no_content())

@@ -55,7 +55,11 @@ pub async fn create(
     Ok(accepted(op))
 }
 
-pub async fn status(State(st): St, Extension(c): Who, Path(ct): Path<String>) -> ApiResult<Response> {
+pub async fn status(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+) -> ApiResult<Response> {
     let r = st.ct(&c, &ct, Need::CtRead).await?;
     Ok(Json(st.call(move |n| n.status(&r)).await?).into_response())
 }
@@ -171,12 +175,20 @@ pub async fn action(
     })
 }
 
-pub async fn traffic(State(st): St, Extension(c): Who, Path(ct): Path<String>) -> ApiResult<Response> {
+pub async fn traffic(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+) -> ApiResult<Response> {
     let r = st.ct(&c, &ct, Need::CtRead).await?;
     Ok(Json(st.call(move |n| n.traffic(&r)).await?).into_response())
 }
 
-pub async fn init_mode(State(st): St, Extension(c): Who, Path(ct): Path<String>) -> ApiResult<Response> {
+pub async fn init_mode(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+) -> ApiResult<Response> {
     let r = st.ct(&c, &ct, Need::CtRead).await?;
     let m = st.call(move |n| n.init_mode(&r)).await?;
     Ok(Json(serde_json::json!({ "init": m })).into_response())

@@ -49,7 +49,10 @@ pub fn router(st: Arc<AppState>) -> Router {
             "/containers/{ct}/services/{name}",
             get(s::status).put(s::add).delete(s::remove),
         )
-        .route("/containers/{ct}/services/{name}/startup", put(s::set_startup))
+        .route(
+            "/containers/{ct}/services/{name}/startup",
+            put(s::set_startup),
+        )
         .route("/containers/{ct}/services/{name}/logs", get(s::logs))
         .route("/containers/{ct}/services/{name}/{action}", post(s::action))
         .route("/containers/{ct}/init", get(c::init_mode))

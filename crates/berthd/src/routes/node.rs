@@ -45,7 +45,11 @@ pub async fn top(State(st): St, Extension(c): Who, RawQuery(q): RawQuery) -> Api
     Ok(Json(st.call(move |n| n.top(sample)).await?).into_response())
 }
 
-pub async fn which(State(st): St, Extension(c): Who, Path(pid): Path<String>) -> ApiResult<Response> {
+pub async fn which(
+    State(st): St,
+    Extension(c): Who,
+    Path(pid): Path<String>,
+) -> ApiResult<Response> {
     policy::allow(&c, Need::NodeWide)?;
     let pid: i32 = pid
         .parse()
@@ -60,7 +64,11 @@ pub async fn templates(State(st): St, Extension(c): Who) -> ApiResult<Response> 
     Ok(Json(st.call(|n| n.template_list()).await?).into_response())
 }
 
-pub async fn template(State(st): St, Extension(c): Who, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn template(
+    State(st): St,
+    Extension(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     policy::allow(&c, Need::TemplateRead)?;
     validate_name(&name)?;
     Ok(Json(st.call(move |n| n.template_info(&name)).await?).into_response())
@@ -93,7 +101,9 @@ pub async fn template_create(
     validate_name(&t.name)?;
     if let TemplateSource::Tarball(p) = &t.source {
         if !p.is_absolute() {
-            return Err(invalid("a tarball is named by its absolute path on the node"));
+            return Err(invalid(
+                "a tarball is named by its absolute path on the node",
+            ));
         }
     }
     let kind = match t.source {
@@ -121,7 +131,11 @@ pub async fn networks(State(st): St, Extension(c): Who) -> ApiResult<Response> {
     Ok(Json(st.call(|n| n.network_list()).await?).into_response())
 }
 
-pub async fn network(State(st): St, Extension(c): Who, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn network(
+    State(st): St,
+    Extension(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     policy::allow(&c, Need::NodeRead)?;
     validate_name(&name)?;
     Ok(Json(st.call(move |n| n.network_info(&name)).await?).into_response())

@@ -58,15 +58,11 @@ impl Query {
     pub fn u64(&self, k: &str, dflt: u64, max: u64) -> ApiResult<u64> {
         match self.get(k) {
             None => Ok(dflt),
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "invalid value {v:?} for {k}: a number from 0 to {max}"
-                    ))
-                }),
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                invalid(format!(
+                    "invalid value {v:?} for {k}: a number from 0 to {max}"
+                ))
+            }),
         }
     }
 }
