@@ -22,11 +22,22 @@ fn users_and_passwords() {
     assert!(s.add_user("root", Role::Admin, vec![], None).is_err());
     assert!(s.add_user("../x", Role::Admin, vec![], None).is_err());
     assert!(s.add_user("carol", Role::Admin, vec![101], None).is_err());
-    assert!(s.add_user("dave", Role::Admin, vec![], Some("short")).is_err());
-    assert!(s.verify_password("alice", "correct horse").unwrap().is_some());
+    assert!(s
+        .add_user("dave", Role::Admin, vec![], Some("short"))
+        .is_err());
+    assert!(s
+        .verify_password("alice", "correct horse")
+        .unwrap()
+        .is_some());
     assert!(s.verify_password("alice", "wrong horse").unwrap().is_none());
-    assert!(s.verify_password("bob", "anything at all").unwrap().is_none());
-    assert!(s.verify_password("nobody", "correct horse").unwrap().is_none());
+    assert!(s
+        .verify_password("bob", "anything at all")
+        .unwrap()
+        .is_none());
+    assert!(s
+        .verify_password("nobody", "correct horse")
+        .unwrap()
+        .is_none());
     let text = fs::read_to_string(s.dir().join("users.toml")).unwrap();
     assert!(!text.contains("correct horse"));
     let mode = fs::metadata(s.dir().join("users.toml")).unwrap().mode() & 0o777;
@@ -71,23 +82,35 @@ fn hostile_files_refused() {
         fs::write(&p, text).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
     };
-    write("[[user]]\nname = \"a\"\nrole = \"admin\"\ncreated = 1\n", 0o644);
+    write(
+        "[[user]]\nname = \"a\"\nrole = \"admin\"\ncreated = 1\n",
+        0o644,
+    );
     assert!(matches!(s.users(), Err(AuthError::Corrupt { .. })));
     write(
         "[[user]]\nname = \"a\"\nrole = \"admin\"\ncreated = 1\nextra = 2\n",
         0o600,
     );
     assert!(s.users().is_err());
-    write("[[user]]\nname = \"../a\"\nrole = \"admin\"\ncreated = 1\n", 0o600);
+    write(
+        "[[user]]\nname = \"../a\"\nrole = \"admin\"\ncreated = 1\n",
+        0o600,
+    );
     assert!(s.users().is_err());
     write(
         "[[user]]\nname = \"a\"\nrole = \"admin\"\ncreated = 1\npassword_hash = \"plain\"\n",
         0o600,
     );
     assert!(s.users().is_err());
-    write("[[user]]\nname = \"a\"\nrole = \"god\"\ncreated = 1\n", 0o600);
+    write(
+        "[[user]]\nname = \"a\"\nrole = \"god\"\ncreated = 1\n",
+        0o600,
+    );
     assert!(s.users().is_err());
-    write("[[user]]\nname = \"a\"\nrole = \"admin\"\ncreated = 1\n", 0o600);
+    write(
+        "[[user]]\nname = \"a\"\nrole = \"admin\"\ncreated = 1\n",
+        0o600,
+    );
     assert_eq!(s.users().unwrap().len(), 1);
 }
 

@@ -145,7 +145,11 @@ pub(crate) fn user(root: &Path, cmd: UserCmd) -> Result<()> {
                         u.name,
                         role_str(u.role),
                         when(u.created),
-                        if cts.is_empty() { "-".into() } else { cts.join(",") }
+                        if cts.is_empty() {
+                            "-".into()
+                        } else {
+                            cts.join(",")
+                        }
                     );
                 }
             }

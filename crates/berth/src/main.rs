@@ -19,8 +19,8 @@ macro_rules! out {
 }
 
 mod cmd_procs;
-mod cmd_user;
 mod cmd_service;
+mod cmd_user;
 mod net_args;
 mod output;
 mod progress;
