@@ -31,7 +31,8 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(64 << 10)
-        .serve_connection(TokioIo::new(io), svc);
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "connection ended");
     }

@@ -4,6 +4,8 @@ mod common;
 
 #[path = "agent/auth.rs"]
 mod auth;
+#[path = "agent/exec.rs"]
+mod exec;
 #[path = "agent/input.rs"]
 mod input;
 #[path = "agent/lifecycle.rs"]

@@ -223,15 +223,6 @@ pub async fn signal(
     Ok(Json(st.call(move |n| n.kill(&r, pid, &s.signal)).await?).into_response())
 }
 
-/// `GET /containers/{ct}/exec`: the websocket relay is not built yet.
-pub async fn exec(State(st): St, Extension(c): Who, Path(ct): Path<String>) -> ApiResult<Response> {
-    let _ = st.ct(&c, &ct, Need::CtAct).await?;
-    Err(ApiError(berth_api::Error::new(
-        berth_api::ErrorKind::Unavailable,
-        "exec over the API (websocket) is not available in this berthd yet",
-    )))
-}
-
 /// Writes console output into a channel that the answer's body streams.
 struct ChanWriter(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>);
 

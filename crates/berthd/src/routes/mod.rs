@@ -2,6 +2,7 @@
 
 mod admin;
 mod containers;
+mod exec;
 mod node;
 pub mod query;
 mod services;
@@ -41,7 +42,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         )
         .route("/containers/{ct}/traffic", get(c::traffic))
         .route("/containers/{ct}/console", get(c::console))
-        .route("/containers/{ct}/exec", get(c::exec))
+        .route("/containers/{ct}/exec", get(exec::exec))
         .route("/containers/{ct}/processes", get(c::ps))
         .route("/containers/{ct}/processes/{pid}/signal", post(c::signal))
         .route("/containers/{ct}/services", get(s::list))
