@@ -179,3 +179,56 @@ fn sigkill_leaves_containers_running_and_restart_reconciles() {
     }));
     node.berth_ok(&["stop", "101", "--kill"]);
 }
+
+/// Run as uid 65534 by `unix_socket_refuses_other_uids` (does nothing otherwise): connects
+/// to the socket and prints what happened.
+#[test]
+fn peer_helper() {
+    let Ok(sock) = std::env::var("BERTHD_TEST_PEER_SOCK") else {
+        return;
+    };
+    match std::os::unix::net::UnixStream::connect(&sock) {
+        Err(e) => println!("PEER connect-error {:?}", e.kind()),
+        Ok(_) => {
+            let r = UnixClient { path: sock.into() }.get("/api/v1/containers");
+            println!("PEER status {} {}", r.status, r.kind());
+        }
+    }
+}
+
+#[test]
+fn unix_socket_refuses_other_uids() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let node = TestNode::new("peer");
+    let d = Daemon::start(&node);
+    let sock = node.root.join("run/berthd.sock");
+    let as_nobody = || {
+        let o = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "lifecycle::peer_helper",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("BERTHD_TEST_PEER_SOCK", &sock)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Mode 0600: another uid cannot even connect.
+    let out = as_nobody();
+    assert!(out.contains("PEER connect-error PermissionDenied"), "{out}");
+    // With the mode opened by hand, SO_PEERCRED still refuses it.
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = as_nobody();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(out.contains("PEER status 403 forbidden"), "{out}");
+    assert_eq!(d.unix().get("/api/v1/containers").status, 200);
+}
