@@ -167,8 +167,12 @@ fn read_events(p: &Path) -> Vec<Event> {
     out
 }
 
-/// Parses `since`: seconds, or a duration `10m`, `2h`, `1d`: the unix time in ms from which.
+/// Parses `since`: seconds, or a duration `10m`, `2h`, `1d` (`0`: everything): the unix
+/// time in ms from which.
 pub fn parse_since(s: &str) -> Result<u64, berth_api::Error> {
+    if s == "0" {
+        return Ok(0);
+    }
     let secs = berth_auth::parse_duration(s).map_err(berth_api::Error::from)?;
     Ok(now_ms().saturating_sub(secs.saturating_mul(1000)))
 }

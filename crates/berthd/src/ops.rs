@@ -261,6 +261,12 @@ impl Ops {
             let mut g = lock(&self.inner);
             let Some(e) = g.ops.get_mut(id) else { return };
             e.op.state = state;
+            // A create without a CTID names its container once it has one.
+            if e.op.object == "container" {
+                if let Some(id) = result.as_ref().and_then(|v| v.get("ctid")) {
+                    e.op.object = format!("container/{id}");
+                }
+            }
             e.op.result = result;
             e.op.error = error;
             e.op.finished = Some(berth_auth::now());

@@ -108,28 +108,49 @@ pub async fn events(
         }
     }
     if q.bool("follow")? {
+        // Subscribed before the backlog is read: nothing falls between the two.
         let rx = st.events.subscribe();
+        let backlog = if q.get("since").is_some() {
+            let st2 = st.clone();
+            let k = kind.clone();
+            tokio::task::spawn_blocking(move || st2.events.query(since, k.as_deref()))
+                .await
+                .map_err(|e| ApiError(Error::internal(e.to_string())))?
+        } else {
+            vec![]
+        };
+        let last = backlog.last().map(|e| e.seq).unwrap_or(0);
         let c2 = c.clone();
-        let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |ev| {
-            let ok = match &ev {
-                Ok(e) => {
-                    kind.as_deref().is_none_or(|k| e.kind == k)
+        let c3 = c.clone();
+        let sse = |e: &berth_api::agent::Event| {
+            SseEvent::default()
+                .event(e.kind.clone())
+                .id(e.seq.to_string())
+                .json_data(e)
+                .ok()
+                .map(Ok::<_, std::convert::Infallible>)
+        };
+        let past: Vec<_> = backlog
+            .iter()
+            .filter(|e| policy::sees_event(&c3, &e.object, &e.user))
+            .filter_map(sse)
+            .collect();
+        let live = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |ev| {
+            let out = match ev {
+                Ok(e)
+                    if e.seq > last
+                        && kind.as_deref().is_none_or(|k| e.kind == k)
                         && e.time_ms >= since
-                        && policy::sees_event(&c2, &e.object, &e.user)
+                        && policy::sees_event(&c2, &e.object, &e.user) =>
+                {
+                    sse(&e)
                 }
-                Err(_) => false,
-            };
-            let out = match (ok, ev) {
-                (true, Ok(e)) => SseEvent::default()
-                    .event(e.kind.clone())
-                    .id(e.seq.to_string())
-                    .json_data(&e)
-                    .ok()
-                    .map(Ok::<_, std::convert::Infallible>),
+                // A follower that lags behind the channel (1024 events) misses some.
                 _ => None,
             };
             std::future::ready(out)
         });
+        let stream = tokio_stream::iter(past).chain(live);
         return Ok(Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response());

@@ -96,6 +96,42 @@ fn lifecycle_over_https_and_unix_socket() {
         Some(r#"{"timeout":5,"kill":false}"#),
     );
     assert_eq!(r.status, 204, "{}", r.text());
+    // Users and tokens over the API.
+    let r = u.req(
+        "POST",
+        "/api/v1/users",
+        Some(r#"{"name":"erin","role":"owner","containers":[101],"password":"long enough pw"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["containers"], json!([101]));
+    let names: Vec<String> = u
+        .get("/api/v1/users")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&"erin".to_string()) && names.contains(&"alice".to_string()),
+        "{names:?}"
+    );
+    let r = u.req(
+        "POST",
+        "/api/v1/tokens",
+        Some(r#"{"name":"t","user":"erin","expires_s":3600}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let erin = d.https(Some(r.json()["secret"].as_str().unwrap()));
+    let l = erin.get("/api/v1/containers?all=true").json();
+    assert_eq!(l.as_array().unwrap().len(), 1);
+    let toks = erin.get("/api/v1/tokens").json();
+    assert!(
+        toks.as_array().unwrap().iter().all(|t| t["user"] == "erin"),
+        "{toks}"
+    );
+    assert_eq!(u.req("DELETE", "/api/v1/users/erin", None).status, 204);
+    assert_eq!(erin.get("/api/v1/containers").status, 401);
     let r = c.req("DELETE", "/api/v1/containers/101", None);
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(c.get("/api/v1/containers/101").kind(), "not_found");

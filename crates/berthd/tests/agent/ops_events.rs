@@ -153,4 +153,18 @@ fn events_stream_while_things_happen() {
         }
     }
     assert!(crashed, "no crashed event");
+    // A follower with `since` gets the backlog first.
+    let reader = c.stream("/api/v1/events?follow=true&since=10m&type=container");
+    let mut lines = std::io::BufReader::new(reader).lines();
+    let mut backlog = vec![];
+    while let Some(Ok(l)) = lines.next() {
+        if let Some(data) = l.strip_prefix("data: ") {
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            backlog.push(v["action"].as_str().unwrap().to_string());
+            if v["action"] == "crashed" {
+                break;
+            }
+        }
+    }
+    assert!(backlog.contains(&"start".to_string()), "{backlog:?}");
 }
