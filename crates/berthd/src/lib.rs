@@ -17,6 +17,9 @@ pub mod state;
 pub mod tls;
 pub mod watch;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use crate::config::Args;
 use crate::error::DaemonError;
 use base64::Engine as _;
