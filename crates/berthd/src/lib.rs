@@ -93,6 +93,8 @@ pub async fn run(args: Args) -> Result<(), DaemonError> {
         ops,
         events: events.clone(),
         stop_requests: Default::default(),
+        sessions_exec: Arc::new(tokio::sync::Semaphore::new(state::MAX_EXEC_SESSIONS)),
+        sessions_console: Arc::new(tokio::sync::Semaphore::new(state::MAX_CONSOLE_FOLLOWS)),
     });
     let app = routes::router(st.clone());
     let mut tasks = tokio::task::JoinSet::new();

@@ -17,7 +17,7 @@ fn main() {
     let args = berthd::config::Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(64)
+        .max_blocking_threads(128)
         .build()
     {
         Ok(rt) => rt,

@@ -24,6 +24,28 @@ pub struct AppState {
     /// Containers berthd was asked to stop (stop, restart, destroy…), and when: a container
     /// that stops without one is reported `crashed`.
     pub stop_requests: Mutex<HashMap<u32, Instant>>,
+    /// Interactive sessions (exec websockets) and followed consoles, which hold blocking
+    /// threads for as long as they last: bounded, so that they cannot starve the other calls.
+    pub sessions_exec: Arc<tokio::sync::Semaphore>,
+    pub sessions_console: Arc<tokio::sync::Semaphore>,
+}
+
+/// Exec sessions at once (three blocking threads each).
+pub const MAX_EXEC_SESSIONS: usize = 8;
+/// Followed consoles at once (one blocking thread each).
+pub const MAX_CONSOLE_FOLLOWS: usize = 8;
+
+/// A permit of a bounded kind of session, or `503 unavailable`.
+pub fn permit(
+    sem: &Arc<tokio::sync::Semaphore>,
+    what: &str,
+) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    sem.clone().try_acquire_owned().map_err(|_| {
+        ApiError(Error::new(
+            berth_api::ErrorKind::Unavailable,
+            format!("too many {what} at once on this node: try again later"),
+        ))
+    })
 }
 
 impl AppState {

@@ -250,9 +250,18 @@ pub async fn console(
     // Refused before the answer starts (a missing container is a 404, not an empty stream).
     let r2 = r.clone();
     st.call(move |n| n.status(&r2)).await?;
+    let permit = if follow {
+        Some(crate::state::permit(
+            &st.sessions_console,
+            "followed consoles",
+        )?)
+    } else {
+        None
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let node = st.node.clone();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let mut w = ChanWriter(tx);
         if let Err(e) = node.console(&r, follow, &mut w) {
             tracing::debug!(error = %e, "console stream ended");

@@ -31,6 +31,7 @@ pub async fn exec(
     let Ok(ws) = ws else {
         return Err(invalid("exec is a websocket: send an Upgrade request"));
     };
+    let permit = crate::state::permit(&st.sessions_exec, "exec sessions")?;
     Ok(ws
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
@@ -38,6 +39,7 @@ pub async fn exec(
             if let Err(e) = session(st, r, sock).await {
                 tracing::debug!(error = %e.0, "exec session ended");
             }
+            drop(permit);
         }))
 }
 

@@ -83,5 +83,37 @@ fn exec_over_websocket() {
     // Not a websocket: 400.
     let r = d.unix().get("/api/v1/containers/101/exec");
     assert_eq!(r.status, 400, "{}", r.text());
+    // Followed consoles stream, and are bounded (8 at once; the 9th is 503).
+    let mut held = vec![];
+    for _ in 0..8 {
+        use std::io::{Read, Write};
+        let mut s =
+            std::os::unix::net::UnixStream::connect(d.root.join("run/berthd.sock")).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            s,
+            "GET /api/v1/containers/101/console?follow=true HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut got = vec![];
+        while !String::from_utf8_lossy(&got).contains("booted") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        held.push(s);
+    }
+    let r = d.unix().get("/api/v1/containers/101/console?follow=true");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.kind(), "unavailable");
+    // Stopping the container ends them all.
     node.berth_ok(&["stop", "101", "--kill"]);
+    drop(held);
 }
