@@ -275,7 +275,8 @@ async fn identify(
     ))
 }
 
-#[derive(Deserialize)]
+/// `POST /login`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     user: String,

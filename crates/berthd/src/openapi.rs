@@ -1,9 +1,86 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, generated from the route table
 //! `berth_api::agent::ROUTES` (paths, methods, path and query parameters, the operation and
-//! its answer as the summary) and the error kinds. It has no body schemas yet.
+//! its answer as the summary) and the error kinds, with the schemas utoipa derives from the
+//! server's own request and answer wrappers. The wire types of berth-api have no schemas in
+//! it yet (they would need utoipa behind an `openapi` feature of berth-api).
 
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
+use utoipa::{PartialSchema, ToSchema};
+
+/// Answers of the server's own (not berth-api's) shapes.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct Reclaimed {
+    /// Bytes returned to the node.
+    reclaimed: u64,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct LoginAnswer {
+    /// Send it as `X-CSRF-Token` with every change made with the session cookie.
+    csrf: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct InitAnswer {
+    /// `berth`, `template` or `auto`.
+    init: String,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct StartupAnswer {
+    /// `auto`, `manual` or `disabled`.
+    startup: String,
+}
+
+/// The schemas utoipa derives from the server's wrappers, by name.
+fn schemas() -> Map<String, Value> {
+    let mut m = Map::new();
+    let mut add = |name: std::borrow::Cow<'static, str>,
+                   s: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>| {
+        if let Ok(v) = serde_json::to_value(s) {
+            m.insert(name.into_owned(), v);
+        }
+    };
+    use crate::authn::Login;
+    use crate::routes::admin::TokenCreate;
+    use crate::routes::containers::Signal;
+    use crate::routes::node::TemplateCreate;
+    use crate::routes::services::SetStartup;
+    add(TemplateCreate::name(), TemplateCreate::schema());
+    add(TokenCreate::name(), TokenCreate::schema());
+    add(Login::name(), Login::schema());
+    add(Signal::name(), Signal::schema());
+    add(SetStartup::name(), SetStartup::schema());
+    add(Reclaimed::name(), Reclaimed::schema());
+    add(LoginAnswer::name(), LoginAnswer::schema());
+    add(InitAnswer::name(), InitAnswer::schema());
+    add(StartupAnswer::name(), StartupAnswer::schema());
+    m
+}
+
+/// The request body and success answer schemas of routes whose shapes are the server's own.
+fn bodies(method: &str, path: &str) -> (Option<&'static str>, Option<&'static str>) {
+    match (method, path) {
+        ("POST", "/templates") => (Some("TemplateCreate"), None),
+        ("POST", "/tokens") => (Some("TokenCreate"), None),
+        ("POST", "/login") => (Some("Login"), Some("LoginAnswer")),
+        ("POST", "/containers/{ct}/processes/{pid}/signal") => (Some("Signal"), None),
+        ("PUT", "/containers/{ct}/services/{name}/startup") => (Some("SetStartup"), None),
+        ("POST", "/containers/{ct}/compact") => (None, Some("Reclaimed")),
+        ("GET", "/containers/{ct}/init") => (None, Some("InitAnswer")),
+        ("PUT", "/containers/{ct}/services/{name}") => (None, Some("StartupAnswer")),
+        _ => (None, None),
+    }
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}})
+}
 
 pub async fn serve() -> Response {
     axum::Json(document()).into_response()
@@ -47,8 +124,13 @@ pub fn document() -> Value {
         } else {
             "200"
         };
+        let (req_body, answer) = bodies(method, path);
+        let mut ok = json!({"description": what});
+        if let Some(a) = answer {
+            ok["content"] = schema_ref(a);
+        }
         let mut responses = Map::new();
-        responses.insert(status.into(), json!({"description": what}));
+        responses.insert(status.into(), ok);
         responses.insert(
             "default".into(),
             json!({"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}),
@@ -57,15 +139,16 @@ pub fn document() -> Value {
             .entry(path.to_string())
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(m) = entry {
-            m.insert(
-                method.to_ascii_lowercase(),
-                json!({
-                    "operationId": op_id(method, path),
-                    "summary": what,
-                    "parameters": params,
-                    "responses": responses,
-                }),
-            );
+            let mut op = json!({
+                "operationId": op_id(method, path),
+                "summary": what,
+                "parameters": params,
+                "responses": responses,
+            });
+            if let Some(b) = req_body {
+                op["requestBody"] = json!({"required": true, "content": schema_ref(b)});
+            }
+            m.insert(method.to_ascii_lowercase(), op);
         }
     }
     let kinds: Vec<Value> = [
@@ -83,27 +166,30 @@ pub fn document() -> Value {
     .iter()
     .map(|k| Value::String(k.to_string()))
     .collect();
+    let mut components = schemas();
+    components.insert(
+        "ErrorBody".into(),
+        json!({
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {
+                "type": "object",
+                "required": ["kind", "message"],
+                "properties": {
+                    "kind": {"type": "string", "enum": kinds},
+                    "message": {"type": "string"},
+                    "cause": {"type": "object"}
+                }
+            }}
+        }),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Berth node agent (berthd)", "version": env!("CARGO_PKG_VERSION")},
         "servers": [{"url": berth_api::agent::API_PREFIX}],
         "paths": paths,
         "components": {
-            "schemas": {
-                "ErrorBody": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {
-                        "type": "object",
-                        "required": ["kind", "message"],
-                        "properties": {
-                            "kind": {"type": "string", "enum": kinds},
-                            "message": {"type": "string"},
-                            "cause": {"type": "object"}
-                        }
-                    }}
-                }
-            },
+            "schemas": components,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "berth_session"}

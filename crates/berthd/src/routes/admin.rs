@@ -215,7 +215,8 @@ pub async fn tokens(State(st): St, Extension(c): Who) -> ApiResult<Response> {
     Ok(Json(list).into_response())
 }
 
-#[derive(serde::Deserialize)]
+/// `POST /tokens`: for the caller (or, by an admin, for `user`), valid `expires_s`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
     name: String,

@@ -199,7 +199,8 @@ pub async fn ps(State(st): St, Extension(c): Who, Path(ct): Path<String>) -> Api
     Ok(Json(st.call(move |n| n.ps(&r)).await?).into_response())
 }
 
-#[derive(serde::Deserialize)]
+/// `POST /containers/{ct}/processes/{pid}/signal`: `TERM`, `9`, `RTMIN+4`…
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Signal {
     signal: String,

@@ -1,11 +1,11 @@
 //! The REST routes of `berth_api::agent::ROUTES`, under `/api/v1`.
 
-mod admin;
-mod containers;
+pub(crate) mod admin;
+pub(crate) mod containers;
 mod exec;
-mod node;
+pub(crate) mod node;
 pub mod query;
-mod services;
+pub(crate) mod services;
 
 use crate::authn;
 use crate::error::{json_errors, not_found};

@@ -85,10 +85,13 @@ pub async fn template_remove(
     Ok(no_content())
 }
 
-#[derive(serde::Deserialize)]
+/// `POST /templates`: `source` is `"Busybox"`, `{"Tarball": "/abs/path.tar.gz"}` or
+/// `{"Debootstrap": {"suite", "mirror"}}`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateCreate {
     name: String,
+    #[schema(value_type = Object)]
     source: TemplateSource,
 }
 

@@ -69,9 +69,11 @@ pub async fn action(
     Ok(no_content())
 }
 
-#[derive(serde::Deserialize)]
+/// `PUT /containers/{ct}/services/{name}/startup`: `auto`, `manual` or `disabled`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetStartup {
+    #[schema(value_type = String)]
     startup: Startup,
 }
 
