@@ -15,10 +15,11 @@ fn ws_exec(
         tungstenite::client::client(format!("ws://berthd/api/v1/containers/{ct}/exec"), s)
             .expect("websocket handshake");
     ws.send(Message::text(req.to_string())).unwrap();
+    // A refused request is answered and closed at once: these may find the socket closed.
     if !stdin.is_empty() {
-        ws.send(Message::binary(stdin.to_vec())).unwrap();
+        let _ = ws.send(Message::binary(stdin.to_vec()));
     }
-    ws.send(Message::binary(Vec::<u8>::new())).unwrap();
+    let _ = ws.send(Message::binary(Vec::<u8>::new()));
     let mut out = vec![];
     loop {
         match ws.read() {
