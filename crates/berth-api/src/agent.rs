@@ -171,7 +171,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/containers/{ct}/compact", "compact -> {\"reclaimed\": u64}"),
     ("GET", "/containers/{ct}/traffic", "traffic -> Traffic | null"),
     ("GET", "/containers/{ct}/console?follow=BOOL", "console -> text/plain (streamed)"),
-    ("GET", "/containers/{ct}/exec", "exec: websocket; first text frame ExecRequest, then binary stdin/stdout, text {\"resize\":TtySize}, last text {\"exit\":i32}"),
+    ("GET", "/containers/{ct}/exec", "exec: websocket; first text frame ExecRequest, then binary stdin/stdout (an empty binary frame closes stdin), text {\"resize\":TtySize}, last text {\"exit\":i32} or {\"error\":Error}"),
     ("GET", "/containers/{ct}/processes", "ps -> [ProcInfo]"),
     ("POST", "/containers/{ct}/processes/{pid}/signal", "kill({\"signal\": S}) -> ProcInfo"),
     ("GET", "/containers/{ct}/services", "service_list -> ServiceList"),

@@ -69,6 +69,8 @@ fn local_only(cmd: &Cmd) -> Option<&'static str> {
             cmd: NodeCmd::Check { .. },
         } => Some("node check"),
         Cmd::Man { .. } => Some("__man"),
+        Cmd::User { .. } => Some("user"),
+        Cmd::Token { .. } => Some("token"),
         Cmd::Monitor { .. } => Some("__monitor"),
         Cmd::Remote { .. } => Some("remote"),
         _ => None,

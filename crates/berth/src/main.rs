@@ -22,6 +22,7 @@ mod cmd_check;
 mod cmd_procs;
 mod cmd_remote;
 mod cmd_service;
+mod cmd_user;
 mod net_args;
 mod output;
 mod progress;
@@ -300,6 +301,16 @@ enum Cmd {
     Remote {
         #[command(subcommand)]
         cmd: cmd_remote::RemoteCmd,
+    },
+    /// Users of the node's API (berthd)
+    User {
+        #[command(subcommand)]
+        cmd: cmd_user::UserCmd,
+    },
+    /// Tokens of the node's API (berthd)
+    Token {
+        #[command(subcommand)]
+        cmd: cmd_user::TokenCmd,
     },
     #[command(name = "__monitor", hide = true)]
     Monitor { ctid: String },
@@ -1003,6 +1014,8 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             let node = open(&root)?;
             output::node_config(&node.node_config()?, format == Format::Json)?;
         }
+        Cmd::User { cmd } => cmd_user::user(root.path(), cmd)?,
+        Cmd::Token { cmd } => cmd_user::token(root.path(), cmd)?,
         Cmd::Monitor { ctid } => {
             let id = CtId::parse(&ctid)?;
             LocalNode::run_monitor(&root, id).map_err(berth_api::Error::from)?;

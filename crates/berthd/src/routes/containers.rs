@@ -1,0 +1,280 @@
+//! `/containers…`: the container operations of the `Node` trait.
+
+use super::query::Query;
+use super::{accepted, no_content};
+use crate::authn::Caller;
+use crate::error::{invalid, ApiError, ApiResult, JsonBody};
+use crate::policy::{self, Need};
+use crate::state::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use berth_api::ops::{CreateOptions, StopOptions};
+use berth_api::{CtRef, SetRequest};
+use std::sync::Arc;
+
+type St = State<Arc<AppState>>;
+type Who = Extension<Caller>;
+
+pub async fn list(State(st): St, Extension(c): Who, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let q = Query::parse(q.as_deref(), &["all"])?;
+    let all = q.bool("all")?;
+    let mut cts = st.call(move |n| n.list(all)).await?;
+    cts.retain(|i| policy::sees(&c, i.ctid.0));
+    Ok(Json(cts).into_response())
+}
+
+pub async fn create(
+    State(st): St,
+    Extension(c): Who,
+    JsonBody(opts): JsonBody<CreateOptions>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::CtCreate)?;
+    let object = match opts.ctid {
+        Some(id) => format!("container/{id}"),
+        None => "container".into(),
+    };
+    let node = st.node.clone();
+    let node2 = st.node.clone();
+    let op = st.ops.start(
+        "container.create",
+        object,
+        &c.name,
+        move |p| {
+            let info = node.create(opts, p)?;
+            serde_json::to_value(info).map_err(|e| berth_api::Error::internal(e.to_string()))
+        },
+        Box::new(move |v| {
+            let id = v
+                .get("ctid")
+                .and_then(|i| i.as_u64())
+                .ok_or_else(|| berth_api::Error::internal("no ctid in the result"))?;
+            node2.destroy(&CtRef::Id(berth_api::CtId(id as u32)), true)
+        }),
+    )?;
+    Ok(accepted(op))
+}
+
+pub async fn status(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtRead).await?;
+    Ok(Json(st.call(move |n| n.status(&r)).await?).into_response())
+}
+
+pub async fn set(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    JsonBody(req): JsonBody<SetRequest>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtAdmin).await?;
+    Ok(Json(st.call(move |n| n.set(&r, req)).await?).into_response())
+}
+
+pub async fn destroy(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let q = Query::parse(q.as_deref(), &["force"])?;
+    let force = q.bool("force")?;
+    let r = st.ct(&c, &ct, Need::CtAdmin).await?;
+    let st2 = st.clone();
+    st.call(move |n| {
+        let id = n.status(&r)?.ctid;
+        st2.note_stop_id(id.0);
+        n.destroy(&CtRef::Id(id), force)
+    })
+    .await?;
+    Ok(no_content())
+}
+
+/// `POST /containers/{ct}/{verb}` without a body of its own (or StopOptions).
+pub async fn action(
+    State(st): St,
+    Extension(c): Who,
+    Path((ct, verb)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let need = if verb == "compact" {
+        Need::CtAdmin
+    } else {
+        Need::CtAct
+    };
+    if !matches!(
+        verb.as_str(),
+        "start" | "stop" | "restart" | "suspend" | "resume" | "compact"
+    ) {
+        return Err(ApiError(berth_api::Error::not_found(format!(
+            "no container action {:?}",
+            verb.chars().take(32).collect::<String>()
+        ))));
+    }
+    let r = st.ct(&c, &ct, need).await?;
+    let stop_opts = || -> ApiResult<StopOptions> {
+        let o: Option<StopOptions> = crate::error::parse_json(&body)?;
+        let o = o.unwrap_or_default();
+        if o.timeout > 3600 {
+            return Err(invalid("timeout must be at most 3600 seconds"));
+        }
+        Ok(o)
+    };
+    let no_body = || -> ApiResult<()> {
+        let t = String::from_utf8_lossy(&body);
+        match t.trim() {
+            "" | "{}" | "null" => Ok(()),
+            _ => Err(invalid(format!("{verb} takes no request body"))),
+        }
+    };
+    let st2 = st.clone();
+    Ok(match verb.as_str() {
+        "start" => {
+            no_body()?;
+            Json(st.call(move |n| n.start(&r)).await?).into_response()
+        }
+        "stop" => {
+            let o = stop_opts()?;
+            st.call(move |n| {
+                let id = n.status(&r)?.ctid;
+                st2.note_stop_id(id.0);
+                n.stop(&CtRef::Id(id), o)
+            })
+            .await?;
+            no_content()
+        }
+        "restart" => {
+            let o = stop_opts()?;
+            let info = st
+                .call(move |n| {
+                    let id = n.status(&r)?.ctid;
+                    st2.note_stop_id(id.0);
+                    n.restart(&CtRef::Id(id), o)
+                })
+                .await?;
+            Json(info).into_response()
+        }
+        "suspend" => {
+            no_body()?;
+            st.call(move |n| n.suspend(&r)).await?;
+            no_content()
+        }
+        "resume" => {
+            no_body()?;
+            st.call(move |n| n.resume(&r)).await?;
+            no_content()
+        }
+        _ => {
+            no_body()?;
+            let b = st.call(move |n| n.compact(&r)).await?;
+            Json(serde_json::json!({ "reclaimed": b })).into_response()
+        }
+    })
+}
+
+pub async fn traffic(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtRead).await?;
+    Ok(Json(st.call(move |n| n.traffic(&r)).await?).into_response())
+}
+
+pub async fn init_mode(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtRead).await?;
+    let m = st.call(move |n| n.init_mode(&r)).await?;
+    Ok(Json(serde_json::json!({ "init": m })).into_response())
+}
+
+pub async fn ps(State(st): St, Extension(c): Who, Path(ct): Path<String>) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtRead).await?;
+    Ok(Json(st.call(move |n| n.ps(&r)).await?).into_response())
+}
+
+/// `POST /containers/{ct}/processes/{pid}/signal`: `TERM`, `9`, `RTMIN+4`…
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Signal {
+    signal: String,
+}
+
+pub async fn signal(
+    State(st): St,
+    Extension(c): Who,
+    Path((ct, pid)): Path<(String, String)>,
+    JsonBody(s): JsonBody<Signal>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtAct).await?;
+    let pid: i32 = pid
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| invalid("a PID is a positive number"))?;
+    if s.signal.is_empty() || s.signal.len() > 16 {
+        return Err(invalid("invalid signal"));
+    }
+    Ok(Json(st.call(move |n| n.kill(&r, pid, &s.signal)).await?).into_response())
+}
+
+/// Writes console output into a channel that the answer's body streams.
+struct ChanWriter(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>);
+
+impl std::io::Write for ChanWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub async fn console(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let q = Query::parse(q.as_deref(), &["follow"])?;
+    let follow = q.bool("follow")?;
+    let r = st.ct(&c, &ct, Need::CtRead).await?;
+    // Refused before the answer starts (a missing container is a 404, not an empty stream).
+    let r2 = r.clone();
+    st.call(move |n| n.status(&r2)).await?;
+    let permit = if follow {
+        Some(crate::state::permit(
+            &st.sessions_console,
+            "followed consoles",
+        )?)
+    } else {
+        None
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let node = st.node.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut w = ChanWriter(tx);
+        if let Err(e) = node.console(&r, follow, &mut w) {
+            tracing::debug!(error = %e, "console stream ended");
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}

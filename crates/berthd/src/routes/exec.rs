@@ -1,0 +1,236 @@
+//! `GET /containers/{ct}/exec`: a websocket. The first text frame is an `ExecRequest`;
+//! then binary frames are stdin (client → node) and output (node → client: stdout and
+//! stderr merged, or the terminal's output), text `{"resize": TtySize}` resizes the
+//! terminal, and the last text frame is `{"exit": CODE}`. An empty binary frame closes
+//! stdin.
+
+use crate::authn::Caller;
+use crate::error::{invalid, ApiError, ApiResult};
+use crate::policy::Need;
+use crate::state::AppState;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Extension;
+use berth_api::{CtRef, ExecRequest, Stdio, TtySize};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest frame accepted from the client.
+const MAX_FRAME: usize = 1 << 20;
+
+pub async fn exec(
+    State(st): State<Arc<AppState>>,
+    Extension(c): Extension<Caller>,
+    Path(ct): Path<String>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtAct).await?;
+    let Ok(ws) = ws else {
+        return Err(invalid("exec is a websocket: send an Upgrade request"));
+    };
+    let permit = crate::state::permit(&st.sessions_exec, "exec sessions")?;
+    Ok(ws
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |sock| async move {
+            if let Err(e) = session(st, r, sock).await {
+                tracing::debug!(error = %e.0, "exec session ended");
+            }
+            drop(permit);
+        }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resize {
+    resize: TtySize,
+}
+
+fn io_err(e: std::io::Error) -> ApiError {
+    ApiError(berth_api::Error::internal(e.to_string()))
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: just created, owned here.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn openpty() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (mut m, mut s) = (0, 0);
+    // SAFETY: openpty fills two descriptors we then own.
+    if unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: just created, owned here.
+    let (m, s) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+    for fd in [&m, &s] {
+        // SAFETY: fcntl on descriptors we own.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok((m, s))
+}
+
+fn set_size(fd: &OwnedFd, sz: TtySize) {
+    let ws = libc::winsize {
+        ws_row: sz.rows,
+        ws_col: sz.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ on a pty master we own.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+async fn session(st: Arc<AppState>, ct: CtRef, mut sock: WebSocket) -> ApiResult<()> {
+    // The request, within 30 s.
+    let first = tokio::time::timeout(Duration::from_secs(30), sock.recv())
+        .await
+        .map_err(|_| invalid("no exec request within 30 s"))?;
+    let req: ExecRequest = match first {
+        Some(Ok(Message::Text(t))) => match crate::error::parse_json(t.as_bytes()) {
+            Ok(r) => r,
+            Err(e) => return fail(&mut sock, e).await,
+        },
+        _ => return Ok(()),
+    };
+    if req.command.is_empty() || req.command.len() > 4096 {
+        return fail(
+            &mut sock,
+            invalid("exec needs a command (at most 4096 words)"),
+        )
+        .await;
+    }
+    let tty = req.opts.tty == Some(true);
+    // Our ends: `input` (we write stdin), `output` (we read), `master` for resizes.
+    let (input, output, master, stdio) = if tty {
+        let (m, s) = openpty().map_err(io_err)?;
+        let (s1, s2) = (
+            s.try_clone().map_err(io_err)?,
+            s.try_clone().map_err(io_err)?,
+        );
+        let w = m.try_clone().map_err(io_err)?;
+        let r = m.try_clone().map_err(io_err)?;
+        (
+            w,
+            r,
+            Some(m),
+            Stdio::Fds {
+                stdin: s,
+                stdout: s1,
+                stderr: s2,
+            },
+        )
+    } else {
+        let (in_r, in_w) = pipe().map_err(io_err)?;
+        let (out_r, out_w) = pipe().map_err(io_err)?;
+        let err_w = out_w.try_clone().map_err(io_err)?;
+        (
+            in_w,
+            out_r,
+            None,
+            Stdio::Fds {
+                stdin: in_r,
+                stdout: out_w,
+                stderr: err_w,
+            },
+        )
+    };
+    let node = st.node.clone();
+    let mut run = tokio::task::spawn_blocking(move || node.exec(&ct, req, stdio));
+    // Output reader.
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::from(output);
+        let mut buf = vec![0u8; 32 << 10];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if out_tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    // Stdin writer.
+    let (in_tx, mut in_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::from(input);
+        while let Some(b) = in_rx.blocking_recv() {
+            if b.is_empty() || f.write_all(&b).is_err() {
+                break;
+            }
+        }
+    });
+    let mut in_tx = Some(in_tx);
+    let code = loop {
+        tokio::select! {
+            res = &mut run => {
+                break res.map_err(|e| ApiError(berth_api::Error::internal(e.to_string())))?;
+            }
+            Some(chunk) = out_rx.recv() => {
+                if sock.send(Message::Binary(chunk.into())).await.is_err() {
+                    in_tx = None;
+                }
+            }
+            msg = sock.recv() => match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    if let Some(tx) = &in_tx {
+                        let close = b.is_empty();
+                        if tx.send(b.to_vec()).await.is_err() || close {
+                            in_tx = None;
+                        }
+                    }
+                }
+                Some(Ok(Message::Text(t))) => {
+                    if let (Ok(r), Some(m)) = (serde_json::from_str::<Resize>(&t), &master) {
+                        set_size(m, r.resize);
+                    }
+                }
+                Some(Ok(_)) => {}
+                // The client went away: stdin ends; the command runs to its end.
+                Some(Err(_)) | None => in_tx = None,
+            },
+        }
+    };
+    drop(in_tx);
+    drop(master);
+    // What the command wrote before it ended.
+    while let Ok(Some(chunk)) =
+        tokio::time::timeout(Duration::from_millis(500), out_rx.recv()).await
+    {
+        let _ = sock.send(Message::Binary(chunk.into())).await;
+    }
+    let last = match code {
+        Ok(c) => serde_json::json!({ "exit": c }),
+        Err(e) => serde_json::json!({ "error": e }),
+    };
+    let _ = sock.send(Message::Text(last.to_string().into())).await;
+    let _ = sock.send(Message::Close(None)).await;
+    Ok(())
+}
+
+async fn fail(sock: &mut WebSocket, e: ApiError) -> ApiResult<()> {
+    let body = serde_json::json!({ "error": e.0 });
+    let _ = sock.send(Message::Text(body.to_string().into())).await;
+    let _ = sock.send(Message::Close(None)).await;
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The REST routes of `berth_api::agent::ROUTES`, under `/api/v1`.
+
+pub(crate) mod admin;
+pub(crate) mod containers;
+mod exec;
+pub(crate) mod node;
+pub mod query;
+pub(crate) mod services;
+
+use crate::authn;
+use crate::error::{json_errors, not_found};
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use berth_api::agent::Operation;
+use std::sync::Arc;
+
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `202 Accepted` + `Location: /api/v1/operations/ID` and the operation.
+pub fn accepted(op: Operation) -> Response {
+    let loc = format!("{}/operations/{}", berth_api::agent::API_PREFIX, op.id);
+    (StatusCode::ACCEPTED, [(header::LOCATION, loc)], Json(op)).into_response()
+}
+
+/// Every route, authenticated, with strict JSON errors and the body limit.
+pub fn router(st: Arc<AppState>) -> Router {
+    use admin as a;
+    use containers as c;
+    use node as n;
+    use services as s;
+    let api = Router::new()
+        .route("/containers", get(c::list).post(c::create))
+        .route(
+            "/containers/{ct}",
+            get(c::status).patch(c::set).delete(c::destroy),
+        )
+        .route("/containers/{ct}/traffic", get(c::traffic))
+        .route("/containers/{ct}/console", get(c::console))
+        .route("/containers/{ct}/exec", get(exec::exec))
+        .route("/containers/{ct}/processes", get(c::ps))
+        .route("/containers/{ct}/processes/{pid}/signal", post(c::signal))
+        .route("/containers/{ct}/services", get(s::list))
+        .route(
+            "/containers/{ct}/services/{name}",
+            get(s::status).put(s::add).delete(s::remove),
+        )
+        .route(
+            "/containers/{ct}/services/{name}/startup",
+            put(s::set_startup),
+        )
+        .route("/containers/{ct}/services/{name}/logs", get(s::logs))
+        .route("/containers/{ct}/services/{name}/{action}", post(s::action))
+        .route("/containers/{ct}/init", get(c::init_mode))
+        .route("/containers/{ct}/{verb}", post(c::action))
+        .route("/stats", get(n::stats))
+        .route("/processes", get(n::top))
+        .route("/processes/{pid}", get(n::which))
+        .route("/templates", get(n::templates).post(n::template_create))
+        .route(
+            "/templates/{name}",
+            get(n::template).delete(n::template_remove),
+        )
+        .route("/networks", get(n::networks).post(n::network_create))
+        .route(
+            "/networks/{name}",
+            get(n::network).delete(n::network_delete),
+        )
+        .route("/node", get(n::node_info).patch(n::node_set))
+        .route("/node/adapters", get(n::adapters))
+        .route("/node/config", get(n::node_config))
+        .route("/node/boot", post(n::node_boot))
+        .route("/node/services", get(n::host_services))
+        .route("/operations", get(a::operations))
+        .route("/operations/{id}", get(a::operation).delete(a::cancel))
+        .route("/events", get(a::events))
+        .route("/users", get(a::users).post(a::user_add))
+        .route("/users/{name}", delete(a::user_remove))
+        .route("/tokens", get(a::tokens).post(a::token_create))
+        .route("/tokens/{id}", delete(a::token_revoke))
+        .route("/login", post(authn::login))
+        .route("/logout", post(authn::logout))
+        .route("/openapi.json", get(crate::openapi::serve));
+    Router::new()
+        .nest(berth_api::agent::API_PREFIX, api)
+        .route("/metrics", get(crate::metrics::serve))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            authn::authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(st.cfg.body_limit))
+        .layer(axum::middleware::from_fn(json_errors))
+        .with_state(st)
+}

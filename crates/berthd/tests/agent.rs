@@ -1,0 +1,14 @@
+//! berthd's integration tests (root): each test its own node root, berthd and port.
+
+mod common;
+
+#[path = "agent/auth.rs"]
+mod auth;
+#[path = "agent/exec.rs"]
+mod exec;
+#[path = "agent/input.rs"]
+mod input;
+#[path = "agent/lifecycle.rs"]
+mod lifecycle;
+#[path = "agent/ops_events.rs"]
+mod ops_events;

@@ -1,0 +1,170 @@
+use crate::common::*;
+use serde_json::json;
+use std::io::BufRead;
+
+/// A rootfs tarball with a large file, so that its import takes a while.
+fn big_tarball(node: &TestNode) -> std::path::PathBuf {
+    let dir = node.root.join("src");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::create_dir_all(dir.join("sbin")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("bin/sh")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("sbin/init")).unwrap();
+    let f = std::fs::File::create(dir.join("big")).unwrap();
+    f.set_len(256 << 20).unwrap();
+    let tar = node.root.join("big.tar.gz");
+    let st = std::process::Command::new("tar")
+        .args(["-czf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&dir)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
+
+#[test]
+fn operations_progress_and_cancel() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let node = TestNode::new("ops");
+    let tar = big_tarball(&node);
+    let size = std::fs::metadata(&tar).unwrap().len();
+    let d = Daemon::start(&node);
+    let c = d.https(Some(&node.user_token("alice", "admin", "")));
+    // Progress: an import reports its bytes.
+    let r = c.post(
+        "/api/v1/templates",
+        &json!({"name": "big", "source": {"Tarball": tar}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["kind"], "template.import");
+    assert!(r.json()["cancellable"].as_bool().unwrap());
+    let done = c.wait_op(&id);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["progress"]["total"], size, "{done}");
+    assert_eq!(done["progress"]["done"], size, "{done}");
+    assert!(c
+        .get("/api/v1/operations")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["id"] == id.as_str()));
+    // A finished operation cannot be cancelled.
+    let r = c.req("DELETE", &format!("/api/v1/operations/{id}"), None);
+    assert_eq!(r.status, 412, "{}", r.text());
+
+    // Cancel an import: the half-made (or made) template is removed.
+    let r = c.post(
+        "/api/v1/templates",
+        &json!({"name": "big2", "source": {"Tarball": tar}}),
+    );
+    assert_eq!(r.status, 202);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = c.req("DELETE", &format!("/api/v1/operations/{id}"), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["progress"]["phase"], "cancelling");
+    let done = c.wait_op(&id);
+    assert_eq!(done["state"], "cancelled", "{done}");
+    assert_eq!(c.get("/api/v1/templates/big2").status, 404);
+    assert!(!node.root.join("templates/big2").exists());
+
+    // Cancel a container create: what was made is destroyed.
+    let r = c.post("/api/v1/containers", &create_body(120));
+    assert_eq!(r.status, 202);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = c.req("DELETE", &format!("/api/v1/operations/{id}"), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let done = c.wait_op(&id);
+    assert_eq!(done["state"], "cancelled", "{done}");
+    assert_eq!(c.get("/api/v1/containers/120").status, 404);
+    // The journal has every operation.
+    let j = std::fs::read_to_string(node.root.join("api/operations.jsonl")).unwrap();
+    assert!(j
+        .lines()
+        .any(|l| l.contains(&id) && l.contains("cancelled")));
+    c.req("DELETE", "/api/v1/templates/big", None);
+}
+
+#[test]
+fn events_stream_while_things_happen() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let node = TestNode::new("events");
+    node.berth_ok(&["create", "101", "--ostemplate", "busybox"]);
+    let d = Daemon::start(&node);
+    let token = node.user_token("alice", "admin", "");
+    let c = d.https(Some(&token));
+    let reader = c.stream("/api/v1/events?follow=true&type=container");
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if let Some(data) = line.strip_prefix("data: ") {
+                if let Ok(v) = serde_json::from_str(data) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        c.post("/api/v1/containers/101/start", &json!({})).status,
+        200
+    );
+    let mut seen = vec![];
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(15) {
+        if let Ok(v) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            seen.push((
+                v["action"].as_str().unwrap_or("").to_string(),
+                v["user"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+        if seen.iter().any(|(a, u)| a == "start" && u == "alice")
+            && seen.iter().any(|(a, _)| a == "started")
+        {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|(a, u)| a == "start" && u == "alice"),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|(a, _)| a == "started"), "{seen:?}");
+    // A container that stops without a stop request crashed.
+    let info = c.get("/api/v1/containers/101").json();
+    let init = info["init_pid"].as_i64().unwrap() as i32;
+    unsafe { libc::kill(init, libc::SIGKILL) };
+    let t = std::time::Instant::now();
+    let mut crashed = false;
+    while t.elapsed() < std::time::Duration::from_secs(15) && !crashed {
+        if let Ok(v) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            crashed = v["action"] == "crashed" && v["object"] == "container/101";
+        }
+    }
+    assert!(crashed, "no crashed event");
+    // A follower with `since` gets the backlog first.
+    let reader = c.stream("/api/v1/events?follow=true&since=10m&type=container");
+    let mut lines = std::io::BufReader::new(reader).lines();
+    let mut backlog = vec![];
+    while let Some(Ok(l)) = lines.next() {
+        if let Some(data) = l.strip_prefix("data: ") {
+            let v: serde_json::Value = serde_json::from_str(data).unwrap();
+            backlog.push(v["action"].as_str().unwrap().to_string());
+            if v["action"] == "crashed" {
+                break;
+            }
+        }
+    }
+    assert!(backlog.contains(&"start".to_string()), "{backlog:?}");
+}
