@@ -4,6 +4,7 @@
 //! server's `{"error": {kind, message, cause}}`, or the kind of the status), so a client
 //! prints a remote failure exactly as a local one.
 
+mod agent;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -29,7 +30,7 @@ use std::time::Duration;
 /// Largest JSON answer read (a list of 1000 containers is well under 2 MiB).
 const MAX_JSON: u64 = 64 * 1024 * 1024;
 /// How long an ordinary request may take; longer ones (stats sampling, stop) add theirs.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Interval of polling a long operation.
 const POLL: Duration = Duration::from_millis(200);
 

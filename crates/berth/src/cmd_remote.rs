@@ -95,6 +95,14 @@ pub fn select(cli: &Cli, remote_from_env: bool) -> Result<()> {
     Ok(())
 }
 
+/// The remote of `--remote NAME` as a client of berthd, when one was given.
+pub fn selected_remote() -> Result<Option<RemoteNode>> {
+    match SELECTED.get() {
+        Some(name) => Ok(Some(open_remote(name).map_err(berth_api::Error::from)?)),
+        None => Ok(None),
+    }
+}
+
 /// The node of `--remote NAME`, when one was given.
 pub fn open_selected() -> Result<Option<Box<dyn Node>>> {
     let Some(name) = SELECTED.get() else {

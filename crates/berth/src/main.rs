@@ -28,6 +28,7 @@ mod output;
 mod progress;
 mod res_args;
 
+mod cmd_agent;
 mod cmd_meta;
 mod hints;
 mod list_args;
@@ -301,6 +302,25 @@ enum Cmd {
     Remote {
         #[command(subcommand)]
         cmd: cmd_remote::RemoteCmd,
+    },
+    /// berthd's event log: what changed, when, by whom (the node's berthd, or --remote)
+    Events {
+        /// Only events since: 10m, 2h, 1d, or Unix seconds
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events of this type: container, template, network, node, operation, auth
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Keep printing new events (one JSON object per line with --format json)
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// berthd's long operations (create, template builds)
+    Operation {
+        #[command(subcommand)]
+        cmd: cmd_agent::OperationCmd,
     },
     /// Users of the node's API (berthd)
     User {
@@ -1014,6 +1034,19 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             let node = open(&root)?;
             output::node_config(&node.node_config()?, format == Format::Json)?;
         }
+        Cmd::Events {
+            since,
+            kind,
+            follow,
+            format,
+        } => cmd_agent::events(
+            &root,
+            since.as_deref(),
+            kind.as_deref(),
+            follow,
+            format == Format::Json,
+        )?,
+        Cmd::Operation { cmd } => cmd_agent::operation(&root, cmd)?,
         Cmd::User { cmd } => cmd_user::user(root.path(), cmd)?,
         Cmd::Token { cmd } => cmd_user::token(root.path(), cmd)?,
         Cmd::Monitor { ctid } => {

@@ -168,3 +168,77 @@ fn events_stream_while_things_happen() {
     }
     assert!(backlog.contains(&"start".to_string()), "{backlog:?}");
 }
+
+/// The CLI's `berth events` and `berth operation` read the node's berthd through its socket.
+#[test]
+fn cli_events_and_operations_through_the_socket() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let node = TestNode::new("cli-ev");
+    // Without berthd: one line naming what to start.
+    let o = node.berth(&["events"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("berthd does not run") && e.lines().count() == 1,
+        "{e}"
+    );
+    let d = Daemon::start(&node);
+    let c = d.https(Some(&node.user_token("alice", "admin", "")));
+    let r = c.post(
+        "/api/v1/containers",
+        &json!({"ctid": 181, "ostemplate": "busybox", "name": "ev1", "privileged": false, "resources": {}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(c.wait_op(&id)["state"], "succeeded");
+    let list = node.berth_ok(&["operation", "list"]);
+    assert!(list.contains(&id) && list.contains("succeeded"), "{list}");
+    let show: serde_json::Value =
+        serde_json::from_str(&node.berth_ok(&["operation", "show", &id, "--format", "json"]))
+            .unwrap();
+    assert_eq!(show["result"]["ctid"], 181, "{show}");
+    let ev: serde_json::Value = serde_json::from_str(&node.berth_ok(&[
+        "events",
+        "--type",
+        "container",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert!(
+        ev.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["object"] == "container/181" && e["user"] == "alice"),
+        "{ev}"
+    );
+    let table = node.berth_ok(&["events", "--since", "10m"]);
+    assert!(table.contains("container/181"), "{table}");
+    let o = node.berth(&["operation", "show", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    // --follow prints the backlog, then what happens (read until the start shows).
+    let mut f = std::process::Command::new(berth_exe())
+        .args(["--root"])
+        .arg(&node.root)
+        .args(["events", "--follow", "--since", "10m", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = f.stdout.take().unwrap();
+    node.berth_ok(&["start", "181"]);
+    let mut seen = false;
+    for line in std::io::BufReader::new(out).lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["object"] == "container/181" && v["action"] == "started" {
+            seen = true;
+            break;
+        }
+    }
+    let _ = f.kill();
+    let _ = f.wait();
+    assert!(seen);
+    node.berth_ok(&["destroy", "181", "--force"]);
+}
