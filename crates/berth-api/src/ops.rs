@@ -249,6 +249,10 @@ pub struct ContainerStats {
 pub struct NodeInfo {
     pub node_id: String,
     pub root: String,
+    /// SHA-256 of berthd's node certificate (64 hex digits), what `berth remote add`
+    /// pins; absent until berthd first started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_fingerprint: Option<String>,
     pub kernel: String,
     pub cgroup: String,
     pub cpus: u32,

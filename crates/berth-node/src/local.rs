@@ -145,7 +145,29 @@ pub fn init_node_reclaiming(
             return Err(e);
         }
     }
+    write_default_agent_config(root)?;
     Ok((cfg, true, notes))
+}
+
+/// The default configuration of berthd (`api/berthd.toml`, root-only): HTTPS on loopback
+/// and the unix socket. berthd makes the node certificate at its first start.
+fn write_default_agent_config(root: &NodeRoot) -> Result<()> {
+    let dir = root.path().join("api");
+    fsutil::create_dir_all(&dir)?;
+    fsutil::ensure_mode(&dir, 0o700)?;
+    let path = dir.join("berthd.toml");
+    if path.exists() {
+        return Ok(());
+    }
+    let text =
+        "# berthd's configuration (written by `berth node init`; docs/api.md lists every key).\n\
+# HTTPS address: on loopback until you choose the node's own address. The node certificate\n\
+# and its SHA-256 fingerprint (api/cert.sha256, shown by `berth node info`) are made at\n\
+# berthd's first start.\n\
+listen = \"127.0.0.1:8470\"\n\
+# The root-only socket run/berthd.sock (the local CLI's `berth events`, `berth operation`).\n\
+unix_socket = true\n";
+    Ok(fsutil::write_runtime_file(&path, text.as_bytes(), 0o600)?)
 }
 
 /// Records the node root in the host-wide file of node roots (best effort: an unrecorded

@@ -468,6 +468,14 @@ impl LocalNode {
         let mut info = NodeInfo {
             node_id: self.node_config().node_id.clone(),
             root: self.root().path().display().to_string(),
+            api_fingerprint: berth_storage::safefs::read_in_tree(
+                self.root().path(),
+                "api/cert.sha256",
+                256,
+            )
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_ascii_lowercase())
+            .filter(|f| f.len() == 64 && f.bytes().all(|c| c.is_ascii_hexdigit())),
             kernel: nix::sys::utsname::uname()
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .unwrap_or_default(),

@@ -497,6 +497,12 @@ pub fn node_info(n: &NodeInfo, as_json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "node id:      {}", n.node_id)?;
     writeln!(out, "root:         {}", n.root)?;
+    if let Some(f) = &n.api_fingerprint {
+        writeln!(
+            out,
+            "API cert:     SHA-256 {f} (berthd; `berth remote add … --fingerprint` pins it)"
+        )?;
+    }
     writeln!(out, "kernel:       {} (cgroup {})", n.kernel, n.cgroup)?;
     writeln!(out, "cpus:         {}", n.cpus)?;
     writeln!(
