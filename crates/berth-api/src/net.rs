@@ -473,14 +473,14 @@ impl NetworkConfig {
                     return Err(invalid(
                         &self.name,
                         "network",
-                        "a host-only network needs --subnet",
+                        "a host-only network needs a subnet",
                     ));
                 }
                 if self.adapter.is_some() {
                     return Err(invalid(
                         &self.name,
                         "network",
-                        "--adapter is for bridged networks",
+                        "a host adapter is for bridged networks",
                     ));
                 }
             }
@@ -489,14 +489,14 @@ impl NetworkConfig {
                     return Err(invalid(
                         &self.name,
                         "network",
-                        "a bridged network needs --adapter",
+                        "a bridged network needs a host adapter",
                     ));
                 }
                 if self.nat {
                     return Err(invalid(
                         &self.name,
                         "network",
-                        "--nat is for host-only networks",
+                        "NAT is for host-only networks",
                     ));
                 }
             }

@@ -250,7 +250,7 @@ impl Resources {
                     return bad(
                         n.to_string(),
                         "--cpus",
-                        format!("--cpumask {m} has only {} CPUs", m.len()),
+                        format!("the CPU mask {m} has only {} CPUs", m.len()),
                     );
                 }
             }
@@ -264,7 +264,7 @@ impl Resources {
             return bad(
                 self.swap.unwrap().to_string(),
                 "--swap",
-                "a swap limit needs a --ram limit".into(),
+                "a swap limit needs a memory limit".into(),
             );
         }
         if self.ioprio > 7 {

@@ -137,12 +137,12 @@ pub const MAX_DESCRIPTION_LEN: usize = 4096;
 pub fn validate_description(d: &str) -> Result<()> {
     if d.len() > MAX_DESCRIPTION_LEN || d.contains(['\n', '\r', '\0']) {
         return Err(InputError::Invalid(
-            "--description must be one line of at most 4096 bytes".into(),
+            "a description is one line of at most 4096 bytes".into(),
         ));
     }
     if let Some(c) = d.chars().find(|c| c.is_control()) {
         return Err(InputError::Invalid(format!(
-            "--description must not contain control characters (found {c:?}): use printable text"
+            "a description must not contain control characters (found {c:?}): use printable text"
         )));
     }
     Ok(())

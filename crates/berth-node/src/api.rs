@@ -72,8 +72,8 @@ impl Node for LocalNode {
         api(LocalNode::template_remove(self, name))
     }
 
-    fn create(&self, opts: CreateOptions, _progress: &dyn Progress) -> Result<ContainerInfo> {
-        let id = api(LocalNode::create(self, opts))?;
+    fn create(&self, opts: CreateOptions, progress: &dyn Progress) -> Result<ContainerInfo> {
+        let id = api(self.create_with(opts, progress))?;
         api(LocalNode::status(self, &CtRef::Id(id)))
     }
     fn start(&self, ct: &CtRef) -> Result<StartResult> {

@@ -974,6 +974,12 @@ impl LocalNode {
     }
 
     pub fn create(&self, opts: CreateOptions) -> Result<CtId> {
+        self.create_with(opts, &berth_storage::progress::NoProgress)
+    }
+
+    /// [`Self::create`], reporting its phases (and the disk's preallocation for a fixed one)
+    /// to `p`.
+    pub fn create_with(&self, opts: CreateOptions, p: &dyn Progress) -> Result<CtId> {
         // Validate everything before touching the disk.
         validate_name(&opts.ostemplate)
             .map_err(|_| CoreError::TemplateNotFound(opts.ostemplate.clone()))?;
@@ -1055,12 +1061,21 @@ impl LocalNode {
             Journal::begin(&self.root.ct_journal(id), Operation::Create)?;
             crash_point("create:after-journal");
             if !cfg.privileged {
+                p.message("allocating the ID range");
                 cfg.idmap = Some(self.allocate_idmap(id, &configs)?);
                 crash_point("create:after-idmap");
             }
+            p.message(&format!(
+                "making the {} virtual disk ({})",
+                cfg.disk.size, cfg.disk.fstype
+            ));
+            p.update(0, Some(3));
             berth_storage::rootfs::create_disk(&self.root, &cfg)?;
             crash_point("create:after-disk");
+            p.update(2, Some(3));
+            p.message("writing the configuration");
             fsutil::write_toml(&self.root.ct_config(id), &cfg)?;
+            p.update(3, Some(3));
             crash_point("create:after-config");
             Journal::end(&self.root.ct_journal(id))?;
             Ok(())

@@ -485,9 +485,33 @@ fn boot_loop(
         let _ = fs::remove_file(paths.state());
         let reboot = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
         if !reboot || paths.stopping().exists() {
+            record_last_stop(args, &status, paths.stopping().exists());
             return Ok(());
         }
         tracing::info!("reboot requested from inside the container: restarting");
+    }
+}
+
+/// Why the container's last run ended, in `containers/<ctid>/last-stop` (JSON, root-only):
+/// `requested` (`berth stop`, `destroy`, berthd), `poweroff` (poweroff/halt from inside) or
+/// `exited` (its init ended by itself or was killed: a crash), for whoever watches the node
+/// (berthd's events).
+fn record_last_stop(args: &MonitorArgs, status: &WaitStatus, requested: bool) {
+    let reason = if requested {
+        "requested"
+    } else if matches!(status, WaitStatus::Signaled(_, Signal::SIGINT, _)) {
+        "poweroff"
+    } else {
+        "exited"
+    };
+    let v = serde_json::json!({
+        "reason": reason,
+        "status": format!("{status:?}"),
+        "time": crate::state::now(),
+    });
+    let path = args.root.ct_dir(args.cfg.ctid).join("last-stop");
+    if let Err(e) = fsutil::write_runtime_file(&path, v.to_string().as_bytes(), 0o600) {
+        tracing::warn!("recording why the container stopped: {e}");
     }
 }
 

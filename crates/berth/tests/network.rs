@@ -855,7 +855,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         &["network", "create", "x", "--subnet", "bogus"],
         "invalid value",
     );
-    n.fails(&["network", "create", "x"], "needs --subnet");
+    n.fails(&["network", "create", "x"], "needs a subnet");
     n.fails(
         &[
             "network",

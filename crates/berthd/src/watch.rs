@@ -149,7 +149,13 @@ fn report(st: &AppState, prev: &Snapshot, now: &Snapshot, while_down: bool) {
                     let m = st.stop_requests.lock().unwrap_or_else(|p| p.into_inner());
                     m.get(id).is_some_and(|t| t.elapsed().as_secs() < 600)
                 };
-                if requested || while_down {
+                // The monitor records why the run ended: a stop asked for by anyone (the
+                // local CLI too) or a poweroff from inside is no crash.
+                let why = last_stop(&st.root, id);
+                if requested
+                    || while_down
+                    || matches!(why.as_deref(), Some("requested" | "poweroff"))
+                {
                     "stopped"
                 } else {
                     "crashed"
@@ -186,4 +192,17 @@ fn report(st: &AppState, prev: &Snapshot, now: &Snapshot, while_down: bool) {
             );
         }
     }
+}
+
+/// `containers/<ctid>/last-stop`'s reason, as the container's monitor wrote it.
+fn last_stop(root: &std::path::Path, ctid: &u32) -> Option<String> {
+    let rel = format!("containers/{ctid}/last-stop");
+    let b = read_small(root, &rel)?;
+    let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+    v["reason"].as_str().map(str::to_string)
+}
+
+fn read_small(root: &std::path::Path, rel: &str) -> Option<Vec<u8>> {
+    let data = std::fs::read(root.join(rel)).ok()?;
+    (data.len() <= 4096).then_some(data)
 }

@@ -118,8 +118,9 @@ async fn session(st: Arc<AppState>, ct: CtRef, mut sock: WebSocket) -> ApiResult
         .await;
     }
     let tty = req.opts.tty == Some(true);
-    // Our ends: `input` (we write stdin), `output` (we read), `master` for resizes.
-    let (input, output, master, stdio) = if tty {
+    // Our ends: `input` (we write stdin), `output` and `errput` (we read; a terminal has
+    // one stream), `master` for resizes.
+    let (input, output, errput, master, stdio) = if tty {
         let (m, s) = openpty().map_err(io_err)?;
         let (s1, s2) = (
             s.try_clone().map_err(io_err)?,
@@ -130,6 +131,7 @@ async fn session(st: Arc<AppState>, ct: CtRef, mut sock: WebSocket) -> ApiResult
         (
             w,
             r,
+            None,
             Some(m),
             Stdio::Fds {
                 stdin: s,
@@ -140,10 +142,11 @@ async fn session(st: Arc<AppState>, ct: CtRef, mut sock: WebSocket) -> ApiResult
     } else {
         let (in_r, in_w) = pipe().map_err(io_err)?;
         let (out_r, out_w) = pipe().map_err(io_err)?;
-        let err_w = out_w.try_clone().map_err(io_err)?;
+        let (err_r, err_w) = pipe().map_err(io_err)?;
         (
             in_w,
             out_r,
+            Some(err_r),
             None,
             Stdio::Fds {
                 stdin: in_r,
@@ -154,22 +157,30 @@ async fn session(st: Arc<AppState>, ct: CtRef, mut sock: WebSocket) -> ApiResult
     };
     let node = st.node.clone();
     let mut run = tokio::task::spawn_blocking(move || node.exec(&ct, req, stdio));
-    // Output reader.
+    // Output readers: each frame starts with its stream's byte (EXEC_STDOUT, EXEC_STDERR).
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    tokio::task::spawn_blocking(move || {
-        let mut f = std::fs::File::from(output);
-        let mut buf = vec![0u8; 32 << 10];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if out_tx.blocking_send(buf[..n].to_vec()).is_err() {
-                        break;
+    let reader = |fd: std::os::fd::OwnedFd, id: u8, tx: tokio::sync::mpsc::Sender<Vec<u8>>| {
+        tokio::task::spawn_blocking(move || {
+            let mut f = std::fs::File::from(fd);
+            let mut buf = vec![0u8; 32 << 10];
+            loop {
+                match f.read(&mut buf[1..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        buf[0] = id;
+                        if tx.blocking_send(buf[..=n].to_vec()).is_err() {
+                            break;
+                        }
                     }
                 }
             }
-        }
-    });
+        })
+    };
+    reader(output, berth_api::agent::EXEC_STDOUT, out_tx.clone());
+    if let Some(e) = errput {
+        reader(e, berth_api::agent::EXEC_STDERR, out_tx.clone());
+    }
+    drop(out_tx);
     // Stdin writer.
     let (in_tx, mut in_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     tokio::task::spawn_blocking(move || {

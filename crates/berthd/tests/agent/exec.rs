@@ -23,7 +23,14 @@ fn ws_exec(
     let mut out = vec![];
     loop {
         match ws.read() {
-            Ok(Message::Binary(b)) => out.extend_from_slice(&b),
+            // Each frame: its stream's byte (1 stdout, 2 stderr), then the data.
+            Ok(Message::Binary(b)) => {
+                assert!(
+                    matches!(b.first(), Some(1 | 2)),
+                    "frame without a stream byte"
+                );
+                out.extend_from_slice(&b[1..])
+            }
             Ok(Message::Text(t)) => return (out, serde_json::from_str(&t).unwrap()),
             Ok(Message::Close(_)) | Err(_) => panic!(
                 "closed without a last frame: {:?}",
@@ -61,6 +68,7 @@ fn exec_over_websocket() {
     );
     assert_eq!(last["exit"], 0, "{last}");
     assert_eq!(String::from_utf8_lossy(&out), "from stdin\n");
+    // (stdout and stderr travel apart: see berth-client's exec test and remote.rs)
     let (out, last) = ws_exec(
         &d,
         "101",

@@ -278,13 +278,22 @@ fn bad_input_is_4xx_with_a_json_error() {
             "not_found",
         ),
     ];
+    let u = d.unix();
     for (m, p, body, status, kind) in table {
-        let r = c.req(m, &p, body.as_deref().map(str::as_bytes));
+        // A body over the limit is answered 413 and the connection closed before the client
+        // has written it all: over TLS the client may see only the broken pipe, so the answer
+        // is read over the socket, where it stays readable.
+        let r = match c.try_req(m, &p, body.as_deref().map(str::as_bytes)) {
+            Ok(r) => r,
+            Err(e) if status == 413 && (e.contains("Broken pipe") || e.contains("reset")) => {
+                u.req(m, &p, body.as_deref())
+            }
+            Err(e) => panic!("{m} {p}: {e}"),
+        };
         assert_eq!(r.status, status, "{m} {p}: {}", r.text());
         assert_eq!(r.kind(), kind, "{m} {p}");
     }
     // The same over the unix socket (as root).
-    let u = d.unix();
     let r = u.req("POST", "/api/v1/containers", Some("{\"ctid\":"));
     assert_eq!(r.status, 400);
     assert_eq!(r.kind(), "invalid");

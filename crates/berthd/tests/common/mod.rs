@@ -303,6 +303,12 @@ impl Client {
     }
 
     pub fn req(&self, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
+        self.try_req(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`Self::req`] that reports a transport error instead of panicking.
+    pub fn try_req(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Resp, String> {
         let mut r = self.agent.request(method, &self.url(path));
         if let Some(t) = &self.token {
             r = r.set("Authorization", &format!("Bearer {t}"));
@@ -320,7 +326,7 @@ impl Client {
         let resp = match res {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
+            Err(e) => return Err(e.to_string()),
         };
         let status = resp.status();
         let headers = resp
@@ -335,12 +341,12 @@ impl Client {
         resp.into_reader()
             .take(64 << 20)
             .read_to_end(&mut body)
-            .unwrap();
-        Resp {
+            .map_err(|e| e.to_string())?;
+        Ok(Resp {
             status,
             headers,
             body,
-        }
+        })
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -387,12 +393,13 @@ impl UnixClient {
         let mut s = std::os::unix::net::UnixStream::connect(&self.path).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let body = body.unwrap_or("");
-        write!(
+        // A request the server refuses before reading its body (413) is answered and closed:
+        // the rest of the write may fail, the answer is still there to read.
+        let _ = write!(
             s,
             "{method} {path} HTTP/1.1\r\nHost: berthd\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
-        )
-        .unwrap();
+        );
         let mut raw = vec![];
         s.read_to_end(&mut raw).unwrap();
         parse_http(&raw)
