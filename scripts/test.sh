@@ -9,7 +9,7 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo build --workspace --all-targets -q
-cargo test --workspace -- --test-threads=4 2>&1 | tee /tmp/berth-test.log
+cargo test --workspace --no-fail-fast -- --test-threads=4 2>&1 | tee /tmp/berth-test.log
 leaks=0
 if grep -E '/tmp/berth-test-' /proc/self/mountinfo; then echo "LEAK: mounts"; leaks=1; fi
 if losetup -a | grep -E '/tmp/berth-test-'; then echo "LEAK: loop devices"; leaks=1; fi

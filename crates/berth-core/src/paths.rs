@@ -232,7 +232,12 @@ mod tests {
     fn uninitialised_root_is_reported() {
         let d = tempfile::tempdir().unwrap();
         let err = NodeRoot::new(d.path()).load_node_config().unwrap_err();
-        assert!(err.to_string().contains("berth node init"));
+        assert!(err.to_string().contains("is not initialised"), "{err}");
+        // The CLI's advice comes from the cause (crates/berth/src/hints.rs).
+        assert!(matches!(
+            err.cause(),
+            Some(berth_api::Cause::NodeNotInitialised { .. })
+        ));
     }
 
     #[test]

@@ -738,7 +738,7 @@ fn bad_resource_input_changes_nothing() {
         (&["--diskspace", "10"], "unit"),
         (&["--diskinodes", "10"], "inodes"),
         (&["--diskinodes", "1.5k"], "whole number"),
-        (&["--swap", "1G"], "--ram"),
+        (&["--swap", "1G"], "needs a memory limit"),
         (&["--numproc=-1"], "whole number"),
     ] {
         let mut a = vec!["create", "101", "--ostemplate", "busybox"];
