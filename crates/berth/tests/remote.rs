@@ -157,10 +157,10 @@ fn normalise(s: &str) -> String {
                     return format!("{key} X");
                 }
             }
-            // `list`: CTID NAME STATUS OSTEMPLATE HOSTNAME UPTIME
+            // `list`: CTID NAME STATUS OSTEMPLATE HOSTNAME UPTIME IP
             let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() == 6 && f[0].bytes().all(|b| b.is_ascii_digit()) {
-                return format!("{} X", f[..5].join(" "));
+            if f.len() >= 6 && f[0].bytes().all(|b| b.is_ascii_digit()) {
+                return format!("{} X {}", f[..5].join(" "), f[6..].join(" "));
             }
             l.to_string()
         })
