@@ -12,12 +12,11 @@ const LIMIT: Duration = Duration::from_secs(5);
 
 /// What the child does inside.
 pub(crate) struct Inside<'a> {
-    /// Set the hostname (the UTS namespace is joined for it).
+    /// Set the hostname (the UTS namespace is joined for it), and with it `/etc/hostname`
+    /// and the hostname line of `/etc/hosts` (edited in place, see `berth_core::hosts`).
     pub hostname: Option<&'a str>,
     /// Files to write: path inside, content.
     pub files: Vec<(&'a str, Vec<u8>)>,
-    /// The hostname line of /etc/hosts (edited in place, see `berth_core::hosts`).
-    pub hosts_line: Option<&'a str>,
 }
 
 fn inval(msg: String) -> NodeError {
@@ -66,12 +65,15 @@ pub(crate) fn inside(init_pid: i32, userns: bool, what: &Inside) -> Result<()> {
                     nix::unistd::sethostname(h).map_err(|e| format!("sethostname: {e}"))?;
                 }
                 let root = std::path::Path::new("/");
-                for (path, content) in &what.files {
+                let hostname_file = what
+                    .hostname
+                    .map(|h| ("/etc/hostname", format!("{h}\n").into_bytes()));
+                for (path, content) in what.files.iter().chain(hostname_file.iter()) {
                     let rel = path.trim_start_matches('/');
                     berth_storage::safefs::write_file_in(root, rel, content, 0o644, 0, 0)
                         .map_err(|e| format!("{path}: {e}"))?;
                 }
-                if let Some(h) = what.hosts_line {
+                if let Some(h) = what.hostname {
                     let old = berth_storage::safefs::read_in_tree(root, "etc/hosts", 16 << 20)
                         .ok()
                         .map(|b| String::from_utf8_lossy(&b).into_owned());

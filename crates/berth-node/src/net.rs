@@ -502,7 +502,6 @@ pub(crate) fn write_resolv_live(init_pid: i32, userns: bool, text: &str) -> Resu
         &crate::live::Inside {
             hostname: None,
             files: vec![("/etc/resolv.conf", text.as_bytes().to_vec())],
-            hosts_line: None,
         },
     )
 }

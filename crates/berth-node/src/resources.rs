@@ -301,8 +301,7 @@ impl LocalNode {
                     !new.privileged,
                     &crate::live::Inside {
                         hostname: Some(&host),
-                        files: vec![("/etc/hostname", format!("{host}\n").into_bytes())],
-                        hosts_line: Some(&host),
+                        files: vec![],
                     },
                 );
                 if let Err(e) = live {

@@ -105,11 +105,7 @@ pub fn selected_remote() -> Result<Option<RemoteNode>> {
 
 /// The node of `--remote NAME`, when one was given.
 pub fn open_selected() -> Result<Option<Box<dyn Node>>> {
-    let Some(name) = SELECTED.get() else {
-        return Ok(None);
-    };
-    let node = open_remote(name).map_err(berth_api::Error::from)?;
-    Ok(Some(Box::new(node)))
+    Ok(selected_remote()?.map(|n| Box::new(n) as Box<dyn Node>))
 }
 
 fn open_remote(name: &str) -> Result<RemoteNode, ClientError> {

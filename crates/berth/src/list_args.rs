@@ -126,9 +126,8 @@ pub fn columns(
             if !no_header {
                 w.write_record(cols)?;
             }
-            for (c, s) in crate::output::column_texts(cts, stats, cols) {
-                let _ = s;
-                w.write_record(&c)?;
+            for (cells, _) in crate::output::column_texts(cts, stats, cols) {
+                w.write_record(&cells)?;
             }
             w.flush()?;
             Ok(())

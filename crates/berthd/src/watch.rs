@@ -202,7 +202,14 @@ fn last_stop(root: &std::path::Path, ctid: &u32) -> Option<String> {
     v["reason"].as_str().map(str::to_string)
 }
 
+/// A small file of the node root (its monitor's), read at most 4 KiB.
 fn read_small(root: &std::path::Path, rel: &str) -> Option<Vec<u8>> {
-    let data = std::fs::read(root.join(rel)).ok()?;
-    (data.len() <= 4096).then_some(data)
+    use std::io::Read;
+    let mut data = vec![];
+    std::fs::File::open(root.join(rel))
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut data)
+        .ok()?;
+    Some(data)
 }
