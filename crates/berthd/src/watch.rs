@@ -62,6 +62,7 @@ pub async fn run(st: Arc<AppState>) {
                 continue;
             }
         };
+        tracing::debug!(containers = list.len(), with_stats, "container poll");
         let mut now: Snapshot = BTreeMap::new();
         for c in &list {
             let oom = prev
@@ -137,6 +138,21 @@ fn report(st: &AppState, prev: &Snapshot, now: &Snapshot, while_down: bool) {
                 obj,
                 "berthd",
                 details(serde_json::json!({})),
+            );
+            // Created and started between two polls (a local `berth create` and `start`
+            // within a second): its start is still an event.
+            let action = match s.status.as_str() {
+                "running" => "started",
+                "suspended" => "suspended",
+                "broken" => "broken",
+                _ => continue,
+            };
+            st.events.emit(
+                "container",
+                action,
+                format!("container/{id}"),
+                "berthd",
+                details(serde_json::json!({"from": "stopped", "to": s.status})),
             );
             continue;
         };

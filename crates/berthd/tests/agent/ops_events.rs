@@ -224,7 +224,46 @@ fn cli_events_and_operations_through_the_socket() {
     assert_eq!(o.status.code(), Some(1));
     // (`berth events --follow` reads the same stream as the SSE test of berthd, parsed by
     // berth-client's unit test `sse_events_are_read_one_by_one`.)
+    // A start and a stop made by the local CLI, beside berthd, are seen by its watcher: a
+    // requested stop (the monitor's last-stop says so) is no crash.
     node.berth_ok(&["start", "181"]);
+    wait_event(&node, &d, "started", "container/181");
     node.berth_ok(&["stop", "181", "--kill"]);
+    wait_event(&node, &d, "stopped", "container/181");
+    let ev = node.berth_ok(&["events", "--type", "container", "--format", "json"]);
+    let ev: serde_json::Value = serde_json::from_str(&ev).unwrap();
+    assert!(
+        !ev.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "crashed" && e["object"] == "container/181"),
+        "{ev}"
+    );
     node.berth_ok(&["destroy", "181", "--force"]);
+}
+
+/// Waits (up to 20 s) for the event log to hold ACTION on OBJECT.
+fn wait_event(node: &TestNode, d: &Daemon, action: &str, object: &str) {
+    let t = std::time::Instant::now();
+    loop {
+        let ev = node.berth_ok(&["events", "--type", "container", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&ev).unwrap();
+        if v.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == action && e["object"] == object)
+        {
+            return;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "no {action} event for {object}: {ev}\n{}\n{}\n{:?} {:?}\n{}",
+            node.berth_ok(&["list", "-a"]),
+            d.unix().get("/api/v1/containers/181").text(),
+            std::fs::read_link(format!("/proc/{}/ns/pid", d.pid())),
+            std::fs::read_link("/proc/self/ns/pid"),
+            std::fs::read_to_string(node.root.join("berthd.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }

@@ -145,7 +145,7 @@ impl Daemon {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--berth-exe")
             .arg(berth_exe())
-            .env("BERTH_LOG", "info")
+            .env("BERTH_LOG", "info,berthd::watch=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
