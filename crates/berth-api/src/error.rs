@@ -116,6 +116,26 @@ pub enum Cause {
     AmbiguousName { name: String, ctids: Vec<u32> },
     /// The container runs its template's init, which manages its own services.
     TemplateInit { ctid: u32 },
+    /// Two containers' configs clash (hand-edited or copied files): `field` is `name`,
+    /// `ip`, `mac` (of `adapter`, on `network`) or `idmap`; `value` the shared one.
+    Conflict {
+        ctid: u32,
+        other: u32,
+        field: String,
+        value: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adapter: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
+    },
+    /// The container's host ID range is taken or invalid (the registry of ADR 0009).
+    IdRangeTaken { ctid: u32 },
+    /// The disks promised on the node would pass its disk overcommit ratio.
+    DiskOvercommit { ratio: f64 },
+    /// The node filesystem lacks the free space asked for (beyond its reserve).
+    NodeSpace,
+    /// A port forward of a container that has no address.
+    NoAddress { ctid: u32 },
 }
 
 /// An error as every implementation of [`crate::Node`] reports it, and as it travels in the

@@ -586,3 +586,5 @@ pub fn parse_duration(s: &str) -> Result<u64> {
 
 #[cfg(test)]
 mod tests;
+
+pub mod cert;

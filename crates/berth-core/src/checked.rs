@@ -28,6 +28,12 @@ pub const ANY_NODE: NodeCapacity = NodeCapacity {
     memory: u64::MAX,
 };
 
+/// A value of a setting refused (named by its option, which the API reports without the
+/// dashes and the CLI with them).
+fn bad(value: impl std::fmt::Display, opt: &'static str, why: impl Into<String>) -> CoreError {
+    berth_api::InputError::InvalidValue(value.to_string(), opt, why.into()).into()
+}
+
 /// A validator's refusal of one field, prefixed with the file's key.
 fn field(key: &str, e: impl std::fmt::Display) -> CoreError {
     CoreError::Invalid(format!("{key}: {e}"))
@@ -38,24 +44,30 @@ impl DiskConfig {
     /// `--diskinodes`, `--fstype`).
     pub fn validate(&self) -> Result<()> {
         if self.size.0 < MIN_DISKSPACE {
-            return Err(CoreError::Invalid(format!(
-                "--diskspace {} is too small: the minimum is 16M",
-                self.size
-            )));
+            return Err(bad(
+                self.size,
+                "--diskspace",
+                "too small: the minimum is 16M",
+            ));
         }
         if self.fstype == DiskFs::Xfs && self.size.0 < XFS_MIN_SIZE {
-            return Err(CoreError::Invalid(format!(
-                "--diskspace {} is too small for XFS: the minimum is 300M",
-                self.size
-            )));
+            return Err(bad(
+                self.size,
+                "--diskspace",
+                "too small for XFS: the minimum is 300M",
+            ));
         }
         if let Some(n) = self.inodes {
             let max = self.fstype.max_inodes(self.size);
             if n < MIN_DISKINODES || n > max {
-                return Err(CoreError::Invalid(format!(
-                    "--diskinodes {n}: a {} disk holds {MIN_DISKINODES} to {max} inodes",
-                    self.size
-                )));
+                return Err(bad(
+                    n,
+                    "--diskinodes",
+                    format!(
+                        "a {} disk holds {MIN_DISKINODES} to {max} inodes",
+                        self.size
+                    ),
+                ));
             }
         }
         Ok(())
@@ -71,9 +83,11 @@ pub const MIN_DISK_RESERVE: u64 = 16 * Size::MIB;
 /// above 0 (1 = no overcommit, below 1 keeps part of the filesystem unpromised).
 pub fn validate_disk_overcommit(r: f64) -> Result<()> {
     if !r.is_finite() || r <= 0.0 || r > MAX_DISK_OVERCOMMIT {
-        return Err(CoreError::Invalid(format!(
-            "--disk-overcommit {r}: a ratio above 0 and at most {MAX_DISK_OVERCOMMIT} (e.g. 1.5: containers may be promised 1.5 times the node filesystem)"
-        )));
+        return Err(bad(
+            r,
+            "--disk-overcommit",
+            format!("a ratio above 0 and at most {MAX_DISK_OVERCOMMIT} (e.g. 1.5: containers may be promised 1.5 times the node filesystem)"),
+        ));
     }
     Ok(())
 }
@@ -97,9 +111,11 @@ pub fn parse_disk_overcommit(s: &str) -> Result<f64> {
 /// Checks a node's free-space reserve (`node set --disk-reserve`).
 pub fn validate_disk_reserve(r: Size) -> Result<()> {
     if r.0 < MIN_DISK_RESERVE {
-        return Err(CoreError::Invalid(format!(
-            "--disk-reserve {r} is too small: the disk guard needs at least 16M to freeze a writer before the node filesystem fills"
-        )));
+        return Err(bad(
+            r,
+            "--disk-reserve",
+            "too small: the disk guard needs at least 16M to freeze a writer before the node filesystem fills",
+        ));
     }
     Ok(())
 }

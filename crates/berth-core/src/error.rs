@@ -26,6 +26,9 @@ pub enum CoreError {
     /// A collision or a bad state of the host-wide ID registry (ADR 0009).
     #[error("{0}")]
     IdRegistry(String),
+    /// A container's host ID range that is invalid or overlaps another's.
+    #[error("{1}")]
+    IdRangeTaken(u32, String),
     #[error("no free container ID left")]
     CtIdExhausted,
     #[error("{path}: {source}")]
@@ -68,7 +71,7 @@ impl CoreError {
                 K::Conflict
             }
             CoreError::IdRangeExhausted | CoreError::CtIdExhausted => K::Unavailable,
-            CoreError::IdRegistry(_) => K::Conflict,
+            CoreError::IdRegistry(_) | CoreError::IdRangeTaken(..) => K::Conflict,
             CoreError::Io { .. } | CoreError::Parse { .. } => K::Internal,
             // A file of the node root that fails its checks: the object cannot be used
             // until an operator corrects or removes it.
@@ -87,6 +90,7 @@ impl CoreError {
             CoreError::TemplateNotFound(name) => {
                 Some(Cause::TemplateNotFound { name: name.clone() })
             }
+            CoreError::IdRangeTaken(ctid, _) => Some(Cause::IdRangeTaken { ctid: *ctid }),
             _ => None,
         }
     }

@@ -52,14 +52,6 @@ impl Owner {
             self.root.display()
         )
     }
-    /// The command that gives this container a fresh range.
-    fn fix(&self) -> String {
-        format!(
-            "give it a free range with `berth --root {} set {} --idmap auto` (while it is stopped; its files need no chown)",
-            self.root.display(),
-            self.ctid
-        )
-    }
 }
 
 /// One line of the registry.
@@ -544,23 +536,24 @@ impl Session<'_> {
     /// reclaimed while its node root was away) and drops stale entries in its way.
     pub fn check(&mut self, owner: &Owner, range: IdMap) -> Result<()> {
         validate_range(&range).map_err(|m| {
-            CoreError::IdRegistry(format!(
-                "{} has an invalid ID range: {m}; {}",
-                owner.describe(),
-                owner.fix()
-            ))
+            CoreError::IdRangeTaken(
+                owner.ctid.0,
+                format!("{} has an invalid ID range: {m}", owner.describe()),
+            )
         })?;
         if let Some(r) = self.reserved.iter().find(|r| r.range.overlaps(&range)) {
-            return Err(CoreError::IdRegistry(format!(
-                "{} has host IDs {}, which overlap {} that {} line {} gives to user {:?}; {}",
-                owner.describe(),
-                show(&range),
-                show(&r.range),
-                r.file.display(),
-                r.line,
-                r.user,
-                owner.fix()
-            )));
+            return Err(CoreError::IdRangeTaken(
+                owner.ctid.0,
+                format!(
+                    "{} has host IDs {}, which overlap {} that {} line {} gives to user {:?}",
+                    owner.describe(),
+                    show(&range),
+                    show(&r.range),
+                    r.file.display(),
+                    r.line,
+                    r.user,
+                ),
+            ));
         }
         let mut stale = vec![];
         for (i, e) in self.entries.iter().enumerate() {
@@ -571,16 +564,18 @@ impl Session<'_> {
                 stale.push(i);
                 continue;
             }
-            return Err(CoreError::IdRegistry(format!(
-                "{} has host IDs {}, which overlap host IDs {} of {} (node {}) in the host-wide ID registry {}; {}",
-                owner.describe(),
-                show(&range),
-                show(&e.range),
-                e.owner.describe(),
-                e.owner.node_id,
-                self.reg.ranges_file().display(),
-                owner.fix()
-            )));
+            return Err(CoreError::IdRangeTaken(
+                owner.ctid.0,
+                format!(
+                    "{} has host IDs {}, which overlap host IDs {} of {} (node {}) in the host-wide ID registry {}",
+                    owner.describe(),
+                    show(&range),
+                    show(&e.range),
+                    e.owner.describe(),
+                    e.owner.node_id,
+                    self.reg.ranges_file().display(),
+                ),
+            ));
         }
         for i in stale.into_iter().rev() {
             self.entries.remove(i);
@@ -878,11 +873,10 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("165536-231071"), "{err}");
-        assert!(
-            err.contains(&format!(
-                "berth --root {} set 101 --idmap auto",
-                b.display()
-            )),
+        let api = s.check(&owner(&b, "bb", 101), ra).unwrap_err().to_api();
+        assert_eq!(
+            api.cause,
+            Some(berth_api::Cause::IdRangeTaken { ctid: 101 }),
             "{err}"
         );
         // a partial overlap too

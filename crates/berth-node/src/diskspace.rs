@@ -130,8 +130,8 @@ impl LocalNode {
         if new.disktype == DiskType::Fixed && grows_by > 0 {
             let reserve = reserve_of(&node, space.total);
             if space.free < grows_by.saturating_add(reserve) {
-                return Err(NodeError::Invalid(format!(
-                    "a fixed disk needs {} of the node filesystem now, which has {} free and keeps a reserve of {} (`berth node set --disk-reserve`): free space on it, or use a smaller --diskspace",
+                return Err(NodeError::NoSpace(format!(
+                    "a fixed disk needs {} of the node filesystem now, which has {} free and keeps a reserve of {}",
                     gib(grows_by),
                     gib(space.free),
                     gib(reserve)
@@ -154,7 +154,7 @@ impl LocalNode {
         let space = fs_space(self.root().path())?;
         if reserve.0 >= space.total / 2 {
             return Err(CoreError::Invalid(format!(
-                "--disk-reserve {reserve} is half or more of the node filesystem ({}): containers could hardly write; give less",
+                "a disk reserve of {reserve} is half or more of the node filesystem ({}): containers could hardly write; give less",
                 gib(space.total)
             ))
             .into());
@@ -176,7 +176,7 @@ impl LocalNode {
         info.disk_frozen = crate::diskguard::frozen_containers(self.root());
         if info.promised_disk > info.disk_promise_limit {
             info.warnings.push(format!(
-                "disk promises {} are above the limit {} ({} × {}, --disk-overcommit): new disks are refused until containers shrink or go, or the ratio is raised",
+                "disk promises {} are above the limit {} ({} × the disk overcommit ratio {}): new disks are refused until containers shrink or go, or the ratio is raised",
                 gib(info.promised_disk),
                 gib(info.disk_promise_limit),
                 gib(info.disk_total),
@@ -185,7 +185,7 @@ impl LocalNode {
         }
         if info.disk_free < info.disk_reserve {
             info.warnings.push(format!(
-                "the node filesystem has {} free, under its reserve {} (--disk-reserve): the disk guard freezes the containers writing most",
+                "the node filesystem has {} free, under its disk reserve {}: the disk guard freezes the containers writing most",
                 gib(info.disk_free),
                 gib(info.disk_reserve)
             ));
@@ -193,7 +193,7 @@ impl LocalNode {
         if !info.disk_frozen.is_empty() {
             let ids: Vec<String> = info.disk_frozen.iter().map(|i| i.to_string()).collect();
             info.warnings.push(format!(
-                "container(s) {} frozen by the disk guard: free space on the node filesystem (they resume above {} free), or `berth resume CT`",
+                "container(s) {} frozen by the disk guard: free space on the node filesystem (they resume above {} free), or resume them",
                 ids.join(", "),
                 gib(crate::diskguard::thaw_threshold(info.disk_reserve))
             ));
@@ -217,7 +217,7 @@ mod tests {
             e.contains("151.0G") && e.contains("100.0G") && e.contains("150.0G"),
             "{e}"
         );
-        assert!(e.contains("--disk-overcommit") && !e.contains('\n'), "{e}");
+        assert!(e.contains("overcommit ratio 1.5") && !e.contains('\n'), "{e}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub enum NodeError {
     #[error("container {0} runs its template's init, which manages its own services: declared services need Berth's supervisor")]
     TemplateInit(u32),
     /// `create` or `set --diskspace` beyond the node's disk overcommit limit.
-    #[error("the disks of this node's containers would add up to {promised} on a node filesystem of {total} ({root}), above the limit {limit} (--disk-overcommit {ratio}): give a smaller --diskspace, shrink or destroy containers, or raise the ratio with `berth node set --disk-overcommit N`")]
+    #[error("the disks of this node's containers would add up to {promised} on a node filesystem of {total} ({root}), above the limit {limit} (disk overcommit ratio {ratio})")]
     DiskOvercommit {
         promised: String,
         total: String,
@@ -54,13 +54,24 @@ pub enum NodeError {
         limit: String,
         ratio: f64,
     },
+    /// Free space the node filesystem lacks.
+    #[error("{0}")]
+    NoSpace(String),
+    /// Port forwards of a container without an address.
+    #[error("container {0} has no address to forward to")]
+    NoAddress(u32),
+    #[error(transparent)]
+    Auth(#[from] berth_auth::AuthError),
     /// A container whose config clashes with another container's (hand-edited files).
-    #[error("container {ctid} cannot start: its {what} is also container {other}'s; {fix}")]
+    #[error("container {ctid} cannot start: its {what} is also container {other}'s")]
     Conflict {
         ctid: u32,
         other: u32,
         what: String,
-        fix: String,
+        /// The cause's field name and value (`name`, `ip`, `mac`, `idmap`).
+        field: &'static str,
+        value: String,
+        adapter: Option<(String, String)>,
     },
 }
 
@@ -102,7 +113,9 @@ impl NodeError {
             NodeError::StartFailed(..) | NodeError::StopFailed(..) => K::Internal,
             NodeError::Invalid(_) => K::Invalid,
             NodeError::AmbiguousName(..) | NodeError::Conflict { .. } => K::Conflict,
-            NodeError::DiskOvercommit { .. } => K::Precondition,
+            NodeError::DiskOvercommit { .. } | NodeError::NoSpace(_) => K::Precondition,
+            NodeError::NoAddress(_) => K::Invalid,
+            NodeError::Auth(e) => e.kind(),
         }
     }
 
@@ -126,6 +139,26 @@ impl NodeError {
                 ctids: ids.clone(),
             }),
             NodeError::TemplateInit(id) => e.with_cause(Cause::TemplateInit { ctid: *id }),
+            NodeError::Conflict {
+                ctid,
+                other,
+                field,
+                value,
+                adapter,
+                ..
+            } => e.with_cause(Cause::Conflict {
+                ctid: *ctid,
+                other: *other,
+                field: field.to_string(),
+                value: value.clone(),
+                adapter: adapter.as_ref().map(|a| a.0.clone()),
+                network: adapter.as_ref().map(|a| a.1.clone()),
+            }),
+            NodeError::DiskOvercommit { ratio, .. } => {
+                e.with_cause(Cause::DiskOvercommit { ratio: *ratio })
+            }
+            NodeError::NoSpace(_) => e.with_cause(Cause::NodeSpace),
+            NodeError::NoAddress(id) => e.with_cause(Cause::NoAddress { ctid: *id }),
             _ => e,
         }
     }

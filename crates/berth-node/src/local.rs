@@ -150,11 +150,14 @@ pub fn init_node_reclaiming(
 }
 
 /// The default configuration of berthd (`api/berthd.toml`, root-only): HTTPS on loopback
-/// and the unix socket. berthd makes the node certificate at its first start.
+/// and the unix socket; the node certificate beside it.
 fn write_default_agent_config(root: &NodeRoot) -> Result<()> {
     let dir = root.path().join("api");
     fsutil::create_dir_all(&dir)?;
     fsutil::ensure_mode(&dir, 0o700)?;
+    // The API's node certificate, so that `node info` shows the fingerprint to pin before
+    // berthd first runs (kept when present: clients have pinned it).
+    berth_auth::cert::ensure(&dir, &[])?;
     let path = dir.join("berthd.toml");
     if path.exists() {
         return Ok(());
@@ -162,8 +165,8 @@ fn write_default_agent_config(root: &NodeRoot) -> Result<()> {
     let text =
         "# berthd's configuration (written by `berth node init`; docs/api.md lists every key).\n\
 # HTTPS address: on loopback until you choose the node's own address. The node certificate\n\
-# and its SHA-256 fingerprint (api/cert.sha256, shown by `berth node info`) are made at\n\
-# berthd's first start.\n\
+# (api/cert.pem) and its SHA-256 fingerprint (api/cert.sha256, shown by `berth node info`)\n\
+# were made by `berth node init`.\n\
 listen = \"127.0.0.1:8470\"\n\
 # The root-only socket run/berthd.sock (the local CLI's `berth events`, `berth operation`).\n\
 unix_socket = true\n";
@@ -366,7 +369,7 @@ impl LocalNode {
         let mut reason = e.to_string();
         if let Some(s) = &st {
             reason.push_str(&format!(
-                " (its init, host PID {}, still runs: `berth destroy {id} --force` stops it)",
+                " (its init, host PID {}, still runs: a forced destroy stops it)",
                 s.init_pid
             ));
         }
@@ -399,20 +402,19 @@ impl LocalNode {
     /// IDs. Also checks the limits that depend on the node's hardware.
     pub(crate) fn check_conflicts(&self, cfg: &ContainerConfig) -> Result<()> {
         let id = cfg.ctid;
-        let conflict = |other: CtId, what: String, fix: String| NodeError::Conflict {
-            ctid: id.0,
-            other: other.0,
-            what,
-            fix,
-        };
+        let conflict =
+            |other: CtId, what: String, field: &'static str, value: String| NodeError::Conflict {
+                ctid: id.0,
+                other: other.0,
+                what,
+                field,
+                value,
+                adapter: None,
+            };
         for o in self.configs()?.iter().filter(|o| o.ctid != id) {
             if let (Some(a), Some(b)) = (&cfg.name, &o.name) {
                 if a == b {
-                    return Err(conflict(
-                        o.ctid,
-                        format!("name {a:?}"),
-                        format!("give one of them another name with `berth set {id} --name NEW`"),
-                    ));
+                    return Err(conflict(o.ctid, format!("name {a:?}"), "name", a.clone()));
                 }
             }
             let theirs = o.net.all_addrs();
@@ -420,19 +422,20 @@ impl LocalNode {
                 return Err(conflict(
                     o.ctid,
                     format!("address {a}"),
-                    format!("remove it with `berth set {id} --ipdel {a}` and add a free one (`--ipadd auto`)"),
+                    "ip",
+                    a.to_string(),
                 ));
             }
             for n in &cfg.net.netifs {
                 if o.net.netifs.iter().any(|x| x.mac == n.mac) {
-                    return Err(conflict(
-                        o.ctid,
-                        format!("MAC {} (adapter {})", n.mac, n.name),
-                        format!(
-                            "give the adapter a new MAC: `berth set {id} --netif-del {}`, then `berth set {id} --netif-add {} --network {}`",
-                            n.name, n.name, n.network
-                        ),
-                    ));
+                    return Err(NodeError::Conflict {
+                        ctid: id.0,
+                        other: o.ctid.0,
+                        what: format!("MAC {} (adapter {})", n.mac, n.name),
+                        field: "mac",
+                        value: n.mac.to_string(),
+                        adapter: Some((n.name.to_string(), n.network.to_string())),
+                    });
                 }
             }
             if let (Some(a), Some(b)) = (crate::idreg::range_of(cfg), crate::idreg::range_of(o)) {
@@ -444,7 +447,8 @@ impl LocalNode {
                             a.host_base,
                             a.host_base as u64 + a.size as u64 - 1
                         ),
-                        format!("give it a free range with `berth set {id} --idmap auto` (while it is stopped; its files need no chown)"),
+                        "idmap",
+                        format!("{}", a.host_base),
                     ));
                 }
             }

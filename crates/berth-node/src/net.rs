@@ -271,10 +271,13 @@ fn compute(
                 "container {id} already has an adapter {name:?}"
             )));
         }
-        let network = ch
-            .network
-            .as_deref()
-            .ok_or_else(|| inval("--netif-add needs --network NAME"))?;
+        let network = ch.network.as_deref().ok_or_else(|| {
+            NodeError::from(berth_core::InputError::InvalidValue(
+                name.to_string(),
+                "--netif-add",
+                "a new adapter needs the network it joins (network)".into(),
+            ))
+        })?;
         net_of(network)?;
         let mac = ch.mac.unwrap_or_else(|| derived_mac(nn, id, name));
         n.netifs.push(NetIf {
@@ -287,7 +290,9 @@ fn compute(
         Some(name.clone())
     } else {
         if ch.network.is_some() || ch.mac.is_some() {
-            return Err(inval("--network and --mac go with --netif-add NAME"));
+            return Err(inval(
+                "a network or a MAC is given only with a new adapter (netif-add)",
+            ));
         }
         if let Some(name) = &ch.netif {
             if !n.netifs.iter().any(|x| &x.name == name) {
@@ -383,9 +388,12 @@ fn compute(
             None => {
                 let c = match *spec {
                     AddrSpec::Auto => {
-                        return Err(inval(
-                            "--ipadd auto needs an adapter: --netif-add NAME --network NET or --netif NAME",
-                        ))
+                        return Err(berth_core::InputError::InvalidValue(
+                            "auto".into(),
+                            "--ipadd",
+                            "a free address is picked from a network: name the adapter (netif) or add one (netif-add with its network)".into(),
+                        )
+                        .into())
                     }
                     AddrSpec::Fixed(c) => c,
                 };
@@ -483,9 +491,7 @@ fn compute(
         n.forwards.push(*f);
     }
     if !n.forwards.is_empty() && n.forward_target().is_none() {
-        return Err(inval(format!(
-            "container {id} has no address to forward to: add one with --ipadd"
-        )));
+        return Err(NodeError::NoAddress(id.0));
     }
     if let Some(r) = ch.rate {
         n.rate = r;
@@ -730,7 +736,7 @@ mod tests {
             ipadd: vec![ip.parse().unwrap()],
             ..Default::default()
         };
-        assert!(e(routed("auto"), &cur).contains("needs an adapter"));
+        assert!(e(routed("auto"), &cur).contains("name the adapter"));
         assert!(e(routed("10.9.0.1/24"), &cur).contains("single address"));
         let r = compute(&nn, id, &n, &routed("10.9.0.1"), &others, &node).unwrap();
         assert_eq!(r.ipaddrs, vec![Ipv4Addr::new(10, 9, 0, 1)]);

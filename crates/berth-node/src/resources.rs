@@ -112,9 +112,10 @@ impl LocalNode {
         }
         let want_pct = match cfg.disk.inodes {
             Some(n) => xfs::pct_for(want_blocks, sb.inodes_per_block, n).ok_or_else(|| {
-                NodeError::Invalid(format!(
-                    "--diskinodes {n} does not fit a {} XFS disk",
-                    cfg.disk.size
+                NodeError::from(berth_core::InputError::InvalidValue(
+                    n.to_string(),
+                    "--diskinodes",
+                    format!("does not fit a {} XFS disk", cfg.disk.size),
                 ))
             })?,
             None => sb.imax_pct,
@@ -229,7 +230,7 @@ impl LocalNode {
         }
         if (grow || xfs_inodes) && !disk::can_resize_online(fstype) {
             restart_reasons.push(match fstype {
-                DiskFs::Ext4 => "growing a mounted ext4 disk needs CAP_SYS_RESOURCE, which this node's capability bounding set lacks (XFS disks, `create --fstype xfs`, grow online with CAP_SYS_ADMIN)".to_string(),
+                DiskFs::Ext4 => "growing a mounted ext4 disk needs CAP_SYS_RESOURCE, which this node's capability bounding set lacks (XFS disks grow online with CAP_SYS_ADMIN)".to_string(),
                 DiskFs::Xfs => "growing a mounted XFS disk needs CAP_SYS_ADMIN, which this node's capability bounding set lacks".to_string(),
             });
         }
@@ -521,13 +522,13 @@ impl LocalNode {
         }
         if info.unlimited_ram > 0 {
             info.warnings.push(format!(
-                "{} container(s) have no memory limit (--ram): each may use all of the node's memory",
+                "{} container(s) have no memory limit (ram): each may use all of the node's memory",
                 info.unlimited_ram
             ));
         }
         if info.promised_cpu_percent > 100 * info.cpus as u64 {
             info.warnings.push(format!(
-                "CPU is overcommitted: containers may use {}% against the node's {}% ({} CPUs); --cpuunits decides who gets what under contention",
+                "CPU is overcommitted: containers may use {}% against the node's {}% ({} CPUs); their CPU units (cpuunits) decide who gets what under contention",
                 info.promised_cpu_percent,
                 100 * info.cpus,
                 info.cpus
@@ -576,11 +577,11 @@ fn warnings(st: &ContainerStats) -> Vec<String> {
         }
     }
     if let Some(n) = st.oom_kills.filter(|n| *n > 0) {
-        w.push(format!("{n} process(es) killed for lack of memory (--ram)"));
+        w.push(format!("{n} process(es) killed for lack of memory (ram)"));
     }
     if let (Some(p), Some(l)) = (st.processes, st.numproc) {
         if p * 10 >= l * 9 {
-            w.push(format!("{p} processes: near the limit {l} (--numproc)"));
+            w.push(format!("{p} processes: near the limit {l} (numproc)"));
         }
     }
     w

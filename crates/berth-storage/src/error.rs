@@ -29,7 +29,7 @@ pub enum StorageError {
     TooSmall(String, String),
     #[error("refusing to write {0}: {1}")]
     Unsafe(String, String),
-    #[error("{path}: the node filesystem has no room for {need} more of a fixed (preallocated) disk: free space on it, or use a smaller --diskspace", path = .0.display(), need = .1)]
+    #[error("{path}: the node filesystem has no room for {need} more of a fixed (preallocated) disk", path = .0.display(), need = .1)]
     NoSpace(PathBuf, String),
 }
 
@@ -76,6 +76,8 @@ impl StorageError {
     pub fn to_api(&self) -> berth_core::ApiError {
         match self {
             StorageError::Core(e) => e.to_api(),
+            e @ StorageError::NoSpace(..) => berth_core::ApiError::new(e.kind(), e.to_string())
+                .with_cause(berth_core::Cause::NodeSpace),
             e => berth_core::ApiError::new(e.kind(), e.to_string()),
         }
     }

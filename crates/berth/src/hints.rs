@@ -33,6 +33,39 @@ pub fn render_api(e: &Error) -> String {
             "{m}: name the container by its CTID, and give one of them another name with `berth set CTID --name NEW`"
         ),
         Some(Cause::TemplateInit { .. }) => format!("{m} (`berth create --init berth`)"),
+        Some(Cause::Conflict {
+            ctid,
+            field,
+            value,
+            adapter,
+            network,
+            ..
+        }) => match field.as_str() {
+            "name" => format!("{m}: give one of them another name with `berth set {ctid} --name NEW`"),
+            "ip" => format!(
+                "{m}: remove it with `berth set {ctid} --ipdel {value}` and add a free one (`--ipadd auto`)"
+            ),
+            "mac" => {
+                let a = adapter.as_deref().unwrap_or("ADAPTER");
+                let n = network.as_deref().unwrap_or("NETWORK");
+                format!(
+                    "{m}: give the adapter a new MAC: `berth set {ctid} --netif-del {a}`, then `berth set {ctid} --netif-add {a} --network {n}`"
+                )
+            }
+            _ => format!(
+                "{m}: give it a free range with `berth set {ctid} --idmap auto` (while it is stopped; its files need no chown)"
+            ),
+        },
+        Some(Cause::IdRangeTaken { ctid }) => format!(
+            "{m}: give it a free range with `berth set {ctid} --idmap auto` (while it is stopped; its files need no chown)"
+        ),
+        Some(Cause::DiskOvercommit { .. }) => format!(
+            "{m}: give a smaller --diskspace, shrink or destroy containers, or raise the ratio with `berth node set --disk-overcommit N`"
+        ),
+        Some(Cause::NodeSpace) => format!(
+            "{m}: free space on the node filesystem, or use a smaller --diskspace (`berth node set --disk-reserve` sets the reserve)"
+        ),
+        Some(Cause::NoAddress { .. }) => format!("{m}: add one with --ipadd"),
     }
 }
 
@@ -59,5 +92,23 @@ mod tests {
             render(&anyhow::Error::new(e)),
             "container 101 is suspended: run `berth resume 101` first"
         );
+        let e = Error::new(
+            ErrorKind::Conflict,
+            "container 101 cannot start: its MAC x is also container 102's",
+        )
+        .with_cause(Cause::Conflict {
+            ctid: 101,
+            other: 102,
+            field: "mac".into(),
+            value: "x".into(),
+            adapter: Some("eth0".into()),
+            network: Some("lan".into()),
+        });
+        assert!(render_api(&e).ends_with(
+            "`berth set 101 --netif-del eth0`, then `berth set 101 --netif-add eth0 --network lan`"
+        ));
+        let e = Error::invalid("container 7 has no address to forward to")
+            .with_cause(Cause::NoAddress { ctid: 7 });
+        assert!(render_api(&e).ends_with(": add one with --ipadd"));
     }
 }

@@ -213,6 +213,35 @@ fn bad_input_is_4xx_with_a_json_error() {
             400,
             "invalid",
         ),
+        // Messages of the node's own checks describe the fault, not a CLI flag.
+        (
+            "PATCH",
+            "/api/v1/containers/101".into(),
+            Some(r#"{"net":{"netif_add":"eth1"}}"#.into()),
+            400,
+            "invalid",
+        ),
+        (
+            "PATCH",
+            "/api/v1/containers/101".into(),
+            Some(r#"{"net":{"ipadd":["auto"]}}"#.into()),
+            400,
+            "invalid",
+        ),
+        (
+            "PATCH",
+            "/api/v1/containers/101".into(),
+            Some(r#"{"options":{"diskspace":"1M"}}"#.into()),
+            400,
+            "invalid",
+        ),
+        (
+            "PATCH",
+            "/api/v1/node".into(),
+            Some(r#"{"disk_reserve":"1M"}"#.into()),
+            400,
+            "invalid",
+        ),
         (
             "PATCH",
             "/api/v1/containers/101".into(),
@@ -292,6 +321,14 @@ fn bad_input_is_4xx_with_a_json_error() {
         };
         assert_eq!(r.status, status, "{m} {p}: {}", r.text());
         assert_eq!(r.kind(), kind, "{m} {p}");
+        let msg = r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            !msg.contains(" --") && !msg.contains("`berth"),
+            "{m} {p}: the API's message names a CLI flag or command: {msg}"
+        );
     }
     // The same over the unix socket (as root).
     let r = u.req("POST", "/api/v1/containers", Some("{\"ctid\":"));
