@@ -19,6 +19,7 @@ use std::net::Ipv4Addr;
 
 /// Kind of a virtual network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum NetworkType {
     /// A bridge only the node and its containers are on (optionally NATed out).
@@ -38,6 +39,7 @@ impl fmt::Display for NetworkType {
 
 /// `networks/<name>.toml`: a virtual network of the node.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NetworkConfig {
     pub name: String,
     #[serde(rename = "type")]
@@ -48,6 +50,7 @@ pub struct NetworkConfig {
     /// Host-only: the node's address on the bridge (first host of the subnet). Bridged: the
     /// segment's router, given to containers as their default gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::schema::Ipv4Addr>))]
     pub gateway: Option<Ipv4Addr>,
     /// Masquerade traffic from the subnet leaving through another interface.
     #[serde(default)]
@@ -60,6 +63,7 @@ pub struct NetworkConfig {
     pub adapter: Option<String>,
     /// DNS defaults for containers on this network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::schema::Ipv4Addr>))]
     pub nameservers: Vec<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub searchdomains: Vec<String>,
@@ -187,6 +191,7 @@ pub const ROUTED_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
 /// A container's virtual adapter on a virtual network (a veth pair; the container's end
 /// is `name`, the node's end is a port of the network's bridge).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NetIf {
     pub name: String,
     pub network: String,
@@ -200,21 +205,25 @@ pub struct NetIf {
 
 /// The `net` section of a container's `config.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NetConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub netifs: Vec<NetIf>,
     /// Host-routed (venet-like) addresses: a /32 route on the node, no L2 exposure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::schema::Ipv4Addr>))]
     pub ipaddrs: Vec<Ipv4Addr>,
     /// Anti-spoofing of the routed adapter.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub routed_ipfilter: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::schema::Ipv4Addr>))]
     pub nameservers: Vec<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub searchdomains: Vec<String>,
     /// Default route of the container (else the first adapter's network gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::schema::Ipv4Addr>))]
     pub gateway: Option<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<PortForward>,
@@ -343,6 +352,7 @@ impl NetConfig {
 
 /// A change to a container's network settings (`berth set` flags), applied atomically.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct NetChange {
     /// Adapter to add (`--netif-add NAME --network NET [--mac M]`).
@@ -358,10 +368,12 @@ pub struct NetChange {
     /// Addresses to remove, wherever they are (`all` removes every address).
     pub ipdel: Vec<String>,
     pub ipfilter: Option<bool>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::schema::Ipv4Addr>>))]
     pub nameservers: Option<Vec<Ipv4Addr>>,
     pub searchdomains: Option<Vec<String>>,
     /// `Some(None)` (JSON `null`): remove the gateway.
     #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::schema::Ipv4Addr>))]
     pub gateway: Option<Option<Ipv4Addr>>,
     pub forward_add: Vec<PortForward>,
     pub forward_del: Vec<PortForward>,
@@ -404,6 +416,7 @@ pub fn validate_ifname(s: &str) -> Result<(), InputError> {
 
 /// One network with the containers whose adapters use it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NetworkInfo {
     #[serde(flatten)]
     pub cfg: NetworkConfig,
@@ -413,6 +426,7 @@ pub struct NetworkInfo {
 
 /// Bytes and packets a container sent and received (all its adapters, since it started).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Traffic {
     pub rx_bytes: u64,
     pub rx_packets: u64,
@@ -422,6 +436,7 @@ pub struct Traffic {
 
 /// A node adapter, for `berth node adapters`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Adapter {
     pub name: String,
     pub mac: Option<String>,
