@@ -9,6 +9,7 @@ pub const API_PREFIX: &str = "/api/v1";
 
 /// State of a long operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OperationState {
     Running,
@@ -20,6 +21,7 @@ pub enum OperationState {
 
 /// How far a long operation is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationProgress {
     /// What it is doing now (`unpacking`, `copying`, …).
     #[serde(default)]
@@ -34,6 +36,7 @@ pub struct OperationProgress {
 /// A long operation (create, template create or import, later backups, restores,
 /// migrations): `202 Accepted` + `Location: /api/v1/operations/ID` at once, then polled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Operation {
     pub id: String,
     /// `container.create`, `template.create`, …
@@ -59,6 +62,7 @@ pub struct Operation {
 
 /// One entry of the node's event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Increasing from 1 in a node root (resumes after restarts).
     pub seq: u64,
@@ -80,6 +84,7 @@ pub struct Event {
 
 /// What a user of the API may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything.
@@ -92,6 +97,7 @@ pub enum Role {
 
 /// A user of the API as listed (never with the password hash).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     pub name: String,
     pub role: Role,
@@ -103,6 +109,7 @@ pub struct UserInfo {
 
 /// `user add`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserAdd {
     pub name: String,
@@ -116,6 +123,7 @@ pub struct UserAdd {
 
 /// An API token as listed (its secret is shown once, at creation, and stored hashed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     pub id: String,
     pub user: String,
@@ -127,6 +135,7 @@ pub struct TokenInfo {
 
 /// `token create`: the new token's secret, shown once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewToken {
     pub info: TokenInfo,
     pub secret: String,

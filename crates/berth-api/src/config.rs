@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The user-namespace mapping of an unprivileged container: container IDs 0..size map to
 /// host IDs host_base..host_base+size (UIDs and GIDs alike).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IdMap {
     pub host_base: u32,
     pub size: u32,
@@ -31,6 +32,7 @@ impl IdMap {
 
 /// The filesystem of a container's virtual disk (`create --fstype`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DiskFs {
     /// Exact inode count; grows online only with CAP_SYS_RESOURCE; shrinks offline.
@@ -72,6 +74,7 @@ impl std::fmt::Display for DiskFs {
 
 /// How a container's virtual disk image holds its blocks (`create --disktype`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DiskType {
     /// A sparse image: the node's disk is used as the container writes (overcommit possible).
@@ -113,6 +116,7 @@ impl std::fmt::Display for DiskType {
 
 /// How a template was made.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TemplateKind {
     Os,
@@ -121,6 +125,7 @@ pub enum TemplateKind {
 
 /// `templates/<name>/template.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplateManifest {
     pub name: String,
     pub kind: TemplateKind,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The class of an error. Serialised snake_case: a stable interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// Malformed or refused input: a bad value, name, size, body or request.
@@ -90,6 +91,7 @@ impl std::fmt::Display for ErrorKind {
 
 /// What a client needs to give advice of its own. Each names the object concerned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Cause {
     /// A value of a request field (named as vzctl names the option: `ram`, `ipadd`…).
@@ -141,6 +143,7 @@ pub enum Cause {
 /// An error as every implementation of [`crate::Node`] reports it, and as it travels in the
 /// REST API: `{"error": {"kind": "...", "message": "...", "cause": {...}}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{message}")]
 #[serde(deny_unknown_fields)]
 pub struct Error {
@@ -179,6 +182,7 @@ impl Error {
 
 /// The body of an error answer of the REST API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
     pub error: Error,

@@ -12,6 +12,8 @@ pub mod node;
 pub mod ops;
 pub mod procs;
 pub mod resources;
+#[cfg(feature = "openapi")]
+pub(crate) mod schema;
 pub mod services;
 pub mod validate;
 

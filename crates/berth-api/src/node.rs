@@ -41,6 +41,7 @@ impl Progress for NoProgress {
 
 /// A terminal's size in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TtySize {
     pub rows: u16,
     pub cols: u16,
@@ -63,6 +64,7 @@ pub enum Stdio {
 
 /// A command to run inside a container.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExecRequest {
     pub command: Vec<String>,
@@ -73,6 +75,7 @@ pub struct ExecRequest {
 /// What `set` changes besides names and limits: a fresh ID range, network changes. One
 /// `set` applies all of it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetRequest {
     #[serde(default)]
@@ -93,6 +96,7 @@ impl SetRequest {
 
 /// What a `set` did, in full.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetResult {
     /// The new ID range, when one was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,10 +111,12 @@ pub struct SetResult {
 
 /// The node-wide settings `node set` changes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NodeSettings {
     /// Default startup types of services in new containers: `(name, None)` removes one.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::service_defaults))]
     pub service_defaults: Vec<(String, Option<Startup>)>,
     /// Virtual-disk filesystem of new containers created without one.
     #[serde(default)]
@@ -138,6 +144,7 @@ impl NodeSettings {
 
 /// What `start` did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StartResult {
     pub info: ContainerInfo,
     /// Services whose node default startup type was applied (first start only).
@@ -150,6 +157,7 @@ pub struct StartResult {
 
 /// The node's settings (`node.toml`), as `node config` shows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeConfigInfo {
     pub node_id: String,
     /// Format version of the node root.
@@ -175,6 +183,7 @@ pub struct NodeConfigInfo {
 
 /// What `node boot` did with one `--onboot yes` container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BootEntry {
     pub ctid: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +196,7 @@ pub struct BootEntry {
 
 /// `service list`: which service manager answered, and its services.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceList {
     pub driver: String,
     pub services: Vec<ServiceInfo>,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Runtime status of a container. Serialised lowercase: a stable interface for scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CtStatus {
     Running,
@@ -29,6 +30,7 @@ impl std::fmt::Display for CtStatus {
 
 /// One container as `list` and `status` report it. Field names are a stable interface.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerInfo {
     pub ctid: CtId,
     pub name: Option<String>,
@@ -77,6 +79,7 @@ pub struct ContainerInfo {
 
 /// Options of `create`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateOptions {
     pub ctid: Option<CtId>,
     pub ostemplate: String,
@@ -103,6 +106,7 @@ pub struct CreateOptions {
 
 /// Options of `exec`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecOptions {
     /// `KEY=VALUE` pairs added to (or replacing in) the container's default environment.
     #[serde(default)]
@@ -156,6 +160,7 @@ impl ExecOptions {
 
 /// Options of `stop`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StopOptions {
     /// Seconds to wait for a clean shutdown before killing.
     pub timeout: u64,
@@ -174,10 +179,12 @@ impl Default for StopOptions {
 
 /// Where a template comes from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TemplateSource {
     /// The embedded default, built from the host's static busybox.
     Busybox,
-    /// A rootfs tarball on the node.
+    /// A rootfs tarball on the node (over the REST API, by its absolute path).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     Tarball(std::path::PathBuf),
     /// debootstrap of a Debian suite, optionally from a given mirror.
     Debootstrap {
@@ -188,6 +195,7 @@ pub enum TemplateSource {
 
 /// What `set` did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetOutcome {
     /// Applied to the running container at once.
     pub applied_live: bool,
@@ -202,6 +210,7 @@ pub struct SetOutcome {
 /// A container's resource usage against its limits, as `berth stats` shows it. Field names are
 /// a stable interface. Usage fields are absent when they cannot be read (e.g. stopped).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerStats {
     pub ctid: CtId,
     pub name: Option<String>,
@@ -246,6 +255,7 @@ pub struct ContainerStats {
 
 /// The node's capacity and what its containers were promised (`berth node info`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeInfo {
     pub node_id: String,
     pub root: String,

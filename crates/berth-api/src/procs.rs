@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One process as `ps`, `top` and `which` report it. Field names are a stable interface.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProcInfo {
     /// Container (0: the host).
     pub ctid: u32,
@@ -31,6 +32,7 @@ pub struct ProcInfo {
 
 /// What `which` reports.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhichInfo {
     pub host_pid: i32,
     /// 0: a host process.

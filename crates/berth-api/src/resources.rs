@@ -135,6 +135,7 @@ impl From<CpuMask> for String {
 /// CPU, memory, process and I/O limits (the virtual disk's are in `DiskConfig`).
 /// `None` and 0 mean "no limit" where the field says so.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Resources {
     /// Memory limit (`--ram`); none = unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -378,6 +379,7 @@ pub fn parse_count_limit(s: &str, what: &'static str) -> Result<Option<u64>> {
 
 /// How `set` applies a change to a running container (vzctl `--setmode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SetMode {
     /// Apply live; refuse (changing nothing) what only a restart can apply.
@@ -391,6 +393,7 @@ pub enum SetMode {
 
 /// The changes `set` makes. Absent fields are left as they are.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetOptions {
     pub name: Option<String>,
     pub hostname: Option<String>,
@@ -416,6 +419,7 @@ pub struct SetOptions {
 
 /// Serialisable `soft:hard` disk size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SoftHardSize {
     pub soft: Option<Size>,
     pub hard: Size,
@@ -423,6 +427,7 @@ pub struct SoftHardSize {
 
 /// Serialisable `soft:hard` inode count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SoftHardCount {
     pub soft: Option<u64>,
     pub hard: u64,

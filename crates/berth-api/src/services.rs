@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 /// When a service starts (the seed's "startup type").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Startup {
     /// At container boot.
@@ -60,6 +61,7 @@ impl std::fmt::Display for Startup {
 
 /// What the supervisor does when a service's process ends by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     Always,
@@ -84,6 +86,7 @@ impl RestartPolicy {
 
 /// Which program is the container's PID 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum InitMode {
     /// Berth's supervisor for templates without a service manager (busybox), else the
@@ -233,6 +236,7 @@ pub fn parse_service_default(s: &str) -> Result<(String, Startup)> {
 
 /// One service as `service list` reports it. Field names are a stable interface.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceInfo {
     pub name: String,
     /// `running`, `stopped`, `failed`, `restarting`, `starting`, `stopping` or `unknown`.
@@ -245,16 +249,19 @@ pub struct ServiceInfo {
 
 /// `service status`: the summary and what the init system says besides.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceStatus {
     /// Which driver answered: `berth`, `systemd`, `openrc` or `sysv`.
     pub driver: String,
     #[serde(flatten)]
     pub info: ServiceInfo,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::details))]
     pub details: Vec<(String, String)>,
 }
 
 /// start / stop / restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Start,
@@ -274,6 +281,7 @@ impl Action {
 
 /// What `service add` declares.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddService {
     pub command: Vec<String>,
     pub user: Option<String>,
@@ -284,6 +292,7 @@ pub struct AddService {
 
 /// One host process worth a look. Field names are a stable interface.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostService {
     pub pid: i32,
     pub user: String,

@@ -17,6 +17,7 @@ pub const MAX_NAME_LEN: usize = 63;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct CtId(pub u32);
 
@@ -150,6 +151,7 @@ pub fn validate_description(d: &str) -> Result<()> {
 
 /// A size in bytes, written by users with a unit: `512M`, `10G`, `1.5G`, `2T`, `4096K`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Size(pub u64);
 

@@ -283,6 +283,13 @@ pub struct Login {
     password: String,
 }
 
+/// The answer of `POST /login` (besides the session cookie).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LoginAnswer {
+    /// Send it as `X-CSRF-Token` with every change made with the session cookie.
+    pub(crate) csrf: String,
+}
+
 /// `POST /login`: a session cookie (HttpOnly, Secure, SameSite=Strict) and its CSRF token.
 pub async fn login(
     State(st): State<Arc<AppState>>,
@@ -337,7 +344,7 @@ pub async fn login(
         "{SESSION_COOKIE}={id}; HttpOnly; Secure; SameSite=Strict; Path=/api; Max-Age={}",
         ttl.as_secs()
     );
-    let mut r = axum::Json(serde_json::json!({ "csrf": csrf })).into_response();
+    let mut r = axum::Json(LoginAnswer { csrf }).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -93,6 +93,13 @@ pub async fn destroy(
     Ok(no_content())
 }
 
+/// The answer of `POST /containers/{ct}/compact`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Reclaimed {
+    /// Bytes returned to the node.
+    pub(crate) reclaimed: u64,
+}
+
 /// `POST /containers/{ct}/{verb}` without a body of its own (or StopOptions).
 pub async fn action(
     State(st): St,
@@ -169,8 +176,8 @@ pub async fn action(
         }
         _ => {
             no_body()?;
-            let b = st.call(move |n| n.compact(&r)).await?;
-            Json(serde_json::json!({ "reclaimed": b })).into_response()
+            let reclaimed = st.call(move |n| n.compact(&r)).await?;
+            Json(Reclaimed { reclaimed }).into_response()
         }
     })
 }
@@ -184,14 +191,21 @@ pub async fn traffic(
     Ok(Json(st.call(move |n| n.traffic(&r)).await?).into_response())
 }
 
+/// The answer of `GET /containers/{ct}/init`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct InitAnswer {
+    /// The container's PID 1.
+    pub(crate) init: berth_api::services::InitMode,
+}
+
 pub async fn init_mode(
     State(st): St,
     Extension(c): Who,
     Path(ct): Path<String>,
 ) -> ApiResult<Response> {
     let r = st.ct(&c, &ct, Need::CtRead).await?;
-    let m = st.call(move |n| n.init_mode(&r)).await?;
-    Ok(Json(serde_json::json!({ "init": m })).into_response())
+    let init = st.call(move |n| n.init_mode(&r)).await?;
+    Ok(Json(InitAnswer { init }).into_response())
 }
 
 pub async fn ps(State(st): St, Extension(c): Who, Path(ct): Path<String>) -> ApiResult<Response> {

@@ -91,7 +91,6 @@ pub async fn template_remove(
 #[serde(deny_unknown_fields)]
 pub struct TemplateCreate {
     name: String,
-    #[schema(value_type = Object)]
     source: TemplateSource,
 }
 

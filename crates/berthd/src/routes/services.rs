@@ -29,6 +29,12 @@ pub async fn status(
     Ok(Json(st.call(move |n| n.service_status(&r, &name)).await?).into_response())
 }
 
+/// The answer of `PUT /containers/{ct}/services/{name}`: the service's startup type.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct StartupAnswer {
+    pub(crate) startup: Startup,
+}
+
 pub async fn add(
     State(st): St,
     Extension(c): Who,
@@ -37,8 +43,8 @@ pub async fn add(
 ) -> ApiResult<Response> {
     let r = st.ct(&c, &ct, Need::CtAct).await?;
     validate_service_name(&name)?;
-    let s = st.call(move |n| n.service_add(&r, &name, add)).await?;
-    Ok(Json(serde_json::json!({ "startup": s })).into_response())
+    let startup = st.call(move |n| n.service_add(&r, &name, add)).await?;
+    Ok(Json(StartupAnswer { startup }).into_response())
 }
 
 pub async fn remove(
@@ -73,7 +79,6 @@ pub async fn action(
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetStartup {
-    #[schema(value_type = String)]
     startup: Startup,
 }
 
