@@ -151,7 +151,8 @@ pub struct Error {
     /// One line that describes the fault.
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<Cause>,
+    /// Boxed: errors travel in every `Result` of the API, and most have none.
+    pub cause: Option<Box<Cause>>,
 }
 
 impl Error {
@@ -163,7 +164,7 @@ impl Error {
         }
     }
     pub fn with_cause(mut self, cause: Cause) -> Self {
-        self.cause = Some(cause);
+        self.cause = Some(Box::new(cause));
         self
     }
     pub fn invalid(message: impl Into<String>) -> Self {

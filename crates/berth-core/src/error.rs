@@ -83,7 +83,7 @@ impl CoreError {
     pub fn cause(&self) -> Option<berth_api::Cause> {
         use berth_api::Cause;
         match self {
-            CoreError::Input(e) => berth_api::Error::from(e.clone()).cause,
+            CoreError::Input(e) => berth_api::Error::from(e.clone()).cause.map(|c| *c),
             CoreError::NodeNotInitialised(root) => Some(Cause::NodeNotInitialised {
                 root: root.display().to_string(),
             }),
@@ -104,7 +104,7 @@ impl CoreError {
         berth_api::Error {
             kind: self.kind(),
             message,
-            cause: self.cause(),
+            cause: self.cause().map(Box::new),
         }
     }
 }

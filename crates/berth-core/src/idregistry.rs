@@ -876,7 +876,7 @@ mod tests {
         let api = s.check(&owner(&b, "bb", 101), ra).unwrap_err().to_api();
         assert_eq!(
             api.cause,
-            Some(berth_api::Cause::IdRangeTaken { ctid: 101 }),
+            Some(Box::new(berth_api::Cause::IdRangeTaken { ctid: 101 })),
             "{err}"
         );
         // a partial overlap too

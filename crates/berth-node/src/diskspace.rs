@@ -217,7 +217,10 @@ mod tests {
             e.contains("151.0G") && e.contains("100.0G") && e.contains("150.0G"),
             "{e}"
         );
-        assert!(e.contains("overcommit ratio 1.5") && !e.contains('\n'), "{e}");
+        assert!(
+            e.contains("overcommit ratio 1.5") && !e.contains('\n'),
+            "{e}"
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub enum NodeError {
         /// The cause's field name and value (`name`, `ip`, `mac`, `idmap`).
         field: &'static str,
         value: String,
-        adapter: Option<(String, String)>,
+        adapter: Option<Box<(String, String)>>,
     },
 }
 

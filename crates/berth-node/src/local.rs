@@ -434,7 +434,7 @@ impl LocalNode {
                         what: format!("MAC {} (adapter {})", n.mac, n.name),
                         field: "mac",
                         value: n.mac.to_string(),
-                        adapter: Some((n.name.to_string(), n.network.to_string())),
+                        adapter: Some(Box::new((n.name.to_string(), n.network.to_string()))),
                     });
                 }
             }

@@ -13,7 +13,7 @@ pub fn render(e: &anyhow::Error) -> String {
 
 pub fn render_api(e: &Error) -> String {
     let m = &e.message;
-    match &e.cause {
+    match e.cause.as_deref() {
         None => m.clone(),
         Some(Cause::InvalidField { field, value, why }) => {
             format!("invalid value {value:?} for --{field}: {why}")

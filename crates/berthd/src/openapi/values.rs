@@ -515,6 +515,26 @@ fn openapi_operations_events_users_and_errors() {
             ctids: vec![101, 102],
         },
         Cause::TemplateInit { ctid: 101 },
+        Cause::Conflict {
+            ctid: 101,
+            other: 102,
+            field: "mac".into(),
+            value: "02:00:00:00:00:01".into(),
+            adapter: Some("eth0".into()),
+            network: Some("lan".into()),
+        },
+        Cause::Conflict {
+            ctid: 101,
+            other: 102,
+            field: "name".into(),
+            value: "web".into(),
+            adapter: None,
+            network: None,
+        },
+        Cause::IdRangeTaken { ctid: 101 },
+        Cause::DiskOvercommit { ratio: 1.5 },
+        Cause::NodeSpace,
+        Cause::NoAddress { ctid: 101 },
     ];
     for c in causes {
         round_trip(&ErrorBody {
