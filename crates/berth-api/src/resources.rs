@@ -391,7 +391,8 @@ pub enum SetMode {
     Ignore,
 }
 
-/// The changes `set` makes. Absent fields are left as they are.
+/// The changes `set` makes. Absent fields are left as they are; a limit given as JSON
+/// `null` (`Some(None)`) is removed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetOptions {
@@ -401,16 +402,56 @@ pub struct SetOptions {
     pub onboot: Option<bool>,
     pub bootorder: Option<u32>,
     /// `Some(None)` removes the limit.
+    #[serde(
+        default,
+        deserialize_with = "crate::net::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ram: Option<Option<Size>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::net::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub swap: Option<Option<Size>>,
     pub cpuunits: Option<u32>,
     /// `Some(None)` removes the limit.
+    #[serde(
+        default,
+        deserialize_with = "crate::net::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cpulimit: Option<Option<u32>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::net::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cpus: Option<Option<u32>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::net::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cpumask: Option<Option<CpuMask>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::net::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub numproc: Option<Option<u64>>,
     pub ioprio: Option<u8>,
+    #[serde(
+        default,
+        deserialize_with = "crate::net::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub iolimit: Option<Option<Size>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::net::present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub iopslimit: Option<Option<u64>>,
     pub diskspace: Option<SoftHardSize>,
     pub diskinodes: Option<SoftHardCount>,
@@ -506,6 +547,25 @@ mod tests {
         cpus: 4,
         memory: 8 << 30,
     };
+
+    /// A removed limit survives the wire (the remote CLI's `set --ram unlimited`); an absent
+    /// one stays unchanged.
+    #[test]
+    fn set_options_tell_removed_from_unchanged() {
+        let o = SetOptions {
+            ram: Some(None),
+            cpulimit: Some(None),
+            numproc: Some(Some(100)),
+            ..Default::default()
+        };
+        let j = serde_json::to_value(&o).unwrap();
+        assert!(j["ram"].is_null() && j.get("ram").is_some(), "{j}");
+        assert!(j.get("swap").is_none(), "{j}");
+        let back: SetOptions = serde_json::from_value(j).unwrap();
+        assert_eq!(back, o);
+        let back: SetOptions = serde_json::from_str(r#"{"setmode":"live"}"#).unwrap();
+        assert_eq!(back.ram, None);
+    }
 
     #[test]
     fn cpumask_of_many_ranges_is_not_expanded_part_by_part() {

@@ -242,6 +242,9 @@ fn table() -> Vec<(Vec<&'static str>, bool)> {
         (&["set", "201", "--cpulimit", "50"], false),
         (&["set", "201", "--hostname", "rmt-h2"], false),
         (&["status", "201", "--format", "json"], false),
+        // A removed limit (JSON null on the wire) is removed remotely too.
+        (&["set", "201", "--cpulimit", "unlimited"], false),
+        (&["status", "201", "--format", "json"], false),
         (&["exec", "201", "--", "echo", "hello"], false),
         (&["exec", "201", "--", "false"], false),
         (
