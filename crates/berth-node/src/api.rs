@@ -118,17 +118,7 @@ impl Node for LocalNode {
                 "nothing to set: the request changes nothing",
             ));
         }
-        let mut res = SetResult::default();
-        if req.renew_idmap {
-            res.idmap = Some(api(self.renew_idmap(ct))?);
-        }
-        if !req.net.is_empty() {
-            res.net = Some(api(LocalNode::set_network(self, ct, &req.net))?);
-        }
-        if !req.options.is_empty() {
-            res.outcome = Some(api(LocalNode::set(self, ct, req.options))?);
-        }
-        Ok(res)
+        api(self.set_request(ct, req))
     }
     fn stats(&self, cts: &[CtRef], sample_ms: u64) -> Result<Vec<ContainerStats>> {
         api(LocalNode::stats(

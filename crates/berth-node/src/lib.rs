@@ -23,6 +23,7 @@ pub mod reclaim;
 pub mod recover;
 pub mod resources;
 pub mod services;
+mod setreq;
 
 pub use error::NodeError;
 pub use local::{init_node, init_node_reclaiming, LocalNode};

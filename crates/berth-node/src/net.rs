@@ -170,7 +170,14 @@ impl LocalNode {
         let id = self.resolve(r)?;
         let _node = lock::lock(&self.root().node_lock())?;
         let _g = self.lock_ct(id)?;
-        let mut cfg = self.load_config(id)?;
+        let new = self.plan_network(id, ch)?;
+        self.apply_network_locked(id, new)
+    }
+
+    /// The container's network settings after `ch`, validated and allocated (changes
+    /// nothing). The node's and the container's locks are held.
+    pub(crate) fn plan_network(&self, id: CtId, ch: &NetChange) -> Result<NetConfig> {
+        let cfg = self.load_config(id)?;
         let others: Vec<ContainerConfig> = self
             .configs()?
             .into_iter()
@@ -178,10 +185,17 @@ impl LocalNode {
             .collect();
         let nn = self.net();
         let node_addrs = nn.node_addrs()?;
-        let new = compute(&nn, id, &cfg.net, ch, &others, &node_addrs)?;
+        compute(&nn, id, &cfg.net, ch, &others, &node_addrs)
+    }
+
+    /// Makes `new` the container's network settings: saved, and applied live if it runs
+    /// (undone on failure). The node's and the container's locks are held.
+    pub(crate) fn apply_network_locked(&self, id: CtId, new: NetConfig) -> Result<NetConfig> {
+        let mut cfg = self.load_config(id)?;
         if new == cfg.net {
             return Ok(new);
         }
+        let nn = self.net();
         let running = self.run_state(id);
         let old_cfg = cfg.clone();
         cfg.net = new.clone();

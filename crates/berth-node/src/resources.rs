@@ -56,6 +56,13 @@ pub(crate) fn apply_live_config(
     Ok(())
 }
 
+/// Whether [`LocalNode::set_locked`] only checks or also applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SetStage {
+    Check,
+    Apply,
+}
+
 impl LocalNode {
     /// Brings a stopped container's virtual disk to the size and inode count of its config
     /// (after `set --setmode ignore|restart`, or a crash half-way through a resize).
@@ -146,7 +153,23 @@ impl LocalNode {
 
     pub(crate) fn set_impl(&self, r: &CtRef, opts: SetOptions) -> Result<SetOutcome> {
         let id = self.resolve(r)?;
+        // The node lock before the container's (the order of every other holder of both).
+        let _node = match opts.diskspace {
+            Some(_) => Some(berth_core::lock::lock(&self.root().node_lock())?),
+            None => None,
+        };
         let _g = self.lock_ct(id)?;
+        self.set_locked(id, opts, SetStage::Apply)
+    }
+
+    /// `set` of settings and limits, with the container's lock held (and the node's when
+    /// `diskspace` is given). [`SetStage::Check`] runs every check and changes nothing.
+    pub(crate) fn set_locked(
+        &self,
+        id: CtId,
+        opts: SetOptions,
+        stage: SetStage,
+    ) -> Result<SetOutcome> {
         let old = self.load_config(id)?;
         let mut new = old.clone();
         if let Some(n) = &opts.name {
@@ -198,10 +221,12 @@ impl LocalNode {
             0
         };
         if new.disk.size > old.disk.size {
-            let _node = berth_core::lock::lock(&self.root().node_lock())?;
             self.check_disk_promise(Some(id), &new.disk, fixed_growth)?;
         }
         if !is_active(self.root(), id) {
+            if stage == SetStage::Check {
+                return Ok(out);
+            }
             // Stopped: resize or rebuild the disk now, so that errors show here.
             let disk_changed = new.disk.size != old.disk.size || new.disk.inodes != old.disk.inodes;
             if fixed_growth > 0 {
@@ -242,6 +267,9 @@ impl LocalNode {
         let dev = rootfs::disk_device(self.root(), id);
         let dev_nums = dev.as_deref().and_then(loopdev::dev_numbers);
         let live = rres::linux_resources(&new, &host, dev_nums, true)?;
+        if stage == SetStage::Check {
+            return Ok(out);
+        }
         // The config first, then the kernel: a kill in between leaves the new config and the
         // marker `run/<ctid>/set-old.toml` (the old config), from which the next command
         // brings the live limits to the config, or, if the kernel refuses them, both back

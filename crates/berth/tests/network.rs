@@ -956,6 +956,55 @@ fn bad_input_is_refused_and_changes_nothing() {
         links.split_whitespace().collect::<Vec<_>>(),
         vec!["eth0", "lo"]
     );
+    // One request is one change: a network change and limits are checked together (a bad
+    // limit refuses the adapter too), and a limit the kernel refuses when it is applied
+    // (memory in tmpfs that cannot be reclaimed, no swap) takes the new adapter back out.
+    let before = std::fs::read_to_string(n.root.join("containers/102/config.toml")).unwrap();
+    n.fails(
+        &[
+            "set",
+            "102",
+            "--netif-add",
+            "eth1",
+            "--network",
+            "default",
+            "--ram",
+            "1M",
+        ],
+        "--ram",
+    );
+    n.exec(
+        "102",
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 2>/dev/null",
+        ],
+    );
+    let e = n.fails(
+        &[
+            "set",
+            "102",
+            "--netif-add",
+            "eth1",
+            "--network",
+            "default",
+            "--ram",
+            "16M",
+            "--swap",
+            "0",
+        ],
+        "more memory than the new limit",
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+    let links = n.exec("102", &["ls", "/sys/class/net"]);
+    assert_eq!(
+        links.split_whitespace().collect::<Vec<_>>(),
+        vec!["eth0", "lo"]
+    );
+    let after = std::fs::read_to_string(n.root.join("containers/102/config.toml")).unwrap();
+    assert_eq!(before, after);
+    assert!(n.json(&["status", "102", "--format", "json"])["resources"]["ram"].is_null());
     assert!(wait_until(1, || true));
 }
 
