@@ -106,22 +106,58 @@ impl IntoResponse for ApiError {
 /// is `payload_too_large`. An empty body is `null` (for optional bodies).
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<std::sync::Arc<crate::state::AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError(Error::new(
-                    ErrorKind::PayloadTooLarge,
-                    "request body over the size limit",
-                ))
-            } else {
-                invalid(format!("unreadable request body: {r}"))
-            }
-        })?;
+    async fn from_request(
+        req: Request,
+        st: &std::sync::Arc<crate::state::AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req.into_body(), st.cfg.body_limit).await?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// At most this much of a body over the limit is read and dropped, for at most
+/// [`DRAIN_TIME`], before the 413 answer: a client still sending then reads the answer
+/// instead of a reset connection (over TLS, a close with unread data is a reset).
+const DRAIN_MAX: usize = 16 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A request body of at most `limit` bytes.
+pub async fn read_body(mut body: axum::body::Body, limit: usize) -> ApiResult<Bytes> {
+    use http_body_util::BodyExt;
+    let mut buf = Vec::new();
+    loop {
+        let Some(frame) = body.frame().await else {
+            return Ok(Bytes::from(buf));
+        };
+        let frame = frame.map_err(|e| invalid(format!("unreadable request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > limit {
+            break;
+        }
+        buf.extend_from_slice(&data);
+    }
+    drop(buf);
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(d) = frame.into_data() {
+                drained += d.len();
+                if drained > DRAIN_MAX {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    Err(ApiError(Error::new(
+        ErrorKind::PayloadTooLarge,
+        "request body over the size limit",
+    )))
 }
 
 /// Parses a request body strictly (see [`JsonBody`]).
