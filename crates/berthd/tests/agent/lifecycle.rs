@@ -8,10 +8,17 @@ fn lifecycle_over_https_and_unix_socket() {
         return;
     }
     let node = TestNode::new("life");
-    let d = Daemon::start(&node);
-    // The fingerprint file is the certificate's.
+    // `node init` made the certificate: node info shows the fingerprint to pin before
+    // berthd ever ran, and berthd keeps that certificate.
     let fp = std::fs::read_to_string(node.root.join("api/cert.sha256")).unwrap();
     assert_eq!(fp.trim().len(), 64);
+    let info = node.berth_ok(&["node", "info"]);
+    assert!(info.contains(fp.trim()), "{info}");
+    let d = Daemon::start(&node);
+    assert_eq!(
+        std::fs::read_to_string(node.root.join("api/cert.sha256")).unwrap(),
+        fp
+    );
     let key_mode = {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(node.root.join("api/key.pem"))
