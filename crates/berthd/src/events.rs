@@ -54,6 +54,14 @@ impl EventLog {
         self.tx.subscribe()
     }
 
+    /// The sequence number of the last event.
+    pub fn seq(&self) -> u64 {
+        match self.inner.lock() {
+            Ok(g) => g.seq,
+            Err(p) => p.into_inner().seq,
+        }
+    }
+
     /// Appends an event (its sequence number and time are set here).
     pub fn emit(
         &self,

@@ -175,6 +175,7 @@ fn state(dir: &std::path::Path) -> Arc<AppState> {
         ops,
         events,
         stop_requests: Default::default(),
+        list_cache: Default::default(),
         sessions_exec: Arc::new(tokio::sync::Semaphore::new(2)),
         sessions_console: Arc::new(tokio::sync::Semaphore::new(2)),
     })

@@ -7,6 +7,7 @@ pub mod authn;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod listcache;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -93,6 +94,7 @@ pub async fn run(args: Args) -> Result<(), DaemonError> {
         ops,
         events: events.clone(),
         stop_requests: Default::default(),
+        list_cache: Default::default(),
         sessions_exec: Arc::new(tokio::sync::Semaphore::new(state::MAX_EXEC_SESSIONS)),
         sessions_console: Arc::new(tokio::sync::Semaphore::new(state::MAX_CONSOLE_FOLLOWS)),
     });

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Containers berthd was asked to stop (stop, restart, destroy…), and when: a container
     /// that stops without one is reported `crashed`.
     pub stop_requests: Mutex<HashMap<u32, Instant>>,
+    /// The container list between requests (crate::listcache).
+    pub list_cache: crate::listcache::ListCache,
     /// Interactive sessions (exec websockets) and followed consoles, which hold blocking
     /// threads for as long as they last: bounded, so that they cannot starve the other calls.
     pub sessions_exec: Arc<tokio::sync::Semaphore>,

@@ -44,6 +44,7 @@ pub async fn run(st: Arc<AppState>) {
         // OOM counters every fifth poll (stats cost more than the list).
         let with_stats = tick == 0;
         tick = if tick >= 4 { 0 } else { tick + 1 };
+        let seq0 = st.events.seq();
         let res = st
             .call(move |n| {
                 let list = n.list(true)?;
@@ -99,6 +100,9 @@ pub async fn run(st: Arc<AppState>) {
         if let Some(p) = &prev {
             report(&st, p, &now, first);
         }
+        // GET /containers uses this list until an event is logged after the one before it
+        // was taken (its own reports included: then a request lists again).
+        st.list_cache.store(list, seq0).await;
         if prev.as_ref() != Some(&now) {
             if let Ok(b) = serde_json::to_vec(&now) {
                 if let Err(e) = berth_core::fsutil::write_runtime_file(&path, &b, 0o600) {

@@ -19,9 +19,23 @@ type Who = Extension<Caller>;
 pub async fn list(State(st): St, Extension(c): Who, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let q = Query::parse(q.as_deref(), &["all"])?;
     let all = q.bool("all")?;
-    let mut cts = st.call(move |n| n.list(all)).await?;
-    cts.retain(|i| policy::sees(&c, i.ctid.0));
-    Ok(Json(cts).into_response())
+    let snap = st.list_cache.get(&st).await?;
+    if c.role != berth_api::agent::Role::Owner {
+        let body = snap.json(all);
+        return Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response());
+    }
+    let mine: Vec<&berth_api::ops::ContainerInfo> = snap
+        .list(all)
+        .filter(|i| policy::sees(&c, i.ctid.0))
+        .collect();
+    Ok(Json(mine).into_response())
 }
 
 pub async fn create(

@@ -228,6 +228,11 @@ fn cli_events_and_operations_through_the_socket() {
     // requested stop (the monitor's last-stop says so) is no crash.
     node.berth_ok(&["start", "181"]);
     wait_event(&node, &d, "started", "container/181");
+    // The list berthd keeps between requests shows a change made beside it within a second
+    // or two (crate::listcache).
+    assert!(wait_for(3, || {
+        d.unix().get("/api/v1/containers?all=true").json()[0]["status"] == "running"
+    }));
     node.berth_ok(&["stop", "181", "--kill"]);
     wait_event(&node, &d, "stopped", "container/181");
     let ev = node.berth_ok(&["events", "--type", "container", "--format", "json"]);
