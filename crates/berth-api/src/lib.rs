@@ -12,6 +12,7 @@ pub mod node;
 pub mod ops;
 pub mod procs;
 pub mod resources;
+pub mod samples;
 #[cfg(feature = "openapi")]
 pub(crate) mod schema;
 pub mod services;

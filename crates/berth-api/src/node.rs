@@ -282,6 +282,15 @@ pub trait Node: Send + Sync {
     /// the others.
     fn node_boot(&self) -> Result<Vec<BootEntry>>;
     fn host_services(&self) -> Result<Vec<HostService>>;
+
+    // --- configuration samples (crate::samples)
+    /// The samples shipped with Berth, then the node's own, by name.
+    fn sample_list(&self) -> Result<Vec<crate::samples::ConfigSample>>;
+    fn sample_info(&self, name: &str) -> Result<crate::samples::ConfigSample>;
+    /// Creates or replaces one of the node's samples (not a shipped one).
+    fn sample_save(&self, sample: crate::samples::ConfigSample) -> Result<()>;
+    fn sample_remove(&self, name: &str) -> Result<()>;
+
     /// Applies a network change alone (kept for `set` callers that have only that).
     fn set_network(&self, ct: &CtRef, change: NetChange) -> Result<NetConfig> {
         let r = self.set(

@@ -291,4 +291,23 @@ impl Node for RemoteNode {
     fn host_services(&self) -> Result<Vec<HostService>> {
         self.get("/node/services")
     }
+    fn sample_list(&self) -> Result<Vec<berth_api::samples::ConfigSample>> {
+        self.get("/samples")
+    }
+    fn sample_info(&self, name: &str) -> Result<berth_api::samples::ConfigSample> {
+        self.get(&format!("/samples/{}", enc(name)))
+    }
+    fn sample_save(&self, sample: berth_api::samples::ConfigSample) -> Result<()> {
+        let path = format!("/samples/{}", enc(&sample.name));
+        let body = Self::json_body(&sample)?;
+        self.call_unit("PUT", &path, Some(body), REQUEST_TIMEOUT)
+    }
+    fn sample_remove(&self, name: &str) -> Result<()> {
+        self.call_unit(
+            "DELETE",
+            &format!("/samples/{}", enc(name)),
+            None,
+            REQUEST_TIMEOUT,
+        )
+    }
 }

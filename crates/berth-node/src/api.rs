@@ -316,6 +316,18 @@ impl Node for LocalNode {
     fn host_services(&self) -> Result<Vec<HostService>> {
         api(LocalNode::host_services(self))
     }
+    fn sample_list(&self) -> Result<Vec<berth_api::samples::ConfigSample>> {
+        api(LocalNode::sample_list(self))
+    }
+    fn sample_info(&self, name: &str) -> Result<berth_api::samples::ConfigSample> {
+        api(LocalNode::sample_info(self, name))
+    }
+    fn sample_save(&self, sample: berth_api::samples::ConfigSample) -> Result<()> {
+        api(LocalNode::sample_save(self, sample))
+    }
+    fn sample_remove(&self, name: &str) -> Result<()> {
+        api(LocalNode::sample_remove(self, name))
+    }
     fn set_network(&self, ct: &CtRef, change: NetChange) -> Result<NetConfig> {
         api(LocalNode::set_network(self, ct, &change))
     }

@@ -54,6 +54,9 @@ pub enum NodeError {
         limit: String,
         ratio: f64,
     },
+    /// No such object (of a kind without an error of its own).
+    #[error("{0} not found")]
+    NotFound(String),
     /// Free space the node filesystem lacks.
     #[error("{0}")]
     NoSpace(String),
@@ -115,6 +118,7 @@ impl NodeError {
             NodeError::AmbiguousName(..) | NodeError::Conflict { .. } => K::Conflict,
             NodeError::DiskOvercommit { .. } | NodeError::NoSpace(_) => K::Precondition,
             NodeError::NoAddress(_) => K::Invalid,
+            NodeError::NotFound(_) => K::NotFound,
             NodeError::Auth(e) => e.kind(),
         }
     }

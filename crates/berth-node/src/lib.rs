@@ -22,6 +22,7 @@ pub mod procs;
 pub mod reclaim;
 pub mod recover;
 pub mod resources;
+mod samples;
 pub mod services;
 mod setreq;
 

@@ -21,6 +21,7 @@ macro_rules! out {
 mod cmd_check;
 mod cmd_procs;
 mod cmd_remote;
+mod cmd_sample;
 mod cmd_service;
 mod cmd_user;
 mod net_args;
@@ -115,6 +116,10 @@ enum Cmd {
         privileged: bool,
         #[command(flatten)]
         res: res_args::ResourceArgs,
+        /// Start from a configuration sample's limits (`basic`, `light`, `unlimited`, one of
+        /// `berth config-sample list`, or a TOML file); the flags given override them
+        #[arg(long)]
+        config: Option<String>,
         /// PID 1: `berth` (Berth's supervisor), `template` (the template's init) or `auto`
         /// (Berth's supervisor on templates without a service manager, e.g. busybox)
         #[arg(long, default_value = "auto")]
@@ -321,6 +326,12 @@ enum Cmd {
     Operation {
         #[command(subcommand)]
         cmd: cmd_agent::OperationCmd,
+    },
+    /// Configuration samples: named limit sets for `create --config`
+    #[command(name = "config-sample")]
+    ConfigSample {
+        #[command(subcommand)]
+        cmd: cmd_sample::SampleCmd,
     },
     /// Users of the node's API (berthd)
     User {
@@ -620,6 +631,7 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             disktype,
             privileged,
             res,
+            config,
             init,
         } => {
             let init = berth_core::services::InitMode::parse(&init)?;
@@ -633,8 +645,14 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                 .transpose()?;
             let ctid = ctid.as_deref().map(CtId::parse).transpose()?;
             let disk = res.to_set(diskspace.as_deref())?;
-            let (resources, _) = res.to_resources()?;
             let node = open(&root)?;
+            let sample = config
+                .as_deref()
+                .map(|c| cmd_sample::resolve(&*node, c))
+                .transpose()?
+                .unwrap_or_default();
+            let mut resources = sample.resources();
+            disk.apply_resources(&mut resources);
             let info = node.create(
                 CreateOptions {
                     ctid,
@@ -642,8 +660,8 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                     name,
                     hostname,
                     description,
-                    diskspace: disk.diskspace,
-                    diskinodes: disk.diskinodes,
+                    diskspace: disk.diskspace.or(sample.diskspace),
+                    diskinodes: disk.diskinodes.or(sample.diskinodes),
                     fstype,
                     disktype,
                     privileged,
@@ -1047,6 +1065,7 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             format == Format::Json,
         )?,
         Cmd::Operation { cmd } => cmd_agent::operation(&root, cmd)?,
+        Cmd::ConfigSample { cmd } => cmd_sample::run(&*open(&root)?, cmd)?,
         Cmd::User { cmd } => cmd_user::user(root.path(), cmd)?,
         Cmd::Token { cmd } => cmd_user::token(root.path(), cmd)?,
         Cmd::Monitor { ctid } => {

@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 use berth_core::resources::{
-    parse_count, parse_count_limit, parse_size_limit, CpuMask, Resources, SetOptions, SoftHard,
-    SoftHardCount, SoftHardSize,
+    parse_count, parse_count_limit, parse_size_limit, CpuMask, SetOptions, SoftHard, SoftHardCount,
+    SoftHardSize,
 };
 use berth_core::Size;
 use clap::Args;
@@ -113,13 +113,5 @@ impl ResourceArgs {
             o.diskspace = Some(sh);
         }
         Ok(o)
-    }
-
-    /// The limits of a new container: the defaults with these flags applied.
-    pub fn to_resources(&self) -> Result<(Resources, SetOptions)> {
-        let set = self.to_set(None)?;
-        let mut r = Resources::default();
-        set.apply_resources(&mut r);
-        Ok((r, set))
     }
 }

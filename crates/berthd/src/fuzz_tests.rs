@@ -155,6 +155,21 @@ impl Node for Fake {
     fn host_services(&self) -> Result<Vec<HostService>> {
         Ok(vec![])
     }
+    fn sample_list(&self) -> Result<Vec<berth_api::samples::ConfigSample>> {
+        Ok(berth_api::samples::builtin())
+    }
+    fn sample_info(&self, name: &str) -> Result<berth_api::samples::ConfigSample> {
+        berth_api::samples::builtin()
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::not_found("no such sample"))
+    }
+    fn sample_save(&self, _: berth_api::samples::ConfigSample) -> Result<()> {
+        Ok(())
+    }
+    fn sample_remove(&self, _: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 fn state(dir: &std::path::Path) -> Arc<AppState> {

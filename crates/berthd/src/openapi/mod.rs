@@ -115,6 +115,7 @@ fn registry() -> Registry {
     r.add::<NodeInfo>();
     r.add::<NodeSettings>();
     r.add::<NodeConfigInfo>();
+    r.add::<berth_api::samples::ConfigSample>();
     r.add::<BootEntry>();
     r.add::<Adapter>();
     r.add::<HostService>();

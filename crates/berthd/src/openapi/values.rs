@@ -390,6 +390,9 @@ fn openapi_templates_services_and_the_node() {
         disk_reserve: Some(None),
     });
     round_trip(&NodeSettings::default());
+    for sample in berth_api::samples::builtin() {
+        round_trip(&sample);
+    }
     round_trip(&NodeConfigInfo {
         node_id: "n1".into(),
         version: 1,

@@ -5,6 +5,7 @@ pub(crate) mod containers;
 mod exec;
 pub(crate) mod node;
 pub mod query;
+mod samples;
 pub(crate) mod services;
 
 use crate::authn;
@@ -76,6 +77,13 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/node/config", get(n::node_config))
         .route("/node/boot", post(n::node_boot))
         .route("/node/services", get(n::host_services))
+        .route("/samples", get(samples::list))
+        .route(
+            "/samples/{name}",
+            get(samples::info)
+                .put(samples::save)
+                .delete(samples::remove),
+        )
         .route("/operations", get(a::operations))
         .route("/operations/{id}", get(a::operation).delete(a::cancel))
         .route("/events", get(a::events))
