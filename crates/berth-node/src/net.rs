@@ -405,7 +405,7 @@ fn compute(
                         return Err(berth_core::InputError::InvalidValue(
                             "auto".into(),
                             "--ipadd",
-                            "a free address is picked from a network: name the adapter (netif) or add one (netif-add with its network)".into(),
+                            "an automatic address needs an adapter on a network: name one (netif) or add one (netif-add, network)".into(),
                         )
                         .into())
                     }
@@ -750,7 +750,7 @@ mod tests {
             ipadd: vec![ip.parse().unwrap()],
             ..Default::default()
         };
-        assert!(e(routed("auto"), &cur).contains("name the adapter"));
+        assert!(e(routed("auto"), &cur).contains("needs an adapter"));
         assert!(e(routed("10.9.0.1/24"), &cur).contains("single address"));
         let r = compute(&nn, id, &n, &routed("10.9.0.1"), &others, &node).unwrap();
         assert_eq!(r.ipaddrs, vec![Ipv4Addr::new(10, 9, 0, 1)]);
