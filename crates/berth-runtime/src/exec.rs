@@ -128,6 +128,9 @@ struct Prepared {
     keep_caps: Vec<libc::c_ulong>,
     no_new_privs: bool,
     seccomp: Option<libcontainer::oci_spec::runtime::LinuxSeccomp>,
+    /// Connected to the monitor's seccomp listener socket: the joined process's `sysinfo`
+    /// listener goes there (crate::sysinfo).
+    notify_sock: Option<OwnedFd>,
     argv: Vec<CString>,
     /// `args[0]` itself (it has a `/`) or each `PATH` directory joined with it.
     candidates: Vec<CString>,
@@ -173,6 +176,20 @@ fn prepare(t: &JoinTarget, req: &ExecRequest) -> Result<Prepared> {
         .unwrap_or_default();
     let no_new_privs = process.and_then(|p| p.no_new_privileges()).unwrap_or(false);
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let (seccomp, notify_sock) = match seccomp {
+        Some(s) if libcontainer::seccomp::is_notify(&s) => {
+            let conn = s
+                .listener_path()
+                .as_ref()
+                .and_then(|p| std::os::unix::net::UnixStream::connect(p).ok());
+            match conn {
+                Some(c) => (Some(s), Some(OwnedFd::from(c))),
+                // No monitor to answer: the kernel's sysinfo rather than ENOSYS.
+                None => (Some(without_notify(&s)?), None),
+            }
+        }
+        other => (other, None),
+    };
     let argv = req
         .args
         .iter()
@@ -202,11 +219,27 @@ fn prepare(t: &JoinTarget, req: &ExecRequest) -> Result<Prepared> {
         keep_caps,
         no_new_privs,
         seccomp,
+        notify_sock,
         argv,
         candidates,
         envp,
         cwd: cstr(req.cwd.as_deref().unwrap_or("/"))?,
     })
+}
+
+/// The filter without its `SCMP_ACT_NOTIFY` rules and listener.
+fn without_notify(
+    s: &libcontainer::oci_spec::runtime::LinuxSeccomp,
+) -> Result<libcontainer::oci_spec::runtime::LinuxSeccomp> {
+    let mut v = serde_json::to_value(s).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("listenerPath");
+        o.remove("listenerMetadata");
+    }
+    if let Some(rules) = v.get_mut("syscalls").and_then(|r| r.as_array_mut()) {
+        rules.retain(|r| r["action"] != "SCMP_ACT_NOTIFY");
+    }
+    serde_json::from_value(v).map_err(|e| RuntimeError::Spec(e.to_string()))
 }
 
 fn child_fail(what: &str, e: &dyn std::fmt::Display) -> ! {
@@ -327,8 +360,18 @@ fn child_enter(p: &Prepared, streams: Streams) -> ! {
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     }
     if let Some(s) = &p.seccomp {
-        if let Err(e) = libcontainer::seccomp::initialize_seccomp(s) {
-            child_fail("seccomp", &e);
+        match libcontainer::seccomp::initialize_seccomp(s) {
+            Ok(Some(listener)) => {
+                if let Some(sock) = &p.notify_sock {
+                    if let Err(e) = crate::fdpass::send_fd(sock.as_raw_fd(), listener) {
+                        child_fail("passing the sysinfo listener", &e);
+                    }
+                }
+                // SAFETY: closing the listener descriptor we own (the monitor has a copy).
+                unsafe { libc::close(listener) };
+            }
+            Ok(None) => {}
+            Err(e) => child_fail("seccomp", &e),
         }
     }
     wire_streams(streams);

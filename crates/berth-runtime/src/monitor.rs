@@ -370,7 +370,54 @@ fn boot_loop(
             tracing::warn!("virtual disk's dirty-data limit not set: {e}");
         }
     }
+    // sysinfo(2) answered with the container's values (crate::sysinfo), for every boot.
+    let init_start = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sock = paths.dir.join("seccomp.sock");
+    let listener = match crate::sysinfo::bind(&sock) {
+        Ok(Some(l)) => crate::sysinfo::serve(
+            l,
+            crate::sysinfo::Source {
+                runtime_id: runtime_id.to_string(),
+                init_start: init_start.clone(),
+            },
+        )
+        .map(|()| sock.display().to_string())
+        .map_err(|e| tracing::warn!("sysinfo server not started: {e}"))
+        .ok(),
+        Ok(None) => {
+            tracing::warn!("run directory path too long for a socket: sysinfo shows the host's");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("sysinfo listener not bound: {e}");
+            None
+        }
+    };
+    // The host's LXCFS (docs/inside.md): started or restarted for each boot that needs it.
+    let lxcfs = crate::lxcfs::Lxcfs::from_env();
+    let mut lxcfs_warned = false;
     loop {
+        let lxcfs_mount = lxcfs.as_ref().and_then(|l| match l.ensure() {
+            Ok(e) => {
+                if e.restarted {
+                    let (ok, failed) = l.reattach_all();
+                    tracing::warn!(
+                        pid = e.pid,
+                        "lxcfs was not running and has been restarted; views re-attached in {ok} running containers ({failed} failed)"
+                    );
+                }
+                Some(l.mount.clone())
+            }
+            Err(e) => {
+                if !lxcfs_warned {
+                    tracing::warn!(
+                        "no lxcfs views (/proc/meminfo, /proc/cpuinfo… show the host's): {e}"
+                    );
+                    lxcfs_warned = true;
+                }
+                None
+            }
+        });
         // Limits may have been changed with `berth set` since the last boot: read them anew.
         // Validated like every read (a hand-edited file that fails keeps the last good one).
         let cfg = match ContainerConfig::load(&args.root, args.cfg.ctid) {
@@ -387,6 +434,7 @@ fn boot_loop(
             rootfs: &prepared,
             init: &init,
             host,
+            seccomp_listener: listener.as_deref(),
         };
         let mut spec = spec::build_spec(&input)?;
         if supervised {
@@ -429,6 +477,11 @@ fn boot_loop(
             let rid = runtime_id.to_string();
             move || kill_cgroup(&rid)
         });
+        // The overlay's layers are named relative to run/<ctid>/ (spec.rs): its options,
+        // shown in the container's mountinfo, hold no host path (ADR 0011). The runtime's
+        // processes inherit this working directory while they mount it.
+        let cwd = std::env::current_dir().ok();
+        std::env::set_current_dir(&paths.dir).map_err(|e| RuntimeError::io(&paths.dir, e))?;
         let built = builder(&args.root, runtime_id)?
             .with_stdin(devnull)
             .with_stdout(out)
@@ -437,6 +490,7 @@ fn boot_loop(
             .as_init(paths.bundle())
             .with_systemd(false)
             .build();
+        let _ = std::env::set_current_dir(cwd.unwrap_or_else(|| PathBuf::from("/")));
         if let Some(o) = &own {
             cgdeleg::attach(o, 0)?;
         }
@@ -445,12 +499,30 @@ fn boot_loop(
             .pid()
             .ok_or_else(|| RuntimeError::StartFailed("no init pid".into()))?;
         tracing::debug!("container created");
+        init_start.store(
+            process_starttime(pid.as_raw()).unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         crash_point("start:monitor-after-create");
         if let Some(h) = &args.hooks {
             h.before_start(pid.as_raw())
                 .map_err(RuntimeError::StartFailed)?;
         }
         tracing::debug!("hooks done");
+        let plan = crate::views::Plan {
+            lxcfs: lxcfs_mount.as_deref(),
+            devices: true,
+        };
+        match crate::views::apply(pid.as_raw(), &plan) {
+            Ok(n) if n > 0 => {
+                if let Some(l) = &lxcfs {
+                    l.register(pid.as_raw());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("container views not set up: {e}"),
+        }
+        tracing::debug!("views done");
         if !watchdog.disarm() {
             return Err(RuntimeError::StartFailed(format!(
                 "the container was not created within {} s",
@@ -474,6 +546,9 @@ fn boot_loop(
         tracing::info!(pid = pid.as_raw(), boot = *boots, "container running");
         let status = wait_for(pid);
         tracing::info!(?status, "container init exited");
+        if let Some(l) = &lxcfs {
+            l.unregister(pid.as_raw());
+        }
         crash_point("stop:monitor-after-init-exit");
         reap_orphans();
         tracing::debug!("orphans reaped");

@@ -121,6 +121,9 @@ pub struct SpecInput<'a> {
     pub rootfs: &'a PreparedRootfs,
     pub init: &'a [String],
     pub host: crate::resources::HostInfo,
+    /// Where the monitor takes the seccomp listener that answers `sysinfo` with the
+    /// container's values (crate::sysinfo); None: `sysinfo` is the kernel's.
+    pub seccomp_listener: Option<&'a str>,
 }
 
 /// Default environment of init and of processes joining the container.
@@ -209,6 +212,13 @@ pub fn spec_json(input: &SpecInput) -> Value {
             ],
         },
     });
+    if let Some(path) = input.seccomp_listener {
+        linux["seccomp"]["listenerPath"] = json!(path);
+        linux["seccomp"]["syscalls"]
+            .as_array_mut()
+            .expect("syscalls")
+            .push(json!({"names": ["sysinfo"], "action": "SCMP_ACT_NOTIFY"}));
+    }
     if let (false, Some(map)) = (cfg.privileged, cfg.idmap) {
         namespaces.push(json!({"type": "user"}));
         let m = json!([{"containerID": 0, "hostID": map.host_base, "size": map.size}]);
@@ -216,7 +226,12 @@ pub fn spec_json(input: &SpecInput) -> Value {
         linux["gidMappings"] = m;
     }
     linux["namespaces"] = Value::Array(namespaces);
-    let mut overlay = input.rootfs.overlay_options();
+    // Relative to run/<ctid>/ (the monitor's working directory while the runtime mounts):
+    // no host path in the container's mountinfo (ADR 0011).
+    let mut overlay = match std::path::Path::new(input.root_path).parent() {
+        Some(base) => input.rootfs.overlay_options_relative(base),
+        None => input.rootfs.overlay_options(),
+    };
     if !cfg.privileged {
         // Mounted inside the container's user namespace, overlayfs cannot set its trusted.*
         // xattrs: without `userxattr` it cannot mark a directory opaque, and removing a
@@ -227,7 +242,8 @@ pub fn spec_json(input: &SpecInput) -> Value {
     let mut mounts = vec![json!({
         "destination": "/",
         "type": "overlay",
-        "source": "overlay",
+        // What `df` and `mount` show inside as the root's filesystem.
+        "source": format!("berth-{}", cfg.ctid),
         "options": overlay,
     })];
     mounts.extend([
@@ -325,6 +341,7 @@ mod tests {
                 cpus: 2,
                 swap_accounting: true,
             },
+            seccomp_listener: Some("/r/seccomp.sock"),
         }
     }
 
@@ -353,7 +370,13 @@ mod tests {
         let root_mount = &spec.mounts().as_ref().unwrap()[0];
         assert_eq!(root_mount.destination(), &PathBuf::from("/"));
         let opts = root_mount.options().as_ref().unwrap();
-        assert_eq!(opts[0], "lowerdir=/r/layers/0:/r/layers/1");
+        assert_eq!(opts[0], "lowerdir=layers/0:layers/1");
+        assert_eq!(opts[1], "upperdir=private/upper");
+        assert_eq!(opts[2], "workdir=private/work");
+        assert_eq!(
+            root_mount.source().as_deref(),
+            Some(std::path::Path::new("berth-101"))
+        );
         let seccomp = linux.seccomp().as_ref().unwrap();
         let denied = seccomp.syscalls().as_ref().unwrap()[0].names();
         for s in [
@@ -386,6 +409,18 @@ mod tests {
             .unwrap()
             .iter()
             .any(|p| p == "/proc/kcore"));
+    }
+
+    #[test]
+    fn sysinfo_goes_to_the_monitor() {
+        let (c, r, init) = (cfg(false), rootfs(), vec!["/sbin/init".to_string()]);
+        let v = spec_json(&input(&c, &r, &init));
+        assert_eq!(v["linux"]["seccomp"]["listenerPath"], "/r/seccomp.sock");
+        let rules = v["linux"]["seccomp"]["syscalls"].as_array().unwrap();
+        assert!(rules
+            .iter()
+            .any(|r| r["action"] == "SCMP_ACT_NOTIFY" && r["names"][0] == "sysinfo"));
+        build_spec(&input(&c, &r, &init)).unwrap();
     }
 
     #[test]
