@@ -360,8 +360,12 @@ impl Lxcfs {
     }
 }
 
-/// The lxcfs binary, from the usual places.
+/// The lxcfs binary, from the usual places (`BERTH_LXCFS_BIN` names another one: tests).
 pub fn find_lxcfs() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("BERTH_LXCFS_BIN") {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
     ["/usr/bin/lxcfs", "/usr/local/bin/lxcfs", "/usr/sbin/lxcfs"]
         .iter()
         .map(PathBuf::from)
