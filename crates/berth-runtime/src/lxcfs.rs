@@ -297,15 +297,16 @@ impl Lxcfs {
         }
     }
 
-    /// Records that the container whose init is `pid` binds this instance's files.
-    pub fn register(&self, pid: i32) {
+    /// Records that the container whose init is `pid` binds the files of the instance
+    /// `lxcfs_pid`.
+    pub fn register(&self, pid: i32, lxcfs_pid: i32) {
         let dir = self.attached_dir();
         let _ = fs::create_dir_all(&dir);
         let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
         if let Some(st) = process_starttime(pid) {
             let _ = berth_core::fsutil::write_runtime_file(
                 &dir.join(pid.to_string()),
-                st.to_string().as_bytes(),
+                format!("{st} {lxcfs_pid}\n").as_bytes(),
                 0o600,
             );
         }
@@ -316,8 +317,9 @@ impl Lxcfs {
         let _ = fs::remove_file(self.attached_dir().join(pid.to_string()));
     }
 
-    /// The registered inits that still run (stale entries are removed).
-    pub fn attached(&self) -> Vec<i32> {
+    /// The registered inits that still run, with the instance their binds are of (stale
+    /// entries are removed).
+    pub fn attached(&self) -> Vec<(i32, i32)> {
         let mut out = vec![];
         let Ok(rd) = fs::read_dir(self.attached_dir()) else {
             return out;
@@ -326,11 +328,12 @@ impl Lxcfs {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
             };
-            let want = fs::read_to_string(e.path())
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok());
+            let text = fs::read_to_string(e.path()).unwrap_or_default();
+            let mut f = text.split_whitespace();
+            let want = f.next().and_then(|s| s.parse::<u64>().ok());
+            let lx = f.next().and_then(|s| s.parse::<i32>().ok()).unwrap_or(0);
             if want.is_some() && process_starttime(pid) == want {
-                out.push(pid);
+                out.push((pid, lx));
             } else {
                 let _ = fs::remove_file(e.path());
             }
@@ -339,17 +342,24 @@ impl Lxcfs {
         out
     }
 
-    /// Re-binds this instance's files in every registered running container (after a
-    /// restart: their binds are of the dead instance). Returns (done, failed).
-    pub fn reattach_all(&self) -> (usize, usize) {
+    /// Re-binds this instance's files in every registered running container whose binds
+    /// are of another (dead) instance than `current`: after a restart, by Berth or by a
+    /// service manager. Returns (done, failed).
+    pub fn reattach_stale(&self, current: i32) -> (usize, usize) {
         let (mut ok, mut failed) = (0, 0);
-        for pid in self.attached() {
+        for (pid, lx) in self.attached() {
+            if lx == current {
+                continue;
+            }
             let plan = crate::views::Plan {
                 lxcfs: Some(&self.mount),
                 devices: false,
             };
             match crate::views::apply(pid, &plan) {
-                Ok(_) => ok += 1,
+                Ok(_) => {
+                    ok += 1;
+                    self.register(pid, current);
+                }
                 Err(e) => {
                     failed += 1;
                     tracing::warn!(pid, "lxcfs views not re-attached: {e}");

@@ -400,13 +400,18 @@ fn boot_loop(
         let lxcfs_mount = lxcfs.as_ref().and_then(|l| match l.ensure() {
             Ok(e) => {
                 if e.restarted {
-                    let (ok, failed) = l.reattach_all();
+                    tracing::warn!(pid = e.pid, "lxcfs was not running: restarted");
+                }
+                // Containers whose binds are of a dead instance (restarted here or by a
+                // service manager) get the new one's.
+                let (ok, failed) = l.reattach_stale(e.pid);
+                if ok + failed > 0 {
                     tracing::warn!(
                         pid = e.pid,
-                        "lxcfs was not running and has been restarted; views re-attached in {ok} running containers ({failed} failed)"
+                        "lxcfs views re-attached in {ok} running containers ({failed} failed)"
                     );
                 }
-                Some(l.mount.clone())
+                Some((l.mount.clone(), e.pid))
             }
             Err(e) => {
                 if !lxcfs_warned {
@@ -510,13 +515,13 @@ fn boot_loop(
         }
         tracing::debug!("hooks done");
         let plan = crate::views::Plan {
-            lxcfs: lxcfs_mount.as_deref(),
+            lxcfs: lxcfs_mount.as_ref().map(|(m, _)| m.as_path()),
             devices: true,
         };
         match crate::views::apply(pid.as_raw(), &plan) {
             Ok(n) if n > 0 => {
-                if let Some(l) = &lxcfs {
-                    l.register(pid.as_raw());
+                if let (Some(l), Some((_, lx_pid))) = (&lxcfs, &lxcfs_mount) {
+                    l.register(pid.as_raw(), *lx_pid);
                 }
             }
             Ok(_) => {}
