@@ -176,20 +176,14 @@ fn prepare(t: &JoinTarget, req: &ExecRequest) -> Result<Prepared> {
         .unwrap_or_default();
     let no_new_privs = process.and_then(|p| p.no_new_privileges()).unwrap_or(false);
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
-    let (seccomp, notify_sock) = match seccomp {
-        Some(s) if libcontainer::seccomp::is_notify(&s) => {
-            let conn = s
-                .listener_path()
-                .as_ref()
-                .and_then(|p| std::os::unix::net::UnixStream::connect(p).ok());
-            match conn {
-                Some(c) => (Some(s), Some(OwnedFd::from(c))),
-                // No monitor to answer: the kernel's sysinfo rather than ENOSYS.
-                None => (Some(without_notify(&s)?), None),
-            }
-        }
-        other => (other, None),
-    };
+    // The monitor's sysinfo socket: the joined process's sysinfo listener goes there. No
+    // monitor to answer: no filter, the kernel's sysinfo rather than ENOSYS.
+    let notify_sock = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(spec::SYSINFO_ANNOTATION))
+        .and_then(|p| std::os::unix::net::UnixStream::connect(p).ok())
+        .map(OwnedFd::from);
     let argv = req
         .args
         .iter()
@@ -225,21 +219,6 @@ fn prepare(t: &JoinTarget, req: &ExecRequest) -> Result<Prepared> {
         envp,
         cwd: cstr(req.cwd.as_deref().unwrap_or("/"))?,
     })
-}
-
-/// The filter without its `SCMP_ACT_NOTIFY` rules and listener.
-fn without_notify(
-    s: &libcontainer::oci_spec::runtime::LinuxSeccomp,
-) -> Result<libcontainer::oci_spec::runtime::LinuxSeccomp> {
-    let mut v = serde_json::to_value(s).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-    if let Some(o) = v.as_object_mut() {
-        o.remove("listenerPath");
-        o.remove("listenerMetadata");
-    }
-    if let Some(rules) = v.get_mut("syscalls").and_then(|r| r.as_array_mut()) {
-        rules.retain(|r| r["action"] != "SCMP_ACT_NOTIFY");
-    }
-    serde_json::from_value(v).map_err(|e| RuntimeError::Spec(e.to_string()))
 }
 
 fn child_fail(what: &str, e: &dyn std::fmt::Display) -> ! {
@@ -360,18 +339,21 @@ fn child_enter(p: &Prepared, streams: Streams) -> ! {
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     }
     if let Some(s) = &p.seccomp {
-        match libcontainer::seccomp::initialize_seccomp(s) {
-            Ok(Some(listener)) => {
-                if let Some(sock) = &p.notify_sock {
-                    if let Err(e) = crate::fdpass::send_fd(sock.as_raw_fd(), listener) {
-                        child_fail("passing the sysinfo listener", &e);
-                    }
+        if let Err(e) = libcontainer::seccomp::initialize_seccomp(s) {
+            child_fail("seccomp", &e);
+        }
+    }
+    if let Some(sock) = &p.notify_sock {
+        // sysinfo answered by the monitor, as for init (crate::sysinfo).
+        match crate::sysinfo::load_filter() {
+            Ok(listener) => {
+                if let Err(e) = crate::fdpass::send_fd(sock.as_raw_fd(), listener) {
+                    child_fail("passing the sysinfo listener", &e);
                 }
                 // SAFETY: closing the listener descriptor we own (the monitor has a copy).
                 unsafe { libc::close(listener) };
             }
-            Ok(None) => {}
-            Err(e) => child_fail("seccomp", &e),
+            Err(e) => child_fail("sysinfo filter", &e),
         }
     }
     wire_streams(streams);

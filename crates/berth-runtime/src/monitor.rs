@@ -21,8 +21,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 /// Files in `run/<ctid>/`.
 pub struct RunPaths {
@@ -88,7 +88,11 @@ pub trait BootHooks: Send + Sync {
 /// monitor, a Rust program, ignores SIGPIPE, and ignored signals survive exec), then runs
 /// libcontainer's default workload executor.
 #[derive(Clone)]
-struct InitExecutor;
+struct InitExecutor {
+    /// The init's end of a socketpair to the monitor: the sysinfo filter's listener goes
+    /// there (crate::sysinfo). Close-on-exec.
+    sysinfo: Option<std::os::fd::RawFd>,
+}
 
 /// Resets every catchable signal to its default disposition (only async-signal-safe calls).
 pub fn reset_signal_dispositions() {
@@ -132,6 +136,15 @@ pub fn reset_signal_dispositions() {
 
 impl Executor for InitExecutor {
     fn exec(&self, spec: &Spec) -> std::result::Result<(), ExecutorError> {
+        if let Some(sock) = self.sysinfo {
+            // Last before the payload, after the container's own filter: the init and all it
+            // starts ask the monitor for sysinfo. Failing, the kernel's sysinfo stays.
+            if let Ok(listener) = crate::sysinfo::load_filter() {
+                let _ = crate::fdpass::send_fd(sock, listener);
+                // SAFETY: the listener is ours; the monitor has its copy.
+                unsafe { libc::close(listener) };
+            }
+        }
         reset_signal_dispositions();
         libcontainer::workload::default::get_executor().exec(spec)
     }
@@ -379,6 +392,7 @@ fn boot_loop(
             crate::sysinfo::Source {
                 runtime_id: runtime_id.to_string(),
                 init_start: init_start.clone(),
+                loads: Default::default(),
             },
         )
         .map(|()| sock.display().to_string())
@@ -485,13 +499,24 @@ fn boot_loop(
         // The overlay's layers are named relative to run/<ctid>/ (spec.rs): its options,
         // shown in the container's mountinfo, hold no host path (ADR 0011). The runtime's
         // processes inherit this working directory while they mount it.
+        let sysinfo_pair = listener.as_ref().and_then(|_| {
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .ok()
+        });
         let cwd = std::env::current_dir().ok();
         std::env::set_current_dir(&paths.dir).map_err(|e| RuntimeError::io(&paths.dir, e))?;
         let built = builder(&args.root, runtime_id)?
             .with_stdin(devnull)
             .with_stdout(out)
             .with_stderr(err)
-            .with_executor(InitExecutor)
+            .with_executor(InitExecutor {
+                sysinfo: sysinfo_pair.as_ref().map(|(_, i)| i.as_raw_fd()),
+            })
             .as_init(paths.bundle())
             .with_systemd(false)
             .build();
@@ -535,6 +560,20 @@ fn boot_loop(
             )));
         }
         container.start()?;
+        if let (Some((mine, theirs)), Some(path)) = (sysinfo_pair, &listener) {
+            drop(theirs);
+            match crate::fdpass::recv_fd(mine.as_raw_fd(), std::time::Duration::from_secs(5)) {
+                Ok(Some(l)) => {
+                    if let Err(e) = crate::sysinfo::hand_over(Path::new(path), l.as_raw_fd()) {
+                        tracing::warn!("sysinfo listener of init not served: {e}");
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!("init loaded no sysinfo filter: sysinfo shows the host's")
+                }
+                Err(e) => tracing::warn!("sysinfo listener of init not received: {e}"),
+            }
+        }
         *boots += 1;
         let state = RunState {
             monitor_pid: std::process::id() as i32,

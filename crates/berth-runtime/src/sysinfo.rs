@@ -3,17 +3,30 @@
 //! LXCFS covers the `/proc` files, but busybox's `free` and `uptime`, glibc's
 //! `sysconf(_SC_PHYS_PAGES)` and `get_avphys_pages()` (so every runtime sizing itself from
 //! the memory it sees) ask the kernel through `sysinfo`, which has no namespace: they saw the
-//! host's 24 GB and its uptime. The container's seccomp filter sends `sysinfo` to the monitor
-//! (`SCMP_ACT_NOTIFY`; libcontainer passes the init's listener over `run/<ctid>/seccomp.sock`,
-//! `berth exec` passes each joined process's), and the monitor answers, as Incus does with
-//! `security.syscalls.intercept.sysinfo`:
+//! host's 24 GB and its uptime. A second seccomp filter of Berth's own ([`load_filter`]:
+//! `sysinfo` → `SECCOMP_RET_USER_NOTIF`, everything else allowed) sends `sysinfo` to the
+//! monitor, which answers, as Incus does with `security.syscalls.intercept.sysinfo`. The
+//! container's init loads it last before its `execve` and hands its listener to the monitor
+//! over a socketpair; `berth exec` loads it in each joined process and hands the listener over
+//! `run/<ctid>/seccomp.sock`:
 //!
 //! - `uptime`: since the container's init started; `procs`: its `pids.current`;
 //! - `totalram`: its memory limit (the host's memory when lower or unlimited), `freeram`:
 //!   limit − usage (page cache counted as used, as LXCFS's `MemFree`), `sharedram`: its shmem,
 //!   `bufferram` 0; `totalswap`/`freeswap` from its memory+swap limit;
-//! - `loads`: the host's (the kernel keeps no per-cgroup load; `/proc/loadavg` from LXCFS is
-//!   the container's).
+//! - `loads`: the container's own, sampled every 5 s by the monitor as the kernel and LXCFS
+//!   do (tasks of its cgroup that are runnable or in uninterruptible sleep, averaged over 1, 5
+//!   and 15 minutes).
+//!
+//! The filter is loaded with `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (kernel 5.19; Debian 12's
+//! libseccomp 2.5 cannot set it, which is why the filter is Berth's own and not a
+//! `SCMP_ACT_NOTIFY` rule of the OCI spec): once the monitor has taken a call, only a fatal
+//! signal interrupts the caller's wait. Without it, a SIGCHLD during the wait made sysinfo
+//! fail with EINTR, which the kernel's own never does, and busybox, which does not look at
+//! the result, printed an unfilled struct (measured: 2 of 4 `kill $p; free`). A signal that
+//! comes before the monitor takes the call still interrupts it, in a window of microseconds.
+//! A nested supervisor inside that wants a seccomp listener of its own gets EBUSY (the
+//! kernel allows one listener per filter chain).
 //!
 //! The answer is written into the caller's buffer with `process_vm_writev` after the
 //! notification is checked still valid (the caller has not died and been replaced). If the
@@ -64,6 +77,57 @@ pub struct Source {
     pub runtime_id: String,
     /// Start time of the current init (clock ticks after boot, `/proc/<pid>/stat` field 22).
     pub init_start: Arc<AtomicU64>,
+    /// Load averages over 1, 5 and 15 minutes (f64 bits), kept by [`sample_loads`].
+    pub loads: Arc<[AtomicU64; 3]>,
+}
+
+/// Seconds between load samples (the kernel's LOAD_FREQ).
+const LOAD_FREQ: u64 = 5;
+
+/// Tasks (threads) of the cgroup tree `dir` that are running or in uninterruptible sleep.
+fn active_tasks(dir: &Path, depth: u32) -> u64 {
+    let mut n = 0;
+    for f in ["tasks", "cgroup.threads"] {
+        if let Ok(t) = std::fs::read_to_string(dir.join(f)) {
+            for tid in t.lines() {
+                let stat = std::fs::read_to_string(format!("/proc/{tid}/stat")).unwrap_or_default();
+                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+                if state.starts_with('R') || state.starts_with('D') {
+                    n += 1;
+                }
+            }
+            break;
+        }
+    }
+    if depth < 8 {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    n += active_tasks(&e.path(), depth + 1);
+                }
+            }
+        }
+    }
+    n
+}
+
+/// Keeps `src.loads` up to date, every [`LOAD_FREQ`] seconds, for the monitor's life.
+fn sample_loads(src: Source) {
+    let exp = [60.0f64, 300.0, 900.0].map(|p| (-(LOAD_FREQ as f64) / p).exp());
+    let v1 = PathBuf::from("/sys/fs/cgroup/pids").join(&src.runtime_id);
+    let v2 = PathBuf::from("/sys/fs/cgroup").join(&src.runtime_id);
+    loop {
+        // The cgroup exists only once the runtime made it (and again after each reboot).
+        let dir = if v1.is_dir() { &v1 } else { &v2 };
+        // The sampler itself is not in the container's cgroup: it never counts itself.
+        let n = active_tasks(dir, 0) as f64;
+        for (i, e) in exp.iter().enumerate() {
+            let old = f64::from_bits(src.loads[i].load(Ordering::Relaxed));
+            let new = old * e + n * (1.0 - e);
+            src.loads[i].store(new.to_bits(), Ordering::Relaxed);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(LOAD_FREQ));
+    }
 }
 
 fn read_u64(p: &Path) -> Option<u64> {
@@ -151,6 +215,10 @@ impl Source {
         if let Some(p) = pids {
             s.procs = p.min(u16::MAX as u64) as u16;
         }
+        for (i, l) in self.loads.iter().enumerate() {
+            // Fixed point with SI_LOAD_SHIFT (16) fractional bits.
+            s.loads[i] = (f64::from_bits(l.load(Ordering::Relaxed)) * 65536.0) as _;
+        }
         let start = self.init_start.load(Ordering::Relaxed);
         if start > 0 {
             // SAFETY: sysconf with a constant.
@@ -161,9 +229,72 @@ impl Source {
     }
 }
 
+const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_uint = 1 << 3;
+const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_uint = 1 << 5;
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+
+const fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// `sysinfo` (x86-64) → the listener; everything else → allowed (the container's own filter
+/// decides).
+static FILTER: [libc::sock_filter; 6] = [
+    bpf(0x20, 0, 0, 4),                        // ld [arch]
+    bpf(0x15, 0, 3, AUDIT_ARCH_X86_64),        // jeq x86-64, next, allow
+    bpf(0x20, 0, 0, 0),                        // ld [nr]
+    bpf(0x15, 0, 1, libc::SYS_sysinfo as u32), // jeq sysinfo, notify, allow
+    bpf(0x06, 0, 0, SECCOMP_RET_USER_NOTIF),   // notify
+    bpf(0x06, 0, 0, SECCOMP_RET_ALLOW),        // allow
+];
+
+/// Loads the `sysinfo` filter in this process and returns its listener. Only system calls
+/// (runs in forked children and in the container's init before its `execve`). Needs
+/// `no_new_privs` or CAP_SYS_ADMIN in the process's user namespace (container root has it).
+pub fn load_filter() -> std::io::Result<RawFd> {
+    let prog = libc::sock_fprog {
+        len: FILTER.len() as u16,
+        filter: FILTER.as_ptr().cast_mut(),
+    };
+    let load = |flags: libc::c_uint| {
+        // SAFETY: seccomp(2) reads the program, which outlives the call.
+        unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                flags,
+                &prog as *const libc::sock_fprog,
+            )
+        }
+    };
+    let mut fd = load(SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV);
+    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // A kernel before 5.19.
+        fd = load(SECCOMP_FILTER_FLAG_NEW_LISTENER);
+    }
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd as RawFd)
+}
+
+/// Hands a listener to the monitor's socket at `path` (the monitor itself does this with the
+/// init's).
+pub fn hand_over(path: &Path, listener: RawFd) -> std::io::Result<()> {
+    let c = std::os::unix::net::UnixStream::connect(path)?;
+    crate::fdpass::send_fd(c.as_raw_fd(), listener)
+}
+
 /// Serves `sysinfo` notifications from every listener the container's processes hand over
 /// on `listener`, on a thread of its own, for the monitor's life.
 pub fn serve(listener: UnixListener, src: Source) -> std::io::Result<()> {
+    let sampler = src.clone();
+    std::thread::Builder::new()
+        .name("loadavg".into())
+        .spawn(move || sample_loads(sampler))?;
     std::thread::Builder::new()
         .name("sysinfo".into())
         .spawn(move || run(listener, src))?;
@@ -232,6 +363,8 @@ fn accept_listener(conn: &std::os::unix::net::UnixStream) -> Option<OwnedFd> {
     if uid != 0 {
         return None;
     }
+    // Not SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: it wakes this thread on the caller's CPU, one
+    // of the container's, behind whatever runs there (measured: more interrupted calls).
     crate::fdpass::recv_fd(conn.as_raw_fd(), std::time::Duration::from_secs(5))
         .ok()
         .flatten()
@@ -257,6 +390,7 @@ fn handle(fd: RawFd, src: &Source) {
         // SAFETY: the ioctl reads one u64.
         let valid = unsafe { libc::ioctl(fd, NOTIF_ID_VALID, &mut id as *mut u64) } == 0;
         if !valid {
+            tracing::debug!(pid = n.pid, "sysinfo caller gone or interrupted");
             return;
         }
         let local = libc::iovec {
@@ -270,6 +404,11 @@ fn handle(fd: RawFd, src: &Source) {
         // SAFETY: writes our struct into the caller's buffer (the kernel checks access).
         let w = unsafe { libc::process_vm_writev(n.pid as i32, &local, 1, &remote, 1, 0) };
         if w != std::mem::size_of::<libc::sysinfo>() as isize {
+            tracing::warn!(
+                pid = n.pid,
+                "sysinfo answer not written: {}",
+                std::io::Error::last_os_error()
+            );
             resp.error = -libc::EFAULT;
         }
     }

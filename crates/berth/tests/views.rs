@@ -241,6 +241,14 @@ fn container_sees_its_own_resources_and_no_host_filesystem() {
             "host filesystem in df: {df}"
         );
     }
+    // The template's own tmpfs mounts take half of the memory the container sees.
+    for r in rows
+        .iter()
+        .filter(|r| r[0] == "tmpfs" && (r[5] == "/run" || r[5] == "/tmp"))
+    {
+        let kb: u64 = r[1].parse().unwrap();
+        assert!(kb <= 262144 / 2 + 4, "{df}");
+    }
     let dfh = sh(&n, "101", "df -h");
     assert!(
         !dfh.contains("devtmpfs") && !dfh.contains("/dev/vda"),
@@ -315,16 +323,32 @@ fn container_sees_its_own_resources_and_no_host_filesystem() {
     assert_eq!(v["lxcfs"]["pid"], lx.pid().unwrap());
     assert_eq!(v["lxcfs"]["mount"], lx.mount.display().to_string());
 
+    // Load: the container's own (a busy loop of its own raises it; sampled every 5 s).
+    let u = sh(
+        &n,
+        "101",
+        "(while :; do :; done) & p=$!; sleep 11; uptime; kill $p",
+    );
+    let load: f64 = u
+        .split("load average:")
+        .nth(1)
+        .and_then(|l| l.split(',').next())
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{u}"));
+    assert!(load >= 0.1, "{u}");
+
     // The views survive a reboot from inside.
     let pid0 = n.status("101")["init_pid"].clone();
     let _ = n.run(&["exec", "101", "--", "reboot"]);
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let st = n.status("101");
-        if st["status"] == "running" && st["init_pid"] != pid0 && !st["init_pid"].is_null() {
-            if sh_any(&n, "101", "true").0 {
-                break;
-            }
+        if st["status"] == "running"
+            && st["init_pid"] != pid0
+            && !st["init_pid"].is_null()
+            && sh_any(&n, "101", "true").0
+        {
+            break;
         }
         assert!(Instant::now() < until, "no reboot: {st}");
         std::thread::sleep(Duration::from_millis(100));
