@@ -44,6 +44,8 @@ pub const FILES: &[&str] = &[
 ];
 /// The cgroup lxcfs runs in, in each hierarchy.
 const CGROUP: &str = "berth-lxcfs";
+/// How long a read of the mount may take before the instance counts as hung.
+const ANSWER_LIMIT: Duration = Duration::from_secs(2);
 /// How long a fresh lxcfs may take to mount.
 const START_LIMIT: Duration = Duration::from_secs(10);
 
@@ -144,12 +146,22 @@ impl Lxcfs {
         })
     }
 
-    /// Whether a file of the mount answers (a mount whose daemon died gives ENOTCONN).
+    /// Whether a file of the mount answers within [`ANSWER_LIMIT`] (a mount whose daemon
+    /// died gives ENOTCONN; a hung daemon would block the reader: the read is made on a
+    /// thread that is left behind, and ends once the daemon is killed).
     fn answers(&self) -> bool {
-        let mut buf = [0u8; 64];
-        fs::File::open(self.mount.join("proc/uptime"))
-            .and_then(|mut f| f.read(&mut buf))
-            .is_ok_and(|n| n > 0)
+        let path = self.mount.join("proc/uptime");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("lxcfs-check".into())
+            .spawn(move || {
+                let mut buf = [0u8; 64];
+                let ok = fs::File::open(&path)
+                    .and_then(|mut f| f.read(&mut buf))
+                    .is_ok_and(|n| n > 0);
+                let _ = tx.send(ok);
+            });
+        spawned.is_ok() && rx.recv_timeout(ANSWER_LIMIT).unwrap_or(false)
     }
 
     /// The instance's state, without changing anything.

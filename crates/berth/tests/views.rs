@@ -510,6 +510,20 @@ fn lxcfs_killed_under_running_containers_comes_back_with_the_next_start() {
     // A restarted container gets the new instance too.
     ok_lx(&n, &lx, &["restart", "101"]);
     assert_resource_views(&n, "101", 262144);
+
+    // A hung instance (stopped: reads of it would block) is replaced by the next start
+    // within bounds, and the running container is re-attached.
+    // SAFETY: kill(2) of the lxcfs this test started.
+    unsafe { libc::kill(second, libc::SIGSTOP) };
+    n.ok(&["stop", "101"]);
+    let t = Instant::now();
+    ok_lx(&n, &lx, &["start", "101"]);
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    let third = lx.pid().unwrap();
+    assert_ne!(third, second);
+    assert!(!Path::new(&format!("/proc/{second}")).exists() || zombie(second));
+    assert_resource_views(&n, "101", 262144);
+    assert_resource_views(&n, "102", 131072);
     n.ok(&["stop", "101"]);
     n.ok(&["stop", "102"]);
 }
