@@ -373,8 +373,12 @@ fn replace_mount(dev: &OwnedFd, name: &str, path: &str, ro: bool) -> std::io::Re
         attrs |= ATTR_RDONLY | ATTR_NODEV;
     }
     set_attrs(&tree, attrs)?;
-    // Only ever over a mount point libcontainer made: a plain file stays as it is.
-    umount_top(path)?;
+    // Only ever over a mount point libcontainer made: a plain file stays as it is (a
+    // privileged container's nodes are its own, made with mknod).
+    match umount_top(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(()),
+        r => r?,
+    }
     let target = resolve(path)?;
     attach(&tree, &target)
 }

@@ -292,6 +292,9 @@ fn container_sees_its_own_resources_and_no_host_filesystem() {
         "{mi}"
     );
 
+    let log = std::fs::read_to_string(n.root.join("containers/101/monitor.log")).unwrap();
+    assert!(!log.contains("container view"), "every view set up: {log}");
+
     // A second container has its own values; the first keeps its.
     n.ok(&[
         "create",
@@ -571,5 +574,33 @@ fn lxcfs_absent_start_works_with_one_warning() {
         .unwrap();
     let info = String::from_utf8_lossy(&info.stdout);
     assert!(info.contains("lxcfs:        not installed"), "{info}");
+    n.ok(&["stop", "101"]);
+}
+
+#[test]
+fn privileged_container_gets_the_views_too() {
+    let n = Node::new("viewpriv");
+    let lx = PrivateLxcfs::new(&n);
+    n.ok(&[
+        "create",
+        "101",
+        "--ostemplate",
+        "busybox",
+        "--privileged",
+        "--ram",
+        "256M",
+        "--cpus",
+        "1",
+        "--diskspace",
+        "256M",
+    ]);
+    ok_lx(&n, &lx, &["start", "101"]);
+    assert_resource_views(&n, "101", 262144);
+    let df = sh(&n, "101", "df -h");
+    assert!(!df.contains("devtmpfs") && !df.contains("/dev/vda"), "{df}");
+    let mi = sh(&n, "101", "cat /proc/self/mountinfo");
+    assert!(!mi.contains(&n.root.display().to_string()), "{mi}");
+    let log = std::fs::read_to_string(n.root.join("containers/101/monitor.log")).unwrap();
+    assert!(!log.contains("container view"), "{log}");
     n.ok(&["stop", "101"]);
 }
