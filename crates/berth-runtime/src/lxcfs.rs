@@ -74,6 +74,8 @@ pub struct Ensured {
     /// A new instance was started (`restarted`: one had run before and died).
     pub started: bool,
     pub restarted: bool,
+    /// Running containers whose binds were of a dead instance, re-attached: (done, failed).
+    pub reattached: (usize, usize),
 }
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
@@ -178,7 +180,8 @@ impl Lxcfs {
     }
 
     /// Makes sure the instance runs: starts it if it does not, after clearing what a dead
-    /// one left (its stale mount, a hung process). Race-safe: under `flock(lxcfs.lock)`.
+    /// one left (its stale mount, a hung process), and re-attaches the running containers
+    /// whose binds are of another instance. Race-safe: under `flock(lxcfs.lock)`.
     /// `Err` when lxcfs is not installed or did not come up.
     pub fn ensure(&self) -> Result<Ensured, String> {
         let parent = self.mount.parent().unwrap_or(Path::new("/"));
@@ -186,11 +189,14 @@ impl Lxcfs {
         let _lock = berth_core::lock::lock(&self.lockfile())
             .map_err(|e| format!("{}: {e}", self.lockfile().display()))?;
         let st = self.status();
-        if st.running {
+        if let (true, Some(pid)) = (st.running, st.pid) {
+            // Also after a restart by a service manager: whoever comes first re-attaches,
+            // under the lock (never two views children on one container).
             return Ok(Ensured {
-                pid: st.pid.unwrap_or(0),
+                pid,
                 started: false,
                 restarted: false,
+                reattached: self.reattach_stale(pid),
             });
         }
         let exe = find_lxcfs().ok_or_else(|| "lxcfs is not installed".to_string())?;
@@ -217,6 +223,7 @@ impl Lxcfs {
             pid,
             started: true,
             restarted,
+            reattached: self.reattach_stale(pid),
         })
     }
 

@@ -416,9 +416,9 @@ fn boot_loop(
                 if e.restarted {
                     tracing::warn!(pid = e.pid, "lxcfs was not running: restarted");
                 }
-                // Containers whose binds are of a dead instance (restarted here or by a
-                // service manager) get the new one's.
-                let (ok, failed) = l.reattach_stale(e.pid);
+                // Containers whose binds were of a dead instance (restarted here or by a
+                // service manager) got the new one's.
+                let (ok, failed) = e.reattached;
                 if ok + failed > 0 {
                     tracing::warn!(
                         pid = e.pid,

@@ -604,3 +604,62 @@ fn privileged_container_gets_the_views_too() {
     assert!(!log.contains("container view"), "{log}");
     n.ok(&["stop", "101"]);
 }
+
+/// Processes whose command line runs lxcfs on `mount`.
+fn lxcfs_processes(mount: &Path) -> usize {
+    let want = mount.as_os_str().as_encoded_bytes().to_vec();
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.first().is_some_and(|a| a.ends_with(b"lxcfs")) && args.contains(&want.as_slice()) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn concurrent_starts_of_two_node_roots_start_one_lxcfs() {
+    let a = Node::new("viewrace-a");
+    let b = Node::new("viewrace-b");
+    let lx = PrivateLxcfs::new(&a);
+    for (n, ct) in [(&a, "101"), (&a, "102"), (&b, "101"), (&b, "102")] {
+        n.ok(&[
+            "create",
+            ct,
+            "--ostemplate",
+            "busybox",
+            "--ram",
+            "192M",
+            "--diskspace",
+            "128M",
+        ]);
+    }
+    assert_eq!(lxcfs_processes(&lx.mount), 0);
+    std::thread::scope(|s| {
+        for (n, ct) in [(&a, "101"), (&a, "102"), (&b, "101"), (&b, "102")] {
+            let lx = &lx;
+            s.spawn(move || ok_lx(n, lx, &["start", ct]));
+        }
+    });
+    assert_eq!(lxcfs_processes(&lx.mount), 1, "one instance for the host");
+    assert_eq!(lx.mounted(), 1);
+    for (n, ct) in [(&a, "101"), (&a, "102"), (&b, "101"), (&b, "102")] {
+        let m = sh(n, ct, "cat /proc/meminfo");
+        assert_eq!(meminfo_kb(&m, "MemTotal"), 192 * 1024);
+    }
+    let info = ok_lx(&b, &lx, &["node", "info"]);
+    assert!(
+        info.contains(&format!(
+            "running, pid {} (4 containers)",
+            lx.pid().unwrap()
+        )),
+        "{info}"
+    );
+    for (n, ct) in [(&a, "101"), (&a, "102"), (&b, "101"), (&b, "102")] {
+        n.ok(&["stop", ct]);
+    }
+}
