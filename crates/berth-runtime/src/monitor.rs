@@ -509,7 +509,9 @@ fn boot_loop(
             .ok()
         });
         let cwd = std::env::current_dir().ok();
-        std::env::set_current_dir(&paths.dir).map_err(|e| RuntimeError::io(&paths.dir, e))?;
+        if paths.dir.is_absolute() {
+            std::env::set_current_dir(&paths.dir).map_err(|e| RuntimeError::io(&paths.dir, e))?;
+        }
         let built = builder(&args.root, runtime_id)?
             .with_stdin(devnull)
             .with_stdout(out)

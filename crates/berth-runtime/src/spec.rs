@@ -225,9 +225,12 @@ pub fn spec_json(input: &SpecInput) -> Value {
     linux["namespaces"] = Value::Array(namespaces);
     // Relative to run/<ctid>/ (the monitor's working directory while the runtime mounts):
     // no host path in the container's mountinfo (ADR 0011).
-    let mut overlay = match std::path::Path::new(input.root_path).parent() {
-        Some(base) => input.rootfs.overlay_options_relative(base),
-        None => input.rootfs.overlay_options(),
+    // (A node root given as a relative path keeps absolute options: the monitor changes
+    // directory only for an absolute one.)
+    let root_path = std::path::Path::new(input.root_path);
+    let mut overlay = match root_path.parent() {
+        Some(base) if root_path.is_absolute() => input.rootfs.overlay_options_relative(base),
+        _ => input.rootfs.overlay_options(),
     };
     if !cfg.privileged {
         // Mounted inside the container's user namespace, overlayfs cannot set its trusted.*
