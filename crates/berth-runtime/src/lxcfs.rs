@@ -389,6 +389,15 @@ impl Lxcfs {
     }
 }
 
+/// Whether LXCFS can give each container its own `/proc/diskstats`: it reads the
+/// container's `blkio.io_serviced_recursive` (cgroup v1, gone with CFQ: kernels since 5.0
+/// have only `blkio.throttle.*` and `blkio.bfq.*`) or `io.stat` (v2); without them LXCFS 5.0
+/// hands the host's file through.
+pub fn diskstats_virtualised() -> bool {
+    Path::new("/sys/fs/cgroup/blkio/blkio.io_serviced_recursive").exists()
+        || Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 /// The lxcfs binary, from the usual places (`BERTH_LXCFS_BIN` names another one: tests).
 pub fn find_lxcfs() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("BERTH_LXCFS_BIN") {

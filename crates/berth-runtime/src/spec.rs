@@ -91,6 +91,14 @@ pub const MASKED_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
+    // The host's block devices: their names and sizes, and each loop device's backing file,
+    // the host path of every running container's disk image (`loop/backing_file`). A
+    // container has no block device of its own (the device cgroup refuses them all).
+    "/proc/partitions",
+    "/sys/block",
+    "/sys/class/block",
+    "/sys/dev/block",
+    "/sys/devices/virtual/block",
 ];
 
 /// Visible but read-only.

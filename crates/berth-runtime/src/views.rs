@@ -295,6 +295,8 @@ fn device_tmpfs() -> std::io::Result<OwnedFd> {
 /// Everything prepared on the host side before joining the container.
 struct Prepared {
     lxcfs: Vec<(&'static str, OwnedFd)>,
+    /// `/proc/diskstats` gets the empty `null` (LXCFS cannot give the container's own).
+    mask_diskstats: bool,
     lxcfs_error: Option<String>,
     devices: Option<OwnedFd>,
 }
@@ -302,11 +304,16 @@ struct Prepared {
 fn prepare(plan: &Plan) -> Prepared {
     let mut p = Prepared {
         lxcfs: vec![],
+        mask_diskstats: false,
         lxcfs_error: None,
         devices: None,
     };
     if let Some(m) = plan.lxcfs {
         for f in crate::lxcfs::FILES {
+            if *f == "proc/diskstats" && !crate::lxcfs::diskstats_virtualised() {
+                // LXCFS would hand the host's file through: masked instead (below).
+                continue;
+            }
             let src = m.join(f);
             match clone_tree(libc::AT_FDCWD, &src.display().to_string()) {
                 Ok(t) => {
@@ -325,6 +332,8 @@ fn prepare(plan: &Plan) -> Prepared {
     }
     if plan.devices {
         p.devices = device_tmpfs().ok();
+        // The host's diskstats shows its disks and every container's loop device I/O.
+        p.mask_diskstats = plan.lxcfs.is_none() || !crate::lxcfs::diskstats_virtualised();
     }
     p
 }
@@ -352,6 +361,11 @@ fn inside(p: &Prepared, masked: &[&str]) -> (usize, Vec<String>) {
         }
         if let Err(e) = unsized_tmpfs("/sys/fs/cgroup") {
             problems.push(format!("/sys/fs/cgroup: {e}"));
+        }
+    }
+    if let (true, Some(dev)) = (p.mask_diskstats, &p.devices) {
+        if let Err(e) = mask_proc_file(dev, "/proc/diskstats") {
+            problems.push(format!("/proc/diskstats: {e}"));
         }
     }
     let mut attached = 0;
@@ -393,6 +407,17 @@ fn replace_mask(dev: &OwnedFd, path: &str) -> std::io::Result<()> {
     };
     drop(t);
     replace_mount(dev, name, path, ro)
+}
+
+/// Covers the procfs file at `path` with the tmpfs's `null` (read-only): it reads empty.
+fn mask_proc_file(dev: &OwnedFd, path: &str) -> std::io::Result<()> {
+    let t = resolve(path)?;
+    if fs_type(&t)? != PROC_SUPER_MAGIC {
+        return Ok(());
+    }
+    let tree = clone_tree(dev.as_raw_fd(), "null")?;
+    set_attrs(&tree, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC)?;
+    attach(&tree, &t)
 }
 
 /// Reconfigures the tmpfs at `path` to `size=0` (no block count: `df` leaves it out).
