@@ -496,9 +496,7 @@ fn boot_loop(
             let rid = runtime_id.to_string();
             move || kill_cgroup(&rid)
         });
-        // The overlay's layers are named relative to run/<ctid>/ (spec.rs): its options,
-        // shown in the container's mountinfo, hold no host path (ADR 0011). The runtime's
-        // processes inherit this working directory while they mount it.
+        // Init's executor hands its sysinfo listener back on this pair (crate::sysinfo).
         let sysinfo_pair = listener.as_ref().and_then(|_| {
             nix::sys::socket::socketpair(
                 nix::sys::socket::AddressFamily::Unix,
@@ -508,6 +506,9 @@ fn boot_loop(
             )
             .ok()
         });
+        // The overlay's layers are named relative to run/<ctid>/ (spec.rs): its options,
+        // shown in the container's mountinfo, hold no host path (ADR 0011). The runtime's
+        // processes inherit this working directory while they mount it.
         let cwd = std::env::current_dir().ok();
         if paths.dir.is_absolute() {
             std::env::set_current_dir(&paths.dir).map_err(|e| RuntimeError::io(&paths.dir, e))?;
