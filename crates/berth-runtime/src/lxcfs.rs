@@ -471,4 +471,37 @@ mod tests {
             assert!(f.starts_with("proc/") || f.starts_with("sys/devices/system/cpu/"));
         }
     }
+
+    #[test]
+    fn attached_inits_are_those_still_running() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Lxcfs {
+            mount: d.path().join("mnt"),
+        };
+        let me = std::process::id() as i32;
+        l.register(me, 42);
+        // A PID that runs no more (or another process now has it): dropped.
+        std::fs::write(l.attached_dir().join("999999"), "1 42\n").unwrap();
+        std::fs::write(l.attached_dir().join("junk"), "x").unwrap();
+        assert_eq!(l.attached(), vec![(me, 42)]);
+        assert!(!l.attached_dir().join("999999").exists());
+        l.unregister(me);
+        assert!(l.attached().is_empty());
+        // Nothing to re-attach when every bind is of the current instance.
+        l.register(me, 42);
+        assert_eq!(l.reattach_stale(42), (0, 0));
+    }
+
+    #[test]
+    fn status_of_an_instance_that_never_ran() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Lxcfs {
+            mount: d.path().join("mnt"),
+        };
+        let st = l.status();
+        assert!(!st.running && !st.stale_mount && st.pid.is_none());
+        // A pid file naming a process that is not lxcfs (this test) is not trusted.
+        std::fs::write(l.pidfile(), std::process::id().to_string()).unwrap();
+        assert_eq!(l.status().pid, None);
+    }
 }

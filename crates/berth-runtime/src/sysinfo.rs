@@ -428,3 +428,78 @@ pub fn bind(path: &Path) -> std::io::Result<Option<UnixListener>> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(Some(l))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the filter on (arch, nr) with the three opcodes it uses.
+    fn run_filter(arch: u32, nr: u32) -> u32 {
+        let mut acc = 0u32;
+        let mut pc = 0usize;
+        loop {
+            let i = &FILTER[pc];
+            match i.code {
+                0x20 => {
+                    acc = if i.k == 4 { arch } else { nr };
+                    pc += 1;
+                }
+                0x15 => pc += 1 + if acc == i.k { i.jt } else { i.jf } as usize,
+                0x06 => return i.k,
+                c => panic!("opcode {c:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn filter_sends_only_x86_64_sysinfo_to_the_monitor() {
+        let sysinfo = libc::SYS_sysinfo as u32;
+        assert_eq!(
+            run_filter(AUDIT_ARCH_X86_64, sysinfo),
+            SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(run_filter(AUDIT_ARCH_X86_64, 0), SECCOMP_RET_ALLOW);
+        assert_eq!(
+            run_filter(AUDIT_ARCH_X86_64, libc::SYS_uname as u32),
+            SECCOMP_RET_ALLOW
+        );
+        // i386's sysinfo is another number: allowed (the kernel's), never misrouted.
+        assert_eq!(run_filter(0x4000_0003, sysinfo), SECCOMP_RET_ALLOW);
+    }
+
+    #[test]
+    fn cgroup_values_parse() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("max"), "max\n").unwrap();
+        std::fs::write(d.path().join("n"), "268435456\n").unwrap();
+        std::fs::write(d.path().join("stat"), "cache 12\ntotal_shmem 4096\nrss 7\n").unwrap();
+        assert_eq!(read_u64(&d.path().join("max")), Some(u64::MAX));
+        assert_eq!(read_u64(&d.path().join("n")), Some(268435456));
+        assert_eq!(read_u64(&d.path().join("absent")), None);
+        assert_eq!(
+            stat_field(&d.path().join("stat"), "total_shmem"),
+            Some(4096)
+        );
+        assert_eq!(stat_field(&d.path().join("stat"), "shmem"), None);
+    }
+
+    #[test]
+    fn without_cgroups_the_hosts_values_stay() {
+        let src = Source {
+            runtime_id: "berth-no-such-container".into(),
+            init_start: Default::default(),
+            loads: Default::default(),
+        };
+        let s = src.sysinfo();
+        // SAFETY: sysinfo fills the zeroed struct.
+        let mut host: libc::sysinfo = unsafe { std::mem::zeroed() };
+        unsafe { libc::sysinfo(&mut host) };
+        assert_eq!(s.mem_unit, 1);
+        assert_eq!(
+            s.totalram as u64,
+            host.totalram as u64 * host.mem_unit.max(1) as u64
+        );
+        assert_eq!(s.freeram, s.totalram);
+        assert!(s.uptime > 0);
+    }
+}
