@@ -495,10 +495,8 @@ mod tests {
         let mut host: libc::sysinfo = unsafe { std::mem::zeroed() };
         unsafe { libc::sysinfo(&mut host) };
         assert_eq!(s.mem_unit, 1);
-        assert_eq!(
-            s.totalram as u64,
-            host.totalram as u64 * host.mem_unit.max(1) as u64
-        );
+        let host_ram: u64 = host.totalram * host.mem_unit.max(1) as u64;
+        assert_eq!(s.totalram, host_ram);
         assert_eq!(s.freeram, s.totalram);
         assert!(s.uptime > 0);
     }
