@@ -353,6 +353,16 @@ fn container_sees_its_own_resources_and_no_host_filesystem() {
     assert_eq!(v["lxcfs"]["pid"], lx.pid().unwrap());
     assert_eq!(v["lxcfs"]["mount"], lx.mount.display().to_string());
 
+    // A live change of the limits shows at once (both read the cgroup at each call).
+    n.ok(&["set", "102", "--ram", "96M"]);
+    assert_eq!(
+        meminfo_kb(&sh(&n, "102", "cat /proc/meminfo"), "MemTotal"),
+        98304
+    );
+    let free = sh(&n, "102", "free");
+    assert!(free.contains(" 98304 "), "{free}");
+    n.ok(&["set", "102", "--ram", "128M"]);
+
     // Load: the container's own (a busy loop of its own raises it; sampled every 5 s).
     let u = sh(
         &n,
