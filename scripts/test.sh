@@ -9,8 +9,31 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo build --workspace --all-targets -q
+# The host's LXCFS (docs/inside.md) is started by the first container start; stop it after
+# the suite unless it ran before or a container outside the suite still uses it.
+lxcfs_pid_file=/run/berth/lxcfs.pid
+lxcfs_before=""
+if [ -e "$lxcfs_pid_file" ] && kill -0 "$(cat "$lxcfs_pid_file")" 2>/dev/null; then lxcfs_before=1; fi
 cargo test --workspace --no-fail-fast -- --test-threads=4 2>&1 | tee /tmp/berth-test.log
+if [ -z "$lxcfs_before" ] && [ -e "$lxcfs_pid_file" ]; then
+  users=0
+  for f in /run/berth/lxcfs.attached/*; do [ -e "$f" ] && [ -e "/proc/$(basename "$f")" ] && users=$((users + 1)); done
+  if [ "$users" = 0 ]; then
+    kill "$(cat "$lxcfs_pid_file")" 2>/dev/null || true
+    sleep 0.5
+    umount -l /run/berth/lxcfs 2>/dev/null || true
+    rm -f "$lxcfs_pid_file"
+  fi
+fi
 leaks=0
+# No LXCFS of a test's own (views.rs) left running, and no stale LXCFS mount (its daemon dead).
+if for p in /proc/[0-9]*; do { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null; echo; done | grep -E '^[^ ]*lxcfs .*/tmp/berth-test-'; then
+  echo "LEAK: lxcfs of a test node root"; leaks=1
+fi
+while read -r mp; do
+  [ -n "$mp" ] || continue
+  if ! timeout 5 cat "$mp/proc/uptime" >/dev/null 2>&1; then echo "LEAK: stale lxcfs mount $mp"; leaks=1; fi
+done < <(awk '{for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "fuse.lxcfs") print $5; break }}' /proc/self/mountinfo)
 if grep -E '/tmp/berth-test-' /proc/self/mountinfo; then echo "LEAK: mounts"; leaks=1; fi
 if losetup -a | grep -E '/tmp/berth-test-'; then echo "LEAK: loop devices"; leaks=1; fi
 for f in /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device /sys/fs/cgroup/blkio/blkio.throttle.write_iops_device; do

@@ -295,5 +295,28 @@ pub struct NodeInfo {
     /// Containers the disk guard froze because the node filesystem is short of space.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disk_frozen: Vec<CtId>,
+    /// The host's LXCFS instance that gives containers their `/proc` views (absent when
+    /// disabled with `BERTH_LXCFS=off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lxcfs: Option<LxcfsInfo>,
     pub warnings: Vec<String>,
+}
+
+/// State of the host's LXCFS (docs/inside.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LxcfsInfo {
+    /// Installed on this node.
+    pub installed: bool,
+    /// Its process runs and its mount answers.
+    pub running: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    pub mount: String,
+    /// Its mount is left from a dead instance (reads give ENOTCONN); the next container
+    /// start restarts it.
+    #[serde(default)]
+    pub stale: bool,
+    /// Running containers whose views it serves.
+    #[serde(default)]
+    pub containers: u32,
 }

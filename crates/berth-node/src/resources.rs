@@ -514,6 +514,17 @@ impl LocalNode {
             containers: cfgs.len() as u32,
             ..Default::default()
         };
+        info.lxcfs = berth_runtime::lxcfs::Lxcfs::from_env().map(|l| {
+            let st = l.status();
+            berth_core::ops::LxcfsInfo {
+                installed: berth_runtime::lxcfs::find_lxcfs().is_some(),
+                running: st.running,
+                pid: st.pid,
+                mount: st.mount.display().to_string(),
+                stale: st.stale_mount,
+                containers: l.attached().len() as u32,
+            }
+        });
         if let Ok(u) = nix::sys::statvfs::statvfs(self.root().path()) {
             info.disk_total = u.blocks() * u.fragment_size();
             info.disk_free = u.blocks_available() * u.fragment_size();

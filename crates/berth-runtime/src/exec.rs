@@ -128,6 +128,9 @@ struct Prepared {
     keep_caps: Vec<libc::c_ulong>,
     no_new_privs: bool,
     seccomp: Option<libcontainer::oci_spec::runtime::LinuxSeccomp>,
+    /// Connected to the monitor's seccomp listener socket: the joined process's `sysinfo`
+    /// listener goes there (crate::sysinfo).
+    notify_sock: Option<OwnedFd>,
     argv: Vec<CString>,
     /// `args[0]` itself (it has a `/`) or each `PATH` directory joined with it.
     candidates: Vec<CString>,
@@ -173,6 +176,14 @@ fn prepare(t: &JoinTarget, req: &ExecRequest) -> Result<Prepared> {
         .unwrap_or_default();
     let no_new_privs = process.and_then(|p| p.no_new_privileges()).unwrap_or(false);
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    // The monitor's sysinfo socket: the joined process's sysinfo listener goes there. No
+    // monitor to answer: no filter, the kernel's sysinfo rather than ENOSYS.
+    let notify_sock = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(spec::SYSINFO_ANNOTATION))
+        .and_then(|p| std::os::unix::net::UnixStream::connect(p).ok())
+        .map(OwnedFd::from);
     let argv = req
         .args
         .iter()
@@ -202,6 +213,7 @@ fn prepare(t: &JoinTarget, req: &ExecRequest) -> Result<Prepared> {
         keep_caps,
         no_new_privs,
         seccomp,
+        notify_sock,
         argv,
         candidates,
         envp,
@@ -329,6 +341,19 @@ fn child_enter(p: &Prepared, streams: Streams) -> ! {
     if let Some(s) = &p.seccomp {
         if let Err(e) = libcontainer::seccomp::initialize_seccomp(s) {
             child_fail("seccomp", &e);
+        }
+    }
+    if let Some(sock) = &p.notify_sock {
+        // sysinfo answered by the monitor, as for init (crate::sysinfo).
+        match crate::sysinfo::load_filter() {
+            Ok(listener) => {
+                if let Err(e) = crate::fdpass::send_fd(sock.as_raw_fd(), listener) {
+                    child_fail("passing the sysinfo listener", &e);
+                }
+                // SAFETY: closing the listener descriptor we own (the monitor has a copy).
+                unsafe { libc::close(listener) };
+            }
+            Err(e) => child_fail("sysinfo filter", &e),
         }
     }
     wire_streams(streams);

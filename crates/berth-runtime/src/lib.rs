@@ -7,12 +7,15 @@ pub mod console;
 pub mod error;
 pub mod exec;
 mod fdpass;
+pub mod lxcfs;
 pub mod monitor;
 mod pty;
 pub mod resources;
 pub mod spec;
 pub mod state;
 pub mod supervisor;
+pub mod sysinfo;
+pub mod views;
 
 pub use error::RuntimeError;
 

@@ -21,8 +21,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 /// Files in `run/<ctid>/`.
 pub struct RunPaths {
@@ -88,7 +88,11 @@ pub trait BootHooks: Send + Sync {
 /// monitor, a Rust program, ignores SIGPIPE, and ignored signals survive exec), then runs
 /// libcontainer's default workload executor.
 #[derive(Clone)]
-struct InitExecutor;
+struct InitExecutor {
+    /// The init's end of a socketpair to the monitor: the sysinfo filter's listener goes
+    /// there (crate::sysinfo). Close-on-exec.
+    sysinfo: Option<std::os::fd::RawFd>,
+}
 
 /// Resets every catchable signal to its default disposition (only async-signal-safe calls).
 pub fn reset_signal_dispositions() {
@@ -132,6 +136,15 @@ pub fn reset_signal_dispositions() {
 
 impl Executor for InitExecutor {
     fn exec(&self, spec: &Spec) -> std::result::Result<(), ExecutorError> {
+        if let Some(sock) = self.sysinfo {
+            // Last before the payload, after the container's own filter: the init and all it
+            // starts ask the monitor for sysinfo. Failing, the kernel's sysinfo stays.
+            if let Ok(listener) = crate::sysinfo::load_filter() {
+                let _ = crate::fdpass::send_fd(sock, listener);
+                // SAFETY: the listener is ours; the monitor has its copy.
+                unsafe { libc::close(listener) };
+            }
+        }
         reset_signal_dispositions();
         libcontainer::workload::default::get_executor().exec(spec)
     }
@@ -370,7 +383,60 @@ fn boot_loop(
             tracing::warn!("virtual disk's dirty-data limit not set: {e}");
         }
     }
+    // sysinfo(2) answered with the container's values (crate::sysinfo), for every boot.
+    let init_start = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sock = paths.dir.join("seccomp.sock");
+    let listener = match crate::sysinfo::bind(&sock) {
+        Ok(Some(l)) => crate::sysinfo::serve(
+            l,
+            crate::sysinfo::Source {
+                runtime_id: runtime_id.to_string(),
+                init_start: init_start.clone(),
+                loads: Default::default(),
+            },
+        )
+        .map(|()| sock.display().to_string())
+        .map_err(|e| tracing::warn!("sysinfo server not started: {e}"))
+        .ok(),
+        Ok(None) => {
+            tracing::warn!("run directory path too long for a socket: sysinfo shows the host's");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("sysinfo listener not bound: {e}");
+            None
+        }
+    };
+    // The host's LXCFS (docs/inside.md): started or restarted for each boot that needs it.
+    let lxcfs = crate::lxcfs::Lxcfs::from_env();
+    let mut lxcfs_warned = false;
     loop {
+        let lxcfs_mount = lxcfs.as_ref().and_then(|l| match l.ensure() {
+            Ok(e) => {
+                if e.restarted {
+                    tracing::warn!(pid = e.pid, "lxcfs was not running: restarted");
+                }
+                // Containers whose binds were of a dead instance (restarted here or by a
+                // service manager) got the new one's.
+                let (ok, failed) = e.reattached;
+                if ok + failed > 0 {
+                    tracing::warn!(
+                        pid = e.pid,
+                        "lxcfs views re-attached in {ok} running containers ({failed} failed)"
+                    );
+                }
+                Some((l.mount.clone(), e.pid))
+            }
+            Err(e) => {
+                if !lxcfs_warned {
+                    tracing::warn!(
+                        "no lxcfs views (/proc/meminfo, /proc/cpuinfo… show the host's): {e}"
+                    );
+                    lxcfs_warned = true;
+                }
+                None
+            }
+        });
         // Limits may have been changed with `berth set` since the last boot: read them anew.
         // Validated like every read (a hand-edited file that fails keeps the last good one).
         let cfg = match ContainerConfig::load(&args.root, args.cfg.ctid) {
@@ -387,6 +453,7 @@ fn boot_loop(
             rootfs: &prepared,
             init: &init,
             host,
+            seccomp_listener: listener.as_deref(),
         };
         let mut spec = spec::build_spec(&input)?;
         if supervised {
@@ -429,14 +496,34 @@ fn boot_loop(
             let rid = runtime_id.to_string();
             move || kill_cgroup(&rid)
         });
+        // Init's executor hands its sysinfo listener back on this pair (crate::sysinfo).
+        let sysinfo_pair = listener.as_ref().and_then(|_| {
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .ok()
+        });
+        // The overlay's layers are named relative to run/<ctid>/ (spec.rs): its options,
+        // shown in the container's mountinfo, hold no host path (ADR 0011). The runtime's
+        // processes inherit this working directory while they mount it.
+        let cwd = std::env::current_dir().ok();
+        if paths.dir.is_absolute() {
+            std::env::set_current_dir(&paths.dir).map_err(|e| RuntimeError::io(&paths.dir, e))?;
+        }
         let built = builder(&args.root, runtime_id)?
             .with_stdin(devnull)
             .with_stdout(out)
             .with_stderr(err)
-            .with_executor(InitExecutor)
+            .with_executor(InitExecutor {
+                sysinfo: sysinfo_pair.as_ref().map(|(_, i)| i.as_raw_fd()),
+            })
             .as_init(paths.bundle())
             .with_systemd(false)
             .build();
+        let _ = std::env::set_current_dir(cwd.unwrap_or_else(|| PathBuf::from("/")));
         if let Some(o) = &own {
             cgdeleg::attach(o, 0)?;
         }
@@ -445,12 +532,30 @@ fn boot_loop(
             .pid()
             .ok_or_else(|| RuntimeError::StartFailed("no init pid".into()))?;
         tracing::debug!("container created");
+        init_start.store(
+            process_starttime(pid.as_raw()).unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         crash_point("start:monitor-after-create");
         if let Some(h) = &args.hooks {
             h.before_start(pid.as_raw())
                 .map_err(RuntimeError::StartFailed)?;
         }
         tracing::debug!("hooks done");
+        let plan = crate::views::Plan {
+            lxcfs: lxcfs_mount.as_ref().map(|(m, _)| m.as_path()),
+            devices: true,
+        };
+        match crate::views::apply(pid.as_raw(), &plan) {
+            Ok(n) if n > 0 => {
+                if let (Some(l), Some((_, lx_pid))) = (&lxcfs, &lxcfs_mount) {
+                    l.register(pid.as_raw(), *lx_pid);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("container views not set up: {e}"),
+        }
+        tracing::debug!("views done");
         if !watchdog.disarm() {
             return Err(RuntimeError::StartFailed(format!(
                 "the container was not created within {} s",
@@ -458,6 +563,20 @@ fn boot_loop(
             )));
         }
         container.start()?;
+        if let (Some((mine, theirs)), Some(path)) = (sysinfo_pair, &listener) {
+            drop(theirs);
+            match crate::fdpass::recv_fd(mine.as_raw_fd(), std::time::Duration::from_secs(5)) {
+                Ok(Some(l)) => {
+                    if let Err(e) = crate::sysinfo::hand_over(Path::new(path), l.as_raw_fd()) {
+                        tracing::warn!("sysinfo listener of init not served: {e}");
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!("init loaded no sysinfo filter: sysinfo shows the host's")
+                }
+                Err(e) => tracing::warn!("sysinfo listener of init not received: {e}"),
+            }
+        }
         *boots += 1;
         let state = RunState {
             monitor_pid: std::process::id() as i32,
@@ -474,6 +593,9 @@ fn boot_loop(
         tracing::info!(pid = pid.as_raw(), boot = *boots, "container running");
         let status = wait_for(pid);
         tracing::info!(?status, "container init exited");
+        if let Some(l) = &lxcfs {
+            l.unregister(pid.as_raw());
+        }
         crash_point("stop:monitor-after-init-exit");
         reap_orphans();
         tracing::debug!("orphans reaped");

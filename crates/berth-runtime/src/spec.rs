@@ -91,6 +91,14 @@ pub const MASKED_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
+    // The host's block devices: their names and sizes, and each loop device's backing file,
+    // the host path of every running container's disk image (`loop/backing_file`). A
+    // container has no block device of its own (the device cgroup refuses them all).
+    "/proc/partitions",
+    "/sys/block",
+    "/sys/class/block",
+    "/sys/dev/block",
+    "/sys/devices/virtual/block",
 ];
 
 /// Visible but read-only.
@@ -121,7 +129,14 @@ pub struct SpecInput<'a> {
     pub rootfs: &'a PreparedRootfs,
     pub init: &'a [String],
     pub host: crate::resources::HostInfo,
+    /// Where the monitor takes the seccomp listeners of joined processes, whose `sysinfo` it
+    /// answers with the container's values (crate::sysinfo); kept in the annotation
+    /// [`SYSINFO_ANNOTATION`] for `exec`. None: `sysinfo` is the kernel's.
+    pub seccomp_listener: Option<&'a str>,
 }
+
+/// Annotation naming the monitor's sysinfo socket.
+pub const SYSINFO_ANNOTATION: &str = "org.berth.sysinfo";
 
 /// Default environment of init and of processes joining the container.
 pub fn default_env() -> Vec<String> {
@@ -216,7 +231,15 @@ pub fn spec_json(input: &SpecInput) -> Value {
         linux["gidMappings"] = m;
     }
     linux["namespaces"] = Value::Array(namespaces);
-    let mut overlay = input.rootfs.overlay_options();
+    // Relative to run/<ctid>/ (the monitor's working directory while the runtime mounts):
+    // no host path in the container's mountinfo (ADR 0011).
+    // (A node root given as a relative path keeps absolute options: the monitor changes
+    // directory only for an absolute one.)
+    let root_path = std::path::Path::new(input.root_path);
+    let mut overlay = match root_path.parent() {
+        Some(base) if root_path.is_absolute() => input.rootfs.overlay_options_relative(base),
+        _ => input.rootfs.overlay_options(),
+    };
     if !cfg.privileged {
         // Mounted inside the container's user namespace, overlayfs cannot set its trusted.*
         // xattrs: without `userxattr` it cannot mark a directory opaque, and removing a
@@ -227,7 +250,8 @@ pub fn spec_json(input: &SpecInput) -> Value {
     let mut mounts = vec![json!({
         "destination": "/",
         "type": "overlay",
-        "source": "overlay",
+        // What `df` and `mount` show inside as the root's filesystem.
+        "source": format!("berth-{}", cfg.ctid),
         "options": overlay,
     })];
     mounts.extend([
@@ -239,6 +263,10 @@ pub fn spec_json(input: &SpecInput) -> Value {
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
     ]);
+    let mut annotations = json!({"org.berth.ctid": cfg.ctid.to_string()});
+    if let Some(p) = input.seccomp_listener {
+        annotations[SYSINFO_ANNOTATION] = json!(p);
+    }
     json!({
         "ociVersion": "1.0.2",
         "root": {"path": input.root_path, "readonly": false},
@@ -246,7 +274,7 @@ pub fn spec_json(input: &SpecInput) -> Value {
         "process": process_json(input.init, &default_env()),
         "mounts": mounts,
         "linux": linux,
-        "annotations": {"org.berth.ctid": cfg.ctid.to_string()},
+        "annotations": annotations,
     })
 }
 
@@ -325,6 +353,7 @@ mod tests {
                 cpus: 2,
                 swap_accounting: true,
             },
+            seccomp_listener: Some("/r/seccomp.sock"),
         }
     }
 
@@ -353,7 +382,13 @@ mod tests {
         let root_mount = &spec.mounts().as_ref().unwrap()[0];
         assert_eq!(root_mount.destination(), &PathBuf::from("/"));
         let opts = root_mount.options().as_ref().unwrap();
-        assert_eq!(opts[0], "lowerdir=/r/layers/0:/r/layers/1");
+        assert_eq!(opts[0], "lowerdir=layers/0:layers/1");
+        assert_eq!(opts[1], "upperdir=private/upper");
+        assert_eq!(opts[2], "workdir=private/work");
+        assert_eq!(
+            root_mount.source().as_deref(),
+            Some(std::path::Path::new("berth-101"))
+        );
         let seccomp = linux.seccomp().as_ref().unwrap();
         let denied = seccomp.syscalls().as_ref().unwrap()[0].names();
         for s in [
@@ -386,6 +421,16 @@ mod tests {
             .unwrap()
             .iter()
             .any(|p| p == "/proc/kcore"));
+    }
+
+    #[test]
+    fn sysinfo_goes_to_the_monitor() {
+        let (c, r, init) = (cfg(false), rootfs(), vec!["/sbin/init".to_string()]);
+        let v = spec_json(&input(&c, &r, &init));
+        assert_eq!(v["annotations"][SYSINFO_ANNOTATION], "/r/seccomp.sock");
+        // Berth's own filter does it (crate::sysinfo), not a rule of the spec's.
+        assert!(v["linux"]["seccomp"].get("listenerPath").is_none());
+        build_spec(&input(&c, &r, &init)).unwrap();
     }
 
     #[test]

@@ -38,6 +38,25 @@ impl PreparedRootfs {
             format!("workdir={}", self.workdir.display()),
         ]
     }
+
+    /// The same options with each path relative to `base` (the container's `run/<ctid>/`)
+    /// when it lies below it: overlayfs shows its options as they were given, in the
+    /// container's own mountinfo, so host paths given there are shown to the container
+    /// (ADR 0011). The mount must then be made with `base` as the working directory.
+    pub fn overlay_options_relative(&self, base: &Path) -> Vec<String> {
+        let rel = |p: &Path| -> String {
+            match p.strip_prefix(base) {
+                Ok(r) if !r.as_os_str().is_empty() => r.display().to_string(),
+                _ => p.display().to_string(),
+            }
+        };
+        let lower: Vec<String> = self.lowerdirs.iter().map(|p| rel(p)).collect();
+        vec![
+            format!("lowerdir={}", lower.join(":")),
+            format!("upperdir={}", rel(&self.upperdir)),
+            format!("workdir={}", rel(&self.workdir)),
+        ]
+    }
 }
 
 /// A file Berth writes into the container's upper layer at start (hostname, later resolv.conf…).

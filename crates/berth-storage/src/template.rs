@@ -214,8 +214,12 @@ pub fn create_busybox(
         &e.join("init.d/rcS"),
         "#!/bin/sh\n# Boot: mount the usual pseudo-filesystems, then run /etc/init.d/S??* start.\n\
          export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
-         grep -q ' /run ' /proc/mounts || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run\n\
-         grep -q ' /tmp ' /proc/mounts || mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp\n\
+         # Half of the memory this container sees (/proc/meminfo, LXCFS's view), as a tmpfs\n\
+         # gets by default on a server of that size (the kernel's default is half the host's).\n\
+         half=$(awk '/^MemTotal:/ {print int($2 / 2)}' /proc/meminfo 2>/dev/null)\n\
+         size=${half:+,size=${half}k}\n\
+         grep -q ' /run ' /proc/mounts || mount -t tmpfs -o mode=0755,nosuid,nodev$size tmpfs /run\n\
+         grep -q ' /tmp ' /proc/mounts || mount -t tmpfs -o mode=1777,nosuid,nodev$size tmpfs /tmp\n\
          for s in /etc/init.d/S??*; do [ -x \"$s\" ] && \"$s\" start; done\n\
          echo \"berth: $(hostname) booted\"\n",
         0o755,

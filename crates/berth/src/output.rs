@@ -552,6 +552,22 @@ pub fn node_info(n: &NodeInfo, as_json: bool) -> anyhow::Result<()> {
         let ids: Vec<String> = n.disk_frozen.iter().map(|i| i.to_string()).collect();
         writeln!(out, "disk frozen:  {}", ids.join(", "))?;
     }
+    if let Some(l) = &n.lxcfs {
+        let state = if !l.installed {
+            "not installed (containers see the host's /proc/meminfo, cpuinfo…)".to_string()
+        } else if l.running {
+            format!(
+                "running, pid {} ({} containers)",
+                l.pid.unwrap_or(0),
+                l.containers
+            )
+        } else if l.stale {
+            "not running, stale mount (the next container start restarts it)".to_string()
+        } else {
+            "not running (the next container start starts it)".to_string()
+        };
+        writeln!(out, "lxcfs:        {state} at {}", l.mount)?;
+    }
     for w in &n.warnings {
         writeln!(out, "warning: {w}")?;
     }
