@@ -21,6 +21,10 @@ pub const MAX_ACCOUNT_NAME: usize = 32;
 /// Every container's IDs are `0..65536` of its own map.
 pub const ID_LIMIT: u32 = 65536;
 
+/// The header of a pulled file's answer (`GET /containers/{ct}/files/content`): the
+/// percent-encoded JSON of its [`FileEntry`] (its bytes are the body).
+pub const FILE_HEADER: &str = "x-berth-file";
+
 /// Whether a user has a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

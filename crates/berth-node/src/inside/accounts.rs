@@ -564,9 +564,11 @@ impl Accounts {
                     f[1] = "x".into();
                 }
             }
-            (None, true) => return Err(precondition(format!(
+            (None, true) => {
+                return Err(precondition(format!(
                 "user {name:?} has its password in /etc/shadow, which the container does not have"
-            ))),
+            )))
+            }
             (None, false) => {
                 if let Some(f) = self.passwd.get_mut(name) {
                     f[1] = hash.into();
