@@ -120,6 +120,9 @@ pub(crate) enum FileCmd {
         ct: String,
         #[arg(default_value = "/")]
         path: String,
+        /// The directory itself, not its entries (as `ls -d`)
+        #[arg(short = 'd', long)]
+        directory: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -565,11 +568,16 @@ pub(crate) fn file(node: &dyn Node, cmd: FileCmd) -> Result<i32> {
         FileCmd::Ls {
             ct: c,
             path,
+            directory,
             format,
         } => {
             let r = ct(&c)?;
             berth_api::inside::validate_path(&path)?;
-            let list = node.file_list(&r, &path)?;
+            let list = if directory {
+                vec![node.file_stat(&r, &path)?]
+            } else {
+                node.file_list(&r, &path)?
+            };
             if format == Format::Json {
                 outln!("{}", serde_json::to_string_pretty(&list)?);
             } else {
