@@ -301,7 +301,7 @@ pub fn write_request_stream(
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // Not the connection's fault: the caller must not send the end of the body.
-            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::Other, LocalRead(e))),
+            Err(e) => return Err(std::io::Error::other(LocalRead(e))),
         };
         conn.write_all(format!("{n:x}\r\n").as_bytes())?;
         conn.write_all(&buf[..n])?;

@@ -137,8 +137,10 @@ mod tests {
             "secret",
             "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
         ));
-        let mut d = LoginDefs::default();
-        d.sha_crypt_min_rounds = Some(6000);
+        let d = LoginDefs {
+            sha_crypt_min_rounds: Some(6000),
+            ..Default::default()
+        };
         let h = hash("secret", &d).unwrap();
         assert!(h.starts_with("$6$rounds=6000$"), "{h}");
         assert!(verify("secret", &h));
