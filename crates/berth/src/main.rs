@@ -28,6 +28,7 @@ mod net_args;
 mod output;
 mod progress;
 mod res_args;
+mod scrub;
 
 mod cmd_agent;
 mod cmd_meta;
@@ -1136,6 +1137,7 @@ fn main() {
         Ok(c) => c,
         Err(e) => usage_error(e),
     };
+    scrub::userpasswd();
     match run(cli, remote_from_env) {
         Ok(code) => std::process::exit(code),
         // The reader of our output went away (`berth list | head -1`): what it wanted it
