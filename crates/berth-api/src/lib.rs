@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod config;
 pub mod error;
+pub mod inside;
 pub mod net;
 pub mod node;
 pub mod ops;

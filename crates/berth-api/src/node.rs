@@ -8,6 +8,9 @@
 
 use crate::config::{DiskFs, IdMap, TemplateManifest};
 use crate::error::Result;
+use crate::inside::{
+    CtGroup, CtGroupAdd, CtPassword, CtUser, CtUserAdd, FileEntry, FilePush, FileSink,
+};
 use crate::net::{Adapter, NetChange, NetConfig, NetworkConfig, NetworkInfo, Traffic};
 use crate::ops::{
     ContainerInfo, ContainerStats, CreateOptions, ExecOptions, NodeInfo, SetOutcome, StopOptions,
@@ -264,6 +267,36 @@ pub trait Node: Send + Sync {
     fn service_set_startup(&self, ct: &CtRef, name: &str, startup: Startup) -> Result<()>;
     /// The container's PID 1 mode.
     fn init_mode(&self, ct: &CtRef) -> Result<InitMode>;
+
+    // --- users, groups and files inside a container (running or stopped), in its own view
+    /// Its users (`/etc/passwd`, `/etc/shadow`, `/etc/group`).
+    fn ct_user_list(&self, ct: &CtRef) -> Result<Vec<CtUser>>;
+    fn ct_user_add(&self, ct: &CtRef, add: CtUserAdd) -> Result<CtUser>;
+    /// Refused while processes of the user run.
+    fn ct_user_del(&self, ct: &CtRef, name: &str) -> Result<()>;
+    /// Sets a user's password (hashed by the node with the container's scheme); with
+    /// `create`, a missing user is created first.
+    fn ct_user_passwd(&self, ct: &CtRef, name: &str, req: CtPassword) -> Result<CtUser>;
+    fn ct_group_list(&self, ct: &CtRef) -> Result<Vec<CtGroup>>;
+    fn ct_group_add(&self, ct: &CtRef, add: CtGroupAdd) -> Result<CtGroup>;
+    /// Refused while it is a user's primary group.
+    fn ct_group_del(&self, ct: &CtRef, name: &str) -> Result<()>;
+    /// What `path` is (a final symlink is not followed).
+    fn file_stat(&self, ct: &CtRef, path: &str) -> Result<FileEntry>;
+    /// A directory's entries (sorted by name), or the one entry of anything else.
+    fn file_list(&self, ct: &CtRef, path: &str) -> Result<Vec<FileEntry>>;
+    /// Streams a regular file out of the container into `sink` (its entry first).
+    fn file_pull(&self, ct: &CtRef, path: &str, sink: &mut dyn FileSink) -> Result<FileEntry>;
+    /// Streams `input` into a file of the container: written beside it and renamed over it
+    /// when complete (a failure leaves the old file, or nothing).
+    fn file_push(
+        &self,
+        ct: &CtRef,
+        req: FilePush,
+        input: &mut dyn std::io::Read,
+    ) -> Result<FileEntry>;
+    /// Removes a file, symlink or empty directory.
+    fn file_remove(&self, ct: &CtRef, path: &str) -> Result<()>;
 
     // --- networks
     fn network_create(&self, cfg: NetworkConfig) -> Result<()>;

@@ -304,6 +304,7 @@ pub struct NodeInfo {
 
 /// State of the host's LXCFS (docs/inside.md).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LxcfsInfo {
     /// Installed on this node.
     pub installed: bool,

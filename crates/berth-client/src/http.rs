@@ -271,6 +271,78 @@ pub fn write_request(
     conn.flush()
 }
 
+/// Writes one request whose body is `body`, streamed as `Transfer-Encoding: chunked`
+/// (`application/octet-stream`). The number of body bytes sent, or the error: a server that
+/// refuses the request may close the connection before the body is read, so the caller
+/// still reads the answer after a write error.
+pub fn write_request_stream(
+    conn: &mut Conn,
+    ep: &Endpoint,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &mut dyn Read,
+) -> std::io::Result<u64> {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth/{}\r\nAccept: application/json\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n",
+        ep.host_header(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut sent = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // Not the connection's fault: the caller must not send the end of the body.
+            Err(e) => return Err(std::io::Error::other(LocalRead(e))),
+        };
+        conn.write_all(format!("{n:x}\r\n").as_bytes())?;
+        conn.write_all(&buf[..n])?;
+        conn.write_all(b"\r\n")?;
+        sent += n as u64;
+    }
+    conn.write_all(b"0\r\n\r\n")?;
+    conn.flush()?;
+    Ok(sent)
+}
+
+/// A failure to read the body being sent (not of the connection).
+#[derive(Debug)]
+pub struct LocalRead(pub std::io::Error);
+
+impl std::fmt::Display for LocalRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for LocalRead {}
+
+/// Decodes a percent-encoded value ([`enc`]'s inverse).
+pub fn dec(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Reads the answer's head and returns it with a reader of the body (by length, chunked,
 /// or to the end of the connection).
 pub fn read_response(conn: Conn, url: &str) -> Result<Response> {
@@ -487,5 +559,10 @@ mod tests {
     fn encoding() {
         assert_eq!(enc("web-1.a_b~"), "web-1.a_b~");
         assert_eq!(enc("a/b c"), "a%2Fb%20c");
+        assert_eq!(
+            dec(&enc("{\"p\": \"/a b/é\"}")).unwrap(),
+            "{\"p\": \"/a b/é\"}"
+        );
+        assert!(dec("%4").is_none());
     }
 }

@@ -123,6 +123,60 @@ impl RemoteNode {
         Err(error_of(resp.status, &resp.reason, &body))
     }
 
+    /// Sends a request whose body streams from `body` (chunked); the answer as [`Self::send`].
+    fn send_stream(
+        &self,
+        method: &str,
+        path: &str,
+        body: &mut dyn std::io::Read,
+        timeout: Option<Duration>,
+    ) -> berth_api::Result<Response> {
+        let url = self.url();
+        let mut conn = self.connect()?;
+        conn.set_read_timeout(timeout)
+            .map_err(|source| ClientError::Connect {
+                url: url.clone(),
+                source,
+            })?;
+        let full = format!("{API_PREFIX}{path}");
+        tracing::debug!(method, path = %full, "streamed request");
+        let sent = http::write_request_stream(
+            &mut conn,
+            &self.endpoint,
+            method,
+            &full,
+            self.token.as_deref(),
+            body,
+        );
+        if let Err(e) = &sent {
+            if let Some(l) = e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<http::LocalRead>())
+            {
+                return Err(Error::invalid(format!("reading the data to send: {}", l.0)));
+            }
+        }
+        // A server that refused the request may have closed before taking the body: its
+        // answer says why.
+        let mut resp = match http::read_response(conn, &url) {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(match sent {
+                    Err(source) => ClientError::Connect { url, source }.into(),
+                    Ok(_) => e.into(),
+                })
+            }
+        };
+        if (200..300).contains(&resp.status) {
+            if let Err(source) = sent {
+                return Err(ClientError::Connect { url, source }.into());
+            }
+            return Ok(resp);
+        }
+        let body = resp.read_body(1024 * 1024, &url).unwrap_or_default();
+        Err(error_of(resp.status, &resp.reason, &body))
+    }
+
     fn json_body<B: Serialize + ?Sized>(body: &B) -> berth_api::Result<Vec<u8>> {
         serde_json::to_vec(body)
             .map_err(|e| Error::internal(format!("cannot encode the request: {e}")))

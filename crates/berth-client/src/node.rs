@@ -3,6 +3,10 @@
 use crate::http::enc;
 use crate::{ClientError, RemoteNode, REQUEST_TIMEOUT};
 use berth_api::config::TemplateManifest;
+use berth_api::inside::{
+    validate_path, CtGroup, CtGroupAdd, CtPassword, CtUser, CtUserAdd, FileEntry, FilePush,
+    FileSink, FILE_HEADER,
+};
 use berth_api::net::{Adapter, NetworkConfig, NetworkInfo, Traffic};
 use berth_api::ops::{
     ContainerInfo, ContainerStats, CreateOptions, NodeInfo, StopOptions, TemplateSource,
@@ -14,10 +18,19 @@ use berth_api::{
     StartResult, Stdio,
 };
 use serde::{Deserialize, Serialize};
+use std::io::Read as _;
 use std::time::Duration;
 
 fn ct_path(ct: &CtRef) -> String {
     format!("/containers/{}", enc(&ct.to_string()))
+}
+
+fn user_path(ct: &CtRef, name: &str) -> String {
+    format!("{}/users/{}", ct_path(ct), enc(name))
+}
+
+fn files_path(ct: &CtRef, what: &str, path: &str) -> String {
+    format!("{}/files{what}?path={}", ct_path(ct), enc(path))
 }
 
 fn svc_path(ct: &CtRef, name: &str) -> String {
@@ -255,6 +268,122 @@ impl Node for RemoteNode {
     fn init_mode(&self, ct: &CtRef) -> Result<InitMode> {
         let r: InitBody = self.get(&format!("{}/init", ct_path(ct)))?;
         Ok(r.init)
+    }
+
+    fn ct_user_list(&self, ct: &CtRef) -> Result<Vec<CtUser>> {
+        self.get(&format!("{}/users", ct_path(ct)))
+    }
+    fn ct_user_add(&self, ct: &CtRef, add: CtUserAdd) -> Result<CtUser> {
+        add.validate().map_err(berth_api::Error::from)?;
+        let body = Self::json_body(&add)?;
+        let p = format!("{}/users", ct_path(ct));
+        self.call("POST", &p, Some(body), REQUEST_TIMEOUT)
+    }
+    fn ct_user_del(&self, ct: &CtRef, name: &str) -> Result<()> {
+        self.call_unit("DELETE", &user_path(ct, name), None, REQUEST_TIMEOUT)
+    }
+    fn ct_user_passwd(&self, ct: &CtRef, name: &str, req: CtPassword) -> Result<CtUser> {
+        let body = Self::json_body(&req)?;
+        let p = format!("{}/password", user_path(ct, name));
+        self.call("PUT", &p, Some(body), REQUEST_TIMEOUT)
+    }
+    fn ct_group_list(&self, ct: &CtRef) -> Result<Vec<CtGroup>> {
+        self.get(&format!("{}/groups", ct_path(ct)))
+    }
+    fn ct_group_add(&self, ct: &CtRef, add: CtGroupAdd) -> Result<CtGroup> {
+        add.validate().map_err(berth_api::Error::from)?;
+        let body = Self::json_body(&add)?;
+        let p = format!("{}/groups", ct_path(ct));
+        self.call("POST", &p, Some(body), REQUEST_TIMEOUT)
+    }
+    fn ct_group_del(&self, ct: &CtRef, name: &str) -> Result<()> {
+        let p = format!("{}/groups/{}", ct_path(ct), enc(name));
+        self.call_unit("DELETE", &p, None, REQUEST_TIMEOUT)
+    }
+    fn file_stat(&self, ct: &CtRef, path: &str) -> Result<FileEntry> {
+        validate_path(path).map_err(berth_api::Error::from)?;
+        self.get(&files_path(ct, "/stat", path))
+    }
+    fn file_list(&self, ct: &CtRef, path: &str) -> Result<Vec<FileEntry>> {
+        validate_path(path).map_err(berth_api::Error::from)?;
+        self.get(&files_path(ct, "", path))
+    }
+    fn file_pull(&self, ct: &CtRef, path: &str, sink: &mut dyn FileSink) -> Result<FileEntry> {
+        validate_path(path).map_err(berth_api::Error::from)?;
+        let url = self.url();
+        let mut resp = self.send(
+            "GET",
+            &files_path(ct, "/content", path),
+            None,
+            Some(REQUEST_TIMEOUT),
+        )?;
+        let entry: FileEntry = resp
+            .header(FILE_HEADER)
+            .and_then(crate::http::dec)
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .ok_or_else(|| ClientError::Protocol {
+                url: url.clone(),
+                why: format!("the answer has no valid {FILE_HEADER} header"),
+            })?;
+        sink.begin(&entry)
+            .map_err(|e| ClientError::io("writing the file", e))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0u64;
+        loop {
+            let n = match resp.body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(ClientError::Connect { url, source }.into()),
+            };
+            sink.write(&buf[..n])
+                .map_err(|e| ClientError::io("writing the file", e))?;
+            got += n as u64;
+        }
+        if got != entry.size {
+            return Err(ClientError::Protocol {
+                url,
+                why: format!(
+                    "{path}: the transfer ended after {got} of {} bytes",
+                    entry.size
+                ),
+            }
+            .into());
+        }
+        Ok(entry)
+    }
+    fn file_push(
+        &self,
+        ct: &CtRef,
+        req: FilePush,
+        input: &mut dyn std::io::Read,
+    ) -> Result<FileEntry> {
+        req.validate().map_err(berth_api::Error::from)?;
+        let mut p = files_path(ct, "/content", &req.path);
+        if let Some(m) = req.mode {
+            p.push_str(&format!("&mode={m:04o}"));
+        }
+        if let Some(u) = req.uid {
+            p.push_str(&format!("&uid={u}"));
+        }
+        if let Some(g) = req.gid {
+            p.push_str(&format!("&gid={g}"));
+        }
+        let url = self.url();
+        // No answer timeout while the body streams (the node reads it as it comes).
+        let mut resp = self.send_stream("PUT", &p, input, None)?;
+        let bytes = resp.read_body(crate::MAX_JSON, &url)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Protocol {
+                url,
+                why: e.to_string(),
+            }
+            .into()
+        })
+    }
+    fn file_remove(&self, ct: &CtRef, path: &str) -> Result<()> {
+        validate_path(path).map_err(berth_api::Error::from)?;
+        self.call_unit("DELETE", &files_path(ct, "", path), None, REQUEST_TIMEOUT)
     }
 
     fn network_create(&self, cfg: NetworkConfig) -> Result<()> {

@@ -3,6 +3,9 @@
 //! ([`NodeError::to_api`]).
 
 use crate::{LocalNode, NodeError};
+use berth_api::inside::{
+    CtGroup, CtGroupAdd, CtPassword, CtUser, CtUserAdd, FileEntry, FilePush, FileSink,
+};
 use berth_api::{
     ExecRequest, Node, NodeSettings, Progress, Result, ServiceList, SetRequest, SetResult,
     StartResult, Stdio,
@@ -229,6 +232,48 @@ impl Node for LocalNode {
     }
     fn init_mode(&self, ct: &CtRef) -> Result<InitMode> {
         api(LocalNode::init_mode(self, ct))
+    }
+
+    fn ct_user_list(&self, ct: &CtRef) -> Result<Vec<CtUser>> {
+        LocalNode::ct_user_list(self, ct)
+    }
+    fn ct_user_add(&self, ct: &CtRef, add: CtUserAdd) -> Result<CtUser> {
+        LocalNode::ct_user_add(self, ct, add)
+    }
+    fn ct_user_del(&self, ct: &CtRef, name: &str) -> Result<()> {
+        LocalNode::ct_user_del(self, ct, name)
+    }
+    fn ct_user_passwd(&self, ct: &CtRef, name: &str, req: CtPassword) -> Result<CtUser> {
+        LocalNode::ct_user_passwd(self, ct, name, req)
+    }
+    fn ct_group_list(&self, ct: &CtRef) -> Result<Vec<CtGroup>> {
+        LocalNode::ct_group_list(self, ct)
+    }
+    fn ct_group_add(&self, ct: &CtRef, add: CtGroupAdd) -> Result<CtGroup> {
+        LocalNode::ct_group_add(self, ct, add)
+    }
+    fn ct_group_del(&self, ct: &CtRef, name: &str) -> Result<()> {
+        LocalNode::ct_group_del(self, ct, name)
+    }
+    fn file_stat(&self, ct: &CtRef, path: &str) -> Result<FileEntry> {
+        LocalNode::file_stat(self, ct, path)
+    }
+    fn file_list(&self, ct: &CtRef, path: &str) -> Result<Vec<FileEntry>> {
+        LocalNode::file_list(self, ct, path)
+    }
+    fn file_pull(&self, ct: &CtRef, path: &str, sink: &mut dyn FileSink) -> Result<FileEntry> {
+        LocalNode::file_pull(self, ct, path, sink)
+    }
+    fn file_push(
+        &self,
+        ct: &CtRef,
+        req: FilePush,
+        input: &mut dyn std::io::Read,
+    ) -> Result<FileEntry> {
+        LocalNode::file_push(self, ct, req, input)
+    }
+    fn file_remove(&self, ct: &CtRef, path: &str) -> Result<()> {
+        LocalNode::file_remove(self, ct, path)
     }
 
     fn network_create(&self, cfg: NetworkConfig) -> Result<()> {

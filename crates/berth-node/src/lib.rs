@@ -13,6 +13,7 @@ pub mod error;
 pub mod hostsvc;
 mod idreg;
 mod inroot;
+pub mod inside;
 mod live;
 mod local;
 pub mod net;

@@ -136,7 +136,19 @@ pub fn prepare(
     cfg: &ContainerConfig,
     files: &[InjectedFile],
 ) -> Result<PreparedRootfs> {
-    let res = prepare_inner(root, cfg, files);
+    let res = prepare_inner(root, cfg, Some(files));
+    if res.is_err() {
+        let _ = teardown(root, cfg.ctid);
+    }
+    res
+}
+
+/// Mounts a stopped container's disk and layers as [`prepare`] does, without writing
+/// anything into it: for reading and changing its files in its own view (`berth file`,
+/// `berth user`), with the container's lock held. [`teardown`] undoes it (and so does the
+/// recovery of a stopped container's leftovers, after a crash).
+pub fn prepare_access(root: &NodeRoot, cfg: &ContainerConfig) -> Result<PreparedRootfs> {
+    let res = prepare_inner(root, cfg, None);
     if res.is_err() {
         let _ = teardown(root, cfg.ctid);
     }
@@ -146,7 +158,7 @@ pub fn prepare(
 fn prepare_inner(
     root: &NodeRoot,
     cfg: &ContainerConfig,
-    files: &[InjectedFile],
+    files: Option<&[InjectedFile]>,
 ) -> Result<PreparedRootfs> {
     // Only root and the container's root group may traverse run/<ctid>/: the mounts below
     // are the container's data (its setuid files, its device nodes, its secrets).
@@ -168,10 +180,12 @@ fn prepare_inner(
     drop(dev);
     crash_point("start:monitor-after-disk-mount");
     // Injected files are written on the raw disk, where ownership is container-native (0-based).
-    for f in files {
-        safefs::write_file_in(&raw.join("upper"), f.path, &f.content, f.mode, 0, 0)?;
+    if let Some(files) = files {
+        for f in files {
+            safefs::write_file_in(&raw.join("upper"), f.path, &f.content, f.mode, 0, 0)?;
+        }
+        update_hosts(root, cfg, &raw.join("upper"))?;
     }
-    update_hosts(root, cfg, &raw.join("upper"))?;
     let mut lowerdirs = vec![];
     // Privileged containers get plain binds (no ID mapping); either way, the host-side
     // mounts are nosuid,nodev,noexec and the layers read-only.

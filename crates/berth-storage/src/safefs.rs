@@ -106,6 +106,16 @@ pub fn open_in_tree(root: &Path, rel: &str, flags: i32) -> std::io::Result<Owned
 /// Opens `rel` with the directory `dir` as its root (`openat2(RESOLVE_IN_ROOT |
 /// RESOLVE_NO_MAGICLINKS)`), e.g. `/proc/<pid>/root` of a container's init.
 pub fn open_beneath(dir: &impl AsRawFd, rel: &str, flags: i32) -> std::io::Result<OwnedFd> {
+    open_beneath_mode(dir, rel, flags, 0)
+}
+
+/// [`open_beneath`] with the mode of a file `O_CREAT` makes.
+pub fn open_beneath_mode(
+    dir: &impl AsRawFd,
+    rel: &str,
+    flags: i32,
+    mode: u32,
+) -> std::io::Result<OwnedFd> {
     let path = std::ffi::CString::new(rel)
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     // SAFETY: open_how is plain data; the kernel checks every field.
@@ -117,6 +127,9 @@ pub fn open_beneath(dir: &impl AsRawFd, rel: &str, flags: i32) -> std::io::Resul
         0
     };
     how.flags = (flags | libc::O_CLOEXEC | noctty) as u64;
+    if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        how.mode = mode as u64;
+    }
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: openat2 with a valid dirfd, path and open_how.
     let fd = unsafe {

@@ -69,7 +69,11 @@ fn local_only(cmd: &Cmd) -> Option<&'static str> {
             cmd: NodeCmd::Check { .. },
         } => Some("node check"),
         Cmd::Man { .. } => Some("__man"),
+        Cmd::User {
+            cmd: crate::cmd_user::UserCmd::Inside(_),
+        } => None,
         Cmd::User { .. } => Some("user"),
+        Cmd::Inside => Some("__inside"),
         Cmd::Token { .. } => Some("token"),
         Cmd::Monitor { .. } => Some("__monitor"),
         Cmd::Remote { .. } => Some("remote"),

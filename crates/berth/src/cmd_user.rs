@@ -38,6 +38,9 @@ pub(crate) enum UserCmd {
     },
     /// Remove an API user and his tokens
     Remove { name: String },
+    /// `berth user CT list|add|del|passwd`: users inside container CT (see cmd_inside)
+    #[command(external_subcommand)]
+    Inside(Vec<String>),
 }
 
 #[derive(Subcommand)]
@@ -76,7 +79,7 @@ fn store(root: &Path) -> Result<Store> {
     Ok(Store::open(root)?)
 }
 
-fn when(t: u64) -> String {
+pub(crate) fn when(t: u64) -> String {
     if t == 0 {
         return "-".into();
     }
@@ -158,6 +161,7 @@ pub(crate) fn user(root: &Path, cmd: UserCmd) -> Result<()> {
             s.remove_user(&name)?;
             outln!("user {name} removed (and his tokens)");
         }
+        UserCmd::Inside(_) => unreachable!("dispatched by main"),
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ macro_rules! out {
 }
 
 mod cmd_check;
+mod cmd_inside;
 mod cmd_procs;
 mod cmd_remote;
 mod cmd_sample;
@@ -28,6 +29,7 @@ mod net_args;
 mod output;
 mod progress;
 mod res_args;
+mod scrub;
 
 mod cmd_agent;
 mod cmd_meta;
@@ -154,6 +156,11 @@ enum Cmd {
         /// For changes a running container cannot take live: `restart` it, or `ignore` (apply at next start)
         #[arg(long, value_enum)]
         setmode: Option<SetModeArg>,
+        /// NAME:PASSWORD (vzctl's; shown in the process list while berth starts), or NAME
+        /// alone to read the password from a prompt or stdin: sets the password of a user
+        /// inside, creating the user if missing
+        #[arg(long, value_name = "NAME[:PASSWORD]")]
+        userpasswd: Option<String>,
     },
     /// Resource usage against limits (all running containers when none is named)
     Stats {
@@ -333,10 +340,25 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd_sample::SampleCmd,
     },
-    /// Users of the node's API (berthd)
+    /// Users inside a container (`user CT list|add|del|passwd`), or of the node's API
+    /// (`user add|list|remove`)
+    #[command(
+        after_help = "Users inside a container: berth user CT list | add NAME [--uid N] [--groups a,b] [--shell S] [--home DIR] | del NAME | passwd NAME\n(CT is a CTID or a container name; see `berth user CT --help`.)\nUsers of the node's API (berthd): berth user add | list | remove."
+    )]
     User {
         #[command(subcommand)]
         cmd: cmd_user::UserCmd,
+    },
+    /// Groups inside a container (its /etc/group)
+    Group {
+        ct: String,
+        #[command(subcommand)]
+        cmd: cmd_inside::GroupCmd,
+    },
+    /// Files inside a container: push, pull, ls, rm, edit (running or stopped)
+    File {
+        #[command(subcommand)]
+        cmd: cmd_inside::FileCmd,
     },
     /// Tokens of the node's API (berthd)
     Token {
@@ -345,6 +367,9 @@ enum Cmd {
     },
     #[command(name = "__monitor", hide = true)]
     Monitor { ctid: String },
+    /// The helper that works inside a container (its request on stdin)
+    #[command(name = "__inside", hide = true)]
+    Inside,
     /// Writes the man pages into DIR (kept in man/ by a test)
     #[command(name = "__man", hide = true)]
     Man { dir: PathBuf },
@@ -793,6 +818,7 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             res,
             net,
             setmode,
+            userpasswd,
         } => {
             let r = ct(&c)?;
             let mut opts = res.to_set(diskspace.as_deref())?;
@@ -811,10 +837,16 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                 net: net.change()?,
                 renew_idmap: idmap.is_some(),
             };
-            if req.is_empty() {
+            if req.is_empty() && userpasswd.is_none() {
                 anyhow::bail!("nothing to set: give at least one option (see `berth set --help`)");
             }
             let node = open(&root)?;
+            if let Some(spec) = &userpasswd {
+                cmd_inside::userpasswd(&*node, &r, spec)?;
+                if req.is_empty() {
+                    return Ok(0);
+                }
+            }
             let res = node.set(&r, req.clone())?;
             if let Some(m) = res.idmap {
                 outln!(
@@ -1066,7 +1098,27 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
         )?,
         Cmd::Operation { cmd } => cmd_agent::operation(&root, cmd)?,
         Cmd::ConfigSample { cmd } => cmd_sample::run(&*open(&root)?, cmd)?,
+        Cmd::User {
+            cmd: cmd_user::UserCmd::Inside(args),
+        } => {
+            use clap::Parser as _;
+            let cli = cmd_inside::CtUserCli::try_parse_from(
+                std::iter::once("berth user".to_string()).chain(args),
+            )
+            .unwrap_or_else(|e| usage_error(e));
+            let node = open(&root)?;
+            cmd_inside::user(&*node, cli)?;
+        }
         Cmd::User { cmd } => cmd_user::user(root.path(), cmd)?,
+        Cmd::Group { ct: c, cmd } => {
+            let node = open(&root)?;
+            cmd_inside::group(&*node, &c, cmd)?;
+        }
+        Cmd::File { cmd } => {
+            let node = open(&root)?;
+            return cmd_inside::file(&*node, cmd);
+        }
+        Cmd::Inside => return Ok(berth_node::inside::helper_main(root.path())),
         Cmd::Token { cmd } => cmd_user::token(root.path(), cmd)?,
         Cmd::Monitor { ctid } => {
             let id = CtId::parse(&ctid)?;
@@ -1104,6 +1156,7 @@ fn main() {
         Ok(c) => c,
         Err(e) => usage_error(e),
     };
+    scrub::userpasswd();
     match run(cli, remote_from_env) {
         Ok(code) => std::process::exit(code),
         // The reader of our output went away (`berth list | head -1`): what it wanted it

@@ -178,6 +178,8 @@ fn blank(v: &mut serde_json::Value) {
         "started",
         "time",
         "time_ms",
+        // A file's modification time (`file ls`).
+        "mtime",
         // The node's free and allocated disk change with every write on it.
         "disk_free",
         "allocated_disk",
@@ -272,12 +274,57 @@ fn table() -> Vec<(Vec<&'static str>, bool)> {
             false,
         ),
         (&["stats", "201", "--format", "json"], true),
+        // Users, groups and files inside (issue 20).
+        (&["group", "201", "add", "rmt-g", "--gid", "1800"], false),
+        (
+            &[
+                "user", "201", "add", "rmt-u", "--uid", "1700", "--groups", "rmt-g",
+            ],
+            false,
+        ),
+        (&["user", "201", "list"], false),
+        (&["user", "201", "list", "--format", "json"], false),
+        (&["group", "201", "list", "--format", "json"], false),
+        (&["user", "201", "add", "rmt-u"], false),
+        (&["user", "201", "passwd", "rmt-u"], false),
+        (
+            &[
+                "file",
+                "push",
+                "201",
+                "/etc/hostname",
+                "/root/h",
+                "--mode",
+                "0600",
+                "--uid",
+                "1700",
+            ],
+            false,
+        ),
+        (&["file", "pull", "201", "/root/h", "-"], false),
+        (&["file", "ls", "201", "/root", "--format", "json"], false),
+        (
+            &["file", "ls", "201", "/etc/hostname", "--format", "json"],
+            false,
+        ),
+        (&["file", "pull", "201", "/nonexistent", "-"], false),
+        (&["file", "pull", "201", "/dev/zero", "-"], false),
+        (&["file", "rm", "201", "/root/h"], false),
+        (&["user", "201", "del", "rmt-u"], false),
+        (&["user", "201", "del", "nosuch"], false),
+        (&["group", "201", "del", "rmt-g"], false),
         // Errors: unknown container, a bad value, a running container started again.
         (&["status", "nosuch"], false),
         (&["set", "201", "--ram", "1M"], false),
         (&["start", "201"], false),
         (&["stop", "201"], false),
         (&["stop", "202", "--kill"], false),
+        // A stopped container's files and users, through its mounted root.
+        (
+            &["file", "ls", "202", "/etc/passwd", "--format", "json"],
+            false,
+        ),
+        (&["user", "202", "list", "--format", "json"], false),
         (&["destroy", "201"], false),
         (&["destroy", "202"], false),
         (&["status", "201"], false),

@@ -125,6 +125,52 @@ impl Node for Fake {
     fn init_mode(&self, _: &CtRef) -> Result<InitMode> {
         no()
     }
+    fn ct_user_list(&self, _: &CtRef) -> Result<Vec<inside::CtUser>> {
+        no()
+    }
+    fn ct_user_add(&self, _: &CtRef, _: inside::CtUserAdd) -> Result<inside::CtUser> {
+        no()
+    }
+    fn ct_user_del(&self, _: &CtRef, _: &str) -> Result<()> {
+        no()
+    }
+    fn ct_user_passwd(&self, _: &CtRef, _: &str, _: inside::CtPassword) -> Result<inside::CtUser> {
+        no()
+    }
+    fn ct_group_list(&self, _: &CtRef) -> Result<Vec<inside::CtGroup>> {
+        no()
+    }
+    fn ct_group_add(&self, _: &CtRef, _: inside::CtGroupAdd) -> Result<inside::CtGroup> {
+        no()
+    }
+    fn ct_group_del(&self, _: &CtRef, _: &str) -> Result<()> {
+        no()
+    }
+    fn file_stat(&self, _: &CtRef, _: &str) -> Result<inside::FileEntry> {
+        no()
+    }
+    fn file_list(&self, _: &CtRef, _: &str) -> Result<Vec<inside::FileEntry>> {
+        no()
+    }
+    fn file_pull(
+        &self,
+        _: &CtRef,
+        _: &str,
+        _: &mut dyn inside::FileSink,
+    ) -> Result<inside::FileEntry> {
+        no()
+    }
+    fn file_push(
+        &self,
+        _: &CtRef,
+        _: inside::FilePush,
+        _: &mut dyn std::io::Read,
+    ) -> Result<inside::FileEntry> {
+        no()
+    }
+    fn file_remove(&self, _: &CtRef, _: &str) -> Result<()> {
+        no()
+    }
     fn network_create(&self, _: NetworkConfig) -> Result<()> {
         no()
     }

@@ -80,6 +80,7 @@ fn registry() -> Registry {
     use crate::routes::node::TemplateCreate;
     use crate::routes::services::{SetStartup, StartupAnswer};
     use berth_api::agent::{Event, NewToken, Operation, TokenInfo, UserAdd, UserInfo};
+    use berth_api::inside::{CtGroup, CtGroupAdd, CtPassword, CtUser, CtUserAdd, FileEntry};
     use berth_api::net::{Adapter, NetworkConfig, NetworkInfo, Traffic};
     use berth_api::procs::{ProcInfo, WhichInfo};
     use berth_api::services::{Action, AddService, HostService, ServiceStatus, Startup};
@@ -126,6 +127,12 @@ fn registry() -> Registry {
     r.add::<NewToken>();
     r.add::<Error>();
     r.add::<ErrorBody>();
+    r.add::<CtUser>();
+    r.add::<CtUserAdd>();
+    r.add::<CtPassword>();
+    r.add::<CtGroup>();
+    r.add::<CtGroupAdd>();
+    r.add::<FileEntry>();
     // berthd's own bodies and answers.
     r.add::<TemplateCreate>();
     r.add::<TokenCreate>();
@@ -214,7 +221,7 @@ fn operation(method: &str, path: &str, query: &str, what: &str, shapes: &Shapes)
     if let Some(b) = &shapes.request {
         op["requestBody"] = json!({
             "required": shapes.request_required,
-            "content": {"application/json": {"schema": json_schema(b)}},
+            "content": {shapes.request_media: {"schema": json_schema(b)}},
         });
     }
     if shapes.websocket {

@@ -26,6 +26,9 @@ pub(super) struct Shapes {
     /// The success status.
     pub status: &'static str,
     pub request: Option<Json>,
+    /// The request body's media type (`application/json`, or `application/octet-stream`
+    /// for a file's bytes).
+    pub request_media: &'static str,
     /// Whether the body must be there (else an empty body is the defaults).
     pub request_required: bool,
     /// The success answer by media type.
@@ -40,6 +43,7 @@ impl Shapes {
         Shapes {
             status: "200",
             request: None,
+            request_media: "application/json",
             request_required: true,
             answer: vec![],
             websocket: false,
@@ -107,6 +111,8 @@ enum Side {
     Nothing,
     Json(Json),
     Inline,
+    /// Bytes of a media type (a pushed file).
+    Media(&'static str),
 }
 
 /// The body of `op(Body)`, `Body` or `op` (a parenthesis of alternatives `start|stop` names
@@ -120,6 +126,8 @@ fn request(left: &str) -> Side {
     let inner = inner.trim();
     if is_type_name(inner) {
         Side::Json(Json::One(inner.into()))
+    } else if inner == "application/octet-stream" {
+        Side::Media("application/octet-stream")
     } else if inner.starts_with('{') {
         Side::Inline
     } else {
@@ -202,6 +210,7 @@ fn settle(side: Side, table: Option<Json>, what: &str) -> Result<Option<Json>, S
         (Side::Inline, None) => Err(format!("{what}: written inline, no type in the table")),
         (Side::Json(j), None) => Ok(Some(j)),
         (Side::Nothing, None) => Ok(None),
+        (Side::Media(_), None) => Err(format!("{what}: a media type is a request body only")),
         (_, Some(_)) => Err(format!("{what}: the inline table names a type for it")),
     }
 }
@@ -230,7 +239,16 @@ pub(super) fn shapes(method: &str, path: &str, what: &str) -> Result<Shapes, Str
         Some(r) => answer(r)?,
         None => ("200", Side::Inline, vec![]),
     };
-    let request = settle(request(left), req_table, "the request body")?;
+    let (request, request_media) = match request(left) {
+        Side::Media(m) if req_table.is_none() => (
+            Some(Json::Raw(json!({"type": "string", "contentMediaType": m}))),
+            m,
+        ),
+        side => (
+            settle(side, req_table, "the request body")?,
+            "application/json",
+        ),
+    };
     let json = settle(ans_side, ans_table, "the answer")?;
     if optional && request.is_none() {
         return Err("an optional body of a route without one".into());
@@ -256,6 +274,7 @@ pub(super) fn shapes(method: &str, path: &str, what: &str) -> Result<Shapes, Str
     Ok(Shapes {
         status,
         request,
+        request_media,
         request_required: !optional,
         answer,
         websocket: false,

@@ -128,6 +128,19 @@ fn openapi_route_shapes_from_the_text() {
     assert!(shapes("POST", "/login", "Login -> LoginAnswer").is_err());
     assert!(shapes("GET", "/x", "-> [S]").is_err());
     assert!(shapes("GET", "/x", "-> 204 Thing").is_err());
+    let s = shapes(
+        "PUT",
+        "/x",
+        "file_push(application/octet-stream) -> FileEntry",
+    )
+    .unwrap();
+    assert_eq!(
+        (s.request_media, s.answer),
+        (
+            "application/octet-stream",
+            vec![("application/json", one("FileEntry"))]
+        )
+    );
     assert!(shapes::is_type_name("TtySize") && shapes::is_type_name("Error"));
     for not in ["S", "BOOL", "OpenAPI", "i32", "u64", ""] {
         assert!(!shapes::is_type_name(not), "{not}");

@@ -600,6 +600,68 @@ fn openapi_berthd_bodies_and_answers() {
     accepted::<ExecRequest>(json!({"command": ["ls"], "tty": false, "env": ["A=1"]}));
 }
 
+#[test]
+fn openapi_users_groups_and_files_inside() {
+    use berth_api::inside::{
+        CtGroup, CtGroupAdd, CtPassword, CtUser, CtUserAdd, FileEntry, FileKind, PasswordState,
+    };
+    round_trip(&CtUser {
+        name: "web".into(),
+        uid: 1000,
+        gid: 1000,
+        group: Some("web".into()),
+        groups: vec!["sudo".into()],
+        gecos: String::new(),
+        home: "/home/web".into(),
+        shell: "/bin/sh".into(),
+        password: PasswordState::Set,
+    });
+    round_trip(&CtUser {
+        name: "x".into(),
+        uid: 5,
+        gid: 5,
+        group: None,
+        groups: vec![],
+        gecos: "X".into(),
+        home: "/".into(),
+        shell: "/bin/false".into(),
+        password: PasswordState::Locked,
+    });
+    round_trip(&CtGroup {
+        name: "sudo".into(),
+        gid: 27,
+        members: vec!["web".into()],
+    });
+    round_trip(&FileEntry {
+        path: "/etc/localtime".into(),
+        kind: FileKind::Symlink,
+        size: 33,
+        mode: 0o777,
+        uid: 0,
+        gid: 0,
+        mtime: 1_700_000_000,
+        target: Some("/usr/share/zoneinfo/UTC".into()),
+    });
+    accepted::<CtUserAdd>(json!({"name": "web"}));
+    accepted::<CtUserAdd>(json!({
+        "name": "web", "uid": 1001, "gid": 27, "groups": ["sudo"], "shell": "/bin/bash",
+        "home": "/srv/web", "gecos": "Web", "no_create_home": true, "password": "pw"
+    }));
+    accepted::<CtPassword>(json!({"password": "pw"}));
+    accepted::<CtPassword>(json!({"password": "pw", "create": true}));
+    accepted::<CtGroupAdd>(json!({"name": "www", "gid": 33}));
+    refused("CtPassword", json!({"password": "pw", "hash": "x"}));
+    refused(
+        "FileEntry",
+        json!({"path": "/x", "kind": "door", "size": 0, "mode": 0, "uid": 0, "gid": 0, "mtime": 0}),
+    );
+    let op = &doc()["paths"]["/containers/{ct}/files/content"]["put"];
+    assert!(
+        op["requestBody"]["content"]["application/octet-stream"].is_object(),
+        "{op}"
+    );
+}
+
 /// The validator finds what is wrong, against the document's own schemas.
 #[test]
 fn openapi_validator_refuses_what_serde_would_not_write() {

@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod containers;
 mod exec;
+pub(crate) mod inside;
 pub(crate) mod node;
 pub mod query;
 mod samples;
@@ -33,6 +34,7 @@ pub fn accepted(op: Operation) -> Response {
 pub fn router(st: Arc<AppState>) -> Router {
     use admin as a;
     use containers as c;
+    use inside as i;
     use node as n;
     use services as s;
     let api = Router::new()
@@ -58,6 +60,20 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/containers/{ct}/services/{name}/logs", get(s::logs))
         .route("/containers/{ct}/services/{name}/{action}", post(s::action))
         .route("/containers/{ct}/init", get(c::init_mode))
+        .route("/containers/{ct}/users", get(i::users).post(i::user_add))
+        .route("/containers/{ct}/users/{name}", delete(i::user_del))
+        .route(
+            "/containers/{ct}/users/{name}/password",
+            put(i::user_passwd),
+        )
+        .route("/containers/{ct}/groups", get(i::groups).post(i::group_add))
+        .route("/containers/{ct}/groups/{name}", delete(i::group_del))
+        .route(
+            "/containers/{ct}/files",
+            get(i::files).delete(i::file_remove),
+        )
+        .route("/containers/{ct}/files/stat", get(i::file_stat))
+        .route("/containers/{ct}/files/content", get(i::pull).put(i::push))
         .route("/containers/{ct}/{verb}", post(c::action))
         .route("/stats", get(n::stats))
         .route("/processes", get(n::top))
