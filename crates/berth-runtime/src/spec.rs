@@ -99,6 +99,13 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/class/block",
     "/sys/dev/block",
     "/sys/devices/virtual/block",
+    // Per-device filesystem and writeback counters name every loop device and show the
+    // other containers' I/O (ext4's lifetime_write_kbytes, bdi stats).
+    "/proc/fs/ext4",
+    "/sys/fs/ext4",
+    "/sys/fs/xfs",
+    "/sys/class/bdi",
+    "/sys/devices/virtual/bdi",
 ];
 
 /// Visible but read-only.

@@ -301,8 +301,14 @@ pub fn serve(listener: UnixListener, src: Source) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How long one computed answer serves the container's calls: a loop of sysinfo calls from
+/// many threads costs the monitor (outside the container's CPU limit) one computation per
+/// interval, not one per call.
+const ANSWER_TTL: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn run(listener: UnixListener, src: Source) {
     let mut notify: Vec<OwnedFd> = vec![];
+    let mut cache: Option<(std::time::Instant, libc::sysinfo)> = None;
     loop {
         let mut fds: Vec<libc::pollfd> = std::iter::once(listener.as_raw_fd())
             .chain(notify.iter().map(|f| f.as_raw_fd()))
@@ -324,7 +330,7 @@ fn run(listener: UnixListener, src: Source) {
         let mut gone = vec![];
         for (i, p) in fds.iter().enumerate().skip(1) {
             if p.revents & libc::POLLIN != 0 {
-                handle(p.fd, &src);
+                handle(p.fd, &src, &mut cache);
             } else if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
                 gone.push(i - 1);
             }
@@ -370,7 +376,7 @@ fn accept_listener(conn: &std::os::unix::net::UnixStream) -> Option<OwnedFd> {
         .flatten()
 }
 
-fn handle(fd: RawFd, src: &Source) {
+fn handle(fd: RawFd, src: &Source, cache: &mut Option<(std::time::Instant, libc::sysinfo)>) {
     let mut n = Notif::default();
     // SAFETY: the ioctl fills the zeroed struct of the kernel's layout.
     if unsafe { libc::ioctl(fd, NOTIF_RECV, &mut n as *mut Notif) } < 0 {
@@ -385,7 +391,28 @@ fn handle(fd: RawFd, src: &Source) {
     if n.data.nr as libc::c_long != libc::SYS_sysinfo {
         resp.error = -libc::ENOSYS;
     } else {
-        let info = src.sysinfo();
+        let info = match cache {
+            Some((at, i)) if at.elapsed() < ANSWER_TTL => *i,
+            _ => {
+                let i = src.sysinfo();
+                *cache = Some((std::time::Instant::now(), i));
+                i
+            }
+        };
+        // The caller's memory image is pinned first (an open /proc/<tid>/mem stays with the
+        // image it was opened on), then the notification is checked still pending: an exec
+        // or a reused TID between the two cannot receive the answer (seccomp_unotify(2)).
+        let mem = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{}/mem", n.pid))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(pid = n.pid, "sysinfo caller's memory: {e}");
+                return;
+            }
+        };
         let mut id = n.id;
         // SAFETY: the ioctl reads one u64.
         let valid = unsafe { libc::ioctl(fd, NOTIF_ID_VALID, &mut id as *mut u64) } == 0;
@@ -393,17 +420,15 @@ fn handle(fd: RawFd, src: &Source) {
             tracing::debug!(pid = n.pid, "sysinfo caller gone or interrupted");
             return;
         }
-        let local = libc::iovec {
-            iov_base: (&info as *const libc::sysinfo).cast_mut().cast(),
-            iov_len: std::mem::size_of::<libc::sysinfo>(),
+        // SAFETY: the bytes of a plain C struct.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&info as *const libc::sysinfo).cast::<u8>(),
+                std::mem::size_of::<libc::sysinfo>(),
+            )
         };
-        let remote = libc::iovec {
-            iov_base: n.data.args[0] as *mut libc::c_void,
-            iov_len: std::mem::size_of::<libc::sysinfo>(),
-        };
-        // SAFETY: writes our struct into the caller's buffer (the kernel checks access).
-        let w = unsafe { libc::process_vm_writev(n.pid as i32, &local, 1, &remote, 1, 0) };
-        if w != std::mem::size_of::<libc::sysinfo>() as isize {
+        let w = std::os::unix::fs::FileExt::write_at(&mem, bytes, n.data.args[0]);
+        if !matches!(w, Ok(k) if k == bytes.len()) {
             tracing::warn!(
                 pid = n.pid,
                 "sysinfo answer not written: {}",

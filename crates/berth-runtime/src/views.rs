@@ -471,6 +471,18 @@ pub fn apply(init_pid: i32, plan: &Plan) -> Result<usize, String> {
     use nix::unistd::{fork, ForkResult};
     let ns = format!("/proc/{init_pid}/ns/mnt");
     let mnt = std::fs::File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
+    // A PID reused by a host process between the caller's check and the open above would
+    // give the host's own mount namespace: never mount views over the host's /proc.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let theirs = mnt.metadata().map_err(|e| format!("{ns}: {e}"))?;
+        let ours = std::fs::metadata("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
+        if (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) {
+            return Err(format!(
+                "process {init_pid} is in the host's mount namespace: not a container's init"
+            ));
+        }
+    }
     let masked: Vec<&str> = crate::spec::MASKED_PATHS.to_vec();
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     // SAFETY: the child makes syscalls, writes one report on a pipe and _exits; glibc's

@@ -2,6 +2,7 @@
 //! `berth group CT …`, `berth file …` and `set --userpasswd`. Everything goes through the
 //! `Node` trait, so it works the same with `--remote`.
 
+use crate::output::printable;
 use crate::Format;
 use anyhow::{bail, Result};
 use berth_api::inside::{
@@ -181,16 +182,16 @@ fn users_table(list: &[CtUser]) -> Result<()> {
         writeln!(
             out,
             "{:<20} {:>6} {:>6} {:<20} {:<18} {:<8} {}",
-            u.name,
+            printable(&u.name),
             u.uid,
             u.gid,
-            u.home,
-            u.shell,
+            printable(&u.home),
+            printable(&u.shell),
             pw.as_str().unwrap_or("-"),
             if u.groups.is_empty() {
                 "-".into()
             } else {
-                u.groups.join(",")
+                printable(&u.groups.join(",")).into_owned()
             }
         )?;
     }
@@ -300,12 +301,12 @@ pub(crate) fn group(node: &dyn Node, c: &str, cmd: GroupCmd) -> Result<()> {
                 for g in list {
                     outln!(
                         "{:<24} {:>6} {}",
-                        g.name,
+                        printable(&g.name),
                         g.gid,
                         if g.members.is_empty() {
                             "-".into()
                         } else {
-                            g.members.join(",")
+                            printable(&g.members.join(",")).into_owned()
                         }
                     );
                 }
@@ -591,8 +592,11 @@ pub(crate) fn file(node: &dyn Node, cmd: FileCmd) -> Result<i32> {
                     let link = e
                         .target
                         .as_deref()
-                        .map(|t| format!(" -> {t}"))
+                        .map(|t| format!(" -> {}", printable(t)))
                         .unwrap_or_default();
+                    // Names come from the container: control characters escaped, so that
+                    // they cannot drive the terminal or forge rows.
+                    let name = printable(&name);
                     outln!(
                         "{} {:>6} {:>6} {:>12} {} {name}{link}",
                         mode_str(e),
@@ -623,9 +627,20 @@ fn local_name(src: &str) -> Result<String> {
 
 /// `file edit`: a copy in a private temporary directory, `$VISUAL`/`$EDITOR` (else `vi`),
 /// written back with the file's mode and owner when it changed.
+/// Largest file `file edit` copies out (a sparse file of the container may claim terabytes).
+const MAX_EDIT: u64 = 16 << 20;
+
 fn edit(node: &dyn Node, c: &str, path: &str) -> Result<i32> {
     let r = ct(c)?;
     berth_api::inside::validate_path(path)?;
+    if let Ok(e) = node.file_stat(&r, path) {
+        if e.size > MAX_EDIT {
+            anyhow::bail!(
+                "{path} is {} bytes: file edit takes files up to 16M (use file pull and push)",
+                e.size
+            );
+        }
+    }
     let dir = tempfile::Builder::new().prefix("berth-edit-").tempdir()?;
     let local = dir.path().join(base_name(path));
     let mut sink = LocalSink {

@@ -308,6 +308,9 @@ fn container_sees_its_own_resources_and_no_host_filesystem() {
         "/sys/block",
         "/sys/class/block",
         "/sys/devices/virtual/block",
+        "/sys/fs/ext4",
+        "/proc/fs/ext4",
+        "/sys/class/bdi",
     ] {
         assert_eq!(
             sh(&n, "101", &format!("ls {dir} | wc -l")).trim(),

@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 /// Largest account file or login.defs read (an /etc/passwd is far smaller).
-const MAX_ACCOUNT_FILE: u64 = 16 << 20;
+const MAX_ACCOUNT_FILE: u64 = 2 << 20;
 /// Most entries `file ls` lists.
 const MAX_ENTRIES: usize = 100_000;
 /// Copy buffer of pushes and pulls.
@@ -350,7 +350,7 @@ impl Ctx {
                     .read_to_end(&mut buf)
                     .map_err(|e| io_err(path, e))?;
                 if buf.len() as u64 > MAX_ACCOUNT_FILE {
-                    return Err(Error::invalid(format!("{path} is larger than 16 MiB")));
+                    return Err(Error::invalid(format!("{path} is larger than 2 MiB")));
                 }
                 Ok(Some((String::from_utf8_lossy(&buf).into_owned(), st)))
             }

@@ -38,20 +38,28 @@ fn salt_bytes<const N: usize>() -> Result<[u8; N], Error> {
     Ok(b)
 }
 
+/// Most SHA-crypt rounds and the highest yescrypt cost factor taken from a container's
+/// login.defs: the hash is computed on the host (outside the container's limits), so the
+/// container's file must not make it cost minutes or a gigabyte. Debian's defaults (5000
+/// rounds, cost factor 5) are far below.
+const MAX_SHA_ROUNDS: u32 = 500_000;
+const MAX_YESCRYPT_COST: u32 = 8;
+
 /// SHA-crypt rounds from login.defs: the minimum when set (the cheapest the container
-/// allows), else the maximum, else 5000; within 1000..=999999999.
+/// allows), else the maximum, else 5000; within 1000..=MAX_SHA_ROUNDS.
 fn sha_rounds(defs: &LoginDefs) -> u32 {
     let r = match (defs.sha_crypt_min_rounds, defs.sha_crypt_max_rounds) {
         (Some(min), Some(max)) => min.min(max),
         (Some(x), None) | (None, Some(x)) => x,
         (None, None) => 5000,
     };
-    r.clamp(1000, 999_999_999)
+    r.clamp(1000, MAX_SHA_ROUNDS)
 }
 
-/// yescrypt's N and r for a libxcrypt cost factor (1 to 11; 5 by default).
+/// yescrypt's N and r for a libxcrypt cost factor (1 to 11, taken up to MAX_YESCRYPT_COST:
+/// N = 2^15, r = 32, 128 MiB; 5 by default).
 fn yescrypt_params(cost: u32) -> (u64, u32) {
-    let c = cost.clamp(1, 11);
+    let c = cost.clamp(1, MAX_YESCRYPT_COST);
     if c <= 2 {
         (1 << (c + 9), 8)
     } else {
@@ -124,6 +132,16 @@ mod tests {
         assert_eq!(Scheme::of(&d("MD5")), Scheme::Sha512);
         assert_eq!(Scheme::of(&LoginDefs::default()), Scheme::Sha512);
         assert_eq!(yescrypt_params(5), (4096, 32));
+    }
+
+    /// A container's login.defs cannot make the host spend minutes or a gigabyte on a hash.
+    #[test]
+    fn hash_cost_from_the_container_is_bounded() {
+        assert_eq!(yescrypt_params(11), yescrypt_params(MAX_YESCRYPT_COST));
+        let d = LoginDefs::parse("SHA_CRYPT_MIN_ROUNDS 999999999\n");
+        assert_eq!(sha_rounds(&d), MAX_SHA_ROUNDS);
+        let (n, r) = yescrypt_params(99);
+        assert!(128 * n * r as u64 <= 128 << 20);
     }
 
     #[test]

@@ -183,6 +183,21 @@ fn in_child(
     match unsafe { fork() }.map_err(|e| fail("fork", e))? {
         ForkResult::Child => {
             drop(rd);
+            // Dies with the helper (killed at its stall limit, or with berthd): a child blocked
+            // on a FUSE mount of the container must not outlive it and pin its namespace.
+            // SAFETY: prctl with constant arguments; getppid cannot fail.
+            unsafe {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                if libc::getppid() == 1 {
+                    libc::_exit(1);
+                }
+            }
             let res = enter()
                 .map_err(|e| Error::internal(format!("entering the container: {e}")))
                 .and_then(|_| {

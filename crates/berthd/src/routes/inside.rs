@@ -162,9 +162,50 @@ impl FileSink for ChanSink {
         Ok(())
     }
     fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.data
-            .blocking_send(Ok(bytes::Bytes::copy_from_slice(data)))
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        use tokio::sync::mpsc::error::TrySendError;
+        let mut item = Ok(bytes::Bytes::copy_from_slice(data));
+        let mut wait = Waiter::new();
+        loop {
+            match self.data.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(_)) => {
+                    return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+                }
+                Err(TrySendError::Full(i)) => {
+                    item = i;
+                    wait.pause()?;
+                }
+            }
+        }
+    }
+}
+
+/// A client that stops reading (or sending) holds one of berthd's blocking threads: at most
+/// [`CLIENT_STALL`] without progress, then the transfer fails and the thread is free.
+const CLIENT_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
+struct Waiter {
+    since: std::time::Instant,
+    step: std::time::Duration,
+}
+
+impl Waiter {
+    fn new() -> Self {
+        Waiter {
+            since: std::time::Instant::now(),
+            step: std::time::Duration::from_millis(1),
+        }
+    }
+    fn pause(&mut self) -> std::io::Result<()> {
+        if self.since.elapsed() > CLIENT_STALL {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client made no progress for 60 s",
+            ));
+        }
+        std::thread::sleep(self.step);
+        self.step = (self.step * 2).min(std::time::Duration::from_millis(50));
+        Ok(())
     }
 }
 
@@ -249,11 +290,14 @@ struct BodyReader {
 
 impl std::io::Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use tokio::sync::mpsc::error::TryRecvError;
+        let mut wait = Waiter::new();
         while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+            match self.rx.try_recv() {
+                Ok(Ok(b)) => self.cur = b,
+                Ok(Err(e)) => return Err(e),
+                Err(TryRecvError::Disconnected) => return Ok(0),
+                Err(TryRecvError::Empty) => wait.pause()?,
             }
         }
         let n = buf.len().min(self.cur.len());
