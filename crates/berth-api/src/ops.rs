@@ -39,10 +39,13 @@ pub struct ContainerInfo {
     pub hostname: String,
     pub privileged: bool,
     /// Seconds since the container (last) booted; absent when stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime: Option<u64>,
     /// Host PID of the container's init; absent when stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_pid: Option<i32>,
     /// First host UID of the container's ID range; absent for privileged containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid_base: Option<u32>,
     pub diskspace: Size,
     /// The virtual disk's filesystem (`create --fstype`).
@@ -51,6 +54,7 @@ pub struct ContainerInfo {
     /// Expanding (sparse) or fixed (preallocated) virtual disk (`create --disktype`).
     #[serde(default)]
     pub disktype: crate::config::DiskType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Start at node boot.
     #[serde(default)]
