@@ -138,6 +138,9 @@ pub enum Cause {
     NodeSpace,
     /// A port forward of a container that has no address.
     NoAddress { ctid: u32 },
+    /// A file of the node root refused on load: `object` is `container`, `network`,
+    /// `template`, `sample` or `node`, `name` its CTID or name.
+    InvalidFile { object: String, name: String },
 }
 
 /// An error as every implementation of [`crate::Node`] reports it, and as it travels in the

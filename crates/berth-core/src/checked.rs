@@ -176,7 +176,7 @@ impl ContainerConfig {
         let bad = |reason: String| CoreError::InvalidFile {
             path: path.clone(),
             reason,
-            fix: format!("correct the file, or remove the container with `berth destroy {id}`"),
+            of: crate::error::FileOf::Container(id.0),
         };
         let cfg: ContainerConfig = match fsutil::read_toml(&path) {
             Ok(c) => c,
@@ -245,7 +245,7 @@ impl NodeConfig {
         let bad = |reason: String| CoreError::InvalidFile {
             path: path.into(),
             reason,
-            fix: "correct the file (`berth node init` wrote it)".into(),
+            of: crate::error::FileOf::Node,
         };
         let cfg: NodeConfig = match fsutil::read_toml(path) {
             Ok(c) => c,
@@ -262,7 +262,7 @@ pub fn load_network(path: &Path, name: &str) -> Result<NetworkConfig> {
     let bad = |reason: String| CoreError::InvalidFile {
         path: path.into(),
         reason,
-        fix: format!("correct the file, or remove the network with `berth network delete {name}`"),
+        of: crate::error::FileOf::Network(name.to_string()),
     };
     let cfg: NetworkConfig = match fsutil::read_toml(path) {
         Ok(c) => c,
@@ -341,9 +341,7 @@ impl CheckedManifest for TemplateManifest {
         let bad = |reason: String| CoreError::InvalidFile {
             path: path.into(),
             reason,
-            fix: format!(
-                "correct the file, or remove the template with `berth template remove {name}`"
-            ),
+            of: crate::error::FileOf::Template(name.to_string()),
         };
         let m: TemplateManifest = match fsutil::read_toml(path) {
             Ok(m) => m,

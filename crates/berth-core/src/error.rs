@@ -41,11 +41,11 @@ pub enum CoreError {
     Parse { path: PathBuf, msg: String },
     /// A file of the node root that parses but does not pass the validation that CLI input
     /// gets (a hand-edited or copied file): what is wrong with it and what to do.
-    #[error("{}: {reason}; {fix}", path.display())]
+    #[error("{}: {reason}; {}", path.display(), of.fix())]
     InvalidFile {
         path: PathBuf,
         reason: String,
-        fix: String,
+        of: FileOf,
     },
 }
 
@@ -91,6 +91,7 @@ impl CoreError {
                 Some(Cause::TemplateNotFound { name: name.clone() })
             }
             CoreError::IdRangeTaken(ctid, _) => Some(Cause::IdRangeTaken { ctid: *ctid }),
+            CoreError::InvalidFile { of, .. } => Some(of.cause()),
             _ => None,
         }
     }
@@ -105,6 +106,43 @@ impl CoreError {
             kind: self.kind(),
             message,
             cause: self.cause().map(Box::new),
+        }
+    }
+}
+
+/// Whose file a refused file of the node root is: what to do about it, in the API's words
+/// (the CLI names its command from the cause, `Cause::InvalidFile`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileOf {
+    Container(u32),
+    Network(String),
+    Template(String),
+    Sample(String),
+    /// node.toml
+    Node,
+}
+
+impl FileOf {
+    pub fn fix(&self) -> &'static str {
+        match self {
+            FileOf::Container(_) => "correct the file, or remove the container",
+            FileOf::Network(_) => "correct the file, or remove the network",
+            FileOf::Template(_) => "correct the file, or remove the template",
+            FileOf::Sample(_) => "correct the file, or remove the sample",
+            FileOf::Node => "correct the file",
+        }
+    }
+    pub fn cause(&self) -> berth_api::Cause {
+        let (object, name) = match self {
+            FileOf::Container(id) => ("container", id.to_string()),
+            FileOf::Network(n) => ("network", n.clone()),
+            FileOf::Template(n) => ("template", n.clone()),
+            FileOf::Sample(n) => ("sample", n.clone()),
+            FileOf::Node => ("node", String::new()),
+        };
+        berth_api::Cause::InvalidFile {
+            object: object.into(),
+            name,
         }
     }
 }

@@ -29,7 +29,7 @@ impl LocalNode {
             NodeError::Core(CoreError::InvalidFile {
                 path: path.clone(),
                 reason,
-                fix: format!("correct the file, or remove the sample {name}"),
+                of: berth_core::error::FileOf::Sample(name.to_string()),
             })
         };
         let meta = match std::fs::symlink_metadata(&path) {

@@ -66,6 +66,13 @@ pub fn render_api(e: &Error) -> String {
             "{m}: free space on the node filesystem, or use a smaller --diskspace (`berth node set --disk-reserve` sets the reserve)"
         ),
         Some(Cause::NoAddress { .. }) => format!("{m}: add one with --ipadd"),
+        Some(Cause::InvalidFile { object, name }) => match object.as_str() {
+            "container" => format!("{m} with `berth destroy {name}`"),
+            "network" => format!("{m} with `berth network delete {name}`"),
+            "template" => format!("{m} with `berth template remove {name}`"),
+            "sample" => format!("{m} with `berth config-sample remove {name}`"),
+            _ => format!("{m} (`berth node init` wrote it)"),
+        },
     }
 }
 

@@ -538,6 +538,10 @@ fn openapi_operations_events_users_and_errors() {
         Cause::DiskOvercommit { ratio: 1.5 },
         Cause::NodeSpace,
         Cause::NoAddress { ctid: 101 },
+        Cause::InvalidFile {
+            object: "container".into(),
+            name: "101".into(),
+        },
     ];
     for c in causes {
         round_trip(&ErrorBody {
