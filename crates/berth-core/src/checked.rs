@@ -389,7 +389,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("ctid = 101") && e.contains("berth destroy 151"),
+            e.contains("ctid = 101") && e.contains("or remove the container"),
             "{e}"
         );
         for (bad, needle) in [

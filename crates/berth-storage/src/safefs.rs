@@ -131,21 +131,32 @@ pub fn open_beneath_mode(
         how.mode = mode as u64;
     }
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: openat2 with a valid dirfd, path and open_how.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+    // With RESOLVE_IN_ROOT, a `..` resolved while any rename or mount happens on the host
+    // (other containers starting, say) fails with EAGAIN rather than risk an escape: the
+    // lookup is simply tried again.
+    let mut tries = 0;
+    loop {
+        // SAFETY: openat2 with a valid dirfd, path and open_how.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a new descriptor we own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+        let e = std::io::Error::last_os_error();
+        tries += 1;
+        if e.raw_os_error() != Some(libc::EAGAIN) || tries >= 128 {
+            return Err(e);
+        }
+        std::thread::yield_now();
     }
-    // SAFETY: a new descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Reads the regular file `rel` of the tree `root` (resolved as by [`open_in_tree`], never
