@@ -16,8 +16,13 @@ pub struct NodeRoot {
 }
 
 impl NodeRoot {
+    /// A relative root is made absolute (against the current directory) here: the
+    /// runtime, the monitor and mount paths all need the same absolute path (a relative
+    /// `--root` failed `start` with an OCI spec error and left mounts behind).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        NodeRoot { root: root.into() }
+        let root = root.into();
+        let root = std::path::absolute(&root).unwrap_or(root);
+        NodeRoot { root }
     }
     pub fn path(&self) -> &Path {
         &self.root

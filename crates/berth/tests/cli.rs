@@ -261,3 +261,35 @@ fn node_boot_starts_onboot_containers_in_bootorder() {
     )
     .unwrap();
 }
+
+/// A relative `--root` works like its absolute path (it failed `start` with an OCI spec
+/// error and left mounts behind).
+#[test]
+fn relative_root_works_and_leaves_nothing() {
+    let n = Node::new("cli-rel");
+    let parent = n.root.parent().unwrap().to_path_buf();
+    let rel = n.root.file_name().unwrap().to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(common::bin())
+            .current_dir(&parent)
+            .arg("--root")
+            .arg(&rel)
+            .args(args)
+            .env_remove("BERTH_ROOT")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    run(&["create", "4101", "--ostemplate", "busybox"]);
+    run(&["start", "4101"]);
+    assert_eq!(run(&["exec", "4101", "--", "hostname"]).trim(), "ct4101");
+    run(&["stop", "4101", "--kill"]);
+    run(&["destroy", "4101"]);
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mi.contains(n.root.to_str().unwrap()), "{mi}");
+}
