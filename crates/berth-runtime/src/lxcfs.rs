@@ -188,7 +188,16 @@ impl Lxcfs {
         fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         let _lock = berth_core::lock::lock(&self.lockfile())
             .map_err(|e| format!("{}: {e}", self.lockfile().display()))?;
-        let st = self.status();
+        let mut st = self.status();
+        // A live instance that is slow to answer (a container reading its views in a loop)
+        // is not hung yet: it gets two more tries before it is replaced, as a restart cuts
+        // every container's views for a moment.
+        for _ in 0..2 {
+            if st.running || st.pid.is_none() || !st.stale_mount {
+                break;
+            }
+            st = self.status();
+        }
         if let (true, Some(pid)) = (st.running, st.pid) {
             // Also after a restart by a service manager: whoever comes first re-attaches,
             // under the lock (never two views children on one container).
