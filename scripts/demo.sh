@@ -12,12 +12,14 @@ export BERTH_ROOT=${BERTH_ROOT:-/var/lib/berth}
 $B node init
 $B template info busybox >/dev/null 2>&1 || $B template create busybox
 if $B status demo >/dev/null 2>&1; then $B destroy demo --force; fi
-$B create --ostemplate busybox --name demo --hostname demo.berth.local --diskspace 2G
+$B create --ostemplate busybox --name demo --hostname demo.berth.local --config light
 $B start demo
 echo "--- berth exec demo -- cat /etc/os-release"
 $B exec demo -- cat /etc/os-release
 echo "--- berth exec demo -- sh -c 'hostname; id; ps'"
 $B exec demo -- sh -c 'hostname; id; ps'
+echo "--- berth exec demo -- sh -c 'free -m; df -h /'   (its own memory and disk, not the host's)"
+$B exec demo -- sh -c 'free -m; df -h /'
 echo "--- berth exec demo -- ip -4 addr show eth0   (its address on the node's default network)"
 $B exec demo -- ip -4 addr show eth0
 echo "--- berth network list"

@@ -16,7 +16,10 @@ pub fn attack_bin(name: &str) -> PathBuf {
     if let Some(p) = built.get(name) {
         return p.clone();
     }
-    let dir = std::env::temp_dir().join(format!("berth-sec-attacks-{}", std::process::id()));
+    // Under the build's own scratch directory, not the host's /tmp (one per test process:
+    // parallel processes never write the same file).
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("berth-sec-attacks-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let src =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/security/attacks/{name}.c"));
