@@ -66,7 +66,12 @@ fn serve(root: &Path, req: Request) -> Result<serde_json::Value, Error> {
         .min(berth_api::inside::ID_LIMIT);
     match req.running {
         Some(r) => {
+            let pid = r.init_pid;
             let pidfd = open_init(r, id)?;
+            // Whether to join a user namespace is read off the running init (after its
+            // pidfd pinned it), not the config: if the two ever disagreed, the child must
+            // not stay host root in the container's tree.
+            let userns = init_in_other_userns(pid).unwrap_or(userns);
             in_child(id_limit, || join_running(&pidfd, userns), req.op)
         }
         None => {
@@ -114,6 +119,14 @@ fn open_init(r: Running, id: CtId) -> Result<OwnedFd, Error> {
         return Err(gone());
     }
     Ok(fd)
+}
+
+/// Whether `pid` lives in another user namespace than this process.
+fn init_in_other_userns(pid: i32) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::fs::metadata(format!("/proc/{pid}/ns/user")).ok()?;
+    let ours = std::fs::metadata("/proc/self/ns/user").ok()?;
+    Some((theirs.dev(), theirs.ino()) != (ours.dev(), ours.ino()))
 }
 
 fn errno(what: &str) -> impl Fn(nix::Error) -> String + '_ {
