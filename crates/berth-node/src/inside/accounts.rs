@@ -230,13 +230,9 @@ impl Accounts {
             .collect()
     }
 
-    fn password_state(&self, pw_field: &str, name: &str) -> PasswordState {
+    fn password_state_of(pw_field: &str, shadow: Option<&str>) -> PasswordState {
         let field = if pw_field == "x" {
-            self.shadow
-                .as_ref()
-                .and_then(|s| s.get(name))
-                .map(|f| f[1].as_str())
-                .unwrap_or("!")
+            shadow.unwrap_or("!")
         } else {
             pw_field
         };
@@ -254,34 +250,54 @@ impl Accounts {
     }
 
     pub fn users(&self) -> Vec<CtUser> {
+        self.users_named(None)
+    }
+
+    pub fn user(&self, name: &str) -> Option<CtUser> {
+        self.users_named(Some(name)).into_iter().next()
+    }
+
+    /// Every user (or the one named), with one pass over each file: the files come from
+    /// the container and may hold many thousand lines, so nothing here is quadratic.
+    fn users_named(&self, only: Option<&str>) -> Vec<CtUser> {
+        use std::collections::HashMap;
+        let wanted = |n: &str| only.is_none_or(|o| o == n);
+        let mut gname: HashMap<u32, &str> = HashMap::new();
+        let mut member_of: HashMap<&str, Vec<String>> = HashMap::new();
+        for g in self.group.entries() {
+            if let Ok(gid) = g[2].parse::<u32>() {
+                gname.entry(gid).or_insert(g[0].as_str());
+            }
+            for m in g[3].split(',').filter(|m| !m.is_empty() && wanted(m)) {
+                member_of.entry(m).or_default().push(g[0].clone());
+            }
+        }
+        let mut shadow: HashMap<&str, &str> = HashMap::new();
+        if let Some(s) = &self.shadow {
+            for f in s.entries().filter(|f| wanted(&f[0])) {
+                shadow.entry(f[0].as_str()).or_insert(f[1].as_str());
+            }
+        }
         self.passwd
             .entries()
+            .filter(|f| wanted(&f[0]))
             .filter_map(|f| {
                 let uid = f[2].parse().ok()?;
                 let gid = f[3].parse().ok()?;
-                let groups = self
-                    .group
-                    .entries()
-                    .filter(|g| Self::members(g).iter().any(|m| *m == f[0]))
-                    .map(|g| g[0].clone())
-                    .collect();
                 Some(CtUser {
                     name: f[0].clone(),
                     uid,
                     gid,
-                    group: self.group_name(gid),
-                    groups,
+                    group: gname.get(&gid).map(|g| g.to_string()),
+                    groups: member_of.get(f[0].as_str()).cloned().unwrap_or_default(),
                     gecos: f[4].clone(),
                     home: f[5].clone(),
                     shell: f[6].clone(),
-                    password: self.password_state(&f[1], &f[0]),
+                    password: Self::password_state_of(&f[1], shadow.get(f[0].as_str()).copied()),
                 })
             })
+            .take(if only.is_some() { 1 } else { usize::MAX })
             .collect()
-    }
-
-    pub fn user(&self, name: &str) -> Option<CtUser> {
-        self.users().into_iter().find(|u| u.name == name)
     }
 
     pub fn groups(&self) -> Vec<CtGroup> {
@@ -303,6 +319,7 @@ impl Accounts {
 
     /// The first ID from `min` to `max` (and below `limit`) not in `used`.
     fn free_id(used: &[u32], min: u32, max: u32, limit: u32) -> Option<u32> {
+        let used: std::collections::HashSet<u32> = used.iter().copied().collect();
         (min..=max.min(limit.saturating_sub(1))).find(|i| !used.contains(i))
     }
 
