@@ -23,6 +23,10 @@ if [ -z "$lxcfs_before" ] && [ -e "$lxcfs_pid_file" ]; then
     sleep 0.5
     umount -l /run/berth/lxcfs 2>/dev/null || true
     rm -f "$lxcfs_pid_file"
+    # and its own (now empty) cgroups
+    for d in /sys/fs/cgroup/*/berth-lxcfs /sys/fs/cgroup/berth-lxcfs; do
+      [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
+    done
   fi
 fi
 leaks=0
