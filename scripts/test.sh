@@ -19,8 +19,10 @@ if [ -z "$lxcfs_before" ] && [ -e "$lxcfs_pid_file" ]; then
   users=0
   for f in /run/berth/lxcfs.attached/*; do [ -e "$f" ] && [ -e "/proc/$(basename "$f")" ] && users=$((users + 1)); done
   if [ "$users" = 0 ]; then
-    kill "$(cat "$lxcfs_pid_file")" 2>/dev/null || true
-    sleep 0.5
+    lxcfs_pid=$(cat "$lxcfs_pid_file")
+    kill "$lxcfs_pid" 2>/dev/null || true
+    # it takes a moment to exit (its destructor); its cgroups empty only then
+    for _ in $(seq 100); do kill -0 "$lxcfs_pid" 2>/dev/null || break; sleep 0.1; done
     umount -l /run/berth/lxcfs 2>/dev/null || true
     rm -f "$lxcfs_pid_file"
     # and its own (now empty) cgroups
