@@ -85,6 +85,28 @@ impl RemoteNode {
         http::connect(&self.endpoint, self.pin).map(|(c, _)| c)
     }
 
+    /// A connection with its read timeout set, the URL (for errors) and the full path.
+    fn open(
+        &self,
+        path: &str,
+        timeout: Option<Duration>,
+    ) -> berth_api::Result<(Conn, String, String)> {
+        let url = self.url();
+        let conn = self.connect()?;
+        conn.set_read_timeout(timeout)
+            .map_err(|source| ClientError::Connect {
+                url: url.clone(),
+                source,
+            })?;
+        Ok((conn, url, format!("{API_PREFIX}{path}")))
+    }
+
+    /// The API error of an answer that is not a success.
+    fn refused(mut resp: Response, url: &str) -> Error {
+        let body = resp.read_body(1024 * 1024, url).unwrap_or_default();
+        error_of(resp.status, &resp.reason, &body)
+    }
+
     /// Sends one request; any answer that is not a success becomes the API error it carries.
     fn send(
         &self,
@@ -93,14 +115,7 @@ impl RemoteNode {
         body: Option<Vec<u8>>,
         timeout: Option<Duration>,
     ) -> berth_api::Result<Response> {
-        let url = self.url();
-        let mut conn = self.connect()?;
-        conn.set_read_timeout(timeout)
-            .map_err(|source| ClientError::Connect {
-                url: url.clone(),
-                source,
-            })?;
-        let full = format!("{API_PREFIX}{path}");
+        let (mut conn, url, full) = self.open(path, timeout)?;
         tracing::debug!(method, path = %full, "request");
         http::write_request(
             &mut conn,
@@ -114,13 +129,12 @@ impl RemoteNode {
             url: url.clone(),
             source,
         })?;
-        let mut resp = http::read_response(conn, &url)?;
+        let resp = http::read_response(conn, &url)?;
         tracing::debug!(status = resp.status, "answer");
         if (200..300).contains(&resp.status) {
             return Ok(resp);
         }
-        let body = resp.read_body(1024 * 1024, &url).unwrap_or_default();
-        Err(error_of(resp.status, &resp.reason, &body))
+        Err(Self::refused(resp, &url))
     }
 
     /// Sends a request whose body streams from `body` (chunked); the answer as [`Self::send`].
@@ -131,14 +145,7 @@ impl RemoteNode {
         body: &mut dyn std::io::Read,
         timeout: Option<Duration>,
     ) -> berth_api::Result<Response> {
-        let url = self.url();
-        let mut conn = self.connect()?;
-        conn.set_read_timeout(timeout)
-            .map_err(|source| ClientError::Connect {
-                url: url.clone(),
-                source,
-            })?;
-        let full = format!("{API_PREFIX}{path}");
+        let (mut conn, url, full) = self.open(path, timeout)?;
         tracing::debug!(method, path = %full, "streamed request");
         let sent = http::write_request_stream(
             &mut conn,
@@ -158,7 +165,7 @@ impl RemoteNode {
         }
         // A server that refused the request may have closed before taking the body: its
         // answer says why.
-        let mut resp = match http::read_response(conn, &url) {
+        let resp = match http::read_response(conn, &url) {
             Ok(r) => r,
             Err(e) => {
                 return Err(match sent {
@@ -173,8 +180,7 @@ impl RemoteNode {
             }
             return Ok(resp);
         }
-        let body = resp.read_body(1024 * 1024, &url).unwrap_or_default();
-        Err(error_of(resp.status, &resp.reason, &body))
+        Err(Self::refused(resp, &url))
     }
 
     fn json_body<B: Serialize + ?Sized>(body: &B) -> berth_api::Result<Vec<u8>> {
