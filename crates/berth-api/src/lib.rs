@@ -22,7 +22,7 @@ pub mod validate;
 pub use config::{DiskFs, DiskType, IdMap, TemplateKind, TemplateManifest};
 pub use error::{Cause, Error, ErrorBody, ErrorKind, InputError, Result};
 pub use node::{
-    BootEntry, ExecRequest, NoProgress, Node, NodeConfigInfo, NodeSettings, Progress, ServiceList,
+    BootEntry, ConsoleEnd, ConsoleLog, EscapeFilter, ExecRequest, NoProgress, Node, NodeConfigInfo, NodeSettings, Progress, ServiceList,
     SetRequest, SetResult, StartResult, Stdio, TtySize,
 };
 pub use ops::{

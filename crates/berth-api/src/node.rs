@@ -50,6 +50,84 @@ pub struct TtySize {
     pub cols: u16,
 }
 
+/// What `console` prints of the console log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsoleLog {
+    /// Keep printing what is appended while the container runs.
+    #[serde(default)]
+    pub follow: bool,
+    /// Each line with the UTC time it began (RFC 3339).
+    #[serde(default)]
+    pub timestamps: bool,
+}
+
+/// How an attached console ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleEnd {
+    /// The caller detached (its keys, its end of input, a signal); the console stays.
+    Detached,
+    /// The container stopped.
+    Stopped,
+}
+
+/// Parses a detach key: `^a`…`^z` (or `ctrl-a`), or one character.
+pub fn parse_escape(s: &str) -> Option<u8> {
+    let l = s.to_ascii_lowercase();
+    let letter = l
+        .strip_prefix('^')
+        .or_else(|| l.strip_prefix("ctrl-"))
+        .or_else(|| l.strip_prefix("ctrl+"));
+    match letter {
+        Some(c) if c.len() == 1 && c.as_bytes()[0].is_ascii_lowercase() => {
+            Some(c.as_bytes()[0] - b'a' + 1)
+        }
+        Some(_) => None,
+        None if s.len() == 1 && s.is_ascii() => Some(s.as_bytes()[0]),
+        None => None,
+    }
+}
+
+/// The detach keys of an attached console: `key` then `q` detaches, `key` twice sends it
+/// once, `key` then anything else sends both.
+#[derive(Debug, Clone, Copy)]
+pub struct EscapeFilter {
+    key: Option<u8>,
+    armed: bool,
+}
+
+impl EscapeFilter {
+    /// None: no detach keys (everything passes).
+    pub fn new(key: Option<u8>) -> EscapeFilter {
+        EscapeFilter { key, armed: false }
+    }
+
+    /// Appends to `out` what of `input` goes to the console; true when the keys said detach
+    /// (what came before them is in `out`, what came after is dropped).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
+        let Some(k) = self.key else {
+            out.extend_from_slice(input);
+            return false;
+        };
+        for &b in input {
+            if std::mem::take(&mut self.armed) {
+                match b {
+                    b'q' | b'Q' => return true,
+                    _ if b == k => out.push(k),
+                    _ => out.extend_from_slice(&[k, b]),
+                }
+            } else if b == k {
+                self.armed = true;
+            } else {
+                out.push(b);
+            }
+        }
+        false
+    }
+}
+
 /// The streams of an interactive command (`exec`, `enter`).
 pub enum Stdio {
     /// The calling process's own stdin, stdout and stderr (the CLI).
@@ -243,7 +321,11 @@ pub trait Node: Send + Sync {
     /// An interactive login shell inside; its exit code.
     fn enter(&self, ct: &CtRef, stdio: Stdio) -> Result<i32>;
     /// The console log (init's output); with `follow`, until the container stops.
-    fn console(&self, ct: &CtRef, follow: bool, out: &mut dyn std::io::Write) -> Result<()>;
+    fn console(&self, ct: &CtRef, log: ConsoleLog, out: &mut dyn std::io::Write) -> Result<()>;
+    /// Attaches to the container's live console (its `/dev/console`) until the caller
+    /// detaches (`escape` then `q`, when the input is a terminal; None: no detach keys) or
+    /// the container stops. One caller at a time: a second is refused (Conflict).
+    fn console_attach(&self, ct: &CtRef, escape: Option<u8>, stdio: Stdio) -> Result<ConsoleEnd>;
     /// Network traffic since start (none when stopped or without adapters).
     fn traffic(&self, ct: &CtRef) -> Result<Option<Traffic>>;
 
@@ -335,5 +417,37 @@ pub trait Node: Send + Sync {
         )?;
         r.net
             .ok_or_else(|| crate::Error::internal("set returned no network configuration"))
+    }
+}
+
+#[cfg(test)]
+mod console_key_tests {
+    use super::parse_escape;
+
+    #[test]
+    fn escape_keys() {
+        assert_eq!(parse_escape("^a"), Some(1));
+        assert_eq!(parse_escape("ctrl-b"), Some(2));
+        assert_eq!(parse_escape("^]"), None);
+        assert_eq!(parse_escape("~"), Some(b'~'));
+        assert_eq!(parse_escape("ab"), None);
+    }
+
+    #[test]
+    fn escape_filter() {
+        let mut f = super::EscapeFilter::new(Some(1));
+        let mut out = vec![];
+        assert!(!f.feed(b"ab\x01\x01c\x01", &mut out));
+        assert_eq!(out, b"ab\x01c");
+        out.clear();
+        assert!(!f.feed(b"x", &mut out));
+        assert_eq!(out, b"\x01x");
+        out.clear();
+        assert!(f.feed(b"ls\x01qrest", &mut out));
+        assert_eq!(out, b"ls");
+        let mut none = super::EscapeFilter::new(None);
+        out.clear();
+        assert!(!none.feed(b"\x01q", &mut out));
+        assert_eq!(out, b"\x01q");
     }
 }

@@ -189,9 +189,19 @@ impl Node for RemoteNode {
             stdio,
         )
     }
-    fn console(&self, ct: &CtRef, follow: bool, out: &mut dyn std::io::Write) -> Result<()> {
-        let p = format!("{}/console?follow={follow}", ct_path(ct));
-        let timeout = (!follow).then_some(REQUEST_TIMEOUT);
+    fn console(
+        &self,
+        ct: &CtRef,
+        log: berth_api::ConsoleLog,
+        out: &mut dyn std::io::Write,
+    ) -> Result<()> {
+        let p = format!(
+            "{}/console?follow={}&timestamps={}",
+            ct_path(ct),
+            log.follow,
+            log.timestamps
+        );
+        let timeout = (!log.follow).then_some(REQUEST_TIMEOUT);
         let url = self.url();
         let mut resp = self.send("GET", &p, None, timeout)?;
         let mut buf = [0u8; 16 * 1024];
@@ -207,6 +217,14 @@ impl Node for RemoteNode {
                 .map_err(|e| ClientError::io("writing the console", e))?;
         }
         Ok(())
+    }
+    fn console_attach(
+        &self,
+        ct: &CtRef,
+        escape: Option<u8>,
+        stdio: Stdio,
+    ) -> Result<berth_api::ConsoleEnd> {
+        crate::ws::console(self, &format!("{}/console/attach", ct_path(ct)), escape, stdio)
     }
     fn traffic(&self, ct: &CtRef) -> Result<Option<Traffic>> {
         self.get(&format!("{}/traffic", ct_path(ct)))

@@ -1,4 +1,5 @@
-//! `exec` and `enter` over the websocket of `GET /api/v1/containers/{ct}/exec`.
+//! `exec` and `enter` over the websocket of `GET /api/v1/containers/{ct}/exec`, and the
+//! attached console over that of `GET /api/v1/containers/{ct}/console/attach`.
 //!
 //! Frames (see the route in [`berth_api::agent::ROUTES`]):
 //! - client → server: first a text frame, the JSON [`ExecRequest`] (an empty `command` is
@@ -297,6 +298,101 @@ pub(crate) fn run(
             Ok(Message::Close(_)) => {
                 return Err(lost(node, "the node closed it before the exit code"))
             }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(lost(node, e)),
+        }
+    }
+}
+
+/// Server → client end of an attached console.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ConsoleFrame {
+    End(berth_api::ConsoleEnd),
+    Error(Error),
+}
+
+/// Attaches `stdio` to the console behind `path` (`GET …/console/attach`): binary frames
+/// both ways (the console's output; input), resizes as for exec, and a last text frame
+/// `{"end": "detached"|"stopped"}`. The detach keys are handled here: they close the socket.
+pub(crate) fn console(
+    node: &RemoteNode,
+    path: &str,
+    escape: Option<u8>,
+    stdio: Stdio,
+) -> Result<berth_api::ConsoleEnd> {
+    let mut io = io_of(stdio);
+    let mut ws = handshake(node, path)?;
+    let term = isatty(io.stdin_fd);
+    let _winch = term.then(WinchGuard::install);
+    let _raw = if term {
+        RawMode::enter(io.stdin_fd)
+    } else {
+        None
+    };
+    let mut size = if term { tty_size(io.stdin_fd) } else { None };
+    if let Some(s) = size {
+        send_resize(node, &mut ws, s)?;
+    }
+    ws.get_ref()
+        .set_read_timeout(Some(TICK))
+        .map_err(|e| lost(node, e))?;
+    let input = stdin_reader(std::mem::replace(&mut io.stdin, Box::new(std::io::empty())));
+    let mut keys = berth_api::EscapeFilter::new(escape.filter(|_| term));
+    let detach = |mut ws: WebSocket<Conn>| {
+        let _ = ws.close(None);
+        let _ = ws.flush();
+        Ok(berth_api::ConsoleEnd::Detached)
+    };
+    loop {
+        loop {
+            match input.try_recv() {
+                Ok(Some(data)) => {
+                    let mut out = vec![];
+                    let end = keys.feed(&data, &mut out);
+                    if !out.is_empty() {
+                        ws.send(Message::binary(out)).map_err(|e| lost(node, e))?;
+                    }
+                    if end {
+                        return detach(ws);
+                    }
+                }
+                // The end of the caller's input detaches.
+                Ok(None) | Err(mpsc::TryRecvError::Disconnected) => return detach(ws),
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
+        if term && WINCH.swap(false, Ordering::Relaxed) {
+            let now = tty_size(io.stdin_fd);
+            if now.is_some() && now != size {
+                size = now;
+                if let Some(s) = size {
+                    send_resize(node, &mut ws, s)?;
+                }
+            }
+        }
+        match ws.read() {
+            Ok(Message::Binary(b)) => {
+                io.stdout
+                    .write_all(&b)
+                    .and_then(|_| io.stdout.flush())
+                    .map_err(|e| ClientError::io("writing the console's output", e))?;
+            }
+            Ok(Message::Text(t)) => match serde_json::from_str::<ConsoleFrame>(t.as_str()) {
+                Ok(ConsoleFrame::End(end)) => {
+                    let _ = ws.close(None);
+                    let _ = ws.flush();
+                    return Ok(end);
+                }
+                Ok(ConsoleFrame::Error(e)) => return Err(e),
+                Err(_) => tracing::debug!(frame = %t.as_str(), "unknown text frame ignored"),
+            },
+            Ok(Message::Close(_)) => return Ok(berth_api::ConsoleEnd::Stopped),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
                 if matches!(

@@ -15,6 +15,7 @@ pub mod journal;
 pub mod lock;
 pub mod paths;
 pub mod pidfd;
+pub mod timefmt;
 
 // The wire types live in berth-api; their modules keep their old paths here.
 pub use berth_api::{net, ops, procs, resources, services, validate};

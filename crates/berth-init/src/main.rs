@@ -1,6 +1,6 @@
 //! `berth-init`: Berth's supervisor, bind-mounted read-only into containers at `/.berth/init`.
 //!
-//! - `berth-init boot [--rc SCRIPT] [--rc-stop SCRIPT]`: run as the container's PID 1.
+//! - `berth-init boot [--rc SCRIPT] [--rc-stop SCRIPT] [--getty PROGRAM]`: run as the container's PID 1.
 //! - `berth-init ctl list|status|start|stop|restart|reload [NAME]`: talk to PID 1 (run by
 //!   `berth service` through `berth exec`).
 //! - `berth-init logs NAME`: print a service's log.
@@ -19,7 +19,7 @@ fn main() {
         Some("ctl") => ctl::run(rest),
         Some("logs") => ctl::logs(rest),
         _ => {
-            eprintln!("usage: berth-init boot [--rc SCRIPT] [--rc-stop SCRIPT] | ctl VERB [NAME] | logs NAME");
+            eprintln!("usage: berth-init boot [--rc SCRIPT] [--rc-stop SCRIPT] [--getty PROGRAM] | ctl VERB [NAME] | logs NAME");
             2
         }
     };

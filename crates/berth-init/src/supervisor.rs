@@ -171,13 +171,42 @@ fn say(msg: &str) {
 }
 
 fn load_specs() -> Vec<ServiceSpec> {
-    match std::fs::read_to_string(proto::SERVICES_FILE) {
+    let mut v = match std::fs::read_to_string(proto::SERVICES_FILE) {
         Ok(t) => proto::parse(&t).unwrap_or_else(|e| {
             say(&format!("{}: {e}; no services", proto::SERVICES_FILE));
             vec![]
         }),
         Err(_) => vec![],
+    };
+    if let Some(g) = CONSOLE_GETTY.get().and_then(|g| g.as_ref()) {
+        if !v.iter().any(|s| s.name == g.name) {
+            v.push(g.clone());
+        }
     }
+    v
+}
+
+/// The login prompt on `/dev/console` (`--getty PROGRAM`), a service like the declared ones
+/// (restarted after each logout); a declared service of the same name replaces it.
+static CONSOLE_GETTY: std::sync::OnceLock<Option<ServiceSpec>> = std::sync::OnceLock::new();
+
+/// The console getty's service, when `program` exists and init's stdin is a terminal (the
+/// container's console).
+fn console_getty(program: Option<&str>) -> Option<ServiceSpec> {
+    let p = program?;
+    // SAFETY: isatty on our stdin.
+    if unsafe { libc::isatty(0) } != 1 || !std::path::Path::new(p).exists() {
+        return None;
+    }
+    Some(ServiceSpec {
+        name: "console-getty".into(),
+        // busybox getty: keep the speed, local line, the console, TERM=linux
+        command: vec![p.into(), "-L".into(), "0".into(), "console".into(), "linux".into()],
+        user: "root".into(),
+        startup: proto::Startup::Auto,
+        restart: proto::Restart::Always,
+        after: vec![],
+    })
 }
 
 fn log_path(name: &str) -> String {
@@ -758,14 +787,17 @@ fn drain_output(sup: &mut Sup, idx: usize) -> bool {
 pub fn run(args: &[String]) -> i32 {
     let mut rc = None;
     let mut rc_stop = None;
+    let mut getty = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--rc" => rc = it.next().cloned(),
             "--rc-stop" => rc_stop = it.next().cloned(),
+            "--getty" => getty = it.next().cloned(),
             _ => {}
         }
     }
+    let _ = CONSOLE_GETTY.set(console_getty(getty.as_deref()));
     let (sfd, _set) = match signalfd() {
         Ok(x) => x,
         Err(e) => {

@@ -7,7 +7,7 @@ use berth_api::inside::{
     CtGroup, CtGroupAdd, CtPassword, CtUser, CtUserAdd, FileEntry, FilePush, FileSink,
 };
 use berth_api::{
-    ExecRequest, Node, NodeSettings, Progress, Result, ServiceList, SetRequest, SetResult,
+    ConsoleEnd, ConsoleLog, ExecRequest, Node, NodeSettings, Progress, Result, ServiceList, SetRequest, SetResult,
     StartResult, Stdio,
 };
 use berth_core::config::TemplateManifest;
@@ -20,7 +20,7 @@ use berth_core::services::{
     Action, AddService, HostService, InitMode, ServiceInfo, ServiceStatus, Startup,
 };
 use berth_core::CtRef;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
 use std::time::Duration;
 
@@ -187,8 +187,25 @@ impl Node for LocalNode {
             }
         }
     }
-    fn console(&self, ct: &CtRef, follow: bool, out: &mut dyn std::io::Write) -> Result<()> {
-        api(LocalNode::console(self, ct, follow, out))
+    fn console(&self, ct: &CtRef, log: ConsoleLog, out: &mut dyn std::io::Write) -> Result<()> {
+        api(LocalNode::console(self, ct, log, out))
+    }
+    fn console_attach(&self, ct: &CtRef, escape: Option<u8>, stdio: Stdio) -> Result<ConsoleEnd> {
+        use berth_runtime::console::attach::AttachIo;
+        match stdio {
+            Stdio::Inherit => api(LocalNode::console_attach(self, ct, AttachIo::stdio(escape))),
+            // berthd's relay: no signals of its own (a terminal's size is watched instead).
+            Stdio::Fds { stdin, stdout, .. } => api(LocalNode::console_attach(
+                self,
+                ct,
+                AttachIo {
+                    input: stdin.as_raw_fd(),
+                    output: stdout.as_raw_fd(),
+                    escape,
+                    signals: false,
+                },
+            )),
+        }
     }
     fn traffic(&self, ct: &CtRef) -> Result<Option<Traffic>> {
         api(LocalNode::traffic(self, ct))

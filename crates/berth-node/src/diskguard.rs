@@ -426,10 +426,7 @@ fn log_files(root: &NodeRoot, id: CtId, line: &str) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    append(
-        &root.ct_console_log(id),
-        &format!("berth: disk guard: {line}\n"),
-    );
+    berth_runtime::console::append_line(&root.ct_console_log(id), &format!("berth: disk guard: {line}"));
     append(&node_log(root), &format!("{stamp} {line}\n"));
 }
 

@@ -65,6 +65,9 @@ pub enum NodeError {
     NoAddress(u32),
     #[error(transparent)]
     Auth(#[from] berth_auth::AuthError),
+    /// Another caller is attached to the container's console.
+    #[error("the console of container {0} is in use: another caller is attached")]
+    ConsoleBusy(u32),
     /// A container whose config clashes with another container's (hand-edited files).
     #[error("container {ctid} cannot start: its {what} is also container {other}'s")]
     Conflict {
@@ -115,7 +118,9 @@ impl NodeError {
             | NodeError::TemplateInit(_) => K::Precondition,
             NodeError::StartFailed(..) | NodeError::StopFailed(..) => K::Internal,
             NodeError::Invalid(_) => K::Invalid,
-            NodeError::AmbiguousName(..) | NodeError::Conflict { .. } => K::Conflict,
+            NodeError::AmbiguousName(..)
+            | NodeError::Conflict { .. }
+            | NodeError::ConsoleBusy(_) => K::Conflict,
             NodeError::DiskOvercommit { .. } | NodeError::NoSpace(_) => K::Precondition,
             NodeError::NoAddress(_) => K::Invalid,
             NodeError::NotFound(_) => K::NotFound,

@@ -803,13 +803,41 @@ impl LocalNode {
     }
 
     /// Prints the console log; with `follow`, keeps printing while the container runs.
-    pub fn console(&self, r: &CtRef, follow: bool, out: &mut dyn std::io::Write) -> Result<()> {
+    pub fn console(
+        &self,
+        r: &CtRef,
+        log: berth_api::ConsoleLog,
+        out: &mut dyn std::io::Write,
+    ) -> Result<()> {
         let id = self.resolve(r)?;
         let path = self.root.ct_console_log(id);
         let running = || is_active(&self.root, id);
-        berth_runtime::console::print_log(&path, out, follow, &running)
+        berth_runtime::console::print_log(&path, out, log.follow, log.timestamps, &running)
             .map_err(|e| CoreError::io(&path, e))?;
         Ok(())
+    }
+
+    /// Attaches this process's terminal to the container's live console (see
+    /// `berth_runtime::console::attach`) until the detach keys or the container's stop.
+    pub fn console_attach(
+        &self,
+        r: &CtRef,
+        io: berth_runtime::console::attach::AttachIo,
+    ) -> Result<berth_api::ConsoleEnd> {
+        use berth_runtime::console::attach::{self, AttachEnd, AttachError};
+        let id = self.resolve(r)?;
+        {
+            let _g = self.lock_ct(id)?;
+            self.require_running(id)?;
+        }
+        let sock = attach::console_socket(&self.root.ct_run_dir(id));
+        match attach::attach(&sock, io) {
+            Ok(AttachEnd::Detached) => Ok(berth_api::ConsoleEnd::Detached),
+            Ok(AttachEnd::Stopped) => Ok(berth_api::ConsoleEnd::Stopped),
+            Err(AttachError::NotRunning) => Err(NodeError::NotRunning(id.0)),
+            Err(AttachError::Busy) => Err(NodeError::ConsoleBusy(id.0)),
+            Err(AttachError::Io(e)) => Err(CoreError::io(&sock, e).into()),
+        }
     }
 
     /// The monitor entry point (`berth __monitor CTID`): runs until the container stops.

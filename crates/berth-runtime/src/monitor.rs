@@ -21,7 +21,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Files in `run/<ctid>/`.
@@ -145,6 +145,15 @@ impl Executor for InitExecutor {
                 unsafe { libc::close(listener) };
             }
         }
+        // libcontainer made the console init's controlling terminal. Released: a ^C typed
+        // on the console must not signal init (berth-init and busybox init take SIGINT as
+        // ctrl-alt-del), and a getty on the console takes it as its own. The kernel sends
+        // the session's SIGHUP to init itself: ignored for that moment.
+        // SAFETY: signal and ioctl with plain arguments on our own stdin.
+        unsafe {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::ioctl(0, libc::TIOCNOTTY);
+        }
         reset_signal_dispositions();
         libcontainer::workload::default::get_executor().exec(spec)
     }
@@ -244,17 +253,15 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
         // root/ is the overlay's mount point, looked up with the container's credentials.
         fsutil::create_dir_mode(&paths.root_path(), 0o755)?;
         fsutil::create_dir_mode(&paths.bundle(), 0o700)?;
-        let (log_r, log_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| RuntimeError::sys("pipe", e))?;
-        let log_thread = console::spawn_writer(log_r, args.root.ct_console_log(id));
-        let res = boot_loop(&args, &runtime_id, &paths, &log_w, &mut boots, &mut ready);
+        // The console (crate::console::attach): its log and `berth console`, across boots.
+        let console = console::attach::Server::spawn(args.root.ct_console_log(id), &paths.dir)?;
+        let res = boot_loop(&args, &runtime_id, &paths, &console, &mut boots, &mut ready);
         if res.is_err() {
-            // A boot that failed half-way may have left the container's processes (holding
-            // the console pipe) alive: kill them before waiting for the console's end.
+            // A boot that failed half-way may have left the container's processes alive:
+            // kill them before the console's end.
             delete_runtime(&args.root, &runtime_id);
         }
-        drop(log_w);
-        join_bounded(log_thread, CONSOLE_DRAIN);
+        console.finish(CONSOLE_DRAIN);
         res
     })();
     if let Err(e) = &result {
@@ -302,26 +309,15 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     result
 }
 
-/// How long the monitor waits, once the container is dead, for the console writer to see
-/// the end of its pipe. Whatever still holds a write end then (nothing should: the
-/// container's processes are gone) must not keep the monitor, its locks and the container's
-/// resources forever (issue 14, finding 3).
+/// How long the monitor waits, once the container is dead, for the console server to read
+/// what the console still holds and hand it to an attached client. Nothing the container
+/// left may keep the monitor, its locks and the container's resources longer (issue 14,
+/// finding 3).
 const CONSOLE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Joins `t` if it finishes within `limit`; otherwise leaves it running (it ends with the
-/// process) and says so.
-fn join_bounded(t: std::thread::JoinHandle<()>, limit: std::time::Duration) {
-    let until = std::time::Instant::now() + limit;
-    while !t.is_finished() {
-        if std::time::Instant::now() >= until {
-            tracing::warn!("console writer still busy after {limit:?}: not waited for");
-            return;
-        }
-        // Fine-grained: this is on the stop path, and the writer usually ends at once.
-        std::thread::sleep(std::time::Duration::from_micros(100));
-    }
-    let _ = t.join();
-}
+/// How long libcontainer's init may take to hand over the console's master (it does while
+/// `build` runs; this only bounds a broken runtime).
+const CONSOLE_HANDOFF: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Removes `run/<ctid>/` with `monitor.pid` last: until that file goes, `berth` sees this
 /// monitor as active and waits, so a new `start` can never have its fresh files deleted by
@@ -350,7 +346,7 @@ fn boot_loop(
     args: &MonitorArgs,
     runtime_id: &str,
     paths: &RunPaths,
-    log_w: &OwnedFd,
+    console: &console::attach::Server,
     boots: &mut u32,
     ready: &mut Option<fs::File>,
 ) -> Result<()> {
@@ -470,15 +466,9 @@ fn boot_loop(
             h.prepare(&cfg).map_err(RuntimeError::StartFailed)?;
         }
         delete_runtime(&args.root, runtime_id);
-        let devnull = fs::File::open("/dev/null").map_err(|e| RuntimeError::io("/dev/null", e))?;
-        let out = log_w
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| RuntimeError::io("dup", e))?;
-        let err = log_w
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| RuntimeError::io("dup", e))?;
+        // libcontainer's init opens the console from the container's devpts and sends its
+        // master here (crate::console::attach).
+        let handoff = console::attach::PtyHandoff::bind(&paths.dir)?;
         // Init must start inside the container's own name=systemd cgroup, so that its
         // cgroup namespace is rooted there: the monitor stands in it while libcontainer forks.
         let named = named_cgroup(&cfg, runtime_id)?;
@@ -514,9 +504,7 @@ fn boot_loop(
             std::env::set_current_dir(&paths.dir).map_err(|e| RuntimeError::io(&paths.dir, e))?;
         }
         let built = builder(&args.root, runtime_id)?
-            .with_stdin(devnull)
-            .with_stdout(out)
-            .with_stderr(err)
+            .with_console_socket(Some(handoff.path()))
             .with_executor(InitExecutor {
                 sysinfo: sysinfo_pair.as_ref().map(|(_, i)| i.as_raw_fd()),
             })
@@ -531,6 +519,7 @@ fn boot_loop(
         let pid = container
             .pid()
             .ok_or_else(|| RuntimeError::StartFailed("no init pid".into()))?;
+        console.set_master(handoff.take(CONSOLE_HANDOFF)?);
         tracing::debug!("container created");
         init_start.store(
             process_starttime(pid.as_raw()).unwrap_or(0),

@@ -181,7 +181,9 @@ pub fn cap_number(name: &str) -> Option<u32> {
 fn process_json(args: &[String], env: &[String]) -> Value {
     let caps = effective_capabilities();
     json!({
-        "terminal": false,
+        // init's stdio is the container's /dev/console: a pty of its own devpts, whose
+        // master the monitor holds (crate::console::attach)
+        "terminal": true,
         "user": {"uid": 0, "gid": 0},
         "args": args,
         "env": env,

@@ -104,12 +104,20 @@ fn mount_own_tmpfs(dir: &std::path::Path) -> Result<()> {
 }
 
 /// PID 1's command: the supervisor, running busybox's boot and shutdown scripts (what the
-/// template's inittab would run) when the template is the busybox one.
+/// template's inittab would run) and a login prompt on the console (`berth console`) when
+/// the template is the busybox one.
 pub fn init_command(template: &TemplateManifest) -> Vec<String> {
     let mut v = vec![INIT_PATH.to_string(), "boot".to_string()];
     if template.source == "busybox" {
         v.extend(
-            ["--rc", "/etc/init.d/rcS", "--rc-stop", "/etc/init.d/rcK"]
+            [
+                "--rc",
+                "/etc/init.d/rcS",
+                "--rc-stop",
+                "/etc/init.d/rcK",
+                "--getty",
+                "/sbin/getty",
+            ]
                 .iter()
                 .map(|s| s.to_string()),
         );

@@ -44,24 +44,7 @@ fn agent(root: &NodeRoot) -> Result<RemoteNode> {
 }
 
 fn time(ms: u64) -> String {
-    let s = ms / 1000;
-    let (d, r) = (s / 86400, s % 86400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = d as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        r / 3600,
-        (r % 3600) / 60,
-        r % 60
-    )
+    berth_core::timefmt::utc_seconds(ms)
 }
 
 fn print_event(e: &Event, json: bool) -> Result<()> {

@@ -248,12 +248,29 @@ enum Cmd {
     },
     /// Open an interactive login shell in a running container
     Enter { ct: String },
-    /// Show the container's console output (init's stdout/stderr)
+    /// Attach to the container's console (/dev/console) from a terminal; otherwise print its log
+    ///
+    /// On a terminal, `berth console 101` attaches to the container's live console (its
+    /// /dev/console, where init and a console getty talk); detach with Ctrl+a q (Ctrl+a
+    /// Ctrl+a sends Ctrl+a). Without a terminal, or with --log / --follow, it prints the
+    /// console log instead.
     Console {
         ct: String,
-        /// Keep printing new output while the container runs
-        #[arg(short, long)]
+        /// Print the log and keep printing new output while the container runs (read-only)
+        #[arg(short, long, conflicts_with = "attach")]
         follow: bool,
+        /// Print the console log (the default when stdin or stdout is not a terminal)
+        #[arg(long, conflicts_with = "attach")]
+        log: bool,
+        /// With --log/--follow: each line with the UTC time it began
+        #[arg(short = 't', long, conflicts_with = "attach")]
+        timestamps: bool,
+        /// Attach even when stdin is not a terminal (input is sent as is; its end detaches)
+        #[arg(long)]
+        attach: bool,
+        /// The detach key, pressed before `q`: ^a…^z or one character
+        #[arg(long, value_name = "KEY", default_value = "^a")]
+        escape: String,
     },
     /// Destroy a container and its private area
     Destroy {
@@ -931,9 +948,39 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             let node = open(&root)?;
             return Ok(node.enter(&ct(&c)?, Stdio::Inherit)?);
         }
-        Cmd::Console { ct: c, follow } => {
+        Cmd::Console {
+            ct: c,
+            follow,
+            log,
+            timestamps,
+            attach,
+            escape,
+        } => {
             let node = open(&root)?;
-            node.console(&ct(&c)?, follow, &mut std::io::stdout())?;
+            // SAFETY: isatty on the standard descriptors.
+            let terminal = unsafe { libc::isatty(0) == 1 && libc::isatty(1) == 1 };
+            if attach || (terminal && !follow && !log && !timestamps) {
+                let key = berth_api::node::parse_escape(&escape).ok_or_else(|| {
+                    anyhow::anyhow!("invalid value {escape:?} for --escape: ^a…^z or one character")
+                })?;
+                let r = ct(&c)?;
+                if terminal {
+                    eprintln!(
+                        "Attached to the console of {c} (detach: {} q)",
+                        escape_name(key)
+                    );
+                }
+                let end = node.console_attach(&r, Some(key), Stdio::Inherit)?;
+                if terminal {
+                    match end {
+                        berth_api::ConsoleEnd::Detached => eprintln!("\r\nDetached."),
+                        berth_api::ConsoleEnd::Stopped => eprintln!("\r\nThe container stopped."),
+                    }
+                }
+            } else {
+                let opts = berth_api::ConsoleLog { follow, timestamps };
+                node.console(&ct(&c)?, opts, &mut std::io::stdout())?;
+            }
         }
         Cmd::Destroy { ct: c, force } => {
             let node = open(&root)?;
@@ -1219,4 +1266,13 @@ fn usage_error(e: clap::Error) -> ! {
         .unwrap_or_default();
     eprintln!("error: {first}{tip} (see `berth --help`)");
     std::process::exit(2)
+}
+
+/// `Ctrl+a` for 1, the character itself otherwise.
+fn escape_name(key: u8) -> String {
+    if (1..=26).contains(&key) {
+        format!("Ctrl+{}", (b'a' + key - 1) as char)
+    } else {
+        (key as char).to_string()
+    }
 }

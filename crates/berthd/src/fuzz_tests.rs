@@ -83,7 +83,15 @@ impl Node for Fake {
     fn enter(&self, _: &CtRef, _: Stdio) -> Result<i32> {
         no()
     }
-    fn console(&self, _: &CtRef, _: bool, _: &mut dyn std::io::Write) -> Result<()> {
+    fn console(&self, _: &CtRef, _: berth_api::ConsoleLog, _: &mut dyn std::io::Write) -> Result<()> {
+        no()
+    }
+    fn console_attach(
+        &self,
+        _: &CtRef,
+        _: Option<u8>,
+        _: berth_api::Stdio,
+    ) -> Result<berth_api::ConsoleEnd> {
         no()
     }
     fn traffic(&self, _: &CtRef) -> Result<Option<Traffic>> {

@@ -273,8 +273,12 @@ pub async fn console(
     Path(ct): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let q = Query::parse(q.as_deref(), &["follow"])?;
-    let follow = q.bool("follow")?;
+    let q = Query::parse(q.as_deref(), &["follow", "timestamps"])?;
+    let log = berth_api::ConsoleLog {
+        follow: q.bool("follow")?,
+        timestamps: q.bool("timestamps")?,
+    };
+    let follow = log.follow;
     let r = st.ct(&c, &ct, Need::CtRead).await?;
     // Refused before the answer starts (a missing container is a 404, not an empty stream).
     let r2 = r.clone();
@@ -292,7 +296,7 @@ pub async fn console(
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut w = ChanWriter(tx);
-        if let Err(e) = node.console(&r, follow, &mut w) {
+        if let Err(e) = node.console(&r, log, &mut w) {
             tracing::debug!(error = %e, "console stream ended");
         }
     });

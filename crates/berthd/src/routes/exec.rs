@@ -239,6 +239,123 @@ async fn session(st: Arc<AppState>, ct: CtRef, mut sock: WebSocket) -> ApiResult
     Ok(())
 }
 
+/// `GET /containers/{ct}/console/attach`: the container's live console as a websocket.
+/// Binary frames both ways (input; the console's output), text `{"resize": TtySize}`, and
+/// the last text frame `{"end": "detached"|"stopped"}` or `{"error": …}`. Closing the
+/// socket detaches (the detach keys are the client's business). One caller at a time per
+/// container (the node refuses a second: 409).
+pub async fn console_attach(
+    State(st): State<Arc<AppState>>,
+    Extension(c): Extension<Caller>,
+    Path(ct): Path<String>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtAct).await?;
+    let Ok(ws) = ws else {
+        return Err(invalid("the console is a websocket: send an Upgrade request"));
+    };
+    let permit = crate::state::permit(&st.sessions_exec, "exec sessions")?;
+    Ok(ws
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |sock| async move {
+            if let Err(e) = console_session(st, r, sock).await {
+                tracing::debug!(error = %e.0, "console session ended");
+            }
+            drop(permit);
+        }))
+}
+
+async fn console_session(st: Arc<AppState>, ct: CtRef, mut sock: WebSocket) -> ApiResult<()> {
+    // A terminal of ours between the socket and the node: the node's relay reads its size.
+    let (m, s) = openpty().map_err(io_err)?;
+    let stdio = Stdio::Fds {
+        stdin: s.try_clone().map_err(io_err)?,
+        stdout: s.try_clone().map_err(io_err)?,
+        stderr: s,
+    };
+    let input = m.try_clone().map_err(io_err)?;
+    let output = m.try_clone().map_err(io_err)?;
+    let node = st.node.clone();
+    // Detaching is ours to say, through the terminal: the detach keys, with that key doubled
+    // in what the client types (the node's filter turns it back into one).
+    const KEY: u8 = 1;
+    let mut run = tokio::task::spawn_blocking(move || node.console_attach(&ct, Some(KEY), stdio));
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::from(output);
+        let mut buf = vec![0u8; 32 << 10];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 || out_tx.blocking_send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let (in_tx, mut in_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::from(input);
+        while let Some(b) = in_rx.blocking_recv() {
+            let mut v = Vec::with_capacity(b.len() + 4);
+            for c in b {
+                v.push(c);
+                if c == KEY {
+                    v.push(KEY);
+                }
+            }
+            if f.write_all(&v).is_err() {
+                return;
+            }
+        }
+        // The client left: detach.
+        let _ = f.write_all(&[KEY, b'q']);
+    });
+    let mut in_tx = Some(in_tx);
+    let master = Some(m);
+    let end = loop {
+        tokio::select! {
+            res = &mut run => {
+                break res.map_err(|e| ApiError(berth_api::Error::internal(e.to_string())))?;
+            }
+            Some(chunk) = out_rx.recv() => {
+                if sock.send(Message::Binary(chunk.into())).await.is_err() {
+                    // Gone: the input's end detaches.
+                    in_tx = None;
+                }
+            }
+            msg = sock.recv(), if in_tx.is_some() => match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    if let Some(tx) = &in_tx {
+                        if !b.is_empty() && tx.send(b.to_vec()).await.is_err() {
+                            in_tx = None;
+                        }
+                    }
+                }
+                Some(Ok(Message::Text(t))) => {
+                    if let (Ok(r), Some(m)) = (serde_json::from_str::<Resize>(&t), &master) {
+                        set_size(m, r.resize);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => in_tx = None,
+                Some(Ok(_)) => {}
+            },
+        }
+    };
+    drop(in_tx);
+    drop(master);
+    while let Ok(Some(chunk)) =
+        tokio::time::timeout(Duration::from_millis(200), out_rx.recv()).await
+    {
+        let _ = sock.send(Message::Binary(chunk.into())).await;
+    }
+    let last = match end {
+        Ok(e) => serde_json::json!({ "end": e }),
+        Err(e) => serde_json::json!({ "error": e }),
+    };
+    let _ = sock.send(Message::Text(last.to_string().into())).await;
+    let _ = sock.send(Message::Close(None)).await;
+    Ok(())
+}
+
 async fn fail(sock: &mut WebSocket, e: ApiError) -> ApiResult<()> {
     let body = serde_json::json!({ "error": e.0 });
     let _ = sock.send(Message::Text(body.to_string().into())).await;

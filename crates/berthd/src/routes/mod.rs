@@ -46,6 +46,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/containers/{ct}/traffic", get(c::traffic))
         .route("/containers/{ct}/console", get(c::console))
         .route("/containers/{ct}/exec", get(exec::exec))
+        .route("/containers/{ct}/console/attach", get(exec::console_attach))
         .route("/containers/{ct}/processes", get(c::ps))
         .route("/containers/{ct}/processes/{pid}/signal", post(c::signal))
         .route("/containers/{ct}/services", get(s::list))
