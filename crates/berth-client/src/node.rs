@@ -224,7 +224,12 @@ impl Node for RemoteNode {
         escape: Option<u8>,
         stdio: Stdio,
     ) -> Result<berth_api::ConsoleEnd> {
-        crate::ws::console(self, &format!("{}/console/attach", ct_path(ct)), escape, stdio)
+        crate::ws::console(
+            self,
+            &format!("{}/console/attach", ct_path(ct)),
+            escape,
+            stdio,
+        )
     }
     fn traffic(&self, ct: &CtRef) -> Result<Option<Traffic>> {
         self.get(&format!("{}/traffic", ct_path(ct)))

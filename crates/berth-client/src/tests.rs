@@ -358,7 +358,12 @@ fn answers_with_unknown_fields_and_chunked_bodies() {
     let n = node(ep, Fingerprint::of(c.der.as_ref()));
     assert_eq!(n.list(false).unwrap(), vec![running(101)]);
     let mut out = Vec::new();
-    n.console(&CtRef::Id(CtId(101)), berth_api::ConsoleLog::default(), &mut out).unwrap();
+    n.console(
+        &CtRef::Id(CtId(101)),
+        berth_api::ConsoleLog::default(),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(out, b"line one\nline two\n");
     n.stop(
         &CtRef::Id(CtId(101)),

@@ -349,8 +349,17 @@ pub(crate) fn console(
         let _ = ws.flush();
         Ok(berth_api::ConsoleEnd::Detached)
     };
+    // After the end of the input: when, and the last output since (as the node's relay does:
+    // quiet for a second, at most five).
+    let mut ended: Option<(std::time::Instant, std::time::Instant)> = None;
+    let (quiet, quiet_max) = (Duration::from_secs(1), Duration::from_secs(5));
     loop {
-        loop {
+        if let Some((at, last)) = ended {
+            if last.elapsed() >= quiet || at.elapsed() >= quiet_max {
+                return detach(ws);
+            }
+        }
+        while ended.is_none() {
             match input.try_recv() {
                 Ok(Some(data)) => {
                     let mut out = vec![];
@@ -362,8 +371,11 @@ pub(crate) fn console(
                         return detach(ws);
                     }
                 }
-                // The end of the caller's input detaches.
-                Ok(None) | Err(mpsc::TryRecvError::Disconnected) => return detach(ws),
+                // The end of the caller's input detaches, once the answer is in.
+                Ok(None) | Err(mpsc::TryRecvError::Disconnected) => {
+                    let now = std::time::Instant::now();
+                    ended = Some((now, now));
+                }
                 Err(mpsc::TryRecvError::Empty) => break,
             }
         }
@@ -382,6 +394,9 @@ pub(crate) fn console(
                     .write_all(&b)
                     .and_then(|_| io.stdout.flush())
                     .map_err(|e| ClientError::io("writing the console's output", e))?;
+                if let Some((_, last)) = &mut ended {
+                    *last = std::time::Instant::now();
+                }
             }
             Ok(Message::Text(t)) => match serde_json::from_str::<ConsoleFrame>(t.as_str()) {
                 Ok(ConsoleFrame::End(end)) => {

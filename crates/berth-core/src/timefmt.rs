@@ -52,10 +52,13 @@ pub fn now_ms() -> u64 {
 pub fn is_stamp(s: &[u8]) -> bool {
     const SHAPE: &[u8; 24] = b"0000-00-00T00:00:00.000Z";
     s.len() >= 24
-        && SHAPE
-            .iter()
-            .zip(s)
-            .all(|(p, c)| if *p == b'0' { c.is_ascii_digit() } else { p == c })
+        && SHAPE.iter().zip(s).all(|(p, c)| {
+            if *p == b'0' {
+                c.is_ascii_digit()
+            } else {
+                p == c
+            }
+        })
 }
 
 #[cfg(test)]

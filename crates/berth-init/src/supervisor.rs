@@ -201,7 +201,13 @@ fn console_getty(program: Option<&str>) -> Option<ServiceSpec> {
     Some(ServiceSpec {
         name: "console-getty".into(),
         // busybox getty: keep the speed, local line, the console, TERM=linux
-        command: vec![p.into(), "-L".into(), "0".into(), "console".into(), "linux".into()],
+        command: vec![
+            p.into(),
+            "-L".into(),
+            "0".into(),
+            "console".into(),
+            "linux".into(),
+        ],
         user: "root".into(),
         startup: proto::Startup::Auto,
         restart: proto::Restart::Always,

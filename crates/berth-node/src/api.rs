@@ -7,8 +7,8 @@ use berth_api::inside::{
     CtGroup, CtGroupAdd, CtPassword, CtUser, CtUserAdd, FileEntry, FilePush, FileSink,
 };
 use berth_api::{
-    ConsoleEnd, ConsoleLog, ExecRequest, Node, NodeSettings, Progress, Result, ServiceList, SetRequest, SetResult,
-    StartResult, Stdio,
+    ConsoleEnd, ConsoleLog, ExecRequest, Node, NodeSettings, Progress, Result, ServiceList,
+    SetRequest, SetResult, StartResult, Stdio,
 };
 use berth_core::config::TemplateManifest;
 use berth_core::net::{Adapter, NetChange, NetConfig, NetworkConfig, NetworkInfo, Traffic};

@@ -426,7 +426,10 @@ fn log_files(root: &NodeRoot, id: CtId, line: &str) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    berth_runtime::console::append_line(&root.ct_console_log(id), &format!("berth: disk guard: {line}"));
+    berth_runtime::console::append_line(
+        &root.ct_console_log(id),
+        &format!("berth: disk guard: {line}"),
+    );
     append(&node_log(root), &format!("{stamp} {line}\n"));
 }
 

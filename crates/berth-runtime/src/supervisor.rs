@@ -118,8 +118,8 @@ pub fn init_command(template: &TemplateManifest) -> Vec<String> {
                 "--getty",
                 "/sbin/getty",
             ]
-                .iter()
-                .map(|s| s.to_string()),
+            .iter()
+            .map(|s| s.to_string()),
         );
     }
     v

@@ -67,7 +67,8 @@ impl Attached {
         let until = Instant::now() + limit;
         let mut buf = [0u8; 4096];
         loop {
-            let text = String::from_utf8_lossy(&self.seen[from.min(self.seen.len())..]).into_owned();
+            let text =
+                String::from_utf8_lossy(&self.seen[from.min(self.seen.len())..]).into_owned();
             if text.contains(needle) {
                 return text;
             }
@@ -143,7 +144,14 @@ const T: Duration = Duration::from_secs(20);
 fn console_login_resize_detach_and_log() {
     let node = Node::new("console");
     let ct = "1601";
-    node.ok(&["create", ct, "--ostemplate", "busybox", "--hostname", "con1"]);
+    node.ok(&[
+        "create",
+        ct,
+        "--ostemplate",
+        "busybox",
+        "--hostname",
+        "con1",
+    ]);
     set_password(&node, ct, "root", "c0nsole-Pw");
     node.ok(&["start", ct]);
 
@@ -178,7 +186,11 @@ fn console_login_resize_detach_and_log() {
     assert_eq!(node.status(ct)["status"], "running");
 
     // One caller at a time.
-    let second = node.cmd(&["console", ct, "--attach"]).stdin(Stdio::null()).output().unwrap();
+    let second = node
+        .cmd(&["console", ct, "--attach"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("console of container 1601 is in use"), "{err}");
@@ -228,12 +240,22 @@ fn console_refusals() {
     let node = Node::new("console-bad");
     node.ok(&["create", "1602", "--ostemplate", "busybox"]);
     // Not running: one line, non-zero.
-    let o = node.cmd(&["console", "1602", "--attach"]).stdin(Stdio::null()).output().unwrap();
+    let o = node
+        .cmd(&["console", "1602", "--attach"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("container 1602 is not running"), "{err}");
-    node.fails(&["console", "1602", "--attach", "--escape", "^]"], "--escape");
-    node.fails(&["console", "1602", "--follow", "--attach"], "cannot be used with");
+    node.fails(
+        &["console", "1602", "--attach", "--escape", "^]"],
+        "--escape",
+    );
+    node.fails(
+        &["console", "1602", "--follow", "--attach"],
+        "cannot be used with",
+    );
     // The log of a container that never ran is empty, not an error.
     assert_eq!(node.ok(&["console", "1602", "--log"]), "");
     node.ok(&["destroy", "1602"]);

@@ -313,6 +313,9 @@ fn table() -> Vec<(Vec<&'static str>, bool)> {
         (&["user", "201", "del", "rmt-u"], false),
         (&["user", "201", "del", "nosuch"], false),
         (&["group", "201", "del", "rmt-g"], false),
+        // The live console without a terminal: input at its end, detached once quiet.
+        (&["console", "201", "--attach"], false),
+        (&["console", "nosuch", "--attach"], false),
         // Errors: unknown container, a bad value, a running container started again.
         (&["status", "nosuch"], false),
         (&["set", "201", "--ram", "1M"], false),

@@ -83,7 +83,12 @@ impl Node for Fake {
     fn enter(&self, _: &CtRef, _: Stdio) -> Result<i32> {
         no()
     }
-    fn console(&self, _: &CtRef, _: berth_api::ConsoleLog, _: &mut dyn std::io::Write) -> Result<()> {
+    fn console(
+        &self,
+        _: &CtRef,
+        _: berth_api::ConsoleLog,
+        _: &mut dyn std::io::Write,
+    ) -> Result<()> {
         no()
     }
     fn console_attach(

@@ -39,6 +39,11 @@ const HUNG_UP_RETRY: Duration = Duration::from_millis(100);
 
 const HELLO: &[u8; 4] = b"BC1a";
 
+/// After the end of a caller's input, the attachment lasts until the console has been
+/// quiet this long (its answer to the last input is in), at most [`QUIET_MAX`].
+pub const QUIET: Duration = Duration::from_secs(1);
+pub const QUIET_MAX: Duration = Duration::from_secs(5);
+
 /// The socket libcontainer hands the master to, in `run/<ctid>/`.
 pub fn pty_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("pty.sock")
@@ -240,14 +245,18 @@ impl State {
                 pfd(self.ctl.as_raw_fd(), libc::POLLIN),
                 pfd(self.listener.as_raw_fd(), libc::POLLIN),
             ];
-            let mi = self.master.as_ref().filter(|_| self.hung_up.is_none()).map(|m| {
-                let mut ev = libc::POLLIN;
-                if !self.input.is_empty() {
-                    ev |= libc::POLLOUT;
-                }
-                fds.push(pfd(m.as_raw_fd(), ev));
-                fds.len() - 1
-            });
+            let mi = self
+                .master
+                .as_ref()
+                .filter(|_| self.hung_up.is_none())
+                .map(|m| {
+                    let mut ev = libc::POLLIN;
+                    if !self.input.is_empty() {
+                        ev |= libc::POLLOUT;
+                    }
+                    fds.push(pfd(m.as_raw_fd(), ev));
+                    fds.len() - 1
+                });
             let ci = self.client.as_ref().map(|c| {
                 let mut ev = libc::POLLIN;
                 if !c.out.is_empty() {
@@ -256,11 +265,12 @@ impl State {
                 fds.push(pfd(c.sock.as_raw_fd(), ev));
                 fds.len() - 1
             });
-            let timeout = if self.hung_up.is_some() || self.client.as_ref().is_some_and(|c| !c.greeted) {
-                50
-            } else {
-                -1
-            };
+            let timeout =
+                if self.hung_up.is_some() || self.client.as_ref().is_some_and(|c| !c.greeted) {
+                    50
+                } else {
+                    -1
+                };
             // SAFETY: poll on descriptors we own.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n < 0 {
@@ -661,15 +671,29 @@ fn relay(
     let mut buf = [0u8; 8192];
     let mut keys = berth_api::EscapeFilter::new(io.escape.filter(|_| tty));
     let mut size = winsize(io.input);
+    // After the end of the caller's input: when it ended, and the last output since.
+    let mut ended: Option<(Instant, Instant)> = None;
     loop {
+        if let Some((at, last)) = ended {
+            let now = Instant::now();
+            if now.duration_since(last) >= QUIET || now.duration_since(at) >= QUIET_MAX {
+                return Ok(AttachEnd::Detached);
+            }
+        }
         let mut fds = vec![
             pfd(s.as_raw_fd(), libc::POLLIN),
-            pfd(io.input, libc::POLLIN),
+            pfd(if ended.is_some() { -1 } else { io.input }, libc::POLLIN),
         ];
         if let Some(g) = sigs {
             fds.push(pfd(g.fd.as_raw_fd(), libc::POLLIN));
         }
-        let timeout = if tty && sigs.is_none() { 250 } else { -1 };
+        let timeout = if ended.is_some() {
+            50
+        } else if tty && sigs.is_none() {
+            250
+        } else {
+            -1
+        };
         // SAFETY: poll on valid descriptors.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n < 0 {
@@ -684,6 +708,9 @@ fn relay(
                 Ok(k) => {
                     if !write_all_fd(io.output, &buf[..k]) {
                         return Ok(AttachEnd::Detached);
+                    }
+                    if let Some((_, last)) = &mut ended {
+                        *last = Instant::now();
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -723,8 +750,11 @@ fn relay(
             return Ok(AttachEnd::Detached);
         }
         if k == 0 {
-            // The end of the caller's input: detach (the console itself stays).
-            return Ok(AttachEnd::Detached);
+            // The end of the caller's input: detach once the console's answer is in (quiet
+            // for QUIET, at most QUIET_MAX); the console itself stays.
+            let now = Instant::now();
+            ended = Some((now, now));
+            continue;
         }
         let mut out = Vec::with_capacity(k as usize);
         let detach = keys.feed(&buf[..k as usize], &mut out);
@@ -796,7 +826,10 @@ mod tests {
         let _ = c.read_to_end(&mut rest);
         let text = std::fs::read_to_string(&log).unwrap();
         // what was typed is echoed by the terminal, so it is in the log too
-        assert!(text.contains(" hello\n") && text.ends_with(" typed\n"), "{text:?}");
+        assert!(
+            text.contains(" hello\n") && text.ends_with(" typed\n"),
+            "{text:?}"
+        );
         assert!(berth_core::timefmt::is_stamp(text.as_bytes()), "{text:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }

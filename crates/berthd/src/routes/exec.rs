@@ -252,7 +252,9 @@ pub async fn console_attach(
 ) -> ApiResult<Response> {
     let r = st.ct(&c, &ct, Need::CtAct).await?;
     let Ok(ws) = ws else {
-        return Err(invalid("the console is a websocket: send an Upgrade request"));
+        return Err(invalid(
+            "the console is a websocket: send an Upgrade request",
+        ));
     };
     let permit = crate::state::permit(&st.sessions_exec, "exec sessions")?;
     Ok(ws

@@ -126,3 +126,101 @@ fn exec_over_websocket() {
     node.berth_ok(&["stop", "101", "--kill"]);
     drop(held);
 }
+
+/// The live console over its websocket (on the unix socket): the login prompt answers an
+/// empty line, a resize frame is taken, a second caller is refused with a conflict, and
+/// closing the socket detaches (a new caller is then accepted).
+#[test]
+fn console_attach_over_websocket() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let node = TestNode::new("wscon");
+    node.berth_ok(&[
+        "create",
+        "101",
+        "--ostemplate",
+        "busybox",
+        "--hostname",
+        "wscon",
+    ]);
+    node.berth_ok(&["start", "101"]);
+    let d = Daemon::start(&node);
+    let connect = || {
+        let s = std::os::unix::net::UnixStream::connect(d.root.join("run/berthd.sock")).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        tungstenite::client::client("ws://berthd/api/v1/containers/101/console/attach", s)
+            .expect("websocket handshake")
+            .0
+    };
+    let mut ws = connect();
+    ws.send(Message::text(r#"{"resize":{"rows":30,"cols":100}}"#))
+        .unwrap();
+    ws.send(Message::binary(b"\r".to_vec())).unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut out = vec![];
+    while !String::from_utf8_lossy(&out).contains("wscon login:") {
+        assert!(
+            std::time::Instant::now() < until,
+            "no login prompt: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        match ws.read() {
+            Ok(Message::Binary(b)) => out.extend_from_slice(&b),
+            Ok(Message::Text(t)) => panic!("ended early: {t}"),
+            _ => {}
+        }
+    }
+    // A second caller: its last frame is a conflict.
+    let mut ws2 = connect();
+    let last = loop {
+        assert!(
+            std::time::Instant::now() < until,
+            "no answer for the second caller"
+        );
+        match ws2.read() {
+            Ok(Message::Text(t)) => break serde_json::from_str::<serde_json::Value>(&t).unwrap(),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("second caller: {e}"),
+        }
+    };
+    assert_eq!(last["error"]["kind"], "conflict", "{last}");
+    // Closing detaches: the node's answer is the end frame "detached".
+    ws.close(None).unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        assert!(std::time::Instant::now() < until, "no end frame");
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                assert_eq!(v["end"], "detached", "{v}");
+                break;
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break, // closed after the end frame
+        }
+    }
+    // A new caller is welcome again.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut ws3 = connect();
+    ws3.send(Message::binary(b"\r".to_vec())).unwrap();
+    let mut out = vec![];
+    while !String::from_utf8_lossy(&out).contains("login:") {
+        assert!(
+            std::time::Instant::now() < until,
+            "third caller: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        match ws3.read() {
+            Ok(Message::Binary(b)) => out.extend_from_slice(&b),
+            Ok(Message::Text(t)) => panic!("third caller refused: {t}"),
+            _ => {}
+        }
+    }
+    drop(ws3);
+    node.berth_ok(&["stop", "101", "--kill"]);
+}
