@@ -455,6 +455,9 @@ pub struct SetOptions {
     pub iopslimit: Option<Option<u64>>,
     pub diskspace: Option<SoftHardSize>,
     pub diskinodes: Option<SoftHardCount>,
+    /// Action scripts: event → script name (`""` removes the event's script).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub scripts: std::collections::BTreeMap<String, String>,
     pub setmode: SetMode,
 }
 

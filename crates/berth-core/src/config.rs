@@ -159,6 +159,10 @@ pub struct ContainerConfig {
     /// Init mode, `[service.NAME]` tables and pending default startup types (issue 5).
     #[serde(flatten)]
     pub procs: crate::services::ServiceSettings,
+    /// Action scripts: event (`premount`, `mount`, `start`, `stop`, `umount`, `destroy`) →
+    /// script (a file of `<root>/scripts/` or `/etc/berth/scripts/`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub scripts: std::collections::BTreeMap<String, String>,
 }
 
 impl ContainerConfig {
@@ -181,6 +185,7 @@ impl ContainerConfig {
             created: 0,
             net: Default::default(),
             procs: Default::default(),
+            scripts: Default::default(),
         }
     }
 
@@ -230,6 +235,7 @@ mod tests {
             created: 1,
             net: Default::default(),
             procs: Default::default(),
+            scripts: Default::default(),
         }
     }
 

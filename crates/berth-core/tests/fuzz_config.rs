@@ -476,6 +476,7 @@ fn container() -> impl Strategy<Value = ContainerConfig> {
                 created,
                 net,
                 procs,
+                scripts: Default::default(),
             },
         )
 }

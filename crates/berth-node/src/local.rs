@@ -1243,6 +1243,8 @@ impl LocalNode {
         recover::remove_ct_dir(&self.root, id)?;
         crash_point("destroy:after-dir");
         recover::remove_ct_locks(&self.root, id, guard);
+        // Logged only: the container is gone whatever the script says.
+        let _ = berth_runtime::hooks::run(&self.root, &cfg, "destroy", &[]);
         Ok(())
     }
 }

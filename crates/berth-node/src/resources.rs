@@ -189,6 +189,20 @@ impl LocalNode {
             validate_description(d)?;
             new.description = (!d.is_empty()).then(|| d.clone());
         }
+        for (event, script) in &opts.scripts {
+            if !berth_runtime::hooks::EVENTS.contains(&event.as_str()) {
+                return Err(NodeError::Invalid(format!(
+                    "unknown script event {event:?}: one of {}",
+                    berth_runtime::hooks::EVENTS.join(", ")
+                )));
+            }
+            if script.is_empty() {
+                new.scripts.remove(event);
+            } else {
+                berth_runtime::hooks::resolve(self.root(), script).map_err(NodeError::Invalid)?;
+                new.scripts.insert(event.clone(), script.clone());
+            }
+        }
         if let Some(v) = opts.onboot {
             new.onboot = v;
         }

@@ -7,6 +7,7 @@ pub mod console;
 pub mod error;
 pub mod exec;
 mod fdpass;
+pub mod hooks;
 pub mod lxcfs;
 pub mod monitor;
 mod pty;

@@ -301,6 +301,9 @@ pub fn run(args: MonitorArgs, mut ready: Option<fs::File>) -> Result<()> {
     // Without run/<ctid>/, `berth stop` knows the clean-up is complete and does not repeat
     // it; after a failed teardown it stays, and the next command finishes the work.
     crash_point("stop:monitor-after-rootfs");
+    if boots > 0 {
+        let _ = crate::hooks::run(&args.root, &args.cfg, "umount", &[]);
+    }
     if clean {
         remove_run_dir(&paths);
     } else {
@@ -350,12 +353,14 @@ fn boot_loop(
     boots: &mut u32,
     ready: &mut Option<fs::File>,
 ) -> Result<()> {
+    crate::hooks::run(&args.root, &args.cfg, "premount", &[]).map_err(RuntimeError::StartFailed)?;
     let prepared = rootfs::prepare(
         &args.root,
         &args.cfg,
         &injected_files(&args.cfg, &args.extra_files),
     )?;
     tracing::debug!("rootfs prepared");
+    crate::hooks::run(&args.root, &args.cfg, "mount", &[]).map_err(RuntimeError::StartFailed)?;
     let supervised = supervisor::uses_supervisor(&args.cfg, &args.template);
     let init = if supervised {
         supervisor::prepare(&args.root, &args.cfg, &args.template)?
@@ -566,6 +571,16 @@ fn boot_loop(
                 Err(e) => tracing::warn!("sysinfo listener of init not received: {e}"),
             }
         }
+        // A failing start script aborts the start (the error path kills the container).
+        if *boots == 0 {
+            crate::hooks::run(
+                &args.root,
+                &cfg,
+                "start",
+                &[("BERTH_INIT_PID", pid.as_raw().to_string())],
+            )
+            .map_err(RuntimeError::StartFailed)?;
+        }
         *boots += 1;
         let state = RunState {
             monitor_pid: std::process::id() as i32,
@@ -597,6 +612,7 @@ fn boot_loop(
         let reboot = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
         if !reboot || paths.stopping().exists() {
             record_last_stop(args, &status, paths.stopping().exists());
+            let _ = crate::hooks::run(&args.root, &cfg, "stop", &[]);
             return Ok(());
         }
         tracing::info!("reboot requested from inside the container: restarting");

@@ -161,6 +161,11 @@ enum Cmd {
         /// inside, creating the user if missing
         #[arg(long, value_name = "NAME[:PASSWORD]")]
         userpasswd: Option<String>,
+        /// Action script for an event (premount, mount, start, stop, umount, destroy): a file
+        /// of <root>/scripts/ or /etc/berth/scripts/, root's and not writable by others;
+        /// `EVENT=` removes it. Repeatable
+        #[arg(long, value_name = "EVENT=SCRIPT")]
+        script: Vec<String>,
     },
     /// Resource usage against limits (all running containers when none is named)
     Stats {
@@ -836,9 +841,16 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             net,
             setmode,
             userpasswd,
+            script,
         } => {
             let r = ct(&c)?;
             let mut opts = res.to_set(diskspace.as_deref())?;
+            for s in &script {
+                let (event, name) = s.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("invalid value {s:?} for --script: EVENT=SCRIPT")
+                })?;
+                opts.scripts.insert(event.to_string(), name.to_string());
+            }
             opts.name = name;
             opts.hostname = hostname;
             opts.description = description;
