@@ -52,7 +52,7 @@ pub fn resolve(root: &NodeRoot, name: &str) -> Result<PathBuf, String> {
     let parent = p.parent().map(Path::to_path_buf).unwrap_or_default();
     if !p.is_absolute()
         || name.split('/').any(|c| c == ".." || c == ".")
-        || !dirs.iter().any(|d| *d == parent)
+        || !dirs.contains(&parent)
     {
         return Err(format!(
             "script {name:?}: must be a file of {} or {SYSTEM_DIR}",
