@@ -458,6 +458,15 @@ pub struct SetOptions {
     /// Action scripts: event → script name (`""` removes the event's script).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub scripts: std::collections::BTreeMap<String, String>,
+    /// Host devices to forward: `PATH[:rw|:r]` (`/dev/net/tun`, `/dev/fuse:rw`…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_add: Vec<String>,
+    /// Forwarded devices to remove, by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_del: Vec<String>,
+    /// Forward a block device even though the host uses it (mounted, swap, a holder).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub device_force: bool,
     pub setmode: SetMode,
 }
 

@@ -139,6 +139,12 @@ impl ContainerConfig {
         if let Some(n) = &self.name {
             validate_name(n).map_err(|e| field("name", e))?;
         }
+        if self.devices.len() > 32 {
+            return Err(CoreError::Invalid("devices: at most 32".into()));
+        }
+        for d in &self.devices {
+            d.validate().map_err(CoreError::Invalid)?;
+        }
         if let Some(h) = &self.hostname {
             validate_hostname(h).map_err(|e| field("hostname", e))?;
         }

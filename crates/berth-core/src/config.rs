@@ -163,6 +163,56 @@ pub struct ContainerConfig {
     /// script (a file of `<root>/scripts/` or `/etc/berth/scripts/`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub scripts: std::collections::BTreeMap<String, String>,
+    /// Host devices forwarded into the container (`berth set --device-add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceRule>,
+}
+
+/// A host device node forwarded into a container: the same path inside, owned by the
+/// container's root, mode 0600 (`rw`) or 0400 (`r`), opened as the device cgroup allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRule {
+    /// `/dev/…`, the same on the host and inside.
+    pub path: String,
+    /// `c` (character) or `b` (block).
+    pub kind: String,
+    pub major: u32,
+    pub minor: u32,
+    /// `rw` or `r`.
+    pub access: String,
+}
+
+impl DeviceRule {
+    /// Checks a rule as read from a file.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let rel = self.path.strip_prefix("/dev/").unwrap_or("");
+        if rel.is_empty()
+            || self.path.len() > 128
+            || rel
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            || !self
+                .path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-+:".contains(&b))
+        {
+            return Err(format!("device path {:?}: a path under /dev/", self.path));
+        }
+        if rel.split('/').count() > 3 {
+            return Err(format!(
+                "device path {:?}: at most 3 levels under /dev",
+                self.path
+            ));
+        }
+        if !matches!(self.kind.as_str(), "c" | "b") {
+            return Err(format!("device kind {:?}: c or b", self.kind));
+        }
+        if !matches!(self.access.as_str(), "rw" | "r") {
+            return Err(format!("device access {:?}: rw or r", self.access));
+        }
+        Ok(())
+    }
 }
 
 impl ContainerConfig {
@@ -186,6 +236,7 @@ impl ContainerConfig {
             net: Default::default(),
             procs: Default::default(),
             scripts: Default::default(),
+            devices: vec![],
         }
     }
 
@@ -236,6 +287,7 @@ mod tests {
             net: Default::default(),
             procs: Default::default(),
             scripts: Default::default(),
+            devices: vec![],
         }
     }
 

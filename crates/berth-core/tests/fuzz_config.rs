@@ -477,6 +477,7 @@ fn container() -> impl Strategy<Value = ContainerConfig> {
                 net,
                 procs,
                 scripts: Default::default(),
+                devices: vec![],
             },
         )
 }

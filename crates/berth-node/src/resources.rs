@@ -203,6 +203,21 @@ impl LocalNode {
                 new.scripts.insert(event.clone(), script.clone());
             }
         }
+        for path in &opts.device_del {
+            let before = new.devices.len();
+            new.devices.retain(|d| d.path != *path);
+            if new.devices.len() == before {
+                return Err(NodeError::Invalid(format!(
+                    "container {id} has no forwarded device {path}"
+                )));
+            }
+        }
+        for spec in &opts.device_add {
+            let rule = crate::devices::parse_add(spec, opts.device_force)?;
+            new.devices.retain(|d| d.path != rule.path);
+            new.devices.push(rule);
+        }
+        new.validate().map_err(NodeError::Core)?;
         if let Some(v) = opts.onboot {
             new.onboot = v;
         }
@@ -272,6 +287,9 @@ impl LocalNode {
                 DiskFs::Ext4 => "growing a mounted ext4 disk needs CAP_SYS_RESOURCE, which this node's capability bounding set lacks (XFS disks grow online with CAP_SYS_ADMIN)".to_string(),
                 DiskFs::Xfs => "growing a mounted XFS disk needs CAP_SYS_ADMIN, which this node's capability bounding set lacks".to_string(),
             });
+        }
+        if new.devices != old.devices {
+            restart_reasons.push("forwarded devices change at the next start".to_string());
         }
         if !restart_reasons.is_empty() && opts.setmode == SetMode::Live {
             return Err(NodeError::NeedsRestart(id.0, restart_reasons));

@@ -50,9 +50,7 @@ pub fn resolve(root: &NodeRoot, name: &str) -> Result<PathBuf, String> {
     };
     let dirs = [root.path().join("scripts"), PathBuf::from(SYSTEM_DIR)];
     let parent = p.parent().map(Path::to_path_buf).unwrap_or_default();
-    if !p.is_absolute()
-        || name.split('/').any(|c| c == ".." || c == ".")
-        || !dirs.contains(&parent)
+    if !p.is_absolute() || name.split('/').any(|c| c == ".." || c == ".") || !dirs.contains(&parent)
     {
         return Err(format!(
             "script {name:?}: must be a file of {} or {SYSTEM_DIR}",

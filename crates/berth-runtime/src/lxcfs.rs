@@ -382,6 +382,8 @@ impl Lxcfs {
             let plan = crate::views::Plan {
                 lxcfs: Some(&self.mount),
                 devices: false,
+                forwarded: &[],
+                owner: 0,
             };
             match crate::views::apply(pid, &plan) {
                 Ok(_) => {

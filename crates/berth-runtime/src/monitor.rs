@@ -539,6 +539,8 @@ fn boot_loop(
         let plan = crate::views::Plan {
             lxcfs: lxcfs_mount.as_ref().map(|(m, _)| m.as_path()),
             devices: true,
+            forwarded: &cfg.devices,
+            owner: cfg.host_root_id().unwrap_or(0),
         };
         match crate::views::apply(pid.as_raw(), &plan) {
             Ok(n) if n > 0 => {

@@ -213,6 +213,19 @@ pub fn spec_json(input: &SpecInput) -> Value {
     let mut resources =
         crate::resources::resources_json(cfg, &input.host, input.rootfs.disk_dev, false);
     resources["devices"] = devices_json();
+    // Forwarded host devices (berth set --device-add): allowed, and created inside (the
+    // runtime binds the host's node; views.rs replaces it with one owned by the container's
+    // root).
+    let mut devs = vec![];
+    for d in cfg.devices.iter().filter(|d| d.validate().is_ok()) {
+        if let Some(a) = resources["devices"].as_array_mut() {
+            a.push(json!({"allow": true, "type": d.kind, "major": d.major, "minor": d.minor, "access": d.access}));
+        }
+        devs.push(json!({
+            "path": d.path, "type": d.kind, "major": d.major, "minor": d.minor,
+            "fileMode": if d.access == "r" { 0o400 } else { 0o600 }, "uid": 0, "gid": 0,
+        }));
+    }
     let mut linux = json!({
         "cgroupsPath": format!("/{}", input.runtime_id),
         "maskedPaths": MASKED_PATHS,
@@ -240,6 +253,9 @@ pub fn spec_json(input: &SpecInput) -> Value {
         linux["gidMappings"] = m;
     }
     linux["namespaces"] = Value::Array(namespaces);
+    if !devs.is_empty() {
+        linux["devices"] = Value::Array(devs);
+    }
     // Relative to run/<ctid>/ (the monitor's working directory while the runtime mounts):
     // no host path in the container's mountinfo (ADR 0011).
     // (A node root given as a relative path keeps absolute options: the monitor changes

@@ -37,6 +37,10 @@ pub struct Plan<'a> {
     /// Replace the host's device binds and masks, and shrink `/sys/fs/cgroup`'s tmpfs
     /// (once, at boot).
     pub devices: bool,
+    /// Forwarded host devices, made in the device tmpfs (owned by `owner`, the container's
+    /// root on the host) and put over the runtime's binds of the host's nodes.
+    pub forwarded: &'a [berth_core::config::DeviceRule],
+    pub owner: u32,
 }
 
 /// Device nodes libcontainer binds from the host: name, major, minor.
@@ -250,12 +254,20 @@ fn fsconfig_cmd(fd: &OwnedFd, cmd: u32) -> std::io::Result<()> {
 
 /// A detached tmpfs (`berth`, no size, 16 inodes) holding the device nodes and an empty
 /// directory for the masks.
-fn device_tmpfs() -> std::io::Result<OwnedFd> {
+/// A forwarded device's path under `/dev/`.
+fn forwarded_name(d: &berth_core::config::DeviceRule) -> String {
+    d.path.trim_start_matches("/dev/").to_string()
+}
+
+fn device_tmpfs(
+    forwarded: &[berth_core::config::DeviceRule],
+    owner: u32,
+) -> std::io::Result<OwnedFd> {
     // SAFETY: raw syscall with a valid C string.
     let fs = own(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?;
     fsconfig_str(&fs, "source", "berth")?;
     fsconfig_str(&fs, "size", "0")?;
-    fsconfig_str(&fs, "nr_inodes", "16")?;
+    fsconfig_str(&fs, "nr_inodes", &(16 + 4 * forwarded.len()).to_string())?;
     fsconfig_str(&fs, "mode", "0755")?;
     fsconfig_cmd(&fs, FSCONFIG_CMD_CREATE)?;
     // SAFETY: raw syscall on the fs context.
@@ -289,6 +301,46 @@ fn device_tmpfs() -> std::io::Result<OwnedFd> {
     if unsafe { libc::mkdirat(m.as_raw_fd(), c"empty".as_ptr(), 0o555) } < 0 {
         return Err(errno());
     }
+    if !forwarded.is_empty() {
+        // SAFETY: mkdirat relative to the new mount's root.
+        unsafe { libc::mkdirat(m.as_raw_fd(), c"dev".as_ptr(), 0o755) };
+    }
+    for d in forwarded.iter().filter(|d| d.validate().is_ok()) {
+        let rel = forwarded_name(d);
+        let parts: Vec<&str> = rel.split('/').collect();
+        for i in 1..parts.len() {
+            let dir = c(&format!("dev/{}", parts[..i].join("/")));
+            // SAFETY: mkdirat relative to the new mount's root (EEXIST is fine).
+            unsafe { libc::mkdirat(m.as_raw_fd(), dir.as_ptr(), 0o755) };
+        }
+        let n = c(&format!("dev/{rel}"));
+        let kind = if d.kind == "b" {
+            libc::S_IFBLK
+        } else {
+            libc::S_IFCHR
+        };
+        let mode = if d.access == "r" { 0o400 } else { 0o600 };
+        // SAFETY: mknodat/fchownat/fchmodat relative to the new mount's root.
+        unsafe {
+            if libc::mknodat(
+                m.as_raw_fd(),
+                n.as_ptr(),
+                kind | mode,
+                libc::makedev(d.major, d.minor),
+            ) < 0
+            {
+                return Err(errno());
+            }
+            libc::fchownat(
+                m.as_raw_fd(),
+                n.as_ptr(),
+                owner,
+                owner,
+                libc::AT_SYMLINK_NOFOLLOW,
+            );
+            libc::fchmodat(m.as_raw_fd(), n.as_ptr(), mode, 0);
+        }
+    }
     Ok(m)
 }
 
@@ -299,6 +351,8 @@ struct Prepared {
     mask_diskstats: bool,
     lxcfs_error: Option<String>,
     devices: Option<OwnedFd>,
+    /// Forwarded devices' paths under `/dev/` (their nodes are under `dev/` of the tmpfs).
+    forwarded: Vec<String>,
 }
 
 fn prepare(plan: &Plan) -> Prepared {
@@ -307,6 +361,7 @@ fn prepare(plan: &Plan) -> Prepared {
         mask_diskstats: false,
         lxcfs_error: None,
         devices: None,
+        forwarded: vec![],
     };
     if let Some(m) = plan.lxcfs {
         for f in crate::lxcfs::FILES {
@@ -331,7 +386,13 @@ fn prepare(plan: &Plan) -> Prepared {
         }
     }
     if plan.devices {
-        p.devices = device_tmpfs().ok();
+        p.devices = device_tmpfs(plan.forwarded, plan.owner).ok();
+        p.forwarded = plan
+            .forwarded
+            .iter()
+            .filter(|d| d.validate().is_ok())
+            .map(forwarded_name)
+            .collect();
         // The host's diskstats shows its disks and every container's loop device I/O.
         p.mask_diskstats = plan.lxcfs.is_none() || !crate::lxcfs::diskstats_virtualised();
     }
@@ -349,6 +410,12 @@ fn inside(p: &Prepared, masked: &[&str]) -> (usize, Vec<String>) {
         for (name, _, _) in DEVICES {
             let path = format!("/dev/{name}");
             if let Err(e) = replace_mount(dev, name, &path, false) {
+                problems.push(format!("{path}: {e}"));
+            }
+        }
+        for rel in &p.forwarded {
+            let path = format!("/dev/{rel}");
+            if let Err(e) = replace_mount(dev, &format!("dev/{rel}"), &path, false) {
                 problems.push(format!("{path}: {e}"));
             }
         }

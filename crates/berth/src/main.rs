@@ -166,6 +166,16 @@ enum Cmd {
         /// `EVENT=` removes it. Repeatable
         #[arg(long, value_name = "EVENT=SCRIPT")]
         script: Vec<String>,
+        /// Forward a host device (the same path inside, owned by the container's root):
+        /// /dev/net/tun, /dev/fuse, /dev/ttyUSB0:r… Takes effect at the next start. Repeatable
+        #[arg(long, value_name = "PATH[:rw|:r]")]
+        device_add: Vec<String>,
+        /// Stop forwarding a device (at the next start). Repeatable
+        #[arg(long, value_name = "PATH")]
+        device_del: Vec<String>,
+        /// With --device-add: forward a block device the host itself uses (mounted, swap)
+        #[arg(long, requires = "device_add")]
+        force: bool,
     },
     /// Resource usage against limits (all running containers when none is named)
     Stats {
@@ -842,6 +852,9 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             setmode,
             userpasswd,
             script,
+            device_add,
+            device_del,
+            force,
         } => {
             let r = ct(&c)?;
             let mut opts = res.to_set(diskspace.as_deref())?;
@@ -851,6 +864,9 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                 })?;
                 opts.scripts.insert(event.to_string(), name.to_string());
             }
+            opts.device_add = device_add;
+            opts.device_del = device_del;
+            opts.device_force = force;
             opts.name = name;
             opts.hostname = hostname;
             opts.description = description;
