@@ -337,7 +337,7 @@ fn answers_with_unknown_fields_and_chunked_bodies() {
     v["added_in_a_later_version"] = serde_json::json!({"x": 1});
     let body = serde_json::to_vec(&serde_json::json!([v])).unwrap();
     let h: Handler = Arc::new(move |r| match r.path.as_str() {
-        "/api/v1/containers/101/console?follow=false" => Answer {
+        "/api/v1/containers/101/console?follow=false&timestamps=false" => Answer {
             status: 200,
             body: b"line one\nline two\n".to_vec(),
             chunked: true,

@@ -561,7 +561,8 @@ pub fn attach(sock: &Path, io: AttachIo) -> Result<AttachEnd, AttachError> {
     let mut hello = HELLO.to_vec();
     hello.extend(rows.to_be_bytes());
     hello.extend(cols.to_be_bytes());
-    s.write_all(&hello).map_err(AttachError::Io)?;
+    // A server that refuses (busy) may have closed before reading: its answer is still there.
+    let wrote = s.write_all(&hello);
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let mut answer = [0u8; 3];
     match s.read_exact(&mut answer) {
@@ -569,7 +570,10 @@ pub fn attach(sock: &Path, io: AttachIo) -> Result<AttachEnd, AttachError> {
         Ok(()) if &answer == b"bus" => return Err(AttachError::Busy),
         Ok(()) => return Err(AttachError::Io(std::io::Error::other("unexpected answer"))),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            return Err(AttachError::NotRunning)
+            return Err(match wrote {
+                Err(w) => AttachError::Io(w),
+                Ok(()) => AttachError::NotRunning,
+            })
         }
         Err(e) => return Err(AttachError::Io(e)),
     }

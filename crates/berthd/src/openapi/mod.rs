@@ -89,6 +89,7 @@ fn registry() -> Registry {
         NodeConfigInfo, NodeInfo, NodeSettings, ServiceList, SetRequest, SetResult, StartResult,
         StopOptions, TemplateManifest, TemplateSource, TtySize,
     };
+    use berth_api::{ConsoleEnd, ConsoleLog};
     let mut r = Registry::default();
     // berth-api's wire types.
     r.add::<ContainerInfo>();
@@ -101,6 +102,8 @@ fn registry() -> Registry {
     r.add::<Traffic>();
     r.add::<ExecRequest>();
     r.add::<TtySize>();
+    r.add::<ConsoleEnd>();
+    r.add::<ConsoleLog>();
     r.add::<ProcInfo>();
     r.add::<ServiceList>();
     r.add::<ServiceStatus>();

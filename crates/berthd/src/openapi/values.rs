@@ -560,6 +560,11 @@ fn openapi_operations_events_users_and_errors() {
         },
     });
     round_trip(&TtySize { rows: 24, cols: 80 });
+    round_trip(&berth_api::ConsoleEnd::Detached);
+    round_trip(&berth_api::ConsoleLog {
+        follow: true,
+        timestamps: false,
+    });
 }
 
 #[test]
