@@ -467,6 +467,9 @@ pub struct SetOptions {
     /// Forward a block device even though the host uses it (mounted, swap, a holder).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub device_force: bool,
+    /// Capabilities: name (`net_admin`) → `on`, `off` or `default`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub capabilities: std::collections::BTreeMap<String, String>,
     pub setmode: SetMode,
 }
 

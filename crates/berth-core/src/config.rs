@@ -166,6 +166,10 @@ pub struct ContainerConfig {
     /// Host devices forwarded into the container (`berth set --device-add`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceRule>,
+    /// Capabilities on or off against the default set (`net_admin = false`), vzctl's
+    /// `--capability`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub capabilities: std::collections::BTreeMap<String, bool>,
 }
 
 /// A host device node forwarded into a container: the same path inside, owned by the
@@ -237,6 +241,7 @@ impl ContainerConfig {
             procs: Default::default(),
             scripts: Default::default(),
             devices: vec![],
+            capabilities: Default::default(),
         }
     }
 
@@ -288,6 +293,7 @@ mod tests {
             procs: Default::default(),
             scripts: Default::default(),
             devices: vec![],
+            capabilities: Default::default(),
         }
     }
 

@@ -478,6 +478,7 @@ fn container() -> impl Strategy<Value = ContainerConfig> {
                 procs,
                 scripts: Default::default(),
                 devices: vec![],
+                capabilities: Default::default(),
             },
         )
 }

@@ -217,6 +217,37 @@ impl LocalNode {
             new.devices.retain(|d| d.path != rule.path);
             new.devices.push(rule);
         }
+        for (name, state) in &opts.capabilities {
+            let full = berth_runtime::spec::capability_name(name).ok_or_else(|| {
+                NodeError::Invalid(format!(
+                    "unknown capability {name:?} (e.g. net_admin, sys_time)"
+                ))
+            })?;
+            let key = full.trim_start_matches("CAP_").to_ascii_lowercase();
+            match state.as_str() {
+                "on" => {
+                    if !new.privileged
+                        && berth_runtime::spec::HOST_ONLY_CAPABILITIES.contains(&full.as_str())
+                    {
+                        return Err(NodeError::Invalid(format!(
+                            "{key} acts only in the host's user namespace: container {id} is unprivileged and could not use it (a --privileged container can)"
+                        )));
+                    }
+                    new.capabilities.insert(key, true);
+                }
+                "off" => {
+                    new.capabilities.insert(key, false);
+                }
+                "default" => {
+                    new.capabilities.remove(&key);
+                }
+                s => {
+                    return Err(NodeError::Invalid(format!(
+                        "capability {name}: {s:?} is not on, off or default"
+                    )))
+                }
+            }
+        }
         new.validate().map_err(NodeError::Core)?;
         if let Some(v) = opts.onboot {
             new.onboot = v;
@@ -290,6 +321,9 @@ impl LocalNode {
         }
         if new.devices != old.devices {
             restart_reasons.push("forwarded devices change at the next start".to_string());
+        }
+        if new.capabilities != old.capabilities {
+            restart_reasons.push("capabilities change at the next start".to_string());
         }
         if !restart_reasons.is_empty() && opts.setmode == SetMode::Live {
             return Err(NodeError::NeedsRestart(id.0, restart_reasons));

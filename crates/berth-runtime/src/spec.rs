@@ -178,8 +178,57 @@ pub fn cap_number(name: &str) -> Option<u32> {
         .map(|c| u32::from(c.index()))
 }
 
-fn process_json(args: &[String], env: &[String]) -> Value {
-    let caps = effective_capabilities();
+/// Capabilities that act only in the host's user namespace: an unprivileged container can
+/// hold them and still not use them (the kernel checks them against the initial namespace).
+pub const HOST_ONLY_CAPABILITIES: &[&str] = &[
+    "CAP_SYS_TIME",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_MAC_ADMIN",
+    "CAP_MAC_OVERRIDE",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_CONTROL",
+    "CAP_LINUX_IMMUTABLE",
+];
+
+/// `net_admin`, `NET_ADMIN` or `CAP_NET_ADMIN` as the kernel's name, if it is one.
+pub fn capability_name(s: &str) -> Option<String> {
+    let up = s.to_ascii_uppercase();
+    let full = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
+    full.parse::<caps::Capability>().ok().map(|_| full)
+}
+
+/// The container's capabilities: the default set with its config's changes, within what
+/// this process's bounding set still has.
+pub fn container_capabilities(cfg: &ContainerConfig) -> Vec<String> {
+    let bnd = caps::read(None, caps::CapSet::Bounding).ok();
+    let mut v: Vec<String> = effective_capabilities()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    for (name, on) in &cfg.capabilities {
+        let Some(full) = capability_name(name) else {
+            continue;
+        };
+        v.retain(|c| *c != full);
+        let held = match (&bnd, full.parse::<caps::Capability>()) {
+            (Some(b), Ok(c)) => b.contains(&c),
+            _ => true,
+        };
+        if *on && held {
+            v.push(full);
+        }
+    }
+    v
+}
+
+fn process_json(args: &[String], env: &[String], caps: &[String]) -> Value {
     json!({
         // init's stdio is the container's /dev/console: a pty of its own devpts, whose
         // master the monitor holds (crate::console::attach)
@@ -296,7 +345,7 @@ pub fn spec_json(input: &SpecInput) -> Value {
         "ociVersion": "1.0.2",
         "root": {"path": input.root_path, "readonly": false},
         "hostname": cfg.effective_hostname(),
-        "process": process_json(input.init, &default_env()),
+        "process": process_json(input.init, &default_env(), &container_capabilities(cfg)),
         "mounts": mounts,
         "linux": linux,
         "annotations": annotations,

@@ -176,6 +176,14 @@ enum Cmd {
         /// With --device-add: forward a block device the host itself uses (mounted, swap)
         #[arg(long, requires = "device_add")]
         force: bool,
+        /// A capability on or off against the default set, or back to its default
+        /// (vzctl's): net_admin:off, sys_nice:on… At the next start. Repeatable
+        #[arg(long, value_name = "NAME:on|off|default")]
+        capability: Vec<String>,
+        /// Named bundles for common needs: tun (a VPN: /dev/net/tun), fuse (/dev/fuse).
+        /// At the next start
+        #[arg(long, value_name = "tun,fuse", value_delimiter = ',')]
+        features: Vec<String>,
     },
     /// Resource usage against limits (all running containers when none is named)
     Stats {
@@ -852,10 +860,28 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             setmode,
             userpasswd,
             script,
-            device_add,
+            mut device_add,
             device_del,
             force,
+            capability,
+            features,
         } => {
+            for f in &features {
+                match f.as_str() {
+                    "tun" => device_add.push("/dev/net/tun".into()),
+                    "fuse" => device_add.push("/dev/fuse".into()),
+                    other => anyhow::bail!(
+                        "invalid value {other:?} for --features: tun or fuse (nesting is not available yet)"
+                    ),
+                }
+            }
+            let mut caps = std::collections::BTreeMap::new();
+            for c in &capability {
+                let (n, v) = c.split_once(':').ok_or_else(|| {
+                    anyhow::anyhow!("invalid value {c:?} for --capability: NAME:on|off|default")
+                })?;
+                caps.insert(n.to_string(), v.to_string());
+            }
             let r = ct(&c)?;
             let mut opts = res.to_set(diskspace.as_deref())?;
             for s in &script {
@@ -867,6 +893,7 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             opts.device_add = device_add;
             opts.device_del = device_del;
             opts.device_force = force;
+            opts.capabilities = caps;
             opts.name = name;
             opts.hostname = hostname;
             opts.description = description;

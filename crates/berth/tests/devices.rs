@@ -113,3 +113,79 @@ fn tun_forwarded_and_refusals() {
     node.ok(&["destroy", "1621"]);
     node.ok(&["destroy", "1622"]);
 }
+
+/// `--capability`: net_admin off takes `ip link set` from the container's root and on gives
+/// it back; a host-only capability is refused for an unprivileged container; `--features
+/// fuse` forwards /dev/fuse.
+#[test]
+fn capabilities_and_features() {
+    let node = Node::new("caps");
+    node.ok(&["create", "1631", "--ostemplate", "busybox"]);
+    node.ok(&[
+        "set",
+        "1631",
+        "--capability",
+        "net_admin:off",
+        "--features",
+        "fuse",
+    ]);
+    node.ok(&["start", "1631"]);
+    // (lo starts down here: bringing it up is a change that needs net_admin)
+    let o = node.run(&["exec", "1631", "--", "ip", "link", "set", "lo", "up"]);
+    assert!(!o.status.success(), "net_admin still held");
+    let status = node.exec("1631", &["cat", "/proc/self/status"]);
+    let bnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    let mask = u64::from_str_radix(bnd.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(mask & (1 << 12), 0, "CAP_NET_ADMIN (12) in {bnd}");
+    node.exec("1631", &["ls", "/dev/fuse"]);
+    let err = node.fails(
+        &["set", "1631", "--capability", "net_admin:on"],
+        "next start",
+    );
+    assert!(err.contains("capabilities change"), "{err}");
+    node.ok(&[
+        "set",
+        "1631",
+        "--capability",
+        "net_admin:default",
+        "--setmode",
+        "restart",
+    ]);
+    node.exec("1631", &["ip", "link", "set", "lo", "up"]);
+    node.fails(
+        &[
+            "set",
+            "1631",
+            "--capability",
+            "sys_time:on",
+            "--setmode",
+            "ignore",
+        ],
+        "only in the host's user namespace",
+    );
+    node.fails(
+        &[
+            "set",
+            "1631",
+            "--capability",
+            "flying:on",
+            "--setmode",
+            "ignore",
+        ],
+        "unknown capability",
+    );
+    node.fails(
+        &[
+            "set",
+            "1631",
+            "--capability",
+            "net_raw:maybe",
+            "--setmode",
+            "ignore",
+        ],
+        "not on, off or default",
+    );
+    node.fails(&["set", "1631", "--features", "nesting"], "--features");
+    node.ok(&["stop", "1631", "--kill"]);
+    node.ok(&["destroy", "1631"]);
+}
