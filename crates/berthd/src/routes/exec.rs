@@ -225,15 +225,24 @@ async fn session(st: Arc<AppState>, ct: CtRef, mut sock: WebSocket) -> ApiResult
     drop(in_tx);
     drop(master);
     // What the command wrote before it ended.
-    while let Ok(Some(chunk)) =
-        tokio::time::timeout(Duration::from_millis(500), out_rx.recv()).await
-    {
-        let _ = sock.send(Message::Binary(chunk.into())).await;
-    }
     let last = match code {
         Ok(c) => serde_json::json!({ "exit": c }),
         Err(e) => serde_json::json!({ "error": e }),
     };
+    finish(&mut sock, &mut out_rx, Duration::from_millis(500), last).await
+}
+
+/// Sends what is still coming on `out_rx` (until it is quiet for `quiet`), then the last
+/// text frame and the close.
+async fn finish(
+    sock: &mut WebSocket,
+    out_rx: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
+    quiet: Duration,
+    last: serde_json::Value,
+) -> ApiResult<()> {
+    while let Ok(Some(chunk)) = tokio::time::timeout(quiet, out_rx.recv()).await {
+        let _ = sock.send(Message::Binary(chunk.into())).await;
+    }
     let _ = sock.send(Message::Text(last.to_string().into())).await;
     let _ = sock.send(Message::Close(None)).await;
     Ok(())
@@ -344,18 +353,11 @@ async fn console_session(st: Arc<AppState>, ct: CtRef, mut sock: WebSocket) -> A
     };
     drop(in_tx);
     drop(master);
-    while let Ok(Some(chunk)) =
-        tokio::time::timeout(Duration::from_millis(200), out_rx.recv()).await
-    {
-        let _ = sock.send(Message::Binary(chunk.into())).await;
-    }
     let last = match end {
         Ok(e) => serde_json::json!({ "end": e }),
         Err(e) => serde_json::json!({ "error": e }),
     };
-    let _ = sock.send(Message::Text(last.to_string().into())).await;
-    let _ = sock.send(Message::Close(None)).await;
-    Ok(())
+    finish(&mut sock, &mut out_rx, Duration::from_millis(200), last).await
 }
 
 async fn fail(sock: &mut WebSocket, e: ApiError) -> ApiResult<()> {
