@@ -188,6 +188,8 @@ fn load_specs() -> Vec<ServiceSpec> {
 
 /// The login prompt on `/dev/console` (`--getty PROGRAM`), a service like the declared ones
 /// (restarted after each logout); a declared service of the same name replaces it.
+const CONSOLE_GETTY_NAME: &str = "console-getty";
+const CONSOLE_GETTY_GRACE: Duration = Duration::from_secs(1);
 static CONSOLE_GETTY: std::sync::OnceLock<Option<ServiceSpec>> = std::sync::OnceLock::new();
 
 /// The console getty's service, when `program` exists and init's stdin is a terminal (the
@@ -199,7 +201,7 @@ fn console_getty(program: Option<&str>) -> Option<ServiceSpec> {
         return None;
     }
     Some(ServiceSpec {
-        name: "console-getty".into(),
+        name: CONSOLE_GETTY_NAME.into(),
         // busybox getty: keep the speed, local line, the console, TERM=linux
         command: vec![
             p.into(),
@@ -383,6 +385,14 @@ impl Sup {
             let sv = &self.svcs[i];
             if sv.spec.startup == Startup::Auto && sv.pid.is_none() && !sv.removed {
                 let name = sv.spec.name.clone();
+                if name == CONSOLE_GETTY_NAME && sv.restarts == 0 && sv.next_start.is_none() {
+                    // getty flushes the terminal's queues (tcflush TCIOFLUSH) as it opens
+                    // it: on a pty that discards what the console's reader (the monitor)
+                    // has not read yet, i.e. the end of the boot output on a loaded node.
+                    // A second's grace lets the reader drain it first.
+                    self.svcs[i].next_start = Some(Instant::now() + CONSOLE_GETTY_GRACE);
+                    continue;
+                }
                 match self.spawn_service(i) {
                     Ok(pid) => say(&format!("started {name} (pid {pid})")),
                     Err(e) => say(&format!("cannot start {name}: {e}")),
