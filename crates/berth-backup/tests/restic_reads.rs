@@ -36,6 +36,9 @@ fn restic_checks_lists_and_restores_a_berth_backup() {
     let id = berth_backup::backup_dir(&repo, "secret", &src, &["ct:101".into()]).unwrap();
 
     restic(&repo, &pw, &["check"]);
+    // repository format v2 (zstd compression), which restic reads from 0.14 on
+    let config = restic(&repo, &pw, &["cat", "config"]);
+    assert!(config.contains("\"version\": 2"), "{config}");
     let snaps = restic(&repo, &pw, &["snapshots", "--json"]);
     assert!(snaps.contains(&id), "{snaps}");
     assert!(snaps.contains("ct:101"), "{snaps}");
