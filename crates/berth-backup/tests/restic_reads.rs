@@ -55,6 +55,30 @@ fn restic_checks_lists_and_restores_a_berth_backup() {
     );
     assert_eq!(std::fs::read(restored.join("big")).unwrap().len(), 3 << 20);
 
+    // a second backup of the same tree deduplicates: the repository grows by metadata only
+    let before = tree_bytes(&repo);
+    let id2 = berth_backup::backup_dir(&repo, "secret", &src, &["ct:101".into()]).unwrap();
+    assert_ne!(id, id2);
+    let grown = tree_bytes(&repo) - before;
+    assert!(
+        grown < 64 << 10,
+        "second backup grew the repository by {grown} bytes"
+    );
+
     // a wrong password is an error, not a panic
     assert!(berth_backup::backup_dir(&repo, "wrong", &src, &[]).is_err());
+}
+
+fn tree_bytes(dir: &std::path::Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() {
+            tree_bytes(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    n
 }
