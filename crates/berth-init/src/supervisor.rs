@@ -186,10 +186,11 @@ fn load_specs() -> Vec<ServiceSpec> {
     v
 }
 
+const CONSOLE_GETTY_NAME: &str = "console-getty";
+/// How long after boot the console getty first starts (see `Sup::start_auto`).
+const CONSOLE_GETTY_GRACE: Duration = Duration::from_secs(1);
 /// The login prompt on `/dev/console` (`--getty PROGRAM`), a service like the declared ones
 /// (restarted after each logout); a declared service of the same name replaces it.
-const CONSOLE_GETTY_NAME: &str = "console-getty";
-const CONSOLE_GETTY_GRACE: Duration = Duration::from_secs(1);
 static CONSOLE_GETTY: std::sync::OnceLock<Option<ServiceSpec>> = std::sync::OnceLock::new();
 
 /// The console getty's service, when `program` exists and init's stdin is a terminal (the
