@@ -5,6 +5,7 @@
 //! The overlay itself is mounted by the runtime *inside* the container's user and mount
 //! namespaces (see docs/storage.md); this crate prepares its layers.
 
+pub mod blockcopy;
 pub mod disk;
 pub mod error;
 pub mod loopdev;

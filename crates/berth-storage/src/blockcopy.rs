@@ -1,0 +1,476 @@
+//! Sparse copies of a virtual disk image: for `clone`, and the block rounds that online
+//! migration reuses (issue 18, docs/clone.md).
+//!
+//! Two ways:
+//!
+//! - [`clone_file`] for a disk nobody writes (a stopped container): a reflink (`FICLONE`)
+//!   where the node filesystem has them (XFS, btrfs), else `copy_file_range` over each data
+//!   extent found with `SEEK_DATA`/`SEEK_HOLE`, so holes are never read nor written.
+//! - [`round`] for a disk that is being written (a running container): the image is read in
+//!   1 MiB blocks — only blocks with allocated data — each hashed with BLAKE3 into a
+//!   [`BlockMap`]; a block whose hash is the one the previous round saw is not sent again,
+//!   a block that became a hole is punched in the copy. Rounds run while the container
+//!   writes; the last one after it is frozen and its filesystem synced, so it sends only
+//!   what changed since the round before. The blocks go to a [`BlockSink`]: a local file
+//!   here ([`FileSink`]), a connection to another node for migration.
+//!
+//! Pages of zeros are never written: the copy stays as sparse as the source.
+
+use crate::progress::Progress;
+use crate::{Result, StorageError};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// Block size of [`round`]s and of migration's transfer.
+pub const BLOCK: u64 = 1 << 20;
+const PAGE: usize = 4096;
+static ZERO_PAGE: [u8; PAGE] = [0; PAGE];
+
+/// What a round saw of the source: the BLAKE3 hash of each block holding allocated data.
+/// Blocks absent from it were holes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BlockMap {
+    hashes: BTreeMap<u64, [u8; 32]>,
+}
+
+impl BlockMap {
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+    pub fn get(&self, index: u64) -> Option<&[u8; 32]> {
+        self.hashes.get(&index)
+    }
+}
+
+/// What one [`round`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RoundStats {
+    /// Blocks with data read from the source.
+    pub scanned: u64,
+    /// Blocks sent (new or changed since the previous round).
+    pub sent: u64,
+    /// Bytes of those blocks (pages of zeros included: what a sink is handed).
+    pub bytes: u64,
+    /// Blocks that became holes since the previous round.
+    pub punched: u64,
+}
+
+/// Where a round's blocks go.
+pub trait BlockSink {
+    /// Gives the copy the source's length (first, and after each round: an image may grow).
+    fn set_len(&mut self, len: u64) -> Result<()>;
+    /// Replaces block `index` with `data` (at most [`BLOCK`] bytes; shorter at the end of
+    /// the image). `fresh`: the copy holds nothing there yet (a hole).
+    fn write_block(&mut self, index: u64, data: &[u8], fresh: bool) -> Result<()>;
+    /// Makes block `index` a hole (`len` bytes, shorter at the end of the image).
+    fn punch_block(&mut self, index: u64, len: u64) -> Result<()>;
+    /// Everything sent is durable.
+    fn flush(&mut self) -> Result<()>;
+}
+
+/// A [`BlockSink`] writing into a local file that starts empty.
+pub struct FileSink {
+    file: File,
+    path: std::path::PathBuf,
+}
+
+impl FileSink {
+    /// Creates `path` (it must not exist), mode 0600.
+    pub fn create(path: &Path) -> Result<FileSink> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| StorageError::io(path, e))?;
+        Ok(FileSink {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+    fn io(&self, e: std::io::Error) -> StorageError {
+        StorageError::io(&self.path, e)
+    }
+}
+
+impl BlockSink for FileSink {
+    fn set_len(&mut self, len: u64) -> Result<()> {
+        self.file.set_len(len).map_err(|e| self.io(e))
+    }
+    fn write_block(&mut self, index: u64, data: &[u8], fresh: bool) -> Result<()> {
+        let off = index * BLOCK;
+        if !fresh {
+            punch(&self.file, off, data.len() as u64).map_err(|e| self.io(e))?;
+        }
+        for (i, page) in data.chunks(PAGE).enumerate() {
+            if page == &ZERO_PAGE[..page.len()] {
+                continue;
+            }
+            self.file
+                .write_all_at(page, off + (i * PAGE) as u64)
+                .map_err(|e| self.io(e))?;
+        }
+        Ok(())
+    }
+    fn punch_block(&mut self, index: u64, len: u64) -> Result<()> {
+        punch(&self.file, index * BLOCK, len).map_err(|e| self.io(e))
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.file.sync_all().map_err(|e| self.io(e))
+    }
+}
+
+fn punch(f: &File, off: u64, len: u64) -> std::io::Result<()> {
+    // SAFETY: fallocate on an open descriptor; no memory is passed.
+    let r = unsafe {
+        libc::fallocate(
+            f.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The data extents of `f` (`[start, end)` byte ranges), from `SEEK_DATA`/`SEEK_HOLE`.
+pub fn data_extents(f: &File) -> std::io::Result<Vec<(u64, u64)>> {
+    let len = f.metadata()?.len();
+    let fd = f.as_raw_fd();
+    let mut out = vec![];
+    let mut pos: u64 = 0;
+    while pos < len {
+        // SAFETY: lseek on an open descriptor.
+        let start = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+        if start < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                break; // no data after pos
+            }
+            return Err(e);
+        }
+        // SAFETY: as above.
+        let end = unsafe { libc::lseek(fd, start, libc::SEEK_HOLE) };
+        if end < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let (start, end) = (start as u64, (end as u64).min(len));
+        if end <= start {
+            break;
+        }
+        out.push((start, end));
+        pos = end;
+    }
+    Ok(out)
+}
+
+/// Bytes of allocated data in `f` (its blocks on disk).
+pub fn allocated(path: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|e| StorageError::io(path, e))?;
+    Ok(m.blocks() * 512)
+}
+
+fn open_source(src: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(src)
+        .map_err(|e| StorageError::io(src, e))
+}
+
+/// One round: reads every block of `src` holding data, sends those whose hash differs from
+/// `prev` (all of them when `prev` is empty and the sink is fresh), punches blocks that
+/// `prev` had and that are holes now. Returns this round's map, the input of the next.
+pub fn round(
+    src: &Path,
+    prev: &BlockMap,
+    sink: &mut dyn BlockSink,
+    p: &dyn Progress,
+) -> Result<(BlockMap, RoundStats)> {
+    let f = open_source(src)?;
+    let len = f.metadata().map_err(|e| StorageError::io(src, e))?.len();
+    let blocks = blocks_with_data(&f).map_err(|e| StorageError::io(src, e))?;
+    sink.set_len(len)?;
+    let mut map = BlockMap::default();
+    let mut st = RoundStats::default();
+    let mut buf = vec![0u8; BLOCK as usize];
+    let total = blocks.len() as u64;
+    p.update(0, Some(total));
+    for (n, &idx) in blocks.iter().enumerate() {
+        let off = idx * BLOCK;
+        let want = (len - off).min(BLOCK) as usize;
+        let data = &mut buf[..want];
+        read_full_at(&f, data, off).map_err(|e| StorageError::io(src, e))?;
+        let h: [u8; 32] = *blake3::hash(data).as_bytes();
+        let before = prev.hashes.get(&idx);
+        if before != Some(&h) {
+            sink.write_block(idx, data, before.is_none())?;
+            st.sent += 1;
+            st.bytes += want as u64;
+        }
+        map.hashes.insert(idx, h);
+        st.scanned += 1;
+        if n % 64 == 63 {
+            p.update(n as u64 + 1, Some(total));
+        }
+    }
+    for &idx in prev.hashes.keys() {
+        let off = idx * BLOCK;
+        if !map.hashes.contains_key(&idx) && off < len {
+            sink.punch_block(idx, (len - off).min(BLOCK))?;
+            st.punched += 1;
+        }
+    }
+    sink.flush()?;
+    p.update(total, Some(total));
+    Ok((map, st))
+}
+
+/// Reads `buf.len()` bytes at `off` (the image does not shrink under a round: a short read
+/// is an error).
+fn read_full_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    f.read_exact_at(buf, off)
+}
+
+/// Indices of the blocks that hold any allocated data.
+fn blocks_with_data(f: &File) -> std::io::Result<Vec<u64>> {
+    let mut out: Vec<u64> = vec![];
+    for (s, e) in data_extents(f)? {
+        let (first, last) = (s / BLOCK, (e - 1) / BLOCK);
+        for b in first..=last {
+            if out.last() != Some(&b) {
+                out.push(b);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How [`clone_file`] copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneMethod {
+    /// A reflink: the copy shares the source's blocks until either is written.
+    Reflink,
+    /// `copy_file_range` over the data extents.
+    CopyRange,
+    /// read/write over the data extents (where `copy_file_range` is refused).
+    ReadWrite,
+}
+
+/// Copies `src` (nobody writes it meanwhile) to the new file `dst`, sparsely: see the module
+/// comment. `dst` must not exist; it is created 0600. Reports bytes of data copied.
+pub fn clone_file(src: &Path, dst: &Path, p: &dyn Progress) -> Result<CloneMethod> {
+    let f = open_source(src)?;
+    let sink = FileSink::create(dst)?;
+    let out = sink.file;
+    let len = f.metadata().map_err(|e| StorageError::io(src, e))?.len();
+    // SAFETY: FICLONE takes the source descriptor as its argument.
+    let r = unsafe { libc::ioctl(out.as_raw_fd(), FICLONE, f.as_raw_fd()) };
+    if r == 0 {
+        p.update(len, Some(len));
+        return Ok(CloneMethod::Reflink);
+    }
+    out.set_len(len).map_err(|e| StorageError::io(dst, e))?;
+    let extents = data_extents(&f).map_err(|e| StorageError::io(src, e))?;
+    let total: u64 = extents.iter().map(|(s, e)| e - s).sum();
+    let mut done = 0u64;
+    let mut method = CloneMethod::CopyRange;
+    p.update(0, Some(total));
+    for (s, e) in extents {
+        let mut off = s;
+        while off < e {
+            let chunk = (e - off).min(64 * BLOCK) as usize;
+            let n = if method == CloneMethod::CopyRange {
+                let mut a = off as libc::loff_t;
+                let mut b = off as libc::loff_t;
+                // SAFETY: both descriptors are open; the offsets are ours.
+                let n = unsafe {
+                    libc::copy_file_range(f.as_raw_fd(), &mut a, out.as_raw_fd(), &mut b, chunk, 0)
+                };
+                if n < 0 {
+                    let err = std::io::Error::last_os_error();
+                    match err.raw_os_error() {
+                        Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+                            method = CloneMethod::ReadWrite;
+                            continue;
+                        }
+                        _ => return Err(StorageError::io(dst, err)),
+                    }
+                }
+                n as u64
+            } else {
+                copy_rw(&f, &out, off, chunk).map_err(|e| StorageError::io(dst, e))?
+            };
+            if n == 0 {
+                return Err(StorageError::io(
+                    src,
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "image shrank"),
+                ));
+            }
+            off += n;
+            done += n;
+            p.update(done, Some(total));
+        }
+    }
+    out.sync_all().map_err(|e| StorageError::io(dst, e))?;
+    Ok(method)
+}
+
+/// FICLONE = _IOW(0x94, 9, int).
+const FICLONE: libc::c_ulong = 0x4004_9409;
+
+fn copy_rw(src: &File, dst: &File, off: u64, len: usize) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; len.min(BLOCK as usize)];
+    let n = src.read_at(&mut buf, off)?;
+    for (i, page) in buf[..n].chunks(PAGE).enumerate() {
+        if page != &ZERO_PAGE[..page.len()] {
+            dst.write_all_at(page, off + (i * PAGE) as u64)?;
+        }
+    }
+    Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+
+    fn write_at(p: &Path, off: u64, data: &[u8]) {
+        let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+        f.write_all_at(data, off).unwrap();
+    }
+
+    fn sparse(dir: &Path, len: u64) -> std::path::PathBuf {
+        let p = dir.join("src.img");
+        let f = File::create(&p).unwrap();
+        f.set_len(len).unwrap();
+        p
+    }
+
+    fn same(a: &Path, b: &Path) -> bool {
+        std::fs::read(a).unwrap() == std::fs::read(b).unwrap()
+    }
+
+    #[test]
+    fn extents_and_allocation() {
+        let d = tempfile::tempdir().unwrap();
+        let src = sparse(d.path(), 64 * BLOCK);
+        assert!(data_extents(&File::open(&src).unwrap()).unwrap().is_empty());
+        write_at(&src, 3 * BLOCK + 10, b"hello");
+        write_at(&src, 40 * BLOCK, &vec![7u8; 2 * BLOCK as usize]);
+        let blocks = blocks_with_data(&File::open(&src).unwrap()).unwrap();
+        assert_eq!(blocks, vec![3, 40, 41]);
+    }
+
+    #[test]
+    fn rounds_send_only_changes_and_punch_holes() {
+        let d = tempfile::tempdir().unwrap();
+        let src = sparse(d.path(), 32 * BLOCK + 5000);
+        write_at(&src, 0, b"first block");
+        write_at(&src, 10 * BLOCK, &vec![1u8; BLOCK as usize]);
+        write_at(&src, 32 * BLOCK + 100, b"tail");
+        let dst = d.path().join("dst.img");
+        let mut sink = FileSink::create(&dst).unwrap();
+        let (m1, s1) = round(&src, &BlockMap::default(), &mut sink, &NoProgress).unwrap();
+        assert_eq!((s1.scanned, s1.sent, s1.punched), (3, 3, 0));
+        assert!(same(&src, &dst));
+        // The copy stays sparse: 3 blocks' worth at most (the first and last mostly zeros).
+        assert!(allocated(&dst).unwrap() <= BLOCK + 3 * PAGE as u64 * 2);
+
+        // Nothing changed: nothing sent.
+        let (m2, s2) = round(&src, &m1, &mut sink, &NoProgress).unwrap();
+        assert_eq!((s2.sent, s2.punched), (0, 0));
+        assert_eq!(m1, m2);
+
+        // One block changed, one new, one became a hole, one shrank to fewer pages.
+        write_at(&src, 10 * BLOCK + 4096, b"changed");
+        write_at(&src, 20 * BLOCK, b"new");
+        punch(
+            &std::fs::OpenOptions::new().write(true).open(&src).unwrap(),
+            0,
+            BLOCK,
+        )
+        .unwrap();
+        let (_, s3) = round(&src, &m2, &mut sink, &NoProgress).unwrap();
+        assert_eq!((s3.sent, s3.punched), (2, 1));
+        assert!(same(&src, &dst));
+    }
+
+    #[test]
+    fn a_changed_block_with_fewer_pages_leaves_no_old_data() {
+        let d = tempfile::tempdir().unwrap();
+        let src = sparse(d.path(), 4 * BLOCK);
+        write_at(&src, BLOCK, &vec![9u8; BLOCK as usize]);
+        let dst = d.path().join("dst.img");
+        let mut sink = FileSink::create(&dst).unwrap();
+        let (m1, _) = round(&src, &BlockMap::default(), &mut sink, &NoProgress).unwrap();
+        // Zeros written over most of the block (allocated zeros in the source).
+        write_at(&src, BLOCK, &vec![0u8; BLOCK as usize - 8]);
+        let (_, s) = round(&src, &m1, &mut sink, &NoProgress).unwrap();
+        assert_eq!(s.sent, 1);
+        assert!(same(&src, &dst));
+        assert!(allocated(&dst).unwrap() <= 2 * PAGE as u64);
+    }
+
+    #[test]
+    fn the_image_may_grow_between_rounds() {
+        let d = tempfile::tempdir().unwrap();
+        let src = sparse(d.path(), 2 * BLOCK);
+        write_at(&src, 0, b"a");
+        let dst = d.path().join("dst.img");
+        let mut sink = FileSink::create(&dst).unwrap();
+        let (m1, _) = round(&src, &BlockMap::default(), &mut sink, &NoProgress).unwrap();
+        File::options()
+            .write(true)
+            .open(&src)
+            .unwrap()
+            .set_len(8 * BLOCK)
+            .unwrap();
+        write_at(&src, 7 * BLOCK + 1, b"z");
+        round(&src, &m1, &mut sink, &NoProgress).unwrap();
+        assert!(same(&src, &dst));
+    }
+
+    #[test]
+    fn clone_file_is_sparse_and_exact() {
+        let d = tempfile::tempdir().unwrap();
+        let src = sparse(d.path(), 100 * BLOCK);
+        write_at(&src, 5 * BLOCK, &vec![3u8; 3 * BLOCK as usize]);
+        write_at(&src, 99 * BLOCK + 7, b"end");
+        let dst = d.path().join("copy.img");
+        clone_file(&src, &dst, &NoProgress).unwrap();
+        assert!(same(&src, &dst));
+        assert!(allocated(&dst).unwrap() <= allocated(&src).unwrap());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&dst).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // An existing destination is refused, never overwritten.
+        assert!(clone_file(&src, &dst, &NoProgress).is_err());
+    }
+
+    #[test]
+    fn a_symlinked_source_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let real = sparse(d.path(), BLOCK);
+        let link = d.path().join("link.img");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(clone_file(&link, &d.path().join("x.img"), &NoProgress).is_err());
+        let mut sink = FileSink::create(&d.path().join("y.img")).unwrap();
+        assert!(round(&link, &BlockMap::default(), &mut sink, &NoProgress).is_err());
+    }
+}
