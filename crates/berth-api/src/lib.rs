@@ -22,12 +22,13 @@ pub mod validate;
 pub use config::{DiskFs, DiskType, IdMap, TemplateKind, TemplateManifest};
 pub use error::{Cause, Error, ErrorBody, ErrorKind, InputError, Result};
 pub use node::{
-    BootEntry, ConsoleEnd, ConsoleLog, EscapeFilter, ExecRequest, NoProgress, Node, NodeConfigInfo,
-    NodeSettings, Progress, ServiceList, SetRequest, SetResult, StartResult, Stdio, TtySize,
+    BootEntry, CloneResult, ConsoleEnd, ConsoleLog, EscapeFilter, ExecRequest, NoProgress, Node,
+    NodeConfigInfo, NodeSettings, Progress, ServiceList, SetRequest, SetResult, StartResult, Stdio,
+    TtySize,
 };
 pub use ops::{
-    ContainerInfo, ContainerStats, CreateOptions, CtStatus, ExecOptions, NodeInfo, SetOutcome,
-    StopOptions, TemplateSource,
+    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, CtStatus, ExecOptions, NodeInfo,
+    SetOutcome, StopOptions, TemplateSource,
 };
 pub use resources::{Resources, SetOptions};
 pub use validate::{CtId, CtRef, Size};

@@ -13,8 +13,8 @@ use crate::inside::{
 };
 use crate::net::{Adapter, NetChange, NetConfig, NetworkConfig, NetworkInfo, Traffic};
 use crate::ops::{
-    ContainerInfo, ContainerStats, CreateOptions, ExecOptions, NodeInfo, SetOutcome, StopOptions,
-    TemplateSource,
+    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, ExecOptions, NodeInfo, SetOutcome,
+    StopOptions, TemplateSource,
 };
 use crate::procs::{ProcInfo, WhichInfo};
 use crate::resources::SetOptions;
@@ -236,6 +236,20 @@ pub struct StartResult {
     pub warnings: Vec<String>,
 }
 
+/// What `clone` made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CloneResult {
+    /// The clone.
+    pub info: ContainerInfo,
+    /// How long a running source was frozen for the last pass of the copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_ms: Option<u64>,
+    /// What of the source was not carried over (host-routed addresses, port forwards…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
 /// The node's settings (`node.toml`), as `node config` shows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -306,6 +320,15 @@ pub trait Node: Send + Sync {
     fn suspend(&self, ct: &CtRef) -> Result<()>;
     fn resume(&self, ct: &CtRef) -> Result<()>;
     fn destroy(&self, ct: &CtRef, force: bool) -> Result<()>;
+    /// A copy of the container under a new CTID: its disk copied sparsely (a running
+    /// source is frozen only for the last pass), its config with a new ID range, MACs and
+    /// addresses (docs/clone.md).
+    fn clone_ct(
+        &self,
+        ct: &CtRef,
+        opts: CloneOptions,
+        progress: &dyn Progress,
+    ) -> Result<CloneResult>;
     fn status(&self, ct: &CtRef) -> Result<ContainerInfo>;
     /// Running and suspended containers; with `all`, stopped and broken ones too.
     fn list(&self, all: bool) -> Result<Vec<ContainerInfo>>;

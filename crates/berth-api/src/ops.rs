@@ -108,6 +108,27 @@ pub struct CreateOptions {
     pub init: crate::services::InitMode,
 }
 
+/// Options of `clone` (docs/clone.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CloneOptions {
+    /// The clone's CTID (default: the lowest free one).
+    #[serde(default)]
+    pub ctid: Option<CtId>,
+    /// The clone's name (default: none; names are unique on a node).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The clone's hostname (default: the source's).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Keep the source's MACs, addresses and port forwards: the clone then starts only
+    /// once the source has given them up (a stand-by copy). By default each adapter gets a
+    /// new MAC and the next free address of its network, and host-routed addresses and
+    /// port forwards are dropped.
+    #[serde(default)]
+    pub keep_network: bool,
+}
+
 /// Options of `exec`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

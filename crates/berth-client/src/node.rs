@@ -9,7 +9,8 @@ use berth_api::inside::{
 };
 use berth_api::net::{Adapter, NetworkConfig, NetworkInfo, Traffic};
 use berth_api::ops::{
-    ContainerInfo, ContainerStats, CreateOptions, NodeInfo, StopOptions, TemplateSource,
+    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, NodeInfo, StopOptions,
+    TemplateSource,
 };
 use berth_api::procs::{ProcInfo, WhichInfo};
 use berth_api::services::{Action, AddService, HostService, InitMode, ServiceStatus, Startup};
@@ -99,6 +100,15 @@ impl Node for RemoteNode {
     fn create(&self, opts: CreateOptions, progress: &dyn Progress) -> Result<ContainerInfo> {
         let body = Self::json_body(&opts)?;
         self.operation("/containers", body, progress)
+    }
+    fn clone_ct(
+        &self,
+        ct: &CtRef,
+        opts: CloneOptions,
+        progress: &dyn Progress,
+    ) -> Result<berth_api::CloneResult> {
+        let body = Self::json_body(&opts)?;
+        self.operation(&format!("{}/clone", ct_path(ct)), body, progress)
     }
     fn start(&self, ct: &CtRef) -> Result<StartResult> {
         self.call(

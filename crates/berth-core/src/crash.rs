@@ -66,6 +66,12 @@ pub const CRASH_POINTS: &[&str] = &[
     "template:after-populate",
     "template:after-extract",
     "template:after-manifest",
+    // clone
+    "clone:after-journal",
+    "clone:after-config",
+    "clone:after-live-round",
+    "clone:after-freeze",
+    "clone:after-disk",
     // destroy
     "destroy:after-stop",
     "destroy:after-journal",

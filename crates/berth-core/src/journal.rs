@@ -14,6 +14,9 @@ pub enum Operation {
     Create,
     /// Destroying: always completed.
     Destroy,
+    /// Cloning into this directory: always rolled back (the config is written early, to
+    /// hold the clone's name and addresses; the disk is whole only at the journal's end).
+    Clone,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -13,7 +13,8 @@ use berth_api::{
 use berth_core::config::TemplateManifest;
 use berth_core::net::{Adapter, NetChange, NetConfig, NetworkConfig, NetworkInfo, Traffic};
 use berth_core::ops::{
-    ContainerInfo, ContainerStats, CreateOptions, NodeInfo, StopOptions, TemplateSource,
+    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, NodeInfo, StopOptions,
+    TemplateSource,
 };
 use berth_core::procs::{ProcInfo, WhichInfo};
 use berth_core::services::{
@@ -78,6 +79,19 @@ impl Node for LocalNode {
     fn create(&self, opts: CreateOptions, progress: &dyn Progress) -> Result<ContainerInfo> {
         let id = api(self.create_with(opts, progress))?;
         api(LocalNode::status(self, &CtRef::Id(id)))
+    }
+    fn clone_ct(
+        &self,
+        ct: &CtRef,
+        opts: CloneOptions,
+        progress: &dyn Progress,
+    ) -> Result<berth_api::CloneResult> {
+        let (id, frozen_ms, warnings) = api(LocalNode::clone_ct(self, ct, opts, progress))?;
+        Ok(berth_api::CloneResult {
+            info: api(LocalNode::status(self, &CtRef::Id(id)))?,
+            frozen_ms,
+            warnings,
+        })
     }
     fn start(&self, ct: &CtRef) -> Result<StartResult> {
         let info = api(LocalNode::start(self, ct))?;

@@ -7,6 +7,7 @@ mod api;
 pub mod check;
 mod check_host;
 mod check_repair;
+mod clone;
 mod devices;
 pub mod diskguard;
 pub mod diskspace;

@@ -164,6 +164,63 @@ impl LocalNode {
         })
     }
 
+    /// The network settings of a clone (container `id`) of a container with `src`: each
+    /// adapter a MAC of its own and, for each address on a network with a pool, the next
+    /// free address of that pool; host-routed addresses and port forwards are the
+    /// source's alone and are dropped. The caller holds the node lock. Returns the
+    /// settings and a line for each thing that was not carried over.
+    pub(crate) fn net_for_clone(
+        &self,
+        id: CtId,
+        src: &NetConfig,
+        configs: &[ContainerConfig],
+    ) -> Result<(NetConfig, Vec<String>)> {
+        let nn = self.net();
+        let networks = nn.networks()?;
+        let mut used = used_addrs(configs, None);
+        used.extend(networks.iter().filter_map(|x| x.gateway));
+        used.extend(nn.node_addrs()?);
+        let mut n = src.clone();
+        let mut notes = vec![];
+        for x in &mut n.netifs {
+            x.mac = derived_mac(&nn, id, &x.name);
+            let net = networks
+                .iter()
+                .find(|w| w.name == x.network)
+                .ok_or_else(|| NetError::UnknownNetwork(x.network.clone()))?;
+            for a in std::mem::take(&mut x.addrs) {
+                match net.subnet {
+                    Some(s) if s.contains(a.addr) => {
+                        let ip = net.allocate(&used)?;
+                        used.push(ip);
+                        x.addrs.push(Ipv4Cidr::new(ip, s.prefix));
+                    }
+                    _ => notes.push(format!(
+                        "address {a} of adapter {} is the source's and network {} has no pool to give the clone another: add one with `berth set {id} --netif {} --ipadd ADDR`",
+                        x.name, net.name, x.name
+                    )),
+                }
+            }
+        }
+        if !n.ipaddrs.is_empty() {
+            let l: Vec<String> = n.ipaddrs.iter().map(|a| a.to_string()).collect();
+            notes.push(format!(
+                "host-routed address(es) {} are the source's: not copied (`berth set {id} --ipadd ADDR`)",
+                l.join(", ")
+            ));
+            n.ipaddrs.clear();
+        }
+        if !n.forwards.is_empty() {
+            let l: Vec<String> = n.forwards.iter().map(|f| f.to_string()).collect();
+            notes.push(format!(
+                "port forward(s) {} hold node ports of the source's: not copied",
+                l.join(", ")
+            ));
+            n.forwards.clear();
+        }
+        Ok((n, notes))
+    }
+
     /// Applies a change to a container's network settings: validated and allocated under
     /// the node lock, applied live if the container runs, then saved. Nothing is half-applied.
     pub fn set_network(&self, r: &CtRef, ch: &NetChange) -> Result<NetConfig> {

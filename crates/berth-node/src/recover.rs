@@ -111,7 +111,7 @@ pub fn recover_ct(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
                 tracing::info!(%id, "completing interrupted create");
                 Journal::end(&root.ct_journal(id))?;
             }
-            (Operation::Create, false) | (Operation::Destroy, _) => {
+            (Operation::Create, false) | (Operation::Destroy, _) | (Operation::Clone, _) => {
                 tracing::info!(%id, op = ?j.op, "cleaning up interrupted operation");
                 release_runtime(root, node_id, id)?;
                 berth_storage::rootfs::release_disk(root, id)?;
@@ -127,6 +127,8 @@ pub fn recover_ct(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
         remove_ct_dir(root, id)?;
         return Ok(());
     }
+    // The source of a clone killed while it held it frozen.
+    crate::clone::thaw_after_clone(root, node_id, id);
     if root.ct_run_dir(id).exists() && !is_active(root, id) {
         tracing::info!(%id, "removing runtime leftovers of a stopped container");
         release_runtime(root, node_id, id)?;

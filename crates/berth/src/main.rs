@@ -38,7 +38,7 @@ mod list_args;
 
 use anyhow::Result;
 use berth_api::{ExecRequest, Node, NodeSettings, SetRequest, Stdio};
-use berth_core::ops::{CreateOptions, StopOptions, TemplateSource};
+use berth_core::ops::{CloneOptions, CreateOptions, StopOptions, TemplateSource};
 use berth_core::paths::DEFAULT_ROOT;
 use berth_core::resources::SetMode;
 use berth_core::{CtId, CtRef, NodeRoot};
@@ -126,6 +126,27 @@ enum Cmd {
         /// (Berth's supervisor on templates without a service manager, e.g. busybox)
         #[arg(long, default_value = "auto")]
         init: String,
+    },
+    /// Copy a container under a new CTID: its disk copied sparsely (a running one is frozen
+    /// only for the last pass), a new ID range, MACs and addresses (docs/clone.md)
+    Clone {
+        /// The container to copy (CTID or name)
+        ct: String,
+        /// The clone's CTID (default: the next free one); with --count, the first of them
+        ctid: Option<String>,
+        /// The clone's name; with --count, `{n}` in it is the clone's number (1…N)
+        #[arg(long)]
+        name: Option<String>,
+        /// The clone's hostname (default: the source's); `{n}` as in --name
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Keep the source's MACs, addresses and port forwards (a stand-by copy: it starts
+        /// only once the source has given them up)
+        #[arg(long)]
+        keep_network: bool,
+        /// Make this many clones (the seed's group copy)
+        #[arg(long, default_value_t = 1)]
+        count: u32,
     },
     /// Change a container's settings and limits (live on a running container where possible)
     Set {
@@ -741,6 +762,36 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             }
             outln!("container {id} created");
         }
+        Cmd::Clone {
+            ct: c,
+            ctid,
+            name,
+            hostname,
+            keep_network,
+            count,
+        } => {
+            let r = ct(&c)?;
+            let first = ctid.as_deref().map(CtId::parse).transpose()?;
+            let plan = clone_plan(first, name.as_deref(), hostname.as_deref(), count)?;
+            let node = open(&root)?;
+            for opts in plan {
+                let opts = CloneOptions {
+                    keep_network,
+                    ..opts
+                };
+                let res = node.clone_ct(&r, opts, &progress::Bar::new())?;
+                let id = res.info.ctid;
+                match res.frozen_ms {
+                    Some(ms) => {
+                        outln!("container {id} cloned from {r} (the source was frozen for {ms} ms)")
+                    }
+                    None => outln!("container {id} cloned from {r}"),
+                }
+                for w in &res.warnings {
+                    eprintln!("warning: {w}");
+                }
+            }
+        }
         Cmd::Start { ct: c } => {
             let node = open(&root)?;
             let r = ct(&c)?;
@@ -1329,5 +1380,76 @@ fn escape_name(key: u8) -> String {
         format!("Ctrl+{}", (b'a' + key - 1) as char)
     } else {
         (key as char).to_string()
+    }
+}
+
+/// The options of each clone of `berth clone … --count N`: consecutive CTIDs from `first`
+/// (else the next free ones), `{n}` in the name and hostname replaced by 1…N. Several
+/// clones need `{n}` in a name (names are unique on a node).
+fn clone_plan(
+    first: Option<CtId>,
+    name: Option<&str>,
+    hostname: Option<&str>,
+    count: u32,
+) -> anyhow::Result<Vec<CloneOptions>> {
+    if count == 0 || count > 1000 {
+        anyhow::bail!("--count must be 1 to 1000");
+    }
+    if count > 1 && name.is_some_and(|n| !n.contains("{n}")) {
+        anyhow::bail!(
+            "--name for several clones needs {{n}} in it (names are unique), e.g. 'web{{n}}'"
+        );
+    }
+    let mut out = vec![];
+    for n in 1..=count {
+        let ctid = match first {
+            Some(f) => Some(CtId(f.0.checked_add(n - 1).ok_or_else(|| {
+                anyhow::anyhow!("CTID {} + {count} is out of range", f.0)
+            })?)),
+            None => None,
+        };
+        let fill = |t: &str| t.replace("{n}", &n.to_string());
+        out.push(CloneOptions {
+            ctid,
+            name: name.map(fill),
+            hostname: hostname.map(fill),
+            keep_network: false,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod clone_plan_tests {
+    use super::*;
+
+    #[test]
+    fn group_clones_number_names_and_ctids() {
+        let p = clone_plan(Some(CtId(201)), Some("web{n}"), Some("web{n}.example"), 3).unwrap();
+        let got: Vec<(u32, String, String)> = p
+            .iter()
+            .map(|o| {
+                (
+                    o.ctid.unwrap().0,
+                    o.name.clone().unwrap(),
+                    o.hostname.clone().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (201, "web1".into(), "web1.example".into()),
+                (202, "web2".into(), "web2.example".into()),
+                (203, "web3".into(), "web3.example".into())
+            ]
+        );
+        assert!(clone_plan(None, None, None, 2)
+            .unwrap()
+            .iter()
+            .all(|o| o.ctid.is_none()));
+        assert!(clone_plan(None, Some("web"), None, 2).is_err());
+        assert!(clone_plan(None, None, None, 0).is_err());
+        assert!(clone_plan(Some(CtId(u32::MAX)), None, None, 2).is_err());
     }
 }

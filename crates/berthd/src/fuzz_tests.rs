@@ -8,7 +8,8 @@ use crate::state::AppState;
 use berth_api::config::TemplateManifest;
 use berth_api::net::{Adapter, NetworkConfig, NetworkInfo, Traffic};
 use berth_api::ops::{
-    ContainerInfo, ContainerStats, CreateOptions, NodeInfo, StopOptions, TemplateSource,
+    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, NodeInfo, StopOptions,
+    TemplateSource,
 };
 use berth_api::procs::{ProcInfo, WhichInfo};
 use berth_api::services::{Action, AddService, HostService, InitMode, ServiceStatus, Startup};
@@ -42,6 +43,9 @@ impl Node for Fake {
         no()
     }
     fn create(&self, _: CreateOptions, _: &dyn Progress) -> Result<ContainerInfo> {
+        no()
+    }
+    fn clone_ct(&self, _: &CtRef, _: CloneOptions, _: &dyn Progress) -> Result<CloneResult> {
         no()
     }
     fn start(&self, _: &CtRef) -> Result<StartResult> {

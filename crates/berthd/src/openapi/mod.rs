@@ -94,6 +94,8 @@ fn registry() -> Registry {
     // berth-api's wire types.
     r.add::<ContainerInfo>();
     r.add::<CreateOptions>();
+    r.add::<berth_api::CloneOptions>();
+    r.add::<berth_api::CloneResult>();
     r.add::<Operation>();
     r.add::<SetRequest>();
     r.add::<SetResult>();

@@ -9,7 +9,7 @@ use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use berth_api::ops::{CreateOptions, StopOptions};
+use berth_api::ops::{CloneOptions, CreateOptions, StopOptions};
 use berth_api::{CtRef, SetRequest};
 use std::sync::Arc;
 
@@ -61,6 +61,37 @@ pub async fn create(
         Box::new(move |v| {
             let id = v
                 .get("ctid")
+                .and_then(|i| i.as_u64())
+                .ok_or_else(|| berth_api::Error::internal("no ctid in the result"))?;
+            node2.destroy(&CtRef::Id(berth_api::CtId(id as u32)), true)
+        }),
+    )?;
+    Ok(accepted(op))
+}
+
+/// `POST /containers/{ct}/clone`: an operation whose result is the clone's info; a cancel
+/// destroys the clone. Admins only for now (owners have no container quota yet).
+pub async fn clone(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    JsonBody(opts): JsonBody<CloneOptions>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtRead).await?;
+    policy::allow(&c, Need::CtCreate)?;
+    let node = st.node.clone();
+    let node2 = st.node.clone();
+    let op = st.ops.start(
+        "container.clone",
+        format!("container/{r}"),
+        &c.name,
+        move |p| {
+            let info = node.clone_ct(&r, opts, p)?;
+            serde_json::to_value(info).map_err(|e| berth_api::Error::internal(e.to_string()))
+        },
+        Box::new(move |v| {
+            let id = v
+                .pointer("/info/ctid")
                 .and_then(|i| i.as_u64())
                 .ok_or_else(|| berth_api::Error::internal("no ctid in the result"))?;
             node2.destroy(&CtRef::Id(berth_api::CtId(id as u32)), true)

@@ -44,6 +44,7 @@ pub fn router(st: Arc<AppState>) -> Router {
             get(c::status).patch(c::set).delete(c::destroy),
         )
         .route("/containers/{ct}/traffic", get(c::traffic))
+        .route("/containers/{ct}/clone", post(c::clone))
         .route("/containers/{ct}/console", get(c::console))
         .route("/containers/{ct}/exec", get(exec::exec))
         .route("/containers/{ct}/console/attach", get(exec::console_attach))
