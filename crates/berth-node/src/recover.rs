@@ -216,7 +216,9 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
             || set_marker(root, id).exists()
             || has_stale_temps(&root.ct_dir(id))
             || has_stale_temps(&root.ct_run_dir(id));
-        let needs = needs || crate::netrecover::net_set_marker(root, id).exists();
+        let needs = needs
+            || crate::clone::frozen_marker(root, id).exists()
+            || crate::netrecover::net_set_marker(root, id).exists();
         if !needs {
             continue;
         }

@@ -258,6 +258,7 @@ fn residue(n: &Node) -> Vec<String> {
                 || name == "network-op.toml"
                 || name == "set-old.toml"
                 || name == "net-old.toml"
+                || name == "clone-frozen"
             {
                 out.push(p.display().to_string());
             }
@@ -728,6 +729,48 @@ fn destroy_family() -> Vec<String> {
     done
 }
 
+/// A clone killed anywhere is rolled back whole, and its source, running, is never left
+/// frozen: the next command thaws it.
+fn clone_family() -> Vec<String> {
+    let n = Node::with_net("crash-clone");
+    let log = log_path(&n);
+    let (src, ct) = ("1661", "1662");
+    n.ok(&[
+        "create",
+        src,
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    n.ok(&["start", src]);
+    n.exec(src, &["sh", "-c", "echo kept > /root/data"]);
+    let mut done = vec![];
+    for p in points_with("clone:") {
+        crash(&n, &log, &["clone", src, ct, "--name", "copy"], p);
+        let st = check_consistent(&n, ct, p);
+        assert_eq!(st, "absent", "{p}: a half-made clone is kept");
+        check_gone(&n, ct, p);
+        assert_eq!(
+            status_of(&n, src).as_deref(),
+            Some("running"),
+            "{p}: source"
+        );
+        assert_eq!(n.exec(src, &["cat", "/root/data"]).trim(), "kept", "{p}");
+        assert!(
+            !n.root.join(format!("run/{src}/clone-frozen")).exists(),
+            "{p}: freeze marker left"
+        );
+        // The name and the addresses the dead clone held are free again.
+        n.ok(&["clone", src, ct, "--name", "copy"]);
+        n.ok(&["destroy", ct]);
+        done.push(p.to_string());
+    }
+    n.ok(&["destroy", src, "--force"]);
+    final_check(&n, "clone");
+    done
+}
+
 #[test]
 fn every_crash_point_leaves_the_old_or_the_new_state() {
     let t0 = Instant::now();
@@ -741,6 +784,7 @@ fn every_crash_point_leaves_the_old_or_the_new_state() {
         ("create", create_family),
         ("network", network_family),
         ("template", template_family),
+        ("clone", clone_family),
     ];
     let covered: Vec<String> = std::thread::scope(|s| {
         let hs: Vec<_> = families
