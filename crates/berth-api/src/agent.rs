@@ -105,6 +105,9 @@ pub struct UserInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<u32>,
     pub created: u64,
+    /// An owner's container quota (clones of his own count against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_containers: Option<u32>,
 }
 
 /// `user add`.
@@ -119,6 +122,9 @@ pub struct UserAdd {
     /// Absent: the user logs in with tokens only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// An owner's container quota (absent: he makes none of his own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_containers: Option<u32>,
 }
 
 /// An API token as listed (its secret is shown once, at creation, and stored hashed).
@@ -179,6 +185,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/containers/{ct}/resume", "resume -> 204"),
     ("POST", "/containers/{ct}/compact", "compact -> {\"reclaimed\": u64}"),
     ("POST", "/containers/{ct}/clone", "clone(CloneOptions) -> 202 Operation (result CloneResult)"),
+    ("POST", "/containers/{ct}/move", "move(MoveOptions) -> ContainerInfo (admin)"),
     ("GET", "/containers/{ct}/traffic", "traffic -> Traffic | null"),
     ("GET", "/containers/{ct}/console?follow=BOOL&timestamps=BOOL", "console -> text/plain (streamed)"),
     ("GET", "/containers/{ct}/console/attach", "console_attach: websocket; binary frames both ways (input; the console's output), text {\"resize\":TtySize}, last text {\"end\":ConsoleEnd} or {\"error\":Error}; closing detaches; a second caller gets {\"error\"} with kind conflict"),

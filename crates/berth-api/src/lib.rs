@@ -27,8 +27,8 @@ pub use node::{
     TtySize,
 };
 pub use ops::{
-    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, CtStatus, ExecOptions, NodeInfo,
-    SetOutcome, StopOptions, TemplateSource,
+    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, CtStatus, ExecOptions, MoveOptions,
+    NodeInfo, SetOutcome, StopOptions, TemplateSource,
 };
 pub use resources::{Resources, SetOptions};
 pub use validate::{CtId, CtRef, Size};

@@ -13,8 +13,8 @@ use crate::inside::{
 };
 use crate::net::{Adapter, NetChange, NetConfig, NetworkConfig, NetworkInfo, Traffic};
 use crate::ops::{
-    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, ExecOptions, NodeInfo, SetOutcome,
-    StopOptions, TemplateSource,
+    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, ExecOptions, MoveOptions, NodeInfo,
+    SetOutcome, StopOptions, TemplateSource,
 };
 use crate::procs::{ProcInfo, WhichInfo};
 use crate::resources::SetOptions;
@@ -329,6 +329,8 @@ pub trait Node: Send + Sync {
         opts: CloneOptions,
         progress: &dyn Progress,
     ) -> Result<CloneResult>;
+    /// Renumbers a stopped container (`move --ctid`); its info under the new CTID.
+    fn move_ct(&self, ct: &CtRef, opts: MoveOptions) -> Result<ContainerInfo>;
     fn status(&self, ct: &CtRef) -> Result<ContainerInfo>;
     /// Running and suspended containers; with `all`, stopped and broken ones too.
     fn list(&self, all: bool) -> Result<Vec<ContainerInfo>>;

@@ -129,6 +129,15 @@ pub struct CloneOptions {
     pub keep_network: bool,
 }
 
+/// Options of `move` (docs/clone.md, "Renumbering").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MoveOptions {
+    /// The container's new CTID (it must be stopped).
+    pub ctid: CtId,
+}
+
 /// Options of `exec`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

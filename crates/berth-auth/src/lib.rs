@@ -46,6 +46,8 @@ pub enum AuthError {
     Io { path: PathBuf, err: std::io::Error },
     #[error("{0}")]
     Internal(String),
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl AuthError {
@@ -55,6 +57,7 @@ impl AuthError {
             AuthError::Invalid(_) => K::Invalid,
             AuthError::UserNotFound(_) | AuthError::TokenNotFound(_) => K::NotFound,
             AuthError::UserExists(_) => K::Conflict,
+            AuthError::Forbidden(_) => K::Forbidden,
             AuthError::Corrupt { .. } | AuthError::Io { .. } | AuthError::Internal(_) => {
                 K::Internal
             }
@@ -88,6 +91,10 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
     pub created: u64,
+    /// An owner's quota: how many containers he may hold, clones of his own included
+    /// (absent: he makes none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_containers: Option<u32>,
 }
 
 impl User {
@@ -97,6 +104,7 @@ impl User {
             role: self.role,
             containers: self.containers.clone(),
             created: self.created,
+            max_containers: self.max_containers,
         }
     }
 }
@@ -326,6 +334,7 @@ impl Store {
                 return Err(corrupt(format!("user {:?} listed twice", u.name)));
             }
             check_containers(u.role, &u.containers).map_err(|e| corrupt(e.to_string()))?;
+            check_quota(u.role, u.max_containers).map_err(|e| corrupt(e.to_string()))?;
             if let Some(h) = &u.password_hash {
                 PasswordHash::new(h)
                     .map_err(|e| corrupt(format!("user {:?}: bad password hash: {e}", u.name)))?;
@@ -382,6 +391,7 @@ impl Store {
         role: Role,
         containers: Vec<u32>,
         password: Option<&str>,
+        max_containers: Option<u32>,
     ) -> Result<User> {
         validate_user_name(name)?;
         if name == "root" || name == "berthd" {
@@ -393,6 +403,7 @@ impl Store {
         containers.sort_unstable();
         containers.dedup();
         check_containers(role, &containers)?;
+        check_quota(role, max_containers)?;
         let password_hash = password.map(hash_password).transpose()?;
         let _l = self.lock()?;
         let mut users = self.load_users()?;
@@ -408,6 +419,7 @@ impl Store {
             containers,
             password_hash,
             created: now(),
+            max_containers,
         };
         users.push(u.clone());
         Self::write_file(&self.users_path(), &UsersFile { users })?;
@@ -428,6 +440,52 @@ impl Store {
         Self::write_file(&self.tokens_path(), &TokensFile { tokens })?;
         Self::write_file(&self.users_path(), &UsersFile { users })?;
         Ok(())
+    }
+
+    /// Whether owner `name` may make one more container (`clone` of one of his): his quota
+    /// (`max_containers`) above the number he holds. An error says why not.
+    pub fn check_quota(&self, name: &str) -> Result<()> {
+        let u = self.user(name)?;
+        quota_left(&u).map(|_| ())
+    }
+
+    /// Gives owner `name` container `id` (made by his `clone`), within his quota.
+    pub fn grant_container(&self, name: &str, id: u32) -> Result<()> {
+        let _l = self.lock()?;
+        let mut users = self.load_users()?;
+        let u = users
+            .iter_mut()
+            .find(|u| u.name == name)
+            .ok_or_else(|| AuthError::UserNotFound(name.into()))?;
+        if !u.containers.contains(&id) {
+            quota_left(u)?;
+            u.containers.push(id);
+            u.containers.sort_unstable();
+        }
+        Self::write_file(&self.users_path(), &UsersFile { users })
+    }
+
+    /// Container `from` is container `to` now (`move --ctid`), or gone (`to` = None: a
+    /// destroyed container leaves every owner's list, so that a new container of the same
+    /// CTID is nobody's). Returns the owners whose lists changed.
+    pub fn renumber_container(&self, from: u32, to: Option<u32>) -> Result<Vec<String>> {
+        let _l = self.lock()?;
+        let mut users = self.load_users()?;
+        let mut changed = vec![];
+        for u in users.iter_mut().filter(|u| u.containers.contains(&from)) {
+            u.containers.retain(|c| *c != from);
+            if let Some(t) = to {
+                if !u.containers.contains(&t) {
+                    u.containers.push(t);
+                }
+            }
+            u.containers.sort_unstable();
+            changed.push(u.name.clone());
+        }
+        if !changed.is_empty() {
+            Self::write_file(&self.users_path(), &UsersFile { users })?;
+        }
+        Ok(changed)
     }
 
     /// Checks a password; the user when it matches. Costs one argon2 verification whether
@@ -538,6 +596,34 @@ impl Store {
             Some((t, u))
         }))
     }
+}
+
+fn check_quota(role: Role, max: Option<u32>) -> Result<()> {
+    match (role, max) {
+        (_, None) => Ok(()),
+        (Role::Owner, Some(n)) if n as usize <= MAX_OWNED => Ok(()),
+        (Role::Owner, Some(_)) => Err(AuthError::Invalid(format!(
+            "a quota is at most {MAX_OWNED} containers"
+        ))),
+        _ => Err(AuthError::Invalid(
+            "only owners have a container quota".into(),
+        )),
+    }
+}
+
+/// How many more containers an owner may hold.
+fn quota_left(u: &User) -> Result<u32> {
+    if u.role != Role::Owner {
+        return Err(AuthError::Invalid(format!("{} is not an owner", u.name)));
+    }
+    let max = u.max_containers.unwrap_or(0);
+    let held = u.containers.len() as u32;
+    if held >= max {
+        return Err(AuthError::Forbidden(format!(
+            "your container quota is {max} and you hold {held}: ask an administrator for more"
+        )));
+    }
+    Ok(max - held)
 }
 
 fn check_containers(role: Role, containers: &[u32]) -> Result<()> {

@@ -10,20 +10,22 @@ fn store() -> (tempfile::TempDir, Store) {
 #[test]
 fn users_and_passwords() {
     let (_d, s) = store();
-    s.add_user("alice", Role::Admin, vec![], Some("correct horse"))
+    s.add_user("alice", Role::Admin, vec![], Some("correct horse"), None)
         .unwrap();
-    s.add_user("bob", Role::Owner, vec![102, 101, 101], None)
+    s.add_user("bob", Role::Owner, vec![102, 101, 101], None, None)
         .unwrap();
     assert_eq!(s.user("bob").unwrap().containers, vec![101, 102]);
     assert!(matches!(
-        s.add_user("alice", Role::Auditor, vec![], None),
+        s.add_user("alice", Role::Auditor, vec![], None, None),
         Err(AuthError::UserExists(_))
     ));
-    assert!(s.add_user("root", Role::Admin, vec![], None).is_err());
-    assert!(s.add_user("../x", Role::Admin, vec![], None).is_err());
-    assert!(s.add_user("carol", Role::Admin, vec![101], None).is_err());
+    assert!(s.add_user("root", Role::Admin, vec![], None, None).is_err());
+    assert!(s.add_user("../x", Role::Admin, vec![], None, None).is_err());
     assert!(s
-        .add_user("dave", Role::Admin, vec![], Some("short"))
+        .add_user("carol", Role::Admin, vec![101], None, None)
+        .is_err());
+    assert!(s
+        .add_user("dave", Role::Admin, vec![], Some("short"), None)
         .is_err());
     assert!(s
         .verify_password("alice", "correct horse")
@@ -52,7 +54,8 @@ fn users_and_passwords() {
 #[test]
 fn tokens_hashed_expiring_revocable() {
     let (_d, s) = store();
-    s.add_user("bob", Role::Owner, vec![101], None).unwrap();
+    s.add_user("bob", Role::Owner, vec![101], None, None)
+        .unwrap();
     let t = s.create_token("bob", "ci", None).unwrap();
     let text = fs::read_to_string(s.dir().join("tokens.toml")).unwrap();
     assert!(!text.contains(&t.secret));

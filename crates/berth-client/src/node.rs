@@ -110,6 +110,15 @@ impl Node for RemoteNode {
         let body = Self::json_body(&opts)?;
         self.operation(&format!("{}/clone", ct_path(ct)), body, progress)
     }
+    fn move_ct(&self, ct: &CtRef, opts: berth_api::MoveOptions) -> Result<ContainerInfo> {
+        let body = Self::json_body(&opts)?;
+        self.call(
+            "POST",
+            &format!("{}/move", ct_path(ct)),
+            Some(body),
+            REQUEST_TIMEOUT,
+        )
+    }
     fn start(&self, ct: &CtRef) -> Result<StartResult> {
         self.call(
             "POST",

@@ -72,6 +72,11 @@ pub const CRASH_POINTS: &[&str] = &[
     "clone:after-live-round",
     "clone:after-freeze",
     "clone:after-disk",
+    // move --ctid (renumber)
+    "move:after-journal",
+    "move:after-rename",
+    "move:after-registry",
+    "move:after-config",
     // destroy
     "destroy:after-stop",
     "destroy:after-journal",

@@ -17,6 +17,9 @@ pub enum Operation {
     /// Cloning into this directory: always rolled back (the config is written early, to
     /// hold the clone's name and addresses; the disk is whole only at the journal's end).
     Clone,
+    /// Renumbering (`move --ctid`) from `from` to `to`: rolled back while the directory
+    /// is still the old one, completed once it is the new one.
+    Move,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -24,6 +27,12 @@ pub struct Journal {
     pub op: Operation,
     /// PID of the process that started the operation (informational).
     pub pid: u32,
+    /// A move's old CTID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u32>,
+    /// A move's new CTID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u32>,
 }
 
 impl Journal {
@@ -33,6 +42,20 @@ impl Journal {
             &Journal {
                 op,
                 pid: std::process::id(),
+                from: None,
+                to: None,
+            },
+        )
+    }
+    /// The journal of a move from CTID `from` to `to`.
+    pub fn begin_move(path: &Path, from: u32, to: u32) -> Result<()> {
+        fsutil::write_toml(
+            path,
+            &Journal {
+                op: Operation::Move,
+                pid: std::process::id(),
+                from: Some(from),
+                to: Some(to),
             },
         )
     }
@@ -45,6 +68,8 @@ impl Journal {
         Ok(Some(fsutil::read_toml(path).unwrap_or(Journal {
             op: Operation::Create,
             pid: 0,
+            from: None,
+            to: None,
         })))
     }
     pub fn end(path: &Path) -> Result<()> {

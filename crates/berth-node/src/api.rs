@@ -93,6 +93,10 @@ impl Node for LocalNode {
             warnings,
         })
     }
+    fn move_ct(&self, ct: &CtRef, opts: berth_api::MoveOptions) -> Result<ContainerInfo> {
+        let id = api(self.renumber(ct, opts.ctid))?;
+        api(LocalNode::status(self, &CtRef::Id(id)))
+    }
     fn start(&self, ct: &CtRef) -> Result<StartResult> {
         let info = api(LocalNode::start(self, ct))?;
         let mut res = StartResult {

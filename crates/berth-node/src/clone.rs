@@ -96,6 +96,7 @@ impl LocalNode {
         self.check_clone_space(src, data, &src_cfg)?;
         let id = match opts.ctid {
             Some(id) => {
+                CtId::parse(&id.to_string())?;
                 if self.root().ct_dir(id).exists() {
                     return Err(CoreError::CtIdInUse(id.0).into());
                 }

@@ -24,6 +24,7 @@ pub mod pending;
 pub mod procs;
 pub mod reclaim;
 pub mod recover;
+mod renumber;
 pub mod resources;
 mod samples;
 pub mod services;

@@ -111,6 +111,7 @@ pub fn recover_ct(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
                 tracing::info!(%id, "completing interrupted create");
                 Journal::end(&root.ct_journal(id))?;
             }
+            (Operation::Move, _) => crate::renumber::recover_move(root, node_id, id, &j)?,
             (Operation::Create, false) | (Operation::Destroy, _) | (Operation::Clone, _) => {
                 tracing::info!(%id, op = ?j.op, "cleaning up interrupted operation");
                 release_runtime(root, node_id, id)?;

@@ -107,6 +107,11 @@ pub fn selected_remote() -> Result<Option<RemoteNode>> {
     }
 }
 
+/// Whether `--remote NAME` was given.
+pub fn is_remote() -> bool {
+    SELECTED.get().is_some()
+}
+
 /// The node of `--remote NAME`, when one was given.
 pub fn open_selected() -> Result<Option<Box<dyn Node>>> {
     Ok(selected_remote()?.map(|n| Box::new(n) as Box<dyn Node>))

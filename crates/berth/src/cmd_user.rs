@@ -30,6 +30,10 @@ pub(crate) enum UserCmd {
         /// Read the password from the first line of stdin (without it: tokens only)
         #[arg(long)]
         password_stdin: bool,
+        /// An owner's container quota: how many he may hold, his own clones included
+        /// (without it: he makes none)
+        #[arg(long)]
+        max_containers: Option<u32>,
     },
     /// List API users
     List {
@@ -110,6 +114,7 @@ pub(crate) fn user(root: &Path, cmd: UserCmd) -> Result<()> {
             role,
             containers,
             password_stdin,
+            max_containers,
         } => {
             let role = match role {
                 RoleArg::Admin => Role::Admin,
@@ -123,7 +128,7 @@ pub(crate) fn user(root: &Path, cmd: UserCmd) -> Result<()> {
             } else {
                 None
             };
-            let u = s.add_user(&name, role, containers, password.as_deref())?;
+            let u = s.add_user(&name, role, containers, password.as_deref(), max_containers)?;
             outln!(
                 "user {} added ({}{})",
                 u.name,

@@ -148,6 +148,14 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         count: u32,
     },
+    /// Renumber a stopped container (vzmlocal): its directory, config and ID-range entry
+    /// follow; disk, name, MACs and addresses stay
+    Move {
+        ct: String,
+        /// The new CTID
+        #[arg(long)]
+        ctid: String,
+    },
     /// Change a container's settings and limits (live on a running container where possible)
     Set {
         ct: String,
@@ -573,6 +581,19 @@ fn open(root: &NodeRoot) -> Result<Box<dyn Node>> {
     Ok(Box::new(node))
 }
 
+/// After a local `destroy` or `move`: the node's API owners follow container `from` to
+/// `to`, or lose it (`None`: a later container of the same CTID is nobody's). berthd does
+/// the same for its own calls; a node root without API users has nothing to change.
+fn owners_follow(root: &NodeRoot, from: CtId, to: Option<CtId>) -> Result<()> {
+    if cmd_remote::is_remote() || !root.path().join("api/users.toml").exists() {
+        return Ok(());
+    }
+    let s = berth_auth::Store::open(root.path()).map_err(berth_api::Error::from)?;
+    s.renumber_container(from.0, to.map(|t| t.0))
+        .map_err(berth_api::Error::from)?;
+    Ok(())
+}
+
 fn ct(s: &str) -> Result<CtRef> {
     Ok(CtRef::parse(s)?)
 }
@@ -791,6 +812,15 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                     eprintln!("warning: {w}");
                 }
             }
+        }
+        Cmd::Move { ct: c, ctid } => {
+            let r = ct(&c)?;
+            let to = CtId::parse(&ctid)?;
+            let node = open(&root)?;
+            let from = node.status(&r)?.ctid;
+            let info = node.move_ct(&CtRef::Id(from), berth_core::ops::MoveOptions { ctid: to })?;
+            owners_follow(&root, from, Some(info.ctid))?;
+            outln!("container {r} is now {}", info.ctid);
         }
         Cmd::Start { ct: c } => {
             let node = open(&root)?;
@@ -1091,7 +1121,9 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
         Cmd::Destroy { ct: c, force } => {
             let node = open(&root)?;
             let r = ct(&c)?;
-            node.destroy(&r, force)?;
+            let id = node.status(&r)?.ctid;
+            node.destroy(&CtRef::Id(id), force)?;
+            owners_follow(&root, id, None)?;
             outln!("container {r} destroyed");
         }
         Cmd::Node {

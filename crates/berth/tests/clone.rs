@@ -255,3 +255,46 @@ fn group_copies_keep_network_and_refusals_that_leave_nothing() {
     assert_eq!(ct_dirs(&n), before);
     assert!(!n.root.join("run/locks/1750.lock").exists());
 }
+
+#[test]
+fn move_renumbers_a_stopped_container_and_keeps_everything_else() {
+    let n = Node::with_net("move-ctid");
+    n.ok(&[
+        "create",
+        "1761",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+        "--name",
+        "mover",
+    ]);
+    n.ok(&["start", "1761"]);
+    n.exec("1761", &["sh", "-c", "echo kept > /root/data"]);
+    let (mac, ip) = netif(&n, "1761");
+    let base = host_base(&n, "1761");
+    n.fails(&["move", "1761", "--ctid", "1762"], "stop it first");
+    n.ok(&["stop", "1761"]);
+    n.ok(&[
+        "create",
+        "1763",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    n.fails(&["move", "1761", "--ctid", "1763"], "1763");
+    n.fails(&["move", "1761", "--ctid", "0"], "CTID");
+    n.fails(&["move", "1761", "--ctid", "1761"], "already");
+    let out = n.ok(&["move", "mover", "--ctid", "1762"]);
+    assert!(out.contains("is now 1762"), "{out}");
+    assert!(!n.root.join("containers/1761").exists());
+    assert!(!n.root.join("run/locks/1761.lock").exists());
+    assert_eq!(cfg(&n, "1762")["ctid"].as_integer(), Some(1762));
+    assert_eq!(netif(&n, "1762"), (mac, ip));
+    assert_eq!(host_base(&n, "1762"), base);
+    n.fails(&["status", "1761"], "not found");
+    n.ok(&["start", "1762"]);
+    assert_eq!(n.exec("1762", &["cat", "/root/data"]).trim(), "kept");
+    assert_eq!(n.status("mover")["ctid"], 1762);
+}

@@ -771,6 +771,60 @@ fn clone_family() -> Vec<String> {
     done
 }
 
+/// A renumbering killed anywhere leaves the container under exactly one of its CTIDs, with
+/// its config and its ID-range entry under that one, and its data.
+fn move_family() -> Vec<String> {
+    let n = Node::with_net("crash-move");
+    let log = log_path(&n);
+    let (a, b) = ("1671", "1672");
+    n.ok(&[
+        "create",
+        a,
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+        "--name",
+        "mv",
+    ]);
+    n.ok(&["start", a]);
+    n.exec(a, &["sh", "-c", "echo kept > /root/data"]);
+    n.ok(&["stop", a]);
+    let mut done = vec![];
+    for p in points_with("move:") {
+        crash(&n, &log, &["move", a, "--ctid", b], p);
+        let (sa, sb) = (status_of(&n, a), status_of(&n, b));
+        let now = match (sa.as_deref(), sb.as_deref()) {
+            (Some("stopped"), None) => a,
+            (None, Some("stopped")) => b,
+            other => panic!("{p}: {other:?}"),
+        };
+        let other = if now == a { b } else { a };
+        check_gone(&n, other, p);
+        let reg = registry_entries(&n);
+        assert!(
+            reg.iter().any(|l| l.contains(&format!(" {now} "))),
+            "{p}: no registry entry of {now}: {reg:?}"
+        );
+        assert!(
+            !n.root.join(format!("containers/{now}/op.toml")).exists(),
+            "{p}: journal left"
+        );
+        assert_eq!(n.status("mv")["ctid"].to_string(), now, "{p}");
+        n.ok(&["start", now]);
+        check_consistent(&n, now, p);
+        assert_eq!(n.exec(now, &["cat", "/root/data"]).trim(), "kept", "{p}");
+        n.ok(&["stop", now]);
+        if now == b {
+            n.ok(&["move", b, "--ctid", a]);
+        }
+        done.push(p.to_string());
+    }
+    n.ok(&["destroy", a]);
+    final_check(&n, "move");
+    done
+}
+
 #[test]
 fn every_crash_point_leaves_the_old_or_the_new_state() {
     let t0 = Instant::now();
@@ -785,6 +839,7 @@ fn every_crash_point_leaves_the_old_or_the_new_state() {
         ("network", network_family),
         ("template", template_family),
         ("clone", clone_family),
+        ("move", move_family),
     ];
     let covered: Vec<String> = std::thread::scope(|s| {
         let hs: Vec<_> = families

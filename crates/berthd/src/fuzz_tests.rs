@@ -48,6 +48,9 @@ impl Node for Fake {
     fn clone_ct(&self, _: &CtRef, _: CloneOptions, _: &dyn Progress) -> Result<CloneResult> {
         no()
     }
+    fn move_ct(&self, _: &CtRef, _: MoveOptions) -> Result<ContainerInfo> {
+        no()
+    }
     fn start(&self, _: &CtRef) -> Result<StartResult> {
         no()
     }

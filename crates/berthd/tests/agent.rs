@@ -4,6 +4,8 @@ mod common;
 
 #[path = "agent/auth.rs"]
 mod auth;
+#[path = "agent/clone.rs"]
+mod clone;
 #[path = "agent/exec.rs"]
 mod exec;
 #[path = "agent/input.rs"]

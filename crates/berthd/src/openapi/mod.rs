@@ -96,6 +96,7 @@ fn registry() -> Registry {
     r.add::<CreateOptions>();
     r.add::<berth_api::CloneOptions>();
     r.add::<berth_api::CloneResult>();
+    r.add::<berth_api::MoveOptions>();
     r.add::<Operation>();
     r.add::<SetRequest>();
     r.add::<SetResult>();

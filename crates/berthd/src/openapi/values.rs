@@ -466,6 +466,7 @@ fn openapi_operations_events_users_and_errors() {
         role: Role::Owner,
         containers: vec![101],
         created: 1,
+        max_containers: Some(3),
     };
     round_trip(&owner);
     round_trip(&UserInfo {
@@ -478,6 +479,7 @@ fn openapi_operations_events_users_and_errors() {
         role: Role::Auditor,
         containers: vec![],
         password: None,
+        max_containers: None,
     });
     let token = TokenInfo {
         id: "t1".into(),

@@ -187,7 +187,13 @@ pub async fn user_add(
 ) -> ApiResult<Response> {
     policy::allow(&c, Need::UserAdmin)?;
     let user = auth(&st, move |s| {
-        s.add_user(&u.name, u.role, u.containers, u.password.as_deref())
+        s.add_user(
+            &u.name,
+            u.role,
+            u.containers,
+            u.password.as_deref(),
+            u.max_containers,
+        )
     })
     .await?;
     Ok(Json(user.info()).into_response())

@@ -70,7 +70,8 @@ pub async fn create(
 }
 
 /// `POST /containers/{ct}/clone`: an operation whose result is the clone's info; a cancel
-/// destroys the clone. Admins only for now (owners have no container quota yet).
+/// destroys the clone. Admins clone any container; an owner clones his own within his
+/// quota (`max_containers`), and the clone is his.
 pub async fn clone(
     State(st): St,
     Extension(c): Who,
@@ -78,26 +79,68 @@ pub async fn clone(
     JsonBody(opts): JsonBody<CloneOptions>,
 ) -> ApiResult<Response> {
     let r = st.ct(&c, &ct, Need::CtRead).await?;
-    policy::allow(&c, Need::CtCreate)?;
+    let owner = (c.role == berth_api::agent::Role::Owner).then(|| c.name.clone());
+    match &owner {
+        Some(name) => {
+            let (store, name) = (st.auth.clone(), name.clone());
+            tokio::task::spawn_blocking(move || store.check_quota(&name))
+                .await
+                .map_err(|e| ApiError(berth_api::Error::internal(e.to_string())))?
+                .map_err(ApiError::from)?;
+        }
+        None => policy::allow(&c, Need::CtCreate)?,
+    }
     let node = st.node.clone();
     let node2 = st.node.clone();
+    let (store, store2) = (st.auth.clone(), st.auth.clone());
     let op = st.ops.start(
         "container.clone",
         format!("container/{r}"),
         &c.name,
         move |p| {
-            let info = node.clone_ct(&r, opts, p)?;
-            serde_json::to_value(info).map_err(|e| berth_api::Error::internal(e.to_string()))
+            let res = node.clone_ct(&r, opts, p)?;
+            if let Some(name) = &owner {
+                // Within the quota again, under the store's lock (two clones at once).
+                if let Err(e) = store.grant_container(name, res.info.ctid.0) {
+                    let _ = node.destroy(&CtRef::Id(res.info.ctid), true);
+                    return Err(e.into());
+                }
+            }
+            serde_json::to_value(res).map_err(|e| berth_api::Error::internal(e.to_string()))
         },
         Box::new(move |v| {
             let id = v
                 .pointer("/info/ctid")
                 .and_then(|i| i.as_u64())
                 .ok_or_else(|| berth_api::Error::internal("no ctid in the result"))?;
-            node2.destroy(&CtRef::Id(berth_api::CtId(id as u32)), true)
+            node2.destroy(&CtRef::Id(berth_api::CtId(id as u32)), true)?;
+            store2.renumber_container(id as u32, None)?;
+            Ok(())
         }),
     )?;
     Ok(accepted(op))
+}
+
+/// `POST /containers/{ct}/move`: renumbers a stopped container (admins).
+pub async fn move_ct(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    JsonBody(opts): JsonBody<berth_api::MoveOptions>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtAdmin).await?;
+    policy::allow(&c, Need::CtCreate)?;
+    let store = st.auth.clone();
+    let info = st
+        .call(move |n| {
+            let from = n.status(&r)?.ctid;
+            let info = n.move_ct(&CtRef::Id(from), opts)?;
+            // Owners follow their container to its new CTID.
+            store.renumber_container(from.0, Some(info.ctid.0))?;
+            Ok(info)
+        })
+        .await?;
+    Ok(Json(info).into_response())
 }
 
 pub async fn status(
@@ -129,10 +172,14 @@ pub async fn destroy(
     let force = q.bool("force")?;
     let r = st.ct(&c, &ct, Need::CtAdmin).await?;
     let st2 = st.clone();
+    let store = st.auth.clone();
     st.call(move |n| {
         let id = n.status(&r)?.ctid;
         st2.note_stop_id(id.0);
-        n.destroy(&CtRef::Id(id), force)
+        n.destroy(&CtRef::Id(id), force)?;
+        // A later container of the same CTID is nobody's.
+        store.renumber_container(id.0, None)?;
+        Ok(())
     })
     .await?;
     Ok(no_content())
