@@ -167,11 +167,14 @@ impl LocalNode {
     }
 
     /// Refuses a clone whose copy would take the node filesystem's free space below its
-    /// reserve (the copy is as big as the source's allocated data; a fixed disk's whole).
+    /// reserve (the copy is as big as the source's allocated data `data`; a fixed disk's
+    /// whole). With `data` 0 (between rounds): refuses once free space is under the reserve.
     fn check_clone_space(&self, src: CtId, data: u64, cfg: &ContainerConfig) -> Result<()> {
         let space = crate::diskspace::fs_space(self.root().path())?;
         let reserve = crate::diskspace::reserve_of(self.node_config(), space.total);
-        let need = if cfg.disk.disktype == berth_core::DiskType::Fixed {
+        let need = if data == 0 {
+            0
+        } else if cfg.disk.disktype == berth_core::DiskType::Fixed {
             cfg.disk.size.0.max(data)
         } else {
             data
@@ -213,6 +216,9 @@ impl LocalNode {
             if was_running {
                 for n in 1..=MAX_LIVE_ROUNDS {
                     p.message(&format!("copying the virtual disk (pass {n}, running)"));
+                    // The source writes on meanwhile and holds its lock, so the disk guard
+                    // cannot freeze it: the clone gives up before the reserve is eaten.
+                    self.check_clone_space(src, 0, src_cfg)?;
                     let (m, st) = blockcopy::round(&from, &map, &mut sink, p)?;
                     map = m;
                     rep.rounds += 1;
