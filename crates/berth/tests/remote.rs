@@ -313,7 +313,10 @@ fn table() -> Vec<(Vec<&'static str>, bool)> {
         (&["user", "201", "del", "rmt-u"], false),
         (&["user", "201", "del", "nosuch"], false),
         (&["group", "201", "del", "rmt-g"], false),
-        // The live console without a terminal: input at its end, detached once quiet.
+        // The live console without a terminal: input at its end, detached once quiet. Its
+        // getty prints its prompt a second after the start (berth-init's grace): wait that
+        // out first, or whether the prompt is seen depends on how fast the commands above ran.
+        (&["exec", "201", "--", "sleep", "2"], false),
         (&["console", "201", "--attach"], false),
         (&["console", "nosuch", "--attach"], false),
         // Errors: unknown container, a bad value, a running container started again.
