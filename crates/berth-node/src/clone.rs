@@ -83,9 +83,7 @@ impl LocalNode {
             validate_name(n)?;
         }
         // The node's lock before any container's (the order of `set --netif…`, `create`).
-        let node_guard = lock::lock(&self.root().node_lock())?;
-        let src = self.resolve(r)?;
-        let src_guard = self.lock_ct(src)?;
+        let (node_guard, src, src_guard) = self.lock_node_and_ct(r)?;
         let src_cfg = self.load_config(src)?;
         if let Some(n) = &opts.name {
             self.check_name_free(n, None)?;

@@ -311,6 +311,28 @@ impl LocalNode {
         Ok(g)
     }
 
+    /// The node lock and container `r`'s lock, in that order (the order of every command
+    /// that takes both), without holding the node lock while the container's is busy: a
+    /// long command on the container (a clone copying its disk) must not hold up every
+    /// command that needs the node lock. Recovery of the container has run.
+    pub(crate) fn lock_node_and_ct(&self, r: &CtRef) -> Result<(LockGuard, CtId, LockGuard)> {
+        loop {
+            let node = lock::lock(&self.root.node_lock())?;
+            let id = self.resolve(r)?;
+            if let Some(g) = lock::try_lock(&self.root.ct_lock(id))? {
+                recover::recover_ct(&self.root, &self.node.node_id, id)?;
+                if !self.root.ct_dir(id).exists() {
+                    recover::remove_ct_locks(&self.root, id, g);
+                    return Err(CoreError::ContainerNotFound(id.to_string()).into());
+                }
+                return Ok((node, id, g));
+            }
+            drop(node);
+            // Wait for the container's lock alone, then try both again.
+            drop(lock::lock(&self.root.ct_lock(id))?);
+        }
+    }
+
     pub(crate) fn run_state(&self, id: CtId) -> Option<RunState> {
         RunState::load(&RunPaths::new(&self.root, id).state()).filter(|s| s.init_alive())
     }

@@ -21,9 +21,7 @@ impl LocalNode {
     pub fn renumber(&self, r: &CtRef, to: CtId) -> Result<CtId> {
         CtId::parse(&to.to_string())?;
         let node_id = self.node_config().node_id.clone();
-        let _node = lock::lock(&self.root().node_lock())?;
-        let from = self.resolve(r)?;
-        let from_guard = self.lock_ct(from)?;
+        let (_node, from, from_guard) = self.lock_node_and_ct(r)?;
         if from == to {
             return Err(NodeError::Invalid(format!(
                 "container {from} is CTID {to} already"

@@ -298,3 +298,53 @@ fn move_renumbers_a_stopped_container_and_keeps_everything_else() {
     assert_eq!(n.exec("1762", &["cat", "/root/data"]).trim(), "kept");
     assert_eq!(n.status("mover")["ctid"], 1762);
 }
+
+#[test]
+fn a_clone_waiting_for_its_source_does_not_hold_up_the_node() {
+    let n = Node::new("clone-wait");
+    n.ok(&[
+        "create",
+        "1781",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    // Another command holds the source's lock (as a long clone of it would).
+    let lock = n.root.join("run/locks/1781.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "4"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut clone = n
+        .cmd(&["clone", "1781", "1782"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Commands that need the node lock go on meanwhile.
+    let t = std::time::Instant::now();
+    n.ok(&[
+        "create",
+        "1783",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        clone.try_wait().unwrap().is_none(),
+        "the clone did not wait"
+    );
+    holder.wait().unwrap();
+    assert!(clone.wait().unwrap().success());
+    assert_eq!(n.status("1782")["status"], "stopped");
+}
