@@ -343,6 +343,144 @@ fn copy_rw(src: &File, dst: &File, off: u64, len: usize) -> std::io::Result<u64>
     Ok(n as u64)
 }
 
+/// A [`BlockSink`] that writes the blocks as frames into a byte stream (a connection to
+/// another node), read back by [`apply_stream`]. Frames, integers big-endian:
+/// `L len:u64` (set_len), `B index:u64 size:u32` + a zstd frame of `size` bytes (a block),
+/// `P index:u64 len:u64` (a hole), `F` (a round's end), `E` (the end of the disk).
+pub struct StreamSink<W: std::io::Write> {
+    out: W,
+    /// Bytes written, frames included (what went over the wire).
+    pub sent: u64,
+}
+
+impl<W: std::io::Write> StreamSink<W> {
+    pub fn new(out: W) -> Self {
+        StreamSink { out, sent: 0 }
+    }
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.out
+            .write_all(b)
+            .map_err(|e| StorageError::io("the block stream", e))?;
+        self.sent += b.len() as u64;
+        Ok(())
+    }
+    /// Ends the stream: the receiver commits what it has.
+    pub fn finish(mut self) -> Result<W> {
+        self.put(b"E")?;
+        self.out
+            .flush()
+            .map_err(|e| StorageError::io("the block stream", e))?;
+        Ok(self.out)
+    }
+}
+
+impl<W: std::io::Write> BlockSink for StreamSink<W> {
+    fn set_len(&mut self, len: u64) -> Result<()> {
+        let mut f = vec![b'L'];
+        f.extend(len.to_be_bytes());
+        self.put(&f)
+    }
+    fn write_block(&mut self, index: u64, data: &[u8], _fresh: bool) -> Result<()> {
+        let z = zstd::bulk::compress(data, 1)
+            .map_err(|e| StorageError::io("compressing a block", e))?;
+        let mut f = Vec::with_capacity(z.len() + 13);
+        f.push(b'B');
+        f.extend(index.to_be_bytes());
+        f.extend((z.len() as u32).to_be_bytes());
+        f.extend(z);
+        self.put(&f)
+    }
+    fn punch_block(&mut self, index: u64, len: u64) -> Result<()> {
+        let mut f = vec![b'P'];
+        f.extend(index.to_be_bytes());
+        f.extend(len.to_be_bytes());
+        self.put(&f)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.put(b"F")?;
+        self.out
+            .flush()
+            .map_err(|e| StorageError::io("the block stream", e))
+    }
+}
+
+/// Reads a [`StreamSink`]'s frames from `input` into `sink` until `E`; an end of input
+/// before it, or a frame out of bounds (a block past `max_len`, a length above it, a block
+/// that does not decompress to at most [`BLOCK`] bytes), is an error and the caller drops
+/// what it received. Returns the image's final length.
+pub fn apply_stream(
+    input: &mut dyn std::io::Read,
+    sink: &mut dyn BlockSink,
+    max_len: u64,
+    p: &dyn Progress,
+) -> Result<u64> {
+    let bad = |why: String| StorageError::io("the block stream", std::io::Error::other(why));
+    let rd = |input: &mut dyn std::io::Read, buf: &mut [u8]| {
+        input
+            .read_exact(buf)
+            .map_err(|e| StorageError::io("the block stream", e))
+    };
+    let mut len = 0u64;
+    let mut blocks = 0u64;
+    let mut z = vec![];
+    loop {
+        let mut tag = [0u8; 1];
+        rd(input, &mut tag)?;
+        match tag[0] {
+            b'L' => {
+                let mut b = [0u8; 8];
+                rd(input, &mut b)?;
+                len = u64::from_be_bytes(b);
+                if len > max_len {
+                    return Err(bad(format!("an image of {len} bytes, above {max_len}")));
+                }
+                sink.set_len(len)?;
+            }
+            b'B' => {
+                let mut h = [0u8; 12];
+                rd(input, &mut h)?;
+                let idx = u64::from_be_bytes(h[..8].try_into().expect("8 bytes"));
+                let size = u32::from_be_bytes(h[8..].try_into().expect("4 bytes")) as usize;
+                if size > 2 * BLOCK as usize {
+                    return Err(bad(format!("a compressed block of {size} bytes")));
+                }
+                z.resize(size, 0);
+                rd(input, &mut z)?;
+                let data = zstd::bulk::decompress(&z, BLOCK as usize)
+                    .map_err(|e| bad(format!("block {idx}: {e}")))?;
+                let end = idx
+                    .checked_mul(BLOCK)
+                    .and_then(|o| o.checked_add(data.len() as u64));
+                if end.is_none_or(|e| e > len) {
+                    return Err(bad(format!("block {idx} lies past the image's end")));
+                }
+                sink.write_block(idx, &data, false)?;
+                blocks += 1;
+                if blocks % 64 == 0 {
+                    p.update(blocks * BLOCK, None);
+                }
+            }
+            b'P' => {
+                let mut h = [0u8; 16];
+                rd(input, &mut h)?;
+                let idx = u64::from_be_bytes(h[..8].try_into().expect("8 bytes"));
+                let plen = u64::from_be_bytes(h[8..].try_into().expect("8 bytes"));
+                let end = idx.checked_mul(BLOCK).and_then(|o| o.checked_add(plen));
+                if plen > BLOCK || end.is_none_or(|e| e > len) {
+                    return Err(bad(format!("hole {idx} lies past the image's end")));
+                }
+                sink.punch_block(idx, plen)?;
+            }
+            b'F' => sink.flush()?,
+            b'E' => {
+                sink.flush()?;
+                return Ok(len);
+            }
+            t => return Err(bad(format!("unknown frame {t:#04x}"))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,5 +610,48 @@ mod tests {
         assert!(clone_file(&link, &d.path().join("x.img"), &NoProgress).is_err());
         let mut sink = FileSink::create(&d.path().join("y.img")).unwrap();
         assert!(round(&link, &BlockMap::default(), &mut sink, &NoProgress).is_err());
+    }
+
+    #[test]
+    fn a_stream_carries_rounds_exactly_and_refuses_garbage() {
+        let d = tempfile::tempdir().unwrap();
+        let src = sparse(d.path(), 8 * BLOCK + 100);
+        write_at(&src, 2 * BLOCK + 5, b"two");
+        write_at(&src, 8 * BLOCK + 1, b"tail");
+        let mut wire = StreamSink::new(Vec::new());
+        let (m1, _) = round(&src, &BlockMap::default(), &mut wire, &NoProgress).unwrap();
+        write_at(&src, 5 * BLOCK, b"five");
+        punch(
+            &std::fs::OpenOptions::new().write(true).open(&src).unwrap(),
+            2 * BLOCK,
+            BLOCK,
+        )
+        .unwrap();
+        round(&src, &m1, &mut wire, &NoProgress).unwrap();
+        let bytes = wire.finish().unwrap();
+        let dst = d.path().join("dst.img");
+        let mut sink = FileSink::create(&dst).unwrap();
+        let len = apply_stream(&mut &bytes[..], &mut sink, 1 << 40, &NoProgress).unwrap();
+        assert_eq!(len, 8 * BLOCK + 100);
+        assert!(same(&src, &dst));
+        // A stream cut short, a block past the end, an image too big: refused.
+        for bad in [
+            bytes[..bytes.len() - 1].to_vec(),
+            {
+                let mut w = StreamSink::new(Vec::new());
+                w.set_len(BLOCK).unwrap();
+                w.write_block(3, b"x", true).unwrap();
+                w.finish().unwrap()
+            },
+            {
+                let mut w = StreamSink::new(Vec::new());
+                w.set_len(1 << 41).unwrap();
+                w.finish().unwrap()
+            },
+            b"Zjunk".to_vec(),
+        ] {
+            let mut sink = FileSink::create(&d.path().join(format!("x{}.img", bad.len()))).unwrap();
+            assert!(apply_stream(&mut &bad[..], &mut sink, 1 << 40, &NoProgress).is_err());
+        }
     }
 }
