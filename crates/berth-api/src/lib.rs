@@ -27,7 +27,8 @@ pub use node::{
     TtySize,
 };
 pub use ops::{
-    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, CtStatus, ExecOptions, MoveOptions,
+    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, CtStatus, ExecOptions,
+    IncomingHeader, MigrateOptions, MoveOptions,
     NodeInfo, SetOutcome, StopOptions, TemplateSource,
 };
 pub use resources::{Resources, SetOptions};

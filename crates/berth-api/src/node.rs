@@ -13,7 +13,8 @@ use crate::inside::{
 };
 use crate::net::{Adapter, NetChange, NetConfig, NetworkConfig, NetworkInfo, Traffic};
 use crate::ops::{
-    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, ExecOptions, MoveOptions, NodeInfo,
+    CloneOptions, ContainerInfo, ContainerStats, CreateOptions, ExecOptions, IncomingHeader,
+    MoveOptions, NodeInfo,
     SetOutcome, StopOptions, TemplateSource,
 };
 use crate::procs::{ProcInfo, WhichInfo};
@@ -329,6 +330,15 @@ pub trait Node: Send + Sync {
         opts: CloneOptions,
         progress: &dyn Progress,
     ) -> Result<CloneResult>;
+    /// Receives a container migrated from another node: `header`, then its disk as block
+    /// frames from `input` (`berth_storage::blockcopy::apply_stream`). Nothing is left of it
+    /// unless the stream ends whole. `None` for `check_only`.
+    fn receive_ct(
+        &self,
+        header: IncomingHeader,
+        input: &mut dyn std::io::Read,
+        progress: &dyn Progress,
+    ) -> Result<Option<ContainerInfo>>;
     /// Renumbers a stopped container (`move --ctid`); its info under the new CTID.
     fn move_ct(&self, ct: &CtRef, opts: MoveOptions) -> Result<ContainerInfo>;
     fn status(&self, ct: &CtRef) -> Result<ContainerInfo>;

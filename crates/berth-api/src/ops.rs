@@ -138,6 +138,41 @@ pub struct MoveOptions {
     pub ctid: CtId,
 }
 
+/// What a node receiving a migrated container is told first (`POST /migrations/incoming`,
+/// a length-prefixed JSON frame before the disk's block frames; docs/clone.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IncomingHeader {
+    /// The container's `config.toml` on the source, as text; validated like a file.
+    pub config: String,
+    /// The CTID on this node (default: the source's).
+    #[serde(default)]
+    pub ctid: Option<CtId>,
+    /// Bytes of data in the source's disk (the room this node must have).
+    pub allocated: u64,
+    /// Start it once its disk is whole.
+    #[serde(default)]
+    pub start: bool,
+    /// Only check that it could come (template, networks, CTID, name, addresses, room):
+    /// nothing is made and no frames follow.
+    #[serde(default)]
+    pub check_only: bool,
+}
+
+/// Options of `migrate` (offline: a running container is stopped, copied, started on the
+/// target).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateOptions {
+    /// The CTID on the target (default: the same).
+    #[serde(default)]
+    pub ctid: Option<CtId>,
+    /// Keep the source, stopped, instead of destroying it.
+    #[serde(default)]
+    pub keep_source: bool,
+}
+
 /// Options of `exec`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

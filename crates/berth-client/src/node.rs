@@ -110,6 +110,29 @@ impl Node for RemoteNode {
         let body = Self::json_body(&opts)?;
         self.operation(&format!("{}/clone", ct_path(ct)), body, progress)
     }
+    fn receive_ct(
+        &self,
+        header: berth_api::IncomingHeader,
+        input: &mut dyn std::io::Read,
+        _progress: &dyn Progress,
+    ) -> Result<Option<ContainerInfo>> {
+        let j = serde_json::to_vec(&header).map_err(|e| berth_api::Error::internal(e.to_string()))?;
+        let mut first = vec![b'H'];
+        first.extend((j.len() as u32).to_be_bytes());
+        first.extend(j);
+        let mut body = std::io::Read::chain(&first[..], input);
+        let url = self.url();
+        // No answer timeout while the disk streams (the node reads it as it comes).
+        let mut resp = self.send_stream("POST", "/migrations/incoming", &mut body, None)?;
+        let bytes = resp.read_body(crate::MAX_JSON, &url)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Protocol {
+                url,
+                why: e.to_string(),
+            }
+            .into()
+        })
+    }
     fn move_ct(&self, ct: &CtRef, opts: berth_api::MoveOptions) -> Result<ContainerInfo> {
         let body = Self::json_body(&opts)?;
         self.call(

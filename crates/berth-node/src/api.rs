@@ -93,6 +93,17 @@ impl Node for LocalNode {
             warnings,
         })
     }
+    fn receive_ct(
+        &self,
+        header: berth_api::IncomingHeader,
+        input: &mut dyn std::io::Read,
+        progress: &dyn Progress,
+    ) -> Result<Option<ContainerInfo>> {
+        match api(LocalNode::receive_ct(self, header, input, progress))? {
+            Some(id) => Ok(Some(api(LocalNode::status(self, &CtRef::Id(id)))?)),
+            None => Ok(None),
+        }
+    }
     fn move_ct(&self, ct: &CtRef, opts: berth_api::MoveOptions) -> Result<ContainerInfo> {
         let id = api(self.renumber(ct, opts.ctid))?;
         api(LocalNode::status(self, &CtRef::Id(id)))

@@ -167,7 +167,12 @@ impl LocalNode {
     /// Refuses a clone whose copy would take the node filesystem's free space below its
     /// reserve (the copy is as big as the source's allocated data `data`; a fixed disk's
     /// whole). With `data` 0 (between rounds): refuses once free space is under the reserve.
-    fn check_clone_space(&self, src: CtId, data: u64, cfg: &ContainerConfig) -> Result<()> {
+    pub(crate) fn check_clone_space(
+        &self,
+        src: CtId,
+        data: u64,
+        cfg: &ContainerConfig,
+    ) -> Result<()> {
         let space = crate::diskspace::fs_space(self.root().path())?;
         let reserve = crate::diskspace::reserve_of(self.node_config(), space.total);
         let need = if data == 0 {
@@ -301,7 +306,7 @@ fn sync_mounted_disk(root: &NodeRoot, id: CtId) -> Result<()> {
 }
 
 /// Allocates every block of a fixed disk's copy (the copy skipped its zeros).
-fn preallocate(path: &std::path::Path) -> Result<()> {
+pub(crate) fn preallocate(path: &std::path::Path) -> Result<()> {
     use std::os::fd::AsRawFd;
     let f = std::fs::OpenOptions::new()
         .write(true)

@@ -13,6 +13,9 @@ pub enum NodeError {
     Net(#[from] berth_net::NetError),
     #[error("berth must run as root (containers need namespaces, mounts and cgroups)")]
     NotRoot,
+    /// The other node of a migration refused or failed.
+    #[error("the target node: {}", .0.message)]
+    Target(Box<berth_core::ApiError>),
     #[error("container {0} is already running")]
     AlreadyRunning(u32),
     #[error("container {0} is not running")]
@@ -125,6 +128,7 @@ impl NodeError {
             NodeError::NoAddress(_) => K::Invalid,
             NodeError::NotFound(_) => K::NotFound,
             NodeError::Auth(e) => e.kind(),
+            NodeError::Target(e) => e.kind,
         }
     }
 

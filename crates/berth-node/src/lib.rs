@@ -16,6 +16,8 @@ pub mod hostsvc;
 mod idreg;
 mod inroot;
 pub mod inside;
+mod migrate;
+pub use migrate::{header_frame, read_header};
 mod live;
 mod local;
 pub mod net;

@@ -489,7 +489,7 @@ impl LocalNode {
         }
     }
 
-    fn start_locked(&self, id: CtId) -> Result<ContainerInfo> {
+    pub(crate) fn start_locked(&self, id: CtId) -> Result<ContainerInfo> {
         let cfg = self.load_config(id)?;
         if self.run_state(id).is_none() {
             // A monitor may still be cleaning up after a poweroff from inside: let it finish.
@@ -603,7 +603,12 @@ impl LocalNode {
         Err(NodeError::StartFailed(id.0, msg))
     }
 
-    fn stop_locked(&self, id: CtId, cfg: &ContainerConfig, opts: StopOptions) -> Result<()> {
+    pub(crate) fn stop_locked(
+        &self,
+        id: CtId,
+        cfg: &ContainerConfig,
+        opts: StopOptions,
+    ) -> Result<()> {
         if !is_active(&self.root, id) {
             return Err(NodeError::NotRunning(id.0));
         }
@@ -1229,6 +1234,11 @@ impl LocalNode {
     pub fn destroy(&self, r: &CtRef, force: bool) -> Result<()> {
         let id = self.resolve(r)?;
         let guard = self.lock_ct(id)?;
+        self.destroy_locked(id, guard, force)
+    }
+
+    /// [`Self::destroy`] of container `id`, whose lock `guard` the caller holds.
+    pub(crate) fn destroy_locked(&self, id: CtId, guard: LockGuard, force: bool) -> Result<()> {
         // A broken container is destroyed too (so that the operator can clean up): by its
         // directory's CTID, never by what its file says.
         let cfg = match self.load_config(id) {

@@ -48,6 +48,14 @@ impl Node for Fake {
     fn clone_ct(&self, _: &CtRef, _: CloneOptions, _: &dyn Progress) -> Result<CloneResult> {
         no()
     }
+    fn receive_ct(
+        &self,
+        _: IncomingHeader,
+        _: &mut dyn std::io::Read,
+        _: &dyn Progress,
+    ) -> Result<Option<ContainerInfo>> {
+        no()
+    }
     fn move_ct(&self, _: &CtRef, _: MoveOptions) -> Result<ContainerInfo> {
         no()
     }

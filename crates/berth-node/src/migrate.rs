@@ -1,0 +1,230 @@
+//! Offline migration between nodes (issue 18, first slice; docs/clone.md, ADR 0018).
+//!
+//! The source (`berth migrate`, run on the source node) stops a running container, asks
+//! the target to check that it can take it, then streams the header and the disk's block
+//! frames (`blockcopy::StreamSink`) to the target's [`Node::receive_ct`] — berthd's
+//! `POST /migrations/incoming` through `RemoteNode`, or another local node. The target
+//! writes them into a new container directory under the journal `clone` (rolled back whole
+//! unless the stream ends whole), then starts it if the source ran. Only then is the source
+//! destroyed (or kept, stopped, with `--keep-source`). A failure before that leaves the
+//! target clean and starts the source again if it ran.
+
+use crate::local::LocalNode;
+use crate::recover::{is_active, remove_ct_dir, remove_ct_locks};
+use crate::{NodeError, Result};
+use berth_api::Node;
+use berth_core::config::ContainerConfig;
+use berth_core::journal::{Journal, Operation};
+use berth_core::ops::{ContainerInfo, IncomingHeader, MigrateOptions, StopOptions};
+use berth_core::{fsutil, lock, CoreError, CtId, CtRef};
+use berth_storage::blockcopy::{self, BlockMap, FileSink, StreamSink};
+use berth_storage::progress::{NoProgress, Progress};
+use std::io::Write;
+
+/// The header frame: `H`, the JSON's length (u32, big-endian), the JSON.
+pub fn header_frame(h: &IncomingHeader) -> Vec<u8> {
+    let j = serde_json::to_vec(h).expect("a header serialises");
+    let mut v = vec![b'H'];
+    v.extend((j.len() as u32).to_be_bytes());
+    v.extend(j);
+    v
+}
+
+/// Reads the header frame (at most 1 MiB of JSON).
+pub fn read_header(input: &mut dyn std::io::Read) -> std::result::Result<IncomingHeader, String> {
+    let mut h = [0u8; 5];
+    input
+        .read_exact(&mut h)
+        .map_err(|e| format!("no migration header: {e}"))?;
+    if h[0] != b'H' {
+        return Err("the body does not start with a migration header".into());
+    }
+    let n = u32::from_be_bytes(h[1..].try_into().expect("4 bytes")) as usize;
+    if n > 1 << 20 {
+        return Err(format!("a migration header of {n} bytes"));
+    }
+    let mut j = vec![0u8; n];
+    input
+        .read_exact(&mut j)
+        .map_err(|e| format!("a cut migration header: {e}"))?;
+    serde_json::from_slice(&j).map_err(|e| format!("the migration header: {e}"))
+}
+
+impl LocalNode {
+    /// The target's side: checks, then (unless `check_only`) the container from the stream.
+    pub fn receive_ct(
+        &self,
+        h: IncomingHeader,
+        input: &mut dyn std::io::Read,
+        p: &dyn Progress,
+    ) -> Result<Option<CtId>> {
+        let mut cfg: ContainerConfig = toml::from_str(&h.config)
+            .map_err(|e| NodeError::Invalid(format!("the migrated config: {}", e.message())))?;
+        cfg.validate()
+            .map_err(|e| NodeError::Invalid(format!("the migrated config: {e}")))?;
+        let id = h.ctid.unwrap_or(cfg.ctid);
+        CtId::parse(&id.to_string())?;
+        cfg.ctid = id;
+        cfg.idmap = None;
+        let node_guard = lock::lock(&self.root().node_lock())?;
+        berth_storage::template::load(self.root(), &cfg.ostemplate)?;
+        if self.root().ct_dir(id).exists() {
+            return Err(CoreError::CtIdInUse(id.0).into());
+        }
+        let nn = self.net();
+        for n in &cfg.net.netifs {
+            nn.network(&n.network)?;
+        }
+        // Names, addresses and MACs no other container of this node holds.
+        self.check_conflicts(&cfg)?;
+        self.check_disk_promise(None, &cfg.disk, 0)?;
+        self.check_clone_space(id, h.allocated.max(1), &cfg)?;
+        if h.check_only {
+            return Ok(None);
+        }
+        let ct_guard = lock::lock(&self.root().ct_lock(id))?;
+        let dir = self.root().ct_dir(id);
+        std::fs::create_dir(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => CoreError::CtIdInUse(id.0),
+            _ => CoreError::io(&dir, e),
+        })?;
+        fsutil::ensure_mode(&dir, 0o700)?;
+        let mut idmap_taken = false;
+        let res = (|| -> Result<()> {
+            // Rolled back whole by recovery until the disk is in (as a clone).
+            Journal::begin(&self.root().ct_journal(id), Operation::Clone)?;
+            if !cfg.privileged {
+                let configs = self.configs()?;
+                cfg.idmap = Some(self.allocate_idmap(id, &configs)?);
+                idmap_taken = true;
+            }
+            cfg.created = cfg.created.max(1);
+            fsutil::write_toml(&self.root().ct_config(id), &cfg)?;
+            drop(node_guard);
+            p.message("receiving the virtual disk");
+            let disk = self.root().ct_disk(id);
+            let mut sink = FileSink::create(&disk)?;
+            blockcopy::apply_stream(input, &mut sink, cfg.disk.size.0, p)?;
+            if cfg.disk.disktype == berth_core::DiskType::Fixed {
+                crate::clone::preallocate(&disk)?;
+            }
+            Journal::end(&self.root().ct_journal(id))?;
+            Ok(())
+        })();
+        if let Err(e) = res {
+            let _ = berth_storage::rootfs::release_disk(self.root(), id);
+            if idmap_taken {
+                crate::idreg::free(self.root(), &self.node_config().node_id, id);
+            }
+            let _ = remove_ct_dir(self.root(), id);
+            remove_ct_locks(self.root(), id, ct_guard);
+            return Err(e);
+        }
+        if h.start {
+            if let Err(e) = self.start_locked(id) {
+                // Not two stopped copies: the source starts again.
+                let _ = self.destroy_locked(id, ct_guard, true);
+                return Err(e);
+            }
+        }
+        Ok(Some(id))
+    }
+
+    /// The source's side of an offline migration to `target`: the target's info.
+    pub fn migrate_out(
+        &self,
+        r: &CtRef,
+        target: &dyn Node,
+        opts: MigrateOptions,
+        p: &dyn Progress,
+    ) -> Result<ContainerInfo> {
+        let (node_guard, id, guard) = self.lock_node_and_ct(r)?;
+        drop(node_guard);
+        let cfg = self.load_config(id)?;
+        let disk = self.root().ct_disk(id);
+        let mut header = IncomingHeader {
+            config: std::fs::read_to_string(self.root().ct_config(id))
+                .map_err(|e| CoreError::io(self.root().ct_config(id), e))?,
+            ctid: opts.ctid,
+            allocated: blockcopy::allocated(&disk)?,
+            start: is_active(self.root(), id),
+            check_only: true,
+        };
+        p.message("checking the target");
+        target
+            .receive_ct(header.clone(), &mut std::io::empty(), &NoProgress)
+            .map_err(remote)?;
+        header.check_only = false;
+        let was_running = header.start;
+        if was_running {
+            p.message(&format!("stopping container {id}"));
+            self.stop_locked(id, &cfg, StopOptions::default())?;
+        }
+        let sent = self.send_disk(id, target, header, p);
+        let info = match sent {
+            Ok(info) => info,
+            Err(e) => {
+                if was_running {
+                    if let Err(e2) = self.start_locked(id) {
+                        tracing::warn!(%id, "the source did not start again after a failed migration: {e2}");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if opts.keep_source {
+            drop(guard);
+        } else {
+            p.message(&format!("destroying container {id} here"));
+            self.destroy_locked(id, guard, true)?;
+        }
+        Ok(info)
+    }
+
+    /// Streams the header and the (stopped) disk to `target`.
+    fn send_disk(
+        &self,
+        id: CtId,
+        target: &dyn Node,
+        header: IncomingHeader,
+        p: &dyn Progress,
+    ) -> Result<ContainerInfo> {
+        let disk = self.root().ct_disk(id);
+        let (mut rd, wr) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| CoreError::io("socketpair", e))?;
+        std::thread::scope(|s| {
+            let h = header.clone();
+            let receiver = s.spawn(move || target.receive_ct(h, &mut rd, &NoProgress));
+            let sent = (|| -> Result<u64> {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, &wr);
+                p.message("sending the virtual disk");
+                let mut sink = StreamSink::new(&mut w);
+                blockcopy::round(&disk, &BlockMap::default(), &mut sink, p)?;
+                let n = sink.sent;
+                sink.finish()?;
+                w.flush().map_err(|e| CoreError::io("the block stream", e))?;
+                Ok(n)
+            })();
+            let _ = wr.shutdown(std::net::Shutdown::Write);
+            let got = receiver
+                .join()
+                .map_err(|_| NodeError::Invalid("the receiving side panicked".into()))?;
+            match (sent, got) {
+                (_, Err(e)) => Err(remote(e)),
+                (Err(e), Ok(_)) => Err(e),
+                (Ok(n), Ok(Some(info))) => {
+                    tracing::info!(%id, bytes = n, target = %info.ctid, "migrated");
+                    Ok(info)
+                }
+                (Ok(_), Ok(None)) => Err(NodeError::Invalid(
+                    "the target answered a check to a transfer".into(),
+                )),
+            }
+        })
+    }
+}
+
+/// The target's refusal or failure, its kind kept.
+fn remote(e: berth_api::Error) -> NodeError {
+    NodeError::Target(Box::new(e))
+}
