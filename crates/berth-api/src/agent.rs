@@ -186,6 +186,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/containers/{ct}/compact", "compact -> {\"reclaimed\": u64}"),
     ("POST", "/containers/{ct}/clone", "clone(CloneOptions) -> 202 Operation (result CloneResult)"),
     ("POST", "/containers/{ct}/move", "move(MoveOptions) -> ContainerInfo (admin)"),
+    ("POST", "/migrations/incoming", "receive_ct(application/octet-stream) -> ContainerInfo | null (admin; the body: an IncomingHeader frame, then the disk's block frames)"),
     ("GET", "/containers/{ct}/traffic", "traffic -> Traffic | null"),
     ("GET", "/containers/{ct}/console?follow=BOOL&timestamps=BOOL", "console -> text/plain (streamed)"),
     ("GET", "/containers/{ct}/console/attach", "console_attach: websocket; binary frames both ways (input; the console's output), text {\"resize\":TtySize}, last text {\"end\":ConsoleEnd} or {\"error\":Error}; closing detaches; a second caller gets {\"error\"} with kind conflict"),

@@ -14,8 +14,7 @@ use crate::inside::{
 use crate::net::{Adapter, NetChange, NetConfig, NetworkConfig, NetworkInfo, Traffic};
 use crate::ops::{
     CloneOptions, ContainerInfo, ContainerStats, CreateOptions, ExecOptions, IncomingHeader,
-    MoveOptions, NodeInfo,
-    SetOutcome, StopOptions, TemplateSource,
+    MoveOptions, NodeInfo, SetOutcome, StopOptions, TemplateSource,
 };
 use crate::procs::{ProcInfo, WhichInfo};
 use crate::resources::SetOptions;

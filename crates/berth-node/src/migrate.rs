@@ -190,8 +190,8 @@ impl LocalNode {
         p: &dyn Progress,
     ) -> Result<ContainerInfo> {
         let disk = self.root().ct_disk(id);
-        let (mut rd, wr) = std::os::unix::net::UnixStream::pair()
-            .map_err(|e| CoreError::io("socketpair", e))?;
+        let (mut rd, wr) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| CoreError::io("socketpair", e))?;
         std::thread::scope(|s| {
             let h = header.clone();
             let receiver = s.spawn(move || target.receive_ct(h, &mut rd, &NoProgress));
@@ -202,7 +202,8 @@ impl LocalNode {
                 blockcopy::round(&disk, &BlockMap::default(), &mut sink, p)?;
                 let n = sink.sent;
                 sink.finish()?;
-                w.flush().map_err(|e| CoreError::io("the block stream", e))?;
+                w.flush()
+                    .map_err(|e| CoreError::io("the block stream", e))?;
                 Ok(n)
             })();
             let _ = wr.shutdown(std::net::Shutdown::Write);

@@ -117,7 +117,7 @@ pub fn open_selected() -> Result<Option<Box<dyn Node>>> {
     Ok(selected_remote()?.map(|n| Box::new(n) as Box<dyn Node>))
 }
 
-fn open_remote(name: &str) -> Result<RemoteNode, ClientError> {
+pub(crate) fn open_remote(name: &str) -> Result<RemoteNode, ClientError> {
     let remotes = Remotes::load(&config::config_dir()?)?;
     let token = std::env::var("BERTH_TOKEN").ok().filter(|t| !t.is_empty());
     tracing::debug!(remote = name, "opening remote node");

@@ -148,6 +148,22 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         count: u32,
     },
+    /// Move a container to another node (offline: a running one is stopped, copied and
+    /// started there), through that node's berthd (`berth remote add NAME …`)
+    Migrate {
+        ct: String,
+        /// The target node: a remote of `berth remote list`
+        node: String,
+        /// Offline (the only mode for now: see docs/clone.md)
+        #[arg(long, default_value = "offline", value_parser = ["offline"])]
+        mode: String,
+        /// The CTID on the target (default: the same)
+        #[arg(long)]
+        ctid: Option<String>,
+        /// Keep the source here, stopped, instead of destroying it
+        #[arg(long)]
+        keep_source: bool,
+    },
     /// Renumber a stopped container (vzmlocal): its directory, config and ID-range entry
     /// follow; disk, name, MACs and addresses stay
     Move {
@@ -812,6 +828,39 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                     eprintln!("warning: {w}");
                 }
             }
+        }
+        Cmd::Migrate {
+            ct: c,
+            node: target,
+            mode: _,
+            ctid,
+            keep_source,
+        } => {
+            if cmd_remote::is_remote() {
+                anyhow::bail!("run `berth migrate` on the source node itself (without --remote)");
+            }
+            let r = ct(&c)?;
+            let ctid = ctid.as_deref().map(CtId::parse).transpose()?;
+            let remote = cmd_remote::open_remote(&target).map_err(berth_api::Error::from)?;
+            let exe = std::env::current_exe()?;
+            let node = LocalNode::open(root.clone(), exe).map_err(berth_api::Error::from)?;
+            let from = Node::status(&node, &r)?.ctid;
+            let info = node
+                .migrate_out(
+                    &r,
+                    &remote,
+                    berth_core::ops::MigrateOptions { ctid, keep_source },
+                    &progress::Bar::new(),
+                )
+                .map_err(berth_api::Error::from)?;
+            if !keep_source {
+                owners_follow(&root, from, None)?;
+            }
+            outln!(
+                "container {from} migrated to {target} as {} ({})",
+                info.ctid,
+                info.status
+            );
         }
         Cmd::Move { ct: c, ctid } => {
             let r = ct(&c)?;

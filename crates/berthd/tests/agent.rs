@@ -12,5 +12,7 @@ mod exec;
 mod input;
 #[path = "agent/lifecycle.rs"]
 mod lifecycle;
+#[path = "agent/migrate.rs"]
+mod migrate;
 #[path = "agent/ops_events.rs"]
 mod ops_events;

@@ -97,6 +97,7 @@ fn registry() -> Registry {
     r.add::<berth_api::CloneOptions>();
     r.add::<berth_api::CloneResult>();
     r.add::<berth_api::MoveOptions>();
+    r.add::<berth_api::IncomingHeader>();
     r.add::<Operation>();
     r.add::<SetRequest>();
     r.add::<SetResult>();

@@ -362,3 +362,39 @@ pub async fn push(
     pump.abort();
     Ok(Json(res?).into_response())
 }
+
+/// `POST /migrations/incoming` (admins): a container migrated from another node, the body
+/// a migration header frame then its disk's block frames (`berth_node::read_header`,
+/// `berth_storage::blockcopy::apply_stream`); the container's info, or `null` for a check.
+/// Nothing of it is left unless the stream ends whole.
+pub async fn receive(
+    State(st): St,
+    Extension(c): Who,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    crate::policy::allow(&c, Need::CtCreate)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(8);
+    let pump = tokio::spawn(async move {
+        let mut s = body.into_data_stream();
+        while let Some(chunk) = s.next().await {
+            let item =
+                chunk.map_err(|e| std::io::Error::other(format!("the stream broke off: {e}")));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let res = st
+        .call(move |n| {
+            let mut reader = BodyReader {
+                rx,
+                cur: bytes::Bytes::new(),
+            };
+            let h = berth_node::read_header(&mut reader).map_err(berth_api::Error::invalid)?;
+            n.receive_ct(h, &mut reader, &berth_api::NoProgress)
+        })
+        .await;
+    pump.abort();
+    Ok(Json(res?).into_response())
+}

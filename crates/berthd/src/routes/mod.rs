@@ -78,6 +78,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/containers/{ct}/files/stat", get(i::file_stat))
         .route("/containers/{ct}/files/content", get(i::pull).put(i::push))
         .route("/containers/{ct}/{verb}", post(c::action))
+        .route("/migrations/incoming", post(i::receive))
         .route("/stats", get(n::stats))
         .route("/processes", get(n::top))
         .route("/processes/{pid}", get(n::which))

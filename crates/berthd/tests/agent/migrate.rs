@@ -1,0 +1,128 @@
+//! `berth migrate` (offline) from one node root to another node root's berthd over HTTPS:
+//! a running container arrives running with its files; a failed check changes nothing on
+//! either side; `--keep-source` and `--ctid`.
+use crate::common::*;
+use std::process::{Command, Stdio};
+
+fn cli(node: &TestNode, cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(berth_exe())
+        .arg("--root")
+        .arg(&node.root)
+        .args(args)
+        .env("BERTH_CONFIG_DIR", cfg)
+        .env_remove("BERTH_REMOTE")
+        .env_remove("BERTH_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(o: std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn offline_migration_to_another_node() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let a = TestNode::new("mig-a");
+    let b = TestNode::new("mig-b");
+    a.berth_ok(&[
+        "create",
+        "171",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "128M",
+        "--name",
+        "mover",
+    ]);
+    a.berth_ok(&["start", "171"]);
+    let sum = a.berth_ok(&[
+        "exec", "171", "--", "sh", "-c",
+        "dd if=/dev/urandom of=/root/blob bs=1M count=8 2>/dev/null; chown 7:7 /root/blob; md5sum /root/blob",
+    ]);
+    let d = Daemon::start(&b);
+    let tok = b.user_token("ada", "admin", "");
+    let cfg_dir = a.root.with_extension("client");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let cfg = Rm(cfg_dir);
+    let url = format!("https://127.0.0.1:{}", d.port);
+    ok(cli(
+        &a,
+        &cfg.0,
+        &["remote", "add", "nb", &url, "--token", &tok],
+    ));
+
+    // A failed check (the CTID is taken there) changes nothing on either node.
+    b.berth_ok(&[
+        "create",
+        "171",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    let o = cli(&a, &cfg.0, &["migrate", "171", "nb"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("171"), "{err}");
+    assert!(a.berth_ok(&["status", "171"]).contains("running"));
+    b.berth_ok(&["destroy", "171"]);
+    assert!(!b.root.join("containers/171").exists());
+
+    // Running here: stopped, copied, started there, destroyed here.
+    let out = ok(cli(&a, &cfg.0, &["migrate", "171", "nb"]));
+    assert!(out.contains("migrated to nb as 171 (running)"), "{out}");
+    assert!(!a.root.join("containers/171").exists());
+    let got = b.berth_ok(&[
+        "exec",
+        "171",
+        "--",
+        "sh",
+        "-c",
+        "md5sum /root/blob; stat -c %u:%g /root/blob",
+    ]);
+    assert!(
+        got.contains(sum.split_whitespace().next().unwrap()),
+        "{got}"
+    );
+    assert!(got.contains("7:7"), "{got}");
+    assert!(b.berth_ok(&["status", "mover"]).contains("running"));
+    assert!(!b.root.join("containers/171/op.toml").exists());
+
+    // Stopped, kept here, under another CTID there.
+    a.berth_ok(&[
+        "create",
+        "172",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    let out = ok(cli(
+        &a,
+        &cfg.0,
+        &["migrate", "172", "nb", "--ctid", "182", "--keep-source"],
+    ));
+    assert!(out.contains("as 182 (stopped)"), "{out}");
+    assert!(a.berth_ok(&["status", "172"]).contains("stopped"));
+    b.berth_ok(&["start", "182"]);
+    // From the remote CLI it is refused: the source node runs it.
+    let o = cli(&a, &cfg.0, &["--remote", "nb", "migrate", "182", "nb"]);
+    assert!(!o.status.success());
+}
