@@ -456,7 +456,7 @@ pub fn apply_stream(
                 }
                 sink.write_block(idx, &data, false)?;
                 blocks += 1;
-                if blocks % 64 == 0 {
+                if blocks.is_multiple_of(64) {
                     p.update(blocks * BLOCK, None);
                 }
             }
