@@ -26,6 +26,7 @@ use berth_runtime::monitor::load_container;
 use berth_runtime::state::now;
 use berth_storage::blockcopy::{self, BlockMap, FileSink};
 use berth_storage::progress::Progress;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -39,24 +40,34 @@ pub fn frozen_marker(root: &NodeRoot, id: CtId) -> PathBuf {
     root.ct_run_dir(id).join("clone-frozen")
 }
 
-/// Thaws a source a killed clone left frozen (the caller holds its lock).
-pub(crate) fn thaw_after_clone(root: &NodeRoot, node_id: &str, id: CtId) {
+/// Thaws a source a clone froze (its filesystem, then its cgroup), a killed clone's too
+/// (the caller holds its lock). False if it stays frozen.
+pub(crate) fn thaw_after_clone(root: &NodeRoot, node_id: &str, id: CtId) -> bool {
     let marker = frozen_marker(root, id);
     if !marker.exists() {
-        return;
+        return true;
+    }
+    // EINVAL: not frozen (a kill before FIFREEZE, or it thawed already).
+    if let Ok(f) = open_mounted_disk(root, id) {
+        // SAFETY: FITHAW on a descriptor we own; its argument is unused.
+        unsafe { libc::ioctl(f.as_raw_fd(), FITHAW, 0) };
     }
     let rid = berth_runtime::runtime_id(node_id, id);
     if let Some(mut c) = load_container(root, &rid) {
         if c.status() == libcontainer::container::ContainerStatus::Paused {
-            tracing::info!(%id, "thawing the source of an interrupted clone");
             if let Err(e) = c.resume() {
-                tracing::warn!(%id, "cannot thaw the source of an interrupted clone: {e}");
-                return;
+                tracing::warn!(%id, "cannot thaw the source of a clone: {e}");
+                return false;
             }
         }
     }
     let _ = fsutil::remove_file_if_exists(&marker);
+    true
 }
+
+/// `_IOWR('X', 119, int)`, `_IOWR('X', 120, int)`.
+const FIFREEZE: libc::c_ulong = 0xC004_5877;
+const FITHAW: libc::c_ulong = 0xC004_5878;
 
 /// What a clone's disk copy saw.
 #[derive(Debug, Default)]
@@ -64,6 +75,7 @@ struct CopyReport {
     rounds: u32,
     bytes: u64,
     frozen_ms: Option<u64>,
+    warnings: Vec<String>,
 }
 
 impl LocalNode {
@@ -149,6 +161,7 @@ impl LocalNode {
                 tracing::info!(%src, %id, rounds = rep.rounds, bytes = rep.bytes, frozen_ms = ?rep.frozen_ms, "cloned");
                 drop(src_guard);
                 drop(ct_guard);
+                warnings.extend(rep.warnings);
                 Ok((id, rep.frozen_ms, warnings))
             }
             Err(e) => {
@@ -243,15 +256,19 @@ impl LocalNode {
                 self.freeze_for_clone(src)?;
             }
             let last_round = (|| -> Result<()> {
+                sync_mounted_disk(self.root(), src, was_running)?;
                 crash_point("clone:after-freeze");
-                sync_mounted_disk(self.root(), src)?;
                 let (_, st) = blockcopy::round(&from, &map, &mut sink, p)?;
                 rep.rounds += 1;
                 rep.bytes += st.bytes;
                 Ok(())
             })();
             if was_running {
-                thaw_after_clone(self.root(), &self.node_config().node_id, src);
+                if !thaw_after_clone(self.root(), &self.node_config().node_id, src) {
+                    rep.warnings.push(format!(
+                        "container {src} could not be thawed after the copy: `berth resume {src}`"
+                    ));
+                }
                 rep.frozen_ms = Some(t0.elapsed().as_millis() as u64);
             }
             last_round?;
@@ -277,11 +294,31 @@ impl LocalNode {
     }
 }
 
-/// `syncfs` of a running container's virtual disk, through the node's mount of it
-/// (`run/<ctid>/private`, root-only). Refused if nothing is mounted there: what is synced
-/// must be the disk the copy reads.
-fn sync_mounted_disk(root: &NodeRoot, id: CtId) -> Result<()> {
-    use std::os::fd::AsRawFd;
+/// Makes a container's virtual disk still for the last round, through the node's mount of
+/// it (`run/<ctid>/private`, root-only): `freeze`, FIFREEZE (synced, and no writer, kernel
+/// threads included, touches it until [`thaw_after_clone`]); else `syncfs` (a suspended
+/// source, whose marker-less freeze is the user's). Refused if nothing is mounted there:
+/// what is synced must be the disk the copy reads.
+fn sync_mounted_disk(root: &NodeRoot, id: CtId, freeze: bool) -> Result<()> {
+    let f = open_mounted_disk(root, id)?;
+    let dir = berth_storage::rootfs::mounted_disk_dir(root, id);
+    if freeze {
+        // SAFETY: FIFREEZE on a descriptor we own; its argument is unused.
+        if unsafe { libc::ioctl(f.as_raw_fd(), FIFREEZE, 0) } != 0 {
+            return Err(CoreError::io(&dir, std::io::Error::last_os_error()).into());
+        }
+        return Ok(());
+    }
+    // SAFETY: syncfs on a descriptor we own.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(CoreError::io(&dir, std::io::Error::last_os_error()).into());
+    }
+    Ok(())
+}
+
+/// The node's mount of a running container's disk, opened without following a link and
+/// checked to be a mount (another device than `run/<ctid>/`).
+fn open_mounted_disk(root: &NodeRoot, id: CtId) -> Result<std::fs::File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let dir = berth_storage::rootfs::mounted_disk_dir(root, id);
     let f = std::fs::OpenOptions::new()
@@ -298,11 +335,7 @@ fn sync_mounted_disk(root: &NodeRoot, id: CtId) -> Result<()> {
             dir.display()
         )));
     }
-    // SAFETY: syncfs on a descriptor we own.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-        return Err(CoreError::io(&dir, std::io::Error::last_os_error()).into());
-    }
-    Ok(())
+    Ok(f)
 }
 
 /// Allocates every block of a fixed disk's copy (the copy skipped its zeros).

@@ -156,7 +156,7 @@ impl LocalNode {
             netifs: vec![NetIf {
                 name: "eth0".into(),
                 network: net.name.clone(),
-                mac: derived_mac(&nn, id, "eth0"),
+                mac: derived_mac(&nn, id, "eth0", configs),
                 addrs: vec![Ipv4Cidr::new(ip, subnet.prefix)],
                 ipfilter: true,
             }],
@@ -183,7 +183,7 @@ impl LocalNode {
         let mut n = src.clone();
         let mut notes = vec![];
         for x in &mut n.netifs {
-            x.mac = derived_mac(&nn, id, &x.name);
+            x.mac = derived_mac(&nn, id, &x.name, configs);
             let net = networks
                 .iter()
                 .find(|w| w.name == x.network)
@@ -296,8 +296,24 @@ impl LocalNode {
     }
 }
 
-fn derived_mac(nn: &NetNode, id: CtId, ifname: &str) -> MacAddr {
-    MacAddr::derived(&format!("{}/{}/{ifname}", nn.node_id(), id))
+/// The MAC of adapter `ifname` of container `id`: derived from the node, the CTID and the
+/// name, again with a counter while another container of `configs` holds it (a renumbered
+/// container keeps the MAC derived from its old CTID).
+fn derived_mac(nn: &NetNode, id: CtId, ifname: &str, configs: &[ContainerConfig]) -> MacAddr {
+    let held = |m: &MacAddr| {
+        configs
+            .iter()
+            .filter(|c| c.ctid != id)
+            .any(|c| c.net.netifs.iter().any(|n| n.mac == *m))
+    };
+    let m = MacAddr::derived(&format!("{}/{}/{ifname}", nn.node_id(), id));
+    if !held(&m) {
+        return m;
+    }
+    (1u32..)
+        .map(|k| MacAddr::derived(&format!("{}/{}/{ifname}/{k}", nn.node_id(), id)))
+        .find(|m| !held(m))
+        .expect("a free MAC")
 }
 
 /// Every address held by containers (`except` left out) and gateways of networks.
@@ -350,7 +366,7 @@ fn compute(
             ))
         })?;
         net_of(network)?;
-        let mac = ch.mac.unwrap_or_else(|| derived_mac(nn, id, name));
+        let mac = ch.mac.unwrap_or_else(|| derived_mac(nn, id, name, others));
         n.netifs.push(NetIf {
             name: name.clone(),
             network: network.into(),

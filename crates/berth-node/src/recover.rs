@@ -129,7 +129,7 @@ pub fn recover_ct(root: &NodeRoot, node_id: &str, id: CtId) -> Result<()> {
         return Ok(());
     }
     // The source of a clone killed while it held it frozen.
-    crate::clone::thaw_after_clone(root, node_id, id);
+    let _ = crate::clone::thaw_after_clone(root, node_id, id);
     if root.ct_run_dir(id).exists() && !is_active(root, id) {
         tracing::info!(%id, "removing runtime leftovers of a stopped container");
         release_runtime(root, node_id, id)?;

@@ -33,8 +33,13 @@ impl LocalNode {
                 "container {from} is running: stop it first (`berth stop {from}`), then move it"
             )));
         }
-        // The new CTID's lock before its directory exists, as in `create`.
-        let to_guard = lock::lock(&self.root().ct_lock(to))?;
+        // The new CTID's lock before its directory exists, as in `create`; never waited
+        // for under the node lock (a busy CTID is one in use).
+        if self.root().ct_dir(to).exists() {
+            return Err(CoreError::CtIdInUse(to.0).into());
+        }
+        let to_guard =
+            lock::try_lock(&self.root().ct_lock(to))?.ok_or(CoreError::CtIdInUse(to.0))?;
         if self.root().ct_dir(to).exists() {
             return Err(CoreError::CtIdInUse(to.0).into());
         }
@@ -63,15 +68,30 @@ fn finish_move(
     to: CtId,
     cfg: &ContainerConfig,
 ) -> Result<()> {
+    let mut c = cfg.clone();
     if let Some(r) = crate::idreg::range_of(cfg) {
         let reg = Registry::host();
         let mut s = reg.open()?;
-        s.free(&crate::idreg::owner(root, node_id, from)?);
-        s.check(&crate::idreg::owner(root, node_id, to)?, r)?;
+        let (from_o, to_o) = (
+            crate::idreg::owner(root, node_id, from)?,
+            crate::idreg::owner(root, node_id, to)?,
+        );
+        // Only the move's own entry (a new container `from` may hold one of its own).
+        if s.range_of(&from_o) == Some(r) {
+            s.free(&from_o);
+        }
+        if let Err(e) = s.check(&to_o, r) {
+            // Between the rename and here the old entry looked stale (its directory gone)
+            // and another allocation may have taken the range: the container gets a fresh
+            // one (its files hold container-native IDs: nothing to chown).
+            let start = root.load_node_config()?.idmap_start;
+            let fresh = s.allocate(&to_o, start, &[])?;
+            tracing::warn!(%to, "its ID range was taken meanwhile ({e}); a new one: {}", fresh.host_base);
+            c.idmap = Some(fresh);
+        }
         s.commit()?;
     }
     crash_point("move:after-registry");
-    let mut c = cfg.clone();
     c.ctid = to;
     fsutil::write_toml(&root.ct_config(to), &c)?;
     crash_point("move:after-config");

@@ -146,7 +146,11 @@ fn punch(f: &File, off: u64, len: u64) -> std::io::Result<()> {
 
 /// The data extents of `f` (`[start, end)` byte ranges), from `SEEK_DATA`/`SEEK_HOLE`.
 pub fn data_extents(f: &File) -> std::io::Result<Vec<(u64, u64)>> {
-    let len = f.metadata()?.len();
+    data_extents_upto(f, f.metadata()?.len())
+}
+
+/// [`data_extents`] below `len` (a length read once: the file may grow meanwhile).
+fn data_extents_upto(f: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
     let fd = f.as_raw_fd();
     let mut out = vec![];
     let mut pos: u64 = 0;
@@ -202,7 +206,7 @@ pub fn round(
 ) -> Result<(BlockMap, RoundStats)> {
     let f = open_source(src)?;
     let len = f.metadata().map_err(|e| StorageError::io(src, e))?.len();
-    let blocks = blocks_with_data(&f).map_err(|e| StorageError::io(src, e))?;
+    let blocks = blocks_with_data(&f, len).map_err(|e| StorageError::io(src, e))?;
     sink.set_len(len)?;
     let mut map = BlockMap::default();
     let mut st = RoundStats::default();
@@ -246,9 +250,9 @@ fn read_full_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
 }
 
 /// Indices of the blocks that hold any allocated data.
-fn blocks_with_data(f: &File) -> std::io::Result<Vec<u64>> {
+fn blocks_with_data(f: &File, len: u64) -> std::io::Result<Vec<u64>> {
     let mut out: Vec<u64> = vec![];
-    for (s, e) in data_extents(f)? {
+    for (s, e) in data_extents_upto(f, len)? {
         let (first, last) = (s / BLOCK, (e - 1) / BLOCK);
         for b in first..=last {
             if out.last() != Some(&b) {
@@ -509,7 +513,7 @@ mod tests {
         assert!(data_extents(&File::open(&src).unwrap()).unwrap().is_empty());
         write_at(&src, 3 * BLOCK + 10, b"hello");
         write_at(&src, 40 * BLOCK, &vec![7u8; 2 * BLOCK as usize]);
-        let blocks = blocks_with_data(&File::open(&src).unwrap()).unwrap();
+        let blocks = blocks_with_data(&File::open(&src).unwrap(), 64 * BLOCK).unwrap();
         assert_eq!(blocks, vec![3, 40, 41]);
     }
 
