@@ -794,6 +794,7 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                 &progress::Bar::new(),
             )?;
             let id = info.ctid;
+            owners_follow(&root, id, None)?;
             if privileged {
                 eprintln!("warning: container {id} is PRIVILEGED: its root is the node's root");
             }

@@ -50,12 +50,16 @@ pub async fn create(
     };
     let node = st.node.clone();
     let node2 = st.node.clone();
+    let store = st.auth.clone();
     let op = st.ops.start(
         "container.create",
         object,
         &c.name,
         move |p| {
             let info = node.create(opts, p)?;
+            // A new container is nobody's, whatever a list left over from an interrupted
+            // destroy of the same CTID says.
+            store.renumber_container(info.ctid.0, None)?;
             serde_json::to_value(info).map_err(|e| berth_api::Error::internal(e.to_string()))
         },
         Box::new(move |v| {
@@ -99,6 +103,7 @@ pub async fn clone(
         &c.name,
         move |p| {
             let res = node.clone_ct(&r, opts, p)?;
+            store.renumber_container(res.info.ctid.0, None)?;
             if let Some(name) = &owner {
                 // Within the quota again, under the store's lock (two clones at once).
                 if let Err(e) = store.grant_container(name, res.info.ctid.0) {

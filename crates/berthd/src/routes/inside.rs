@@ -373,6 +373,7 @@ pub async fn receive(
     body: axum::body::Body,
 ) -> ApiResult<Response> {
     crate::policy::allow(&c, Need::CtCreate)?;
+    let store = st.auth.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(8);
     let pump = tokio::spawn(async move {
         let mut s = body.into_data_stream();
@@ -392,7 +393,11 @@ pub async fn receive(
                 cur: bytes::Bytes::new(),
             };
             let h = berth_node::read_header(&mut reader).map_err(berth_api::Error::invalid)?;
-            n.receive_ct(h, &mut reader, &berth_api::NoProgress)
+            let got = n.receive_ct(h, &mut reader, &berth_api::NoProgress)?;
+            if let Some(info) = &got {
+                store.renumber_container(info.ctid.0, None)?;
+            }
+            Ok(got)
         })
         .await;
     pump.abort();

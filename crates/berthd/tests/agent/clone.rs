@@ -128,6 +128,23 @@ fn clone_and_move_by_admins_and_owners() {
         "64M",
     ]);
     assert_eq!(olga.get("/api/v1/containers/161").status, 404);
+    // A list naming a CTID that does not exist (left by a destroy killed before the store
+    // was updated) gives nothing: a container made with that CTID is nobody's.
+    let tok_z = node.user_token("zed", "owner", "197,198");
+    let zed = d.https(Some(&tok_z));
+    let r = admin.post("/api/v1/containers", &create_body(197));
+    admin.wait_op(r.json()["id"].as_str().unwrap());
+    node.berth_ok(&[
+        "create",
+        "198",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    assert_eq!(zed.get("/api/v1/containers/197").status, 404);
+    assert_eq!(zed.get("/api/v1/containers/198").status, 404);
+    assert!(owner_list(&node, "zed").is_empty());
     // The local CLI does the same for a destroy.
     node.berth_ok(&["destroy", "131", "--force"]);
     assert!(owner_list(&node, "olga").is_empty());
