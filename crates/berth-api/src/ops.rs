@@ -171,6 +171,10 @@ pub struct MigrateOptions {
     /// Keep the source, stopped, instead of destroying it.
     #[serde(default)]
     pub keep_source: bool,
+    /// Copy a running container's disk while it runs, stopping it only for the last round
+    /// (else it is stopped first).
+    #[serde(default)]
+    pub online: bool,
 }
 
 /// Options of `exec`.

@@ -31,9 +31,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Live rounds at most before the freeze.
-const MAX_LIVE_ROUNDS: u32 = 4;
+pub(crate) const MAX_LIVE_ROUNDS: u32 = 4;
 /// A round that sent this many blocks or fewer is the last one before the freeze.
-const SMALL_DELTA: u64 = 64;
+pub(crate) const SMALL_DELTA: u64 = 64;
 
 /// `run/<ctid>/clone-frozen`: the source was frozen by a clone for its last round.
 pub fn frozen_marker(root: &NodeRoot, id: CtId) -> PathBuf {
@@ -281,7 +281,7 @@ impl LocalNode {
 
     /// Freezes a running source for a clone's last round: the marker first, so that a kill
     /// between the two leaves a marker on a running container (dropped by recovery).
-    fn freeze_for_clone(&self, src: CtId) -> Result<()> {
+    pub(crate) fn freeze_for_clone(&self, src: CtId) -> Result<()> {
         let marker = frozen_marker(self.root(), src);
         fsutil::write_runtime_file(&marker, b"clone\n", 0o600)?;
         let mut c = load_container(self.root(), &self.runtime_id(src))
@@ -299,7 +299,7 @@ impl LocalNode {
 /// threads included, touches it until [`thaw_after_clone`]); else `syncfs` (a suspended
 /// source, whose marker-less freeze is the user's). Refused if nothing is mounted there:
 /// what is synced must be the disk the copy reads.
-fn sync_mounted_disk(root: &NodeRoot, id: CtId, freeze: bool) -> Result<()> {
+pub(crate) fn sync_mounted_disk(root: &NodeRoot, id: CtId, freeze: bool) -> Result<()> {
     let f = open_mounted_disk(root, id)?;
     let dir = berth_storage::rootfs::mounted_disk_dir(root, id);
     if freeze {

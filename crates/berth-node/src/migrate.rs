@@ -156,15 +156,16 @@ impl LocalNode {
             .map_err(remote)?;
         header.check_only = false;
         let was_running = header.start;
-        if was_running {
+        let online = was_running && opts.online;
+        if was_running && !online {
             p.message(&format!("stopping container {id}"));
             self.stop_locked(id, &cfg, StopOptions::default())?;
         }
-        let sent = self.send_disk(id, target, header, p);
+        let sent = self.send_disk(id, &cfg, online, target, header, p);
         let info = match sent {
             Ok(info) => info,
             Err(e) => {
-                if was_running {
+                if was_running && !is_active(self.root(), id) {
                     if let Err(e2) = self.start_locked(id) {
                         tracing::warn!(%id, "the source did not start again after a failed migration: {e2}");
                     }
@@ -181,10 +182,13 @@ impl LocalNode {
         Ok(info)
     }
 
-    /// Streams the header and the (stopped) disk to `target`.
+    /// Streams the header and the disk to `target`: one round of a stopped source; rounds
+    /// of a running one (`online`), then its freeze, the last round and its stop.
     fn send_disk(
         &self,
         id: CtId,
+        cfg: &ContainerConfig,
+        online: bool,
         target: &dyn Node,
         header: IncomingHeader,
         p: &dyn Progress,
@@ -199,7 +203,11 @@ impl LocalNode {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, &wr);
                 p.message("sending the virtual disk");
                 let mut sink = StreamSink::new(&mut w);
-                blockcopy::round(&disk, &BlockMap::default(), &mut sink, p)?;
+                if online {
+                    self.online_rounds(id, cfg, &disk, &mut sink, p)?;
+                } else {
+                    blockcopy::round(&disk, &BlockMap::default(), &mut sink, p)?;
+                }
                 let n = sink.sent;
                 sink.finish()?;
                 w.flush()
@@ -222,6 +230,78 @@ impl LocalNode {
                 )),
             }
         })
+    }
+}
+
+impl LocalNode {
+    /// Online: rounds while the source runs, then freeze (cgroup and filesystem), the last
+    /// round, and the source killed while frozen (its processes die at the thaw); stopped
+    /// on return, whatever happened.
+    fn online_rounds(
+        &self,
+        id: CtId,
+        cfg: &ContainerConfig,
+        disk: &std::path::Path,
+        sink: &mut dyn blockcopy::BlockSink,
+        p: &dyn Progress,
+    ) -> Result<()> {
+        let mut map = BlockMap::default();
+        let mut last = u64::MAX;
+        for n in 1..=crate::clone::MAX_LIVE_ROUNDS {
+            p.message(&format!("sending the virtual disk (pass {n}, running)"));
+            let (m, st) = blockcopy::round(disk, &map, sink, p)?;
+            map = m;
+            if st.sent <= crate::clone::SMALL_DELTA || st.sent >= last {
+                break;
+            }
+            last = st.sent;
+        }
+        p.message("sending the blocks changed meanwhile (the container frozen)");
+        let t0 = std::time::Instant::now();
+        self.freeze_for_clone(id)?;
+        let res = (|| -> Result<()> {
+            crate::clone::sync_mounted_disk(self.root(), id, true)?;
+            blockcopy::round(disk, &map, sink, p)?;
+            Ok(())
+        })();
+        if res.is_err() {
+            // It runs on as it was.
+            crate::clone::thaw_after_clone(self.root(), &self.node_config().node_id, id);
+            return res;
+        }
+        // Killed while frozen: nothing it does after the last round is lost, since it does
+        // nothing more.
+        kill_frozen(&self.runtime_id(id));
+        let thawed = crate::clone::thaw_after_clone(self.root(), &self.node_config().node_id, id);
+        let stopped = self.stop_locked(
+            id,
+            cfg,
+            StopOptions {
+                timeout: 0,
+                kill: true,
+            },
+        );
+        tracing::info!(%id, frozen_ms = t0.elapsed().as_millis() as u64, thawed, "source stopped for the switch-over");
+        stopped
+    }
+}
+
+/// SIGKILLs every process of a frozen container's cgroup (v1 freezer, else v2).
+fn kill_frozen(runtime_id: &str) {
+    let v1 = std::path::PathBuf::from("/sys/fs/cgroup/freezer")
+        .join(runtime_id)
+        .join("cgroup.procs");
+    let v2 = std::path::PathBuf::from("/sys/fs/cgroup")
+        .join(runtime_id)
+        .join("cgroup.procs");
+    let text = std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .unwrap_or_default();
+    for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 

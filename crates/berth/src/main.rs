@@ -154,9 +154,10 @@ enum Cmd {
         ct: String,
         /// The target node: a remote of `berth remote list`
         node: String,
-        /// Offline (the only mode for now: see docs/clone.md)
-        #[arg(long, default_value = "offline", value_parser = ["offline"])]
-        mode: String,
+        /// `online` (default for a running container): its disk copied while it runs, stopped
+        /// only for the last round; `offline`: stopped first
+        #[arg(long, value_parser = ["offline", "online"])]
+        mode: Option<String>,
         /// The CTID on the target (default: the same)
         #[arg(long)]
         ctid: Option<String>,
@@ -833,10 +834,11 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
         Cmd::Migrate {
             ct: c,
             node: target,
-            mode: _,
+            mode,
             ctid,
             keep_source,
         } => {
+            let online = mode.as_deref() != Some("offline");
             if cmd_remote::is_remote() {
                 anyhow::bail!("run `berth migrate` on the source node itself (without --remote)");
             }
@@ -850,7 +852,11 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                 .migrate_out(
                     &r,
                     &remote,
-                    berth_core::ops::MigrateOptions { ctid, keep_source },
+                    berth_core::ops::MigrateOptions {
+                        ctid,
+                        keep_source,
+                        online,
+                    },
                     &progress::Bar::new(),
                 )
                 .map_err(berth_api::Error::from)?;

@@ -1,4 +1,4 @@
-//! `berth migrate` (offline) from one node root to another node root's berthd over HTTPS:
+//! `berth migrate` (online and offline) from one node root to another node root's berthd over HTTPS:
 //! a running container arrives running with its files; a failed check changes nothing on
 //! either side; `--keep-source` and `--ctid`.
 use crate::common::*;
@@ -28,7 +28,7 @@ fn ok(o: std::process::Output) -> String {
 }
 
 #[test]
-fn offline_migration_to_another_node() {
+fn online_and_offline_migration_to_another_node() {
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -85,7 +85,13 @@ fn offline_migration_to_another_node() {
     b.berth_ok(&["destroy", "171"]);
     assert!(!b.root.join("containers/171").exists());
 
-    // Running here: stopped, copied, started there, destroyed here.
+    // Running here, online (the default): copied while a writer runs, frozen for the last
+    // round, stopped, started there, destroyed here.
+    a.berth_ok(&[
+        "exec", "171", "--", "sh", "-c",
+        "(i=0; while :; do i=$((i+1)); echo line-$i >> /root/log; done) </dev/null >/dev/null 2>&1 &",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let out = ok(cli(&a, &cfg.0, &["migrate", "171", "nb"]));
     assert!(out.contains("migrated to nb as 171 (running)"), "{out}");
     assert!(!a.root.join("containers/171").exists());
@@ -103,6 +109,16 @@ fn offline_migration_to_another_node() {
     );
     assert!(got.contains("7:7"), "{got}");
     assert!(b.berth_ok(&["status", "mover"]).contains("running"));
+    let log = b.berth_ok(&["exec", "171", "--", "cat", "/root/log"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() > 10, "{}", lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(
+            *l,
+            format!("line-{}", i + 1),
+            "line {i} of the migrated log"
+        );
+    }
     assert!(!b.root.join("containers/171/op.toml").exists());
 
     // Stopped, kept here, under another CTID there.
@@ -122,6 +138,23 @@ fn offline_migration_to_another_node() {
     assert!(out.contains("as 182 (stopped)"), "{out}");
     assert!(a.berth_ok(&["status", "172"]).contains("stopped"));
     b.berth_ok(&["start", "182"]);
+    // Running, offline: stopped first, started there.
+    a.berth_ok(&[
+        "create",
+        "173",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    a.berth_ok(&["start", "173"]);
+    let out = ok(cli(
+        &a,
+        &cfg.0,
+        &["migrate", "173", "nb", "--mode", "offline"],
+    ));
+    assert!(out.contains("as 173 (running)"), "{out}");
+    assert!(!a.root.join("containers/173").exists());
     // From the remote CLI it is refused: the source node runs it.
     let o = cli(&a, &cfg.0, &["--remote", "nb", "migrate", "182", "nb"]);
     assert!(!o.status.success());
