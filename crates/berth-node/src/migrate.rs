@@ -73,7 +73,15 @@ impl LocalNode {
         }
         let nn = self.net();
         for n in &cfg.net.netifs {
-            nn.network(&n.network)?;
+            let net = nn.network(&n.network)?;
+            if let Some(s) = net.subnet {
+                if let Some(a) = n.addrs.iter().find(|a| !s.contains(a.addr)) {
+                    return Err(NodeError::Invalid(format!(
+                        "address {a} of adapter {} is outside network {}'s subnet {s} here",
+                        n.name, net.name
+                    )));
+                }
+            }
         }
         // Names, addresses and MACs no other container of this node holds.
         self.check_conflicts(&cfg)?;

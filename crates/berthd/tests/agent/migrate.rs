@@ -155,6 +155,56 @@ fn online_and_offline_migration_to_another_node() {
     ));
     assert!(out.contains("as 173 (running)"), "{out}");
     assert!(!a.root.join("containers/173").exists());
+    // Networks: the target needs one of the same name, and the addresses must be in its
+    // subnet (they are kept); each refusal leaves the source as it was.
+    let o = 150 + std::process::id() % 50;
+    a.berth_ok(&[
+        "network",
+        "create",
+        "mlan",
+        "--subnet",
+        &format!("10.{o}.1.0/24"),
+    ]);
+    a.berth_ok(&[
+        "create",
+        "174",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    a.berth_ok(&[
+        "set",
+        "174",
+        "--netif-add",
+        "eth0",
+        "--network",
+        "mlan",
+        "--ipadd",
+        "auto",
+    ]);
+    let o1 = cli(&a, &cfg.0, &["migrate", "174", "nb"]);
+    assert!(!o1.status.success());
+    assert!(
+        String::from_utf8_lossy(&o1.stderr).contains("mlan"),
+        "{o1:?}"
+    );
+    b.berth_ok(&[
+        "network",
+        "create",
+        "mlan",
+        "--subnet",
+        &format!("10.{o}.2.0/24"),
+    ]);
+    let o2 = cli(&a, &cfg.0, &["migrate", "174", "nb"]);
+    assert!(!o2.status.success());
+    assert!(
+        String::from_utf8_lossy(&o2.stderr).contains("outside"),
+        "{o2:?}"
+    );
+    assert!(a.root.join("containers/174/config.toml").exists());
+    assert!(!b.root.join("containers/174").exists());
+    a.berth_ok(&["destroy", "174"]);
     // From the remote CLI it is refused: the source node runs it.
     let o = cli(&a, &cfg.0, &["--remote", "nb", "migrate", "182", "nb"]);
     assert!(!o.status.success());
