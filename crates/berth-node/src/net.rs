@@ -224,9 +224,7 @@ impl LocalNode {
     /// Applies a change to a container's network settings: validated and allocated under
     /// the node lock, applied live if the container runs, then saved. Nothing is half-applied.
     pub fn set_network(&self, r: &CtRef, ch: &NetChange) -> Result<NetConfig> {
-        let id = self.resolve(r)?;
-        let _node = lock::lock(&self.root().node_lock())?;
-        let _g = self.lock_ct(id)?;
+        let (_node, id, _g) = self.lock_node_and_ct(r)?;
         let new = self.plan_network(id, ch)?;
         self.apply_network_locked(id, new)
     }

@@ -152,12 +152,13 @@ impl LocalNode {
     }
 
     pub(crate) fn set_impl(&self, r: &CtRef, opts: SetOptions) -> Result<SetOutcome> {
+        // The node lock before the container's (the order of every other holder of both),
+        // never held while waiting for the container's.
+        if opts.diskspace.is_some() {
+            let (_node, id, _g) = self.lock_node_and_ct(r)?;
+            return self.set_locked(id, opts, SetStage::Apply);
+        }
         let id = self.resolve(r)?;
-        // The node lock before the container's (the order of every other holder of both).
-        let _node = match opts.diskspace {
-            Some(_) => Some(berth_core::lock::lock(&self.root().node_lock())?),
-            None => None,
-        };
         let _g = self.lock_ct(id)?;
         self.set_locked(id, opts, SetStage::Apply)
     }

@@ -32,8 +32,7 @@ impl LocalNode {
             res.outcome = Some(self.set_impl(&CtRef::Id(id), req.options)?);
             return Ok(res);
         }
-        let _node = berth_core::lock::lock(&self.root().node_lock())?;
-        let _g = self.lock_ct(id)?;
+        let (_node, id, _g) = self.lock_node_and_ct(&CtRef::Id(id))?;
         let plan = self.plan_network(id, &req.net)?;
         let with_options = !req.options.is_empty();
         if with_options {
