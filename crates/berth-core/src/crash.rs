@@ -77,6 +77,10 @@ pub const CRASH_POINTS: &[&str] = &[
     "move:after-rename",
     "move:after-registry",
     "move:after-config",
+    // `berth migrate` on the source (walked by berthd's tests/agent/migrate.rs: it needs a
+    // target berthd)
+    "migrate:after-stop",
+    "migrate:before-end",
     // destroy
     "destroy:after-stop",
     "destroy:after-journal",

@@ -201,11 +201,13 @@ impl LocalNode {
         recover::recover_node(&root, &node.node_id)?;
         // Node roots made before the host-wide list are recorded at their next command.
         record_node_root(&root, &node.node_id);
-        Ok(LocalNode {
+        let n = LocalNode {
             root,
             node,
             monitor_exe,
-        })
+        };
+        n.recover_migrations();
+        Ok(n)
     }
 
     /// The `berth` binary, run as monitor and as the helper of `exec`/`enter` for callers

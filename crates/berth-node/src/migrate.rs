@@ -21,6 +21,23 @@ use berth_storage::blockcopy::{self, BlockMap, FileSink, StreamSink};
 use berth_storage::progress::{NoProgress, Progress};
 use std::io::Write;
 
+/// `containers/<ctid>/migrating.toml`: a migration of this container is under way from
+/// here; what recovery needs if the `berth migrate` doing it is killed.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Migrating {
+    /// It ran when the migration began.
+    was_running: bool,
+    /// `sending`: the end of the disk was not sent, so the target has not taken it (a
+    /// target takes a container only at the end of its stream): recovery starts the source
+    /// again if it ran. `ending`: the end was sent and the target may have started its copy:
+    /// recovery leaves the source stopped (never two running copies).
+    phase: String,
+}
+
+fn marker(root: &berth_core::NodeRoot, id: CtId) -> std::path::PathBuf {
+    root.ct_dir(id).join("migrating.toml")
+}
+
 /// The header frame: `H`, the JSON's length (u32, big-endian), the JSON.
 pub fn header_frame(h: &IncomingHeader) -> Vec<u8> {
     let j = serde_json::to_vec(h).expect("a header serialises");
@@ -165,11 +182,30 @@ impl LocalNode {
         header.check_only = false;
         let was_running = header.start;
         let online = was_running && opts.online;
+        let mark = |phase: &str| {
+            fsutil::write_toml(
+                &marker(self.root(), id),
+                &Migrating {
+                    was_running,
+                    phase: phase.into(),
+                },
+            )
+        };
+        mark("sending")?;
         if was_running && !online {
             p.message(&format!("stopping container {id}"));
-            self.stop_locked(id, &cfg, StopOptions::default())?;
+            if let Err(e) = self.stop_locked(id, &cfg, StopOptions::default()) {
+                let _ = fsutil::remove_file_if_exists(&marker(self.root(), id));
+                return Err(e);
+            }
         }
-        let sent = self.send_disk(id, &cfg, online, target, header, p);
+        crate::crash_point("migrate:after-stop");
+        let live = online.then_some(&cfg);
+        let sent = self.send_disk(id, live, target, header, p, &|| {
+            mark("ending")?;
+            crate::crash_point("migrate:before-end");
+            Ok(())
+        });
         let info = match sent {
             Ok(info) => info,
             Err(e) => {
@@ -178,10 +214,12 @@ impl LocalNode {
                         tracing::warn!(%id, "the source did not start again after a failed migration: {e2}");
                     }
                 }
+                let _ = fsutil::remove_file_if_exists(&marker(self.root(), id));
                 return Err(e);
             }
         };
         if opts.keep_source {
+            fsutil::remove_file_if_exists(&marker(self.root(), id))?;
             drop(guard);
         } else {
             p.message(&format!("destroying container {id} here"));
@@ -191,15 +229,15 @@ impl LocalNode {
     }
 
     /// Streams the header and the disk to `target`: one round of a stopped source; rounds
-    /// of a running one (`online`), then its freeze, the last round and its stop.
+    /// of a running one (`online`: its config), then its freeze, the last round and its stop.
     fn send_disk(
         &self,
         id: CtId,
-        cfg: &ContainerConfig,
-        online: bool,
+        online: Option<&ContainerConfig>,
         target: &dyn Node,
         header: IncomingHeader,
         p: &dyn Progress,
+        before_end: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<ContainerInfo> {
         let disk = self.root().ct_disk(id);
         let (mut rd, wr) =
@@ -211,12 +249,13 @@ impl LocalNode {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, &wr);
                 p.message("sending the virtual disk");
                 let mut sink = StreamSink::new(&mut w);
-                if online {
+                if let Some(cfg) = online {
                     self.online_rounds(id, cfg, &disk, &mut sink, p)?;
                 } else {
                     blockcopy::round(&disk, &BlockMap::default(), &mut sink, p)?;
                 }
                 let n = sink.sent;
+                before_end()?;
                 sink.finish()?;
                 w.flush()
                     .map_err(|e| CoreError::io("the block stream", e))?;
@@ -242,6 +281,39 @@ impl LocalNode {
 }
 
 impl LocalNode {
+    /// What killed `berth migrate`s left on their sources (at open, each container not
+    /// locked by a running command): a source whose disk's end was not sent is started
+    /// again if it ran; one whose end was sent stays stopped (the target may run it), with a
+    /// warning in the log. Errors are logged: the command that opened the node goes on.
+    pub(crate) fn recover_migrations(&self) {
+        let Ok(ids) = self.root().list_ct_dirs() else {
+            return;
+        };
+        for id in ids {
+            let m = marker(self.root(), id);
+            if !m.exists() {
+                continue;
+            }
+            let Ok(Some(_g)) = lock::try_lock(&self.root().ct_lock(id)) else {
+                continue;
+            };
+            let st: Option<Migrating> = fsutil::read_toml(&m).ok();
+            match st {
+                Some(s) if s.phase == "sending" && s.was_running && !is_active(self.root(), id) => {
+                    tracing::warn!(%id, "a migration from here was interrupted before the target took it: starting the container again");
+                    if let Err(e) = self.start_locked(id) {
+                        tracing::warn!(%id, "it did not start: {e}");
+                    }
+                }
+                Some(s) if s.phase == "ending" => {
+                    tracing::warn!(%id, "a migration from here was interrupted after its end was sent: the container stays stopped here; check the target before starting it");
+                }
+                _ => {}
+            }
+            let _ = fsutil::remove_file_if_exists(&m);
+        }
+    }
+
     /// Online: rounds while the source runs, then freeze (cgroup and filesystem), the last
     /// round, and the source killed while frozen (its processes die at the thaw); stopped
     /// on return, whatever happened.

@@ -857,7 +857,12 @@ fn every_crash_point_leaves_the_old_or_the_new_state() {
         assert!(failed.is_empty(), "families failed: {failed:?}");
         all
     });
-    let all: BTreeSet<&str> = berth_core::crash::CRASH_POINTS.iter().copied().collect();
+    // `migrate:` needs a target berthd: walked by crates/berthd/tests/agent/migrate.rs.
+    let all: BTreeSet<&str> = berth_core::crash::CRASH_POINTS
+        .iter()
+        .copied()
+        .filter(|p| !p.starts_with("migrate:"))
+        .collect();
     let got: BTreeSet<&str> = covered.iter().map(String::as_str).collect();
     let missing: Vec<_> = all.difference(&got).collect();
     println!(

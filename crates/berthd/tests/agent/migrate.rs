@@ -205,6 +205,48 @@ fn online_and_offline_migration_to_another_node() {
     assert!(a.root.join("containers/174/config.toml").exists());
     assert!(!b.root.join("containers/174").exists());
     a.berth_ok(&["destroy", "174"]);
+    // `berth migrate` killed (crash points `migrate:`, BERTH_CRASH_AT): before the disk's end
+    // went, the next command here starts the source again and the target has nothing; after
+    // it went, the source stays stopped (the target may have its copy: never two running).
+    for (ct, point, want) in [
+        ("175", "migrate:after-stop", "running"),
+        ("176", "migrate:before-end", "stopped"),
+    ] {
+        a.berth_ok(&[
+            "create",
+            ct,
+            "--ostemplate",
+            "busybox",
+            "--diskspace",
+            "64M",
+        ]);
+        a.berth_ok(&["start", ct]);
+        let mode = if ct == "175" { "offline" } else { "online" };
+        let o = Command::new(berth_exe())
+            .arg("--root")
+            .arg(&a.root)
+            .args(["migrate", ct, "nb", "--mode", mode])
+            .env("BERTH_CONFIG_DIR", &cfg.0)
+            .env("BERTH_CRASH_AT", point)
+            .env_remove("BERTH_REMOTE")
+            .env_remove("BERTH_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(o.status.signal(), Some(9), "{point}: {o:?}");
+        let st = a.berth_ok(&["status", ct]);
+        assert!(st.contains(want), "{point}: {st}");
+        assert!(!a
+            .root
+            .join(format!("containers/{ct}/migrating.toml"))
+            .exists());
+        assert!(
+            wait_for(10, || !b.root.join(format!("containers/{ct}")).exists()),
+            "{point}: a half-received copy is left on the target"
+        );
+        a.berth_ok(&["destroy", ct, "--force"]);
+    }
     // From the remote CLI it is refused: the source node runs it.
     let o = cli(&a, &cfg.0, &["--remote", "nb", "migrate", "182", "nb"]);
     assert!(!o.status.success());
