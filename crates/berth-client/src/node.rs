@@ -122,17 +122,8 @@ impl Node for RemoteNode {
         first.extend((j.len() as u32).to_be_bytes());
         first.extend(j);
         let mut body = std::io::Read::chain(&first[..], input);
-        let url = self.url();
         // No answer timeout while the disk streams (the node reads it as it comes).
-        let mut resp = self.send_stream("POST", "/migrations/incoming", &mut body, None)?;
-        let bytes = resp.read_body(crate::MAX_JSON, &url)?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ClientError::Protocol {
-                url,
-                why: e.to_string(),
-            }
-            .into()
-        })
+        self.stream_json("POST", "/migrations/incoming", &mut body)
     }
     fn move_ct(&self, ct: &CtRef, opts: berth_api::MoveOptions) -> Result<ContainerInfo> {
         let body = Self::json_body(&opts)?;
@@ -435,17 +426,8 @@ impl Node for RemoteNode {
         if let Some(g) = req.gid {
             p.push_str(&format!("&gid={g}"));
         }
-        let url = self.url();
         // No answer timeout while the body streams (the node reads it as it comes).
-        let mut resp = self.send_stream("PUT", &p, input, None)?;
-        let bytes = resp.read_body(crate::MAX_JSON, &url)?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ClientError::Protocol {
-                url,
-                why: e.to_string(),
-            }
-            .into()
-        })
+        self.stream_json("PUT", &p, input)
     }
     fn file_remove(&self, ct: &CtRef, path: &str) -> Result<()> {
         validate_path(path).map_err(berth_api::Error::from)?;
@@ -504,5 +486,27 @@ impl Node for RemoteNode {
             None,
             REQUEST_TIMEOUT,
         )
+    }
+}
+
+impl RemoteNode {
+    /// Sends a request whose body streams from `input`, without an answer timeout (the node
+    /// reads the body as it comes); its JSON answer.
+    fn stream_json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        input: &mut dyn std::io::Read,
+    ) -> Result<T> {
+        let url = self.url();
+        let mut resp = self.send_stream(method, path, input, None)?;
+        let bytes = resp.read_body(crate::MAX_JSON, &url)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Protocol {
+                url,
+                why: e.to_string(),
+            }
+            .into()
+        })
     }
 }

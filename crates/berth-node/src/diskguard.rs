@@ -393,6 +393,16 @@ pub fn kill_before_thaw(root: &NodeRoot, id: CtId, runtime_id: &str) -> bool {
     if !short {
         return false;
     }
+    kill_frozen(runtime_id);
+    let line = format!("container {id} stopped with SIGKILL: the disk guard held it frozen and the node filesystem is still short of space");
+    tracing::info!(ctid = %id, "disk guard: {line}");
+    log_files(root, id, &line);
+    true
+}
+
+/// SIGKILLs every process of a frozen container's cgroup (v1 freezer, else v2): they die
+/// at the thaw, doing nothing more.
+pub(crate) fn kill_frozen(runtime_id: &str) {
     let procs = PathBuf::from("/sys/fs/cgroup/freezer")
         .join(runtime_id)
         .join("cgroup.procs");
@@ -408,10 +418,6 @@ pub fn kill_before_thaw(root: &NodeRoot, id: CtId, runtime_id: &str) -> bool {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-    let line = format!("container {id} stopped with SIGKILL: the disk guard held it frozen and the node filesystem is still short of space");
-    tracing::info!(ctid = %id, "disk guard: {line}");
-    log_files(root, id, &line);
-    true
 }
 
 /// One event: the monitor's log (tracing), the container's console log, the node's log.

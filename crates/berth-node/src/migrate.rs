@@ -351,7 +351,7 @@ impl LocalNode {
         }
         // Killed while frozen: nothing it does after the last round is lost, since it does
         // nothing more.
-        kill_frozen(&self.runtime_id(id));
+        crate::diskguard::kill_frozen(&self.runtime_id(id));
         let thawed = crate::clone::thaw_after_clone(self.root(), &self.node_config().node_id, id);
         let stopped = self.stop_locked(
             id,
@@ -363,25 +363,6 @@ impl LocalNode {
         );
         tracing::info!(%id, frozen_ms = t0.elapsed().as_millis() as u64, thawed, "source stopped for the switch-over");
         stopped
-    }
-}
-
-/// SIGKILLs every process of a frozen container's cgroup (v1 freezer, else v2).
-fn kill_frozen(runtime_id: &str) {
-    let v1 = std::path::PathBuf::from("/sys/fs/cgroup/freezer")
-        .join(runtime_id)
-        .join("cgroup.procs");
-    let v2 = std::path::PathBuf::from("/sys/fs/cgroup")
-        .join(runtime_id)
-        .join("cgroup.procs");
-    let text = std::fs::read_to_string(&v1)
-        .or_else(|_| std::fs::read_to_string(&v2))
-        .unwrap_or_default();
-    for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
     }
 }
 

@@ -307,6 +307,30 @@ impl std::io::Read for BodyReader {
     }
 }
 
+/// A request body as a blocking reader (for the node's calls on a blocking thread), and
+/// the task that feeds it (aborted once the call returns).
+fn body_reader(body: axum::body::Body) -> (BodyReader, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(8);
+    let pump = tokio::spawn(async move {
+        let mut s = body.into_data_stream();
+        while let Some(chunk) = s.next().await {
+            let item =
+                chunk.map_err(|e| std::io::Error::other(format!("the upload broke off: {e}")));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    (
+        BodyReader {
+            rx,
+            cur: bytes::Bytes::new(),
+        },
+        pump,
+    )
+}
+
 /// `PUT /containers/{ct}/files/content?path=P&mode=0644&uid=N&gid=N`, the file's bytes as
 /// the body (`application/octet-stream`, any length).
 pub async fn push(
@@ -338,27 +362,8 @@ pub async fn push(
     };
     req.validate().map_err(berth_api::Error::from)?;
     let r = st.ct(&c, &ct, Need::CtAct).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(8);
-    let pump = tokio::spawn(async move {
-        let mut s = body.into_data_stream();
-        while let Some(chunk) = s.next().await {
-            let item =
-                chunk.map_err(|e| std::io::Error::other(format!("the upload broke off: {e}")));
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                break;
-            }
-        }
-    });
-    let res = st
-        .call(move |n| {
-            let mut reader = BodyReader {
-                rx,
-                cur: bytes::Bytes::new(),
-            };
-            n.file_push(&r, req, &mut reader)
-        })
-        .await;
+    let (mut reader, pump) = body_reader(body);
+    let res = st.call(move |n| n.file_push(&r, req, &mut reader)).await;
     pump.abort();
     Ok(Json(res?).into_response())
 }
@@ -374,24 +379,9 @@ pub async fn receive(
 ) -> ApiResult<Response> {
     crate::policy::allow(&c, Need::CtCreate)?;
     let store = st.auth.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(8);
-    let pump = tokio::spawn(async move {
-        let mut s = body.into_data_stream();
-        while let Some(chunk) = s.next().await {
-            let item =
-                chunk.map_err(|e| std::io::Error::other(format!("the stream broke off: {e}")));
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
-                break;
-            }
-        }
-    });
+    let (mut reader, pump) = body_reader(body);
     let res = st
         .call(move |n| {
-            let mut reader = BodyReader {
-                rx,
-                cur: bytes::Bytes::new(),
-            };
             let h = berth_node::read_header(&mut reader).map_err(berth_api::Error::invalid)?;
             let got = n.receive_ct(h, &mut reader, &berth_api::NoProgress)?;
             if let Some(info) = &got {
