@@ -445,8 +445,12 @@ impl Store {
     /// Whether owner `name` may make one more container (`clone` of one of his): his quota
     /// (`max_containers`) above the number he holds. An error says why not.
     pub fn check_quota(&self, name: &str) -> Result<()> {
-        let u = self.user(name)?;
-        quota_left(&u).map(|_| ())
+        self.quota_left(name).map(|_| ())
+    }
+
+    /// How many more containers owner `name` may hold (at least 1; an error says why not).
+    pub fn quota_left(&self, name: &str) -> Result<u32> {
+        quota_left(&self.user(name)?)
     }
 
     /// Gives owner `name` container `id` (made by his `clone`), within his quota.

@@ -264,6 +264,7 @@ fn state(dir: &std::path::Path) -> Arc<AppState> {
         ops,
         events,
         stop_requests: Default::default(),
+        clone_slots: Default::default(),
         list_cache: Default::default(),
         sessions_exec: Arc::new(tokio::sync::Semaphore::new(2)),
         sessions_console: Arc::new(tokio::sync::Semaphore::new(2)),

@@ -94,6 +94,7 @@ pub async fn run(args: Args) -> Result<(), DaemonError> {
         ops,
         events: events.clone(),
         stop_requests: Default::default(),
+        clone_slots: Default::default(),
         list_cache: Default::default(),
         sessions_exec: Arc::new(tokio::sync::Semaphore::new(state::MAX_EXEC_SESSIONS)),
         sessions_console: Arc::new(tokio::sync::Semaphore::new(state::MAX_CONSOLE_FOLLOWS)),

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Containers berthd was asked to stop (stop, restart, destroy…), and when: a container
     /// that stops without one is reported `crashed`.
     pub stop_requests: Mutex<HashMap<u32, Instant>>,
+    /// Owners' clones under way, by owner: counted against their quota before the copy.
+    pub clone_slots: Arc<Mutex<HashMap<String, u32>>>,
     /// The container list between requests (crate::listcache).
     pub list_cache: crate::listcache::ListCache,
     /// Interactive sessions (exec websockets) and followed consoles, which hold blocking

@@ -84,16 +84,20 @@ pub async fn clone(
 ) -> ApiResult<Response> {
     let r = st.ct(&c, &ct, Need::CtRead).await?;
     let owner = (c.role == berth_api::agent::Role::Owner).then(|| c.name.clone());
-    match &owner {
+    let slot = match &owner {
         Some(name) => {
-            let (store, name) = (st.auth.clone(), name.clone());
-            tokio::task::spawn_blocking(move || store.check_quota(&name))
+            let (store, n) = (st.auth.clone(), name.clone());
+            let left = tokio::task::spawn_blocking(move || store.quota_left(&n))
                 .await
                 .map_err(|e| ApiError(berth_api::Error::internal(e.to_string())))?
                 .map_err(ApiError::from)?;
+            Some(CloneSlot::take(&st.clone_slots, name, left)?)
         }
-        None => policy::allow(&c, Need::CtCreate)?,
-    }
+        None => {
+            policy::allow(&c, Need::CtCreate)?;
+            None
+        }
+    };
     let node = st.node.clone();
     let node2 = st.node.clone();
     let (store, store2) = (st.auth.clone(), st.auth.clone());
@@ -102,6 +106,7 @@ pub async fn clone(
         format!("container/{r}"),
         &c.name,
         move |p| {
+            let _slot = slot;
             let res = node.clone_ct(&r, opts, p)?;
             store.renumber_container(res.info.ctid.0, None)?;
             if let Some(name) = &owner {
@@ -146,6 +151,47 @@ pub async fn move_ct(
         })
         .await?;
     Ok(Json(info).into_response())
+}
+
+/// An owner's clone under way, counted against his quota until it ends (two clones at once
+/// cannot both copy a disk past it).
+struct CloneSlot {
+    slots: Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
+    owner: String,
+}
+
+impl CloneSlot {
+    /// A slot of `owner`'s, who may hold `left` more containers, or 403.
+    fn take(
+        slots: &Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
+        owner: &str,
+        left: u32,
+    ) -> ApiResult<CloneSlot> {
+        let mut m = slots.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(owner.to_string()).or_default();
+        if *n >= left {
+            return Err(crate::error::forbidden(format!(
+                "your container quota leaves room for {left} more, and {n} clone(s) of yours are under way"
+            )));
+        }
+        *n += 1;
+        Ok(CloneSlot {
+            slots: slots.clone(),
+            owner: owner.to_string(),
+        })
+    }
+}
+
+impl Drop for CloneSlot {
+    fn drop(&mut self) {
+        let mut m = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.owner);
+            }
+        }
+    }
 }
 
 pub async fn status(

@@ -105,6 +105,31 @@ fn clone_and_move_by_admins_and_owners() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("quota"), "{}", r.text());
     assert!(!node.root.join("containers/152").exists());
+    // Two clones at once cannot pass the quota together: pia may hold one more.
+    node.berth_ok(&[
+        "user",
+        "add",
+        "pia",
+        "--role",
+        "owner",
+        "--container",
+        "131",
+        "--max-containers",
+        "2",
+    ]);
+    let tok_p = node
+        .berth_ok(&["token", "create", "--user", "pia", "--name", "t"])
+        .trim()
+        .to_string();
+    let pia = d.https(Some(&tok_p));
+    let r1 = pia.post("/api/v1/containers/131/clone", &json!({"ctid": 155}));
+    let r2 = pia.post("/api/v1/containers/131/clone", &json!({"ctid": 156}));
+    assert_eq!(r1.status, 202, "{}", r1.text());
+    assert_eq!(r2.status, 403, "{}", r2.text());
+    let done = pia.wait_op(r1.json()["id"].as_str().unwrap());
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(owner_list(&node, "pia"), vec![131, 155]);
+    assert!(!node.root.join("containers/156").exists());
     // Owners may not renumber.
     let r = olga.post("/api/v1/containers/151/move", &json!({"ctid": 161}));
     assert_eq!(r.status, 403, "{}", r.text());
