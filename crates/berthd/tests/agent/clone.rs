@@ -19,6 +19,25 @@ fn owner_list(node: &TestNode, name: &str) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// A token of a new owner of `cts` with a quota of `max` containers.
+fn owner_with_quota(node: &TestNode, name: &str, cts: &str, max: u32) -> String {
+    let max = max.to_string();
+    node.berth_ok(&[
+        "user",
+        "add",
+        name,
+        "--role",
+        "owner",
+        "--container",
+        cts,
+        "--max-containers",
+        &max,
+    ]);
+    node.berth_ok(&["token", "create", "--user", name, "--name", "t"])
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn clone_and_move_by_admins_and_owners() {
     if !is_root() {
@@ -75,21 +94,7 @@ fn clone_and_move_by_admins_and_owners() {
         .https(Some(&tok_none))
         .post("/api/v1/containers/131/clone", &json!({}));
     assert_eq!(r.status, 403, "{}", r.text());
-    node.berth_ok(&[
-        "user",
-        "add",
-        "olga",
-        "--role",
-        "owner",
-        "--container",
-        "131",
-        "--max-containers",
-        "2",
-    ]);
-    let tok = node
-        .berth_ok(&["token", "create", "--user", "olga", "--name", "t"])
-        .trim()
-        .to_string();
+    let tok = owner_with_quota(&node, "olga", "131", 2);
     let olga = d.https(Some(&tok));
     // Not his: as if it did not exist.
     let r = olga.post("/api/v1/containers/132/clone", &json!({}));
@@ -106,21 +111,7 @@ fn clone_and_move_by_admins_and_owners() {
     assert!(r.text().contains("quota"), "{}", r.text());
     assert!(!node.root.join("containers/152").exists());
     // Two clones at once cannot pass the quota together: pia may hold one more.
-    node.berth_ok(&[
-        "user",
-        "add",
-        "pia",
-        "--role",
-        "owner",
-        "--container",
-        "131",
-        "--max-containers",
-        "2",
-    ]);
-    let tok_p = node
-        .berth_ok(&["token", "create", "--user", "pia", "--name", "t"])
-        .trim()
-        .to_string();
+    let tok_p = owner_with_quota(&node, "pia", "131", 2);
     let pia = d.https(Some(&tok_p));
     let r1 = pia.post("/api/v1/containers/131/clone", &json!({"ctid": 155}));
     let r2 = pia.post("/api/v1/containers/131/clone", &json!({"ctid": 156}));
