@@ -197,7 +197,7 @@ impl LocalNode {
         };
         if space.free < need.saturating_add(reserve) {
             return Err(NodeError::NoSpace(format!(
-                "a clone of container {src} needs {} MiB of the node filesystem, which has {} MiB free and keeps a reserve of {} MiB",
+                "a copy of container {src} needs {} MiB of the node filesystem, which has {} MiB free and keeps a reserve of {} MiB",
                 need >> 20,
                 space.free >> 20,
                 reserve >> 20
