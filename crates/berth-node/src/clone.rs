@@ -232,10 +232,7 @@ impl LocalNode {
             if was_running {
                 for n in 1..=MAX_LIVE_ROUNDS {
                     p.message(&format!("copying the virtual disk (pass {n}, running)"));
-                    // The source writes on meanwhile and holds its lock, so the disk guard
-                    // cannot freeze it: the clone gives up before the reserve is eaten.
-                    self.check_clone_space(src, 0, src_cfg)?;
-                    let (m, st) = blockcopy::round(&from, &map, &mut sink, p)?;
+                    let (m, st) = self.guarded_round(src, src_cfg, &from, &map, &mut sink, p)?;
                     map = m;
                     rep.rounds += 1;
                     rep.bytes += st.bytes;
@@ -258,7 +255,7 @@ impl LocalNode {
             let last_round = (|| -> Result<()> {
                 sync_mounted_disk(self.root(), src, was_running)?;
                 crash_point("clone:after-freeze");
-                let (_, st) = blockcopy::round(&from, &map, &mut sink, p)?;
+                let (_, st) = self.guarded_round(src, src_cfg, &from, &map, &mut sink, p)?;
                 rep.rounds += 1;
                 rep.bytes += st.bytes;
                 Ok(())
@@ -277,6 +274,46 @@ impl LocalNode {
             preallocate(&to)?;
         }
         Ok(rep)
+    }
+
+    /// A round into `sink` that gives up, with the node's own refusal, once the node
+    /// filesystem's free space is under its reserve (checked every 256 blocks): the source
+    /// writes on meanwhile and holds its lock, so the disk guard cannot freeze it.
+    pub(crate) fn guarded_round(
+        &self,
+        id: CtId,
+        cfg: &ContainerConfig,
+        from: &std::path::Path,
+        map: &BlockMap,
+        sink: &mut dyn blockcopy::BlockSink,
+        p: &dyn Progress,
+    ) -> Result<(BlockMap, blockcopy::RoundStats)> {
+        let refused: std::cell::RefCell<Option<NodeError>> = Default::default();
+        let check = self.space_check(id, cfg, &refused);
+        let mut guarded = blockcopy::GuardedSink::new(sink, 256, &check);
+        blockcopy::round(from, map, &mut guarded, p)
+            .map_err(|e| refused.take().unwrap_or_else(|| e.into()))
+    }
+
+    /// The check of a [`blockcopy::GuardedSink`]: the node's refusal (kept in `refused`, to
+    /// be returned as it is) once free space is under the reserve.
+    pub(crate) fn space_check<'a>(
+        &'a self,
+        id: CtId,
+        cfg: &'a ContainerConfig,
+        refused: &'a std::cell::RefCell<Option<NodeError>>,
+    ) -> impl Fn() -> berth_storage::Result<()> + 'a {
+        move || match self.check_clone_space(id, 0, cfg) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let msg = e.to_string();
+                *refused.borrow_mut() = Some(e);
+                Err(berth_storage::StorageError::io(
+                    self.root().path(),
+                    std::io::Error::other(msg),
+                ))
+            }
+        }
     }
 
     /// Freezes a running source for a clone's last round: the marker first, so that a kill

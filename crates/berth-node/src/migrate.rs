@@ -128,8 +128,12 @@ impl LocalNode {
             drop(node_guard);
             p.message("receiving the virtual disk");
             let disk = self.root().ct_disk(id);
-            let mut sink = FileSink::create(&disk)?;
-            blockcopy::apply_stream(input, &mut sink, cfg.disk.size.0, p)?;
+            let mut file = FileSink::create(&disk)?;
+            let refused: std::cell::RefCell<Option<NodeError>> = Default::default();
+            let check = self.space_check(id, &cfg, &refused);
+            let mut sink = blockcopy::GuardedSink::new(&mut file, 256, &check);
+            blockcopy::apply_stream(input, &mut sink, cfg.disk.size.0, p)
+                .map_err(|e| refused.take().unwrap_or_else(|| e.into()))?;
             if cfg.disk.disktype == berth_core::DiskType::Fixed {
                 crate::clone::preallocate(&disk)?;
             }
@@ -329,7 +333,7 @@ impl LocalNode {
         let mut last = u64::MAX;
         for n in 1..=crate::clone::MAX_LIVE_ROUNDS {
             p.message(&format!("sending the virtual disk (pass {n}, running)"));
-            let (m, st) = blockcopy::round(disk, &map, sink, p)?;
+            let (m, st) = self.guarded_round(id, cfg, disk, &map, sink, p)?;
             map = m;
             if st.sent <= crate::clone::SMALL_DELTA || st.sent >= last {
                 break;
@@ -341,7 +345,7 @@ impl LocalNode {
         self.freeze_for_clone(id)?;
         let res = (|| -> Result<()> {
             crate::clone::sync_mounted_disk(self.root(), id, true)?;
-            blockcopy::round(disk, &map, sink, p)?;
+            self.guarded_round(id, cfg, disk, &map, sink, p)?;
             Ok(())
         })();
         if res.is_err() {

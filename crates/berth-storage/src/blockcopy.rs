@@ -347,6 +347,50 @@ fn copy_rw(src: &File, dst: &File, off: u64, len: usize) -> std::io::Result<u64>
     Ok(n as u64)
 }
 
+/// A [`BlockSink`] that runs `check` before every `every`-th block it passes on, and stops
+/// the copy with its error: a copy that must give up before the node filesystem's reserve
+/// is eaten, while the source (which it holds locked) writes on.
+pub struct GuardedSink<'a> {
+    inner: &'a mut dyn BlockSink,
+    check: &'a dyn Fn() -> Result<()>,
+    every: u64,
+    n: u64,
+}
+
+impl<'a> GuardedSink<'a> {
+    pub fn new(
+        inner: &'a mut dyn BlockSink,
+        every: u64,
+        check: &'a dyn Fn() -> Result<()>,
+    ) -> Self {
+        GuardedSink {
+            inner,
+            check,
+            every: every.max(1),
+            n: 0,
+        }
+    }
+}
+
+impl BlockSink for GuardedSink<'_> {
+    fn set_len(&mut self, len: u64) -> Result<()> {
+        self.inner.set_len(len)
+    }
+    fn write_block(&mut self, index: u64, data: &[u8], fresh: bool) -> Result<()> {
+        if self.n.is_multiple_of(self.every) {
+            (self.check)()?;
+        }
+        self.n += 1;
+        self.inner.write_block(index, data, fresh)
+    }
+    fn punch_block(&mut self, index: u64, len: u64) -> Result<()> {
+        self.inner.punch_block(index, len)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A [`BlockSink`] that writes the blocks as frames into a byte stream (a connection to
 /// another node), read back by [`apply_stream`]. Frames, integers big-endian:
 /// `L len:u64` (set_len), `B index:u64 size:u32` + a zstd frame of `size` bytes (a block),
@@ -657,5 +701,31 @@ mod tests {
             let mut sink = FileSink::create(&d.path().join(format!("x{}.img", bad.len()))).unwrap();
             assert!(apply_stream(&mut &bad[..], &mut sink, 1 << 40, &NoProgress).is_err());
         }
+    }
+
+    #[test]
+    fn a_guarded_copy_stops_when_its_check_fails() {
+        let d = tempfile::tempdir().unwrap();
+        let src = sparse(d.path(), 40 * BLOCK);
+        for i in 0..40 {
+            write_at(&src, i * BLOCK, b"data");
+        }
+        let calls = std::cell::Cell::new(0u32);
+        let check = || -> Result<()> {
+            calls.set(calls.get() + 1);
+            if calls.get() > 2 {
+                return Err(StorageError::io(
+                    "the node filesystem",
+                    std::io::Error::other("under its reserve"),
+                ));
+            }
+            Ok(())
+        };
+        let mut file = FileSink::create(&d.path().join("dst.img")).unwrap();
+        let mut g = GuardedSink::new(&mut file, 16, &check);
+        let e = round(&src, &BlockMap::default(), &mut g, &NoProgress).unwrap_err();
+        assert!(e.to_string().contains("reserve"), "{e}");
+        // Checked before blocks 0, 16 and 32: the third check stopped it.
+        assert_eq!(calls.get(), 3);
     }
 }
