@@ -275,6 +275,18 @@ pub fn write_request(
 /// (`application/octet-stream`). The number of body bytes sent, or the error: a server that
 /// refuses the request may close the connection before the body is read, so the caller
 /// still reads the answer after a write error.
+/// How a streamed request went: its body sent (bytes), or answered before it (`Expect:
+/// 100-continue` refused: the head of the answer, already read).
+pub enum Streamed {
+    Sent(u64),
+    Answered(Vec<u8>),
+}
+
+/// Sends the head with `Expect: 100-continue` and waits (up to `wait`) for the server's
+/// word before the body: a server that refuses the request without reading its body (an
+/// unknown token, a role, a container that is not the caller's) answers at once, and the
+/// body is never sent — else its close with the body unread resets the connection and the
+/// answer can be lost.
 pub fn write_request_stream(
     conn: &mut Conn,
     ep: &Endpoint,
@@ -282,9 +294,10 @@ pub fn write_request_stream(
     path: &str,
     token: Option<&str>,
     body: &mut dyn Read,
-) -> std::io::Result<u64> {
+    wait: Duration,
+) -> std::io::Result<Streamed> {
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth/{}\r\nAccept: application/json\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth/{}\r\nAccept: application/json\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n",
         ep.host_header(),
         env!("CARGO_PKG_VERSION"),
     );
@@ -293,6 +306,39 @@ pub fn write_request_stream(
     }
     head.push_str("\r\n");
     conn.write_all(head.as_bytes())?;
+    conn.flush()?;
+    conn.set_read_timeout(Some(wait))?;
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match conn.read(&mut b) {
+            Ok(0) => return Ok(Streamed::Answered(got)),
+            Ok(_) => {
+                got.push(b[0]);
+                if got.ends_with(b"\r\n\r\n") {
+                    break;
+                }
+                if got.len() > MAX_HEAD {
+                    return Ok(Streamed::Answered(got));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // No word in time: send the body anyway (RFC 9110, 10.1.1).
+            Err(e)
+                if got.is_empty()
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+            {
+                break
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !got.is_empty() && !got.starts_with(b"HTTP/1.1 100") {
+        return Ok(Streamed::Answered(got));
+    }
     let mut buf = vec![0u8; 256 * 1024];
     let mut sent = 0u64;
     loop {
@@ -310,7 +356,7 @@ pub fn write_request_stream(
     }
     conn.write_all(b"0\r\n\r\n")?;
     conn.flush()?;
-    Ok(sent)
+    Ok(Streamed::Sent(sent))
 }
 
 /// A failure to read the body being sent (not of the connection).
@@ -346,6 +392,12 @@ pub fn dec(s: &str) -> Option<String> {
 /// Reads the answer's head and returns it with a reader of the body (by length, chunked,
 /// or to the end of the connection).
 pub fn read_response(conn: Conn, url: &str) -> Result<Response> {
+    read_response_from(conn, url)
+}
+
+/// [`read_response`] from any reader (a connection with what was already read of it put
+/// back in front).
+pub fn read_response_from<R: Read + Send + 'static>(conn: R, url: &str) -> Result<Response> {
     let io_err = |source| ClientError::Connect {
         url: url.to_string(),
         source,

@@ -154,7 +154,26 @@ impl RemoteNode {
             &full,
             self.token.as_deref(),
             body,
+            Duration::from_secs(2),
         );
+        if let Err(source) = conn.set_read_timeout(timeout) {
+            return Err(ClientError::Connect { url, source }.into());
+        }
+        if let Ok(http::Streamed::Answered(head)) = sent {
+            // Refused before the body: the answer, its head already read.
+            let resp = http::read_response_from(
+                std::io::Read::chain(std::io::Cursor::new(head), conn),
+                &url,
+            )?;
+            if (200..300).contains(&resp.status) {
+                return Err(ClientError::Protocol {
+                    url,
+                    why: "the node answered before it took the body".into(),
+                }
+                .into());
+            }
+            return Err(Self::refused(resp, &url));
+        }
         if let Err(e) = &sent {
             if let Some(l) = e
                 .get_ref()
