@@ -160,6 +160,37 @@ pub struct IncomingHeader {
     pub check_only: bool,
 }
 
+impl IncomingHeader {
+    /// Its frame, first in the body: `H`, the JSON's length (u32, big-endian), the JSON.
+    pub fn frame(&self) -> Vec<u8> {
+        let j = serde_json::to_vec(self).expect("a header serialises");
+        let mut v = vec![b'H'];
+        v.extend((j.len() as u32).to_be_bytes());
+        v.extend(j);
+        v
+    }
+
+    /// Reads [`Self::frame`] (at most 1 MiB of JSON); why not, as one line.
+    pub fn read_frame(input: &mut dyn std::io::Read) -> Result<Self, String> {
+        let mut h = [0u8; 5];
+        input
+            .read_exact(&mut h)
+            .map_err(|e| format!("no migration header: {e}"))?;
+        if h[0] != b'H' {
+            return Err("the body does not start with a migration header".into());
+        }
+        let n = u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize;
+        if n > 1 << 20 {
+            return Err(format!("a migration header of {n} bytes"));
+        }
+        let mut j = vec![0u8; n];
+        input
+            .read_exact(&mut j)
+            .map_err(|e| format!("a cut migration header: {e}"))?;
+        serde_json::from_slice(&j).map_err(|e| format!("the migration header: {e}"))
+    }
+}
+
 /// Options of `migrate` (offline: a running container is stopped, copied, started on the
 /// target).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -393,4 +424,24 @@ pub struct LxcfsInfo {
     /// Running containers whose views it serves.
     #[serde(default)]
     pub containers: u32,
+}
+
+#[cfg(test)]
+mod incoming_tests {
+    use super::IncomingHeader;
+
+    #[test]
+    fn the_header_frame_round_trips_and_bad_ones_are_refused() {
+        let h = IncomingHeader {
+            config: "ctid = 101\n".into(),
+            allocated: 7,
+            start: true,
+            ..Default::default()
+        };
+        let f = h.frame();
+        assert_eq!(IncomingHeader::read_frame(&mut &f[..]).unwrap(), h);
+        assert!(IncomingHeader::read_frame(&mut &f[..f.len() - 1]).is_err());
+        assert!(IncomingHeader::read_frame(&mut &b"X\0\0\0\x02{}"[..]).is_err());
+        assert!(IncomingHeader::read_frame(&mut &b"H\xff\xff\xff\xff"[..]).is_err());
+    }
 }

@@ -116,11 +116,7 @@ impl Node for RemoteNode {
         input: &mut dyn std::io::Read,
         _progress: &dyn Progress,
     ) -> Result<Option<ContainerInfo>> {
-        let j =
-            serde_json::to_vec(&header).map_err(|e| berth_api::Error::internal(e.to_string()))?;
-        let mut first = vec![b'H'];
-        first.extend((j.len() as u32).to_be_bytes());
-        first.extend(j);
+        let first = header.frame();
         let mut body = std::io::Read::chain(&first[..], input);
         // No answer timeout while the disk streams (the node reads it as it comes).
         self.stream_json("POST", "/migrations/incoming", &mut body)

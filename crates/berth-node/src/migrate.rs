@@ -38,35 +38,6 @@ fn marker(root: &berth_core::NodeRoot, id: CtId) -> std::path::PathBuf {
     root.ct_dir(id).join("migrating.toml")
 }
 
-/// The header frame: `H`, the JSON's length (u32, big-endian), the JSON.
-pub fn header_frame(h: &IncomingHeader) -> Vec<u8> {
-    let j = serde_json::to_vec(h).expect("a header serialises");
-    let mut v = vec![b'H'];
-    v.extend((j.len() as u32).to_be_bytes());
-    v.extend(j);
-    v
-}
-
-/// Reads the header frame (at most 1 MiB of JSON).
-pub fn read_header(input: &mut dyn std::io::Read) -> std::result::Result<IncomingHeader, String> {
-    let mut h = [0u8; 5];
-    input
-        .read_exact(&mut h)
-        .map_err(|e| format!("no migration header: {e}"))?;
-    if h[0] != b'H' {
-        return Err("the body does not start with a migration header".into());
-    }
-    let n = u32::from_be_bytes(h[1..].try_into().expect("4 bytes")) as usize;
-    if n > 1 << 20 {
-        return Err(format!("a migration header of {n} bytes"));
-    }
-    let mut j = vec![0u8; n];
-    input
-        .read_exact(&mut j)
-        .map_err(|e| format!("a cut migration header: {e}"))?;
-    serde_json::from_slice(&j).map_err(|e| format!("the migration header: {e}"))
-}
-
 impl LocalNode {
     /// The target's side: checks, then (unless `check_only`) the container from the stream.
     pub fn receive_ct(
@@ -103,6 +74,7 @@ impl LocalNode {
         // Names, addresses and MACs no other container of this node holds.
         self.check_conflicts(&cfg)?;
         self.check_disk_promise(None, &cfg.disk, 0)?;
+        // At least 1: 0 asks the check "is free space above the reserve" only.
         self.check_clone_space(id, h.allocated.max(1), &cfg)?;
         if h.check_only {
             return Ok(None);
@@ -123,7 +95,6 @@ impl LocalNode {
                 cfg.idmap = Some(self.allocate_idmap(id, &configs)?);
                 idmap_taken = true;
             }
-            cfg.created = cfg.created.max(1);
             fsutil::write_toml(&self.root().ct_config(id), &cfg)?;
             drop(node_guard);
             p.message("receiving the virtual disk");

@@ -369,7 +369,7 @@ pub async fn push(
 }
 
 /// `POST /migrations/incoming` (admins): a container migrated from another node, the body
-/// a migration header frame then its disk's block frames (`berth_node::read_header`,
+/// a migration header frame then its disk's block frames (`IncomingHeader::read_frame`,
 /// `berth_storage::blockcopy::apply_stream`); the container's info, or `null` for a check.
 /// Nothing of it is left unless the stream ends whole.
 pub async fn receive(
@@ -382,7 +382,8 @@ pub async fn receive(
     let (mut reader, pump) = body_reader(body);
     let res = st
         .call(move |n| {
-            let h = berth_node::read_header(&mut reader).map_err(berth_api::Error::invalid)?;
+            let h = berth_api::IncomingHeader::read_frame(&mut reader)
+                .map_err(berth_api::Error::invalid)?;
             let got = n.receive_ct(h, &mut reader, &berth_api::NoProgress)?;
             if let Some(info) = &got {
                 store.renumber_container(info.ctid.0, None)?;
