@@ -185,6 +185,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/containers/{ct}/resume", "resume -> 204"),
     ("POST", "/containers/{ct}/compact", "compact -> {\"reclaimed\": u64}"),
     ("POST", "/containers/{ct}/clone", "clone(CloneOptions) -> 202 Operation (result CloneResult)"),
+    ("POST", "/containers/{ct}/migrate", "migrate_ct(MigrateRequest) -> 202 Operation (result MigrateResult; admin; cancellable until the switch-over)"),
     ("POST", "/containers/{ct}/move", "move(MoveOptions) -> ContainerInfo (admin)"),
     ("POST", "/migrations/incoming", "receive_ct(application/octet-stream) -> ContainerInfo | null (admin; the body: an IncomingHeader frame, then the disk's block frames)"),
     ("GET", "/containers/{ct}/traffic", "traffic -> Traffic | null"),

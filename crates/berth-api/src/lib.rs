@@ -28,7 +28,8 @@ pub use node::{
 };
 pub use ops::{
     CloneOptions, ContainerInfo, ContainerStats, CreateOptions, CtStatus, ExecOptions,
-    IncomingHeader, MigrateOptions, MoveOptions, NodeInfo, SetOutcome, StopOptions, TemplateSource,
+    IncomingHeader, MigrateOptions, MigrateRequest, MigrateResult, MigrateTarget, MoveOptions,
+    NodeInfo, SetOutcome, StopOptions, TemplateSource,
 };
 pub use resources::{Resources, SetOptions};
 pub use validate::{CtId, CtRef, Size};

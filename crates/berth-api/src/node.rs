@@ -14,7 +14,8 @@ use crate::inside::{
 use crate::net::{Adapter, NetChange, NetConfig, NetworkConfig, NetworkInfo, Traffic};
 use crate::ops::{
     CloneOptions, ContainerInfo, ContainerStats, CreateOptions, ExecOptions, IncomingHeader,
-    MoveOptions, NodeInfo, SetOutcome, StopOptions, TemplateSource,
+    MigrateOptions, MigrateResult, MigrateTarget, MoveOptions, NodeInfo, SetOutcome, StopOptions,
+    TemplateSource,
 };
 use crate::procs::{ProcInfo, WhichInfo};
 use crate::resources::SetOptions;
@@ -32,6 +33,16 @@ pub trait Progress: Send + Sync {
     fn update(&self, done: u64, total: Option<u64>);
     /// A new phase or a notable line of output.
     fn message(&self, msg: &str);
+    /// Whether the caller asked the operation to stop: a long call that can stop cleanly
+    /// checks it between steps, undoes what it made and fails (the operation ends `cancelled`).
+    fn cancelled(&self) -> bool {
+        false
+    }
+    /// From now on the operation cannot be cancelled (a migration past its switch-over);
+    /// `false` if a cancel came first, which the caller then honours.
+    fn commit(&self) -> bool {
+        true
+    }
 }
 
 /// Discards progress.
@@ -338,6 +349,17 @@ pub trait Node: Send + Sync {
         input: &mut dyn std::io::Read,
         progress: &dyn Progress,
     ) -> Result<Option<ContainerInfo>>;
+    /// Migrates a container to another node's berthd (`target`), offline or online; the
+    /// source is destroyed once the target runs it (kept stopped with `keep_source`).
+    /// Before the switch-over, a failure or a cancel leaves the source as it was and the
+    /// target clean (docs/migrate.md).
+    fn migrate_ct(
+        &self,
+        ct: &CtRef,
+        target: MigrateTarget,
+        opts: MigrateOptions,
+        progress: &dyn Progress,
+    ) -> Result<MigrateResult>;
     /// Renumbers a stopped container (`move --ctid`); its info under the new CTID.
     fn move_ct(&self, ct: &CtRef, opts: MoveOptions) -> Result<ContainerInfo>;
     fn status(&self, ct: &CtRef) -> Result<ContainerInfo>;

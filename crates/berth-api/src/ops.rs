@@ -158,6 +158,9 @@ pub struct IncomingHeader {
     /// nothing is made and no frames follow.
     #[serde(default)]
     pub check_only: bool,
+    /// The source node's name (for the target's events and log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl IncomingHeader {
@@ -192,8 +195,9 @@ impl IncomingHeader {
 }
 
 /// Options of `migrate` (offline: a running container is stopped, copied, started on the
-/// target).
+/// target; online: its disk copied while it runs, then frozen for the last pass).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MigrateOptions {
     /// The CTID on the target (default: the same).
@@ -206,6 +210,68 @@ pub struct MigrateOptions {
     /// (else it is stopped first).
     #[serde(default)]
     pub online: bool,
+    /// A cap on the disk stream, bytes per second (`--bandwidth 50M`; none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<u64>,
+    /// Adapters on network KEY here join network VALUE on the target (`--network-map`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub network_map: std::collections::BTreeMap<String, String>,
+}
+
+/// The node a container migrates to, as the caller's `berth remote` names it: the source
+/// connects to it with these for this migration only (never stored, never logged).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MigrateTarget {
+    /// `https://HOST:PORT` of the target's berthd.
+    pub url: String,
+    /// SHA-256 of the target's certificate, 64 hex digits (pinned as by `berth remote`).
+    pub fingerprint: String,
+    /// An admin token on the target.
+    pub token: String,
+    /// The target's name, for messages and events (`node2`).
+    #[serde(default)]
+    pub name: String,
+}
+
+impl std::fmt::Debug for MigrateTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MigrateTarget")
+            .field("url", &self.url)
+            .field("fingerprint", &self.fingerprint)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /containers/{ct}/migrate`: where to, and how.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MigrateRequest {
+    pub target: MigrateTarget,
+    #[serde(default)]
+    pub options: MigrateOptions,
+}
+
+/// What a migration did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MigrateResult {
+    /// The container on the target.
+    pub info: ContainerInfo,
+    /// Passes over the disk (live passes and the last one).
+    pub rounds: u32,
+    /// Bytes of the disk stream (compressed blocks and frames).
+    pub bytes_sent: u64,
+    /// From the source's freeze (online) or stop (offline) to the target's start; `None`
+    /// for a container that was not running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_ms: Option<u64>,
+    /// The source was kept, stopped (`keep_source`).
+    #[serde(default)]
+    pub source_kept: bool,
 }
 
 /// Options of `exec`.

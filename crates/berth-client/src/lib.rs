@@ -73,6 +73,44 @@ impl RemoteNode {
         )
     }
 
+    /// The target of a migration, as its source's berthd reaches it: HTTPS only, its
+    /// certificate pinned, the caller's token (the connector of `LocalNode`).
+    pub fn for_migration(t: &berth_api::MigrateTarget) -> Result<Self, ClientError> {
+        let r = Remote {
+            url: t.url.clone(),
+            fingerprint: Some(t.fingerprint.clone()),
+            token: Some(t.token.clone()),
+        };
+        r.validate("target")?;
+        if !matches!(r.endpoint()?, Endpoint::Https { .. }) {
+            return Err(ClientError::Invalid(format!(
+                "a migration target must be an https URL, not {}",
+                t.url
+            )));
+        }
+        RemoteNode::from_remote(&r, None)
+    }
+
+    /// The target of a migration to `name`, from the caller's `berth remote` list (its
+    /// stored token: `BERTH_TOKEN` is the selected remote's).
+    pub fn migration_target(
+        remotes: &Remotes,
+        name: &str,
+    ) -> Result<berth_api::MigrateTarget, ClientError> {
+        let r = remotes.get(name)?;
+        let (Some(fp), Some(token)) = (&r.fingerprint, &r.token) else {
+            return Err(ClientError::Invalid(format!(
+                "remote {name:?} needs an https URL with its fingerprint and a stored token to be a migration target"
+            )));
+        };
+        Ok(berth_api::MigrateTarget {
+            url: r.url.clone(),
+            fingerprint: fp.clone(),
+            token: token.clone(),
+            name: name.to_string(),
+        })
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
@@ -258,6 +296,7 @@ impl RemoteNode {
         let mut op: Operation = decode(&bytes, &url)?;
         let mut phase = String::new();
         let mut shown = (0, None);
+        let mut asked_cancel = false;
         loop {
             if op.progress.phase != phase {
                 phase = op.progress.phase.clone();
@@ -291,6 +330,19 @@ impl RemoteNode {
                         };
                         Error::internal(format!("operation {} ({}) {what}", op.id, op.kind))
                     }));
+                }
+            }
+            if progress.cancelled() && op.cancellable && !asked_cancel {
+                // The caller's own cancel reaches the operation it waits for.
+                asked_cancel = true;
+                if let Ok(o) = self.call::<Operation>(
+                    "DELETE",
+                    &format!("/operations/{}", http::enc(&op.id)),
+                    None,
+                    REQUEST_TIMEOUT,
+                ) {
+                    op = o;
+                    continue;
                 }
             }
             std::thread::sleep(POLL);

@@ -121,6 +121,19 @@ impl Node for RemoteNode {
         // No answer timeout while the disk streams (the node reads it as it comes).
         self.stream_json("POST", "/migrations/incoming", &mut body)
     }
+    fn migrate_ct(
+        &self,
+        ct: &CtRef,
+        target: berth_api::MigrateTarget,
+        opts: berth_api::MigrateOptions,
+        progress: &dyn Progress,
+    ) -> Result<berth_api::MigrateResult> {
+        let body = Self::json_body(&berth_api::MigrateRequest {
+            target,
+            options: opts,
+        })?;
+        self.operation(&format!("{}/migrate", ct_path(ct)), body, progress)
+    }
     fn move_ct(&self, ct: &CtRef, opts: berth_api::MoveOptions) -> Result<ContainerInfo> {
         let body = Self::json_body(&opts)?;
         self.call(

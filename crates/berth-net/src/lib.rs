@@ -7,6 +7,7 @@
 //! links have the alias `berth:<node_id>:…`, nftables tables are `berth_<node_id>`. Clean-up
 //! finds them by that mark, so nothing of another node root or of the host is ever touched.
 
+pub mod garp;
 pub mod names;
 pub mod netlink;
 pub mod nft;

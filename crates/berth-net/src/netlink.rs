@@ -31,6 +31,8 @@ pub struct Link {
     pub mac: Option<[u8; 6]>,
     pub master: Option<u32>,
     pub up: bool,
+    /// The kernel's operational state is up (carrier, and the device ready to send).
+    pub oper_up: bool,
     pub kind: Option<String>,
     pub rx_bytes: u64,
     pub rx_packets: u64,
@@ -442,6 +444,9 @@ fn parse_link(l: LinkMessage) -> Link {
                 out.mac = Some(b);
             }
             LinkAttribute::Controller(m) => out.master = Some(m),
+            LinkAttribute::OperState(s) => {
+                out.oper_up = s == netlink_packet_route::link::State::Up;
+            }
             LinkAttribute::Stats64(s) => {
                 out.rx_bytes = s.rx_bytes;
                 out.rx_packets = s.rx_packets;

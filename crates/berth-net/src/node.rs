@@ -112,6 +112,7 @@ impl Inside {
                 let lo = nl.index("lo")?;
                 nl.set_up(lo, true)?;
             }
+            announce_all(nl, &self.ifaces);
             if let Some(want) = self.default_route {
                 for r in nl.routes()? {
                     if r.dst.prefix == 0 {
@@ -127,6 +128,38 @@ impl Inside {
             }
             Ok(())
         })
+    }
+}
+
+/// Announces the addresses of the container's bridged and host-only adapters (gratuitous
+/// ARP, `garp`), once each is ready to send (its operational state up, which the kernel
+/// sets just before it gives the device its queue; at most 200 ms). Best effort: a failure
+/// is logged, the start goes on.
+fn announce_all(nl: &mut Netlink, ifaces: &[InsideIf]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    for f in ifaces
+        .iter()
+        .filter(|f| !f.venet_route && !f.addrs.is_empty())
+    {
+        let link = loop {
+            match nl.link(&f.name) {
+                Ok(Some(l)) if l.oper_up || std::time::Instant::now() >= deadline => break Some(l),
+                Ok(Some(_)) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                _ => break None,
+            }
+        };
+        let Some(Link {
+            index,
+            mac: Some(mac),
+            ..
+        }) = link
+        else {
+            continue;
+        };
+        let ips: Vec<Ipv4Addr> = f.addrs.iter().map(|a| a.addr).collect();
+        if let Err(e) = crate::garp::announce(index, mac, &ips) {
+            tracing::warn!(adapter = %f.name, "no gratuitous ARP: {e}");
+        }
     }
 }
 

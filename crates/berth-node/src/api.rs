@@ -104,6 +104,15 @@ impl Node for LocalNode {
             None => Ok(None),
         }
     }
+    fn migrate_ct(
+        &self,
+        ct: &CtRef,
+        target: berth_api::MigrateTarget,
+        opts: berth_api::MigrateOptions,
+        progress: &dyn Progress,
+    ) -> Result<berth_api::MigrateResult> {
+        api(self.migrate_to(ct, &target, opts, progress))
+    }
     fn move_ct(&self, ct: &CtRef, opts: berth_api::MoveOptions) -> Result<ContainerInfo> {
         let id = api(self.renumber(ct, opts.ctid))?;
         api(LocalNode::status(self, &CtRef::Id(id)))

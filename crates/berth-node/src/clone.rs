@@ -289,21 +289,30 @@ impl LocalNode {
         p: &dyn Progress,
     ) -> Result<(BlockMap, blockcopy::RoundStats)> {
         let refused: std::cell::RefCell<Option<NodeError>> = Default::default();
-        let check = self.space_check(id, cfg, &refused);
+        let check = self.space_check(id, cfg, &refused, p);
         let mut guarded = blockcopy::GuardedSink::new(sink, 256, &check);
         blockcopy::round(from, map, &mut guarded, p)
             .map_err(|e| refused.take().unwrap_or_else(|| e.into()))
     }
 
     /// The check of a [`blockcopy::GuardedSink`]: the node's refusal (kept in `refused`, to
-    /// be returned as it is) once free space is under the reserve.
+    /// be returned as it is) once free space is under the reserve, or the caller's cancel.
     pub(crate) fn space_check<'a>(
         &'a self,
         id: CtId,
         cfg: &'a ContainerConfig,
         refused: &'a std::cell::RefCell<Option<NodeError>>,
+        p: &'a dyn Progress,
     ) -> impl Fn() -> berth_storage::Result<()> + 'a {
         move || match self.check_clone_space(id, 0, cfg) {
+            Ok(()) if p.cancelled() => {
+                *refused.borrow_mut() =
+                    Some(NodeError::Cancelled(format!("the copy of container {id}")));
+                Err(berth_storage::StorageError::io(
+                    self.root().path(),
+                    std::io::Error::other("cancelled"),
+                ))
+            }
             Ok(()) => Ok(()),
             Err(e) => {
                 let msg = e.to_string();

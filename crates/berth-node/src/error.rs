@@ -16,6 +16,9 @@ pub enum NodeError {
     /// The other node of a migration refused or failed.
     #[error("the target node: {}", .0.message)]
     Target(Box<berth_core::ApiError>),
+    /// The caller cancelled a long operation before its point of no return.
+    #[error("{0}: cancelled")]
+    Cancelled(String),
     #[error("container {0} is already running")]
     AlreadyRunning(u32),
     #[error("container {0} is not running")]
@@ -118,7 +121,8 @@ impl NodeError {
             | NodeError::NodeBusy(..)
             | NodeError::Remains(_)
             | NodeError::NeedsRestart(..)
-            | NodeError::TemplateInit(_) => K::Precondition,
+            | NodeError::TemplateInit(_)
+            | NodeError::Cancelled(_) => K::Precondition,
             NodeError::StartFailed(..) | NodeError::StopFailed(..) => K::Internal,
             NodeError::Invalid(_) => K::Invalid,
             NodeError::AmbiguousName(..)

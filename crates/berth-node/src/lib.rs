@@ -32,7 +32,7 @@ pub mod services;
 mod setreq;
 
 pub use error::NodeError;
-pub use local::{init_node, init_node_reclaiming, LocalNode};
+pub use local::{init_node, init_node_reclaiming, Connector, LocalNode};
 
 pub type Result<T, E = NodeError> = std::result::Result<T, E>;
 

@@ -35,7 +35,15 @@ pub struct LocalNode {
     node: NodeConfig,
     /// Path of the `berth` binary, re-executed as the container monitor.
     monitor_exe: PathBuf,
+    /// How this node reaches another node's berthd (migrations); set by the CLI and berthd.
+    pub(crate) connector: Option<Box<Connector>>,
 }
+
+/// Opens another node's API from what a caller names it by (`berth remote`'s URL, pin and
+/// token): the CLI and berthd give the HTTPS client; tests may give a local node.
+pub type Connector = dyn Fn(&berth_core::ops::MigrateTarget) -> berth_api::Result<Box<dyn berth_api::Node>>
+    + Send
+    + Sync;
 
 fn require_root() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
@@ -205,9 +213,16 @@ impl LocalNode {
             root,
             node,
             monitor_exe,
+            connector: None,
         };
         n.recover_migrations();
         Ok(n)
+    }
+
+    /// With a way to reach other nodes (migrations).
+    pub fn with_connector(mut self, c: Box<Connector>) -> Self {
+        self.connector = Some(c);
+        self
     }
 
     /// The `berth` binary, run as monitor and as the helper of `exec`/`enter` for callers

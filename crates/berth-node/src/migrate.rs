@@ -15,7 +15,9 @@ use crate::{NodeError, Result};
 use berth_api::Node;
 use berth_core::config::ContainerConfig;
 use berth_core::journal::{Journal, Operation};
-use berth_core::ops::{ContainerInfo, IncomingHeader, MigrateOptions, StopOptions};
+use berth_core::ops::{
+    ContainerInfo, IncomingHeader, MigrateOptions, MigrateResult, MigrateTarget, StopOptions,
+};
 use berth_core::{fsutil, lock, CoreError, CtId, CtRef};
 use berth_storage::blockcopy::{self, BlockMap, FileSink, StreamSink};
 use berth_storage::progress::{NoProgress, Progress};
@@ -101,7 +103,7 @@ impl LocalNode {
             let disk = self.root().ct_disk(id);
             let mut file = FileSink::create(&disk)?;
             let refused: std::cell::RefCell<Option<NodeError>> = Default::default();
-            let check = self.space_check(id, &cfg, &refused);
+            let check = self.space_check(id, &cfg, &refused, p);
             let mut sink = blockcopy::GuardedSink::new(&mut file, 256, &check);
             blockcopy::apply_stream(input, &mut sink, cfg.disk.size.0, p)
                 .map_err(|e| refused.take().unwrap_or_else(|| e.into()))?;
@@ -130,30 +132,39 @@ impl LocalNode {
         Ok(Some(id))
     }
 
-    /// The source's side of an offline migration to `target`: the target's info.
+    /// The source's side of a migration to `target`.
     pub fn migrate_out(
         &self,
         r: &CtRef,
         target: &dyn Node,
         opts: MigrateOptions,
         p: &dyn Progress,
-    ) -> Result<ContainerInfo> {
+    ) -> Result<MigrateResult> {
         let (node_guard, id, guard) = self.lock_node_and_ct(r)?;
         drop(node_guard);
         let cfg = self.load_config(id)?;
         let disk = self.root().ct_disk(id);
         let mut header = IncomingHeader {
-            config: std::fs::read_to_string(self.root().ct_config(id))
-                .map_err(|e| CoreError::io(self.root().ct_config(id), e))?,
+            config: outgoing_config(
+                &std::fs::read_to_string(self.root().ct_config(id))
+                    .map_err(|e| CoreError::io(self.root().ct_config(id), e))?,
+                &opts.network_map,
+            )?,
             ctid: opts.ctid,
             allocated: blockcopy::allocated(&disk)?,
             start: is_active(self.root(), id),
             check_only: true,
+            source: Some(self.node_config().node_id.clone()),
         };
         p.message("checking the target");
         target
             .receive_ct(header.clone(), &mut std::io::empty(), &NoProgress)
             .map_err(remote)?;
+        if p.cancelled() {
+            return Err(NodeError::Cancelled(format!(
+                "the migration of container {id}"
+            )));
+        }
         header.check_only = false;
         let was_running = header.start;
         let online = was_running && opts.online;
@@ -167,8 +178,10 @@ impl LocalNode {
             )
         };
         mark("sending")?;
+        let mut stats = SendStats::default();
         if was_running && !online {
             p.message(&format!("stopping container {id}"));
+            stats.down_since = Some(std::time::Instant::now());
             if let Err(e) = self.stop_locked(id, &cfg, StopOptions::default()) {
                 let _ = fsutil::remove_file_if_exists(&marker(self.root(), id));
                 return Err(e);
@@ -176,15 +189,31 @@ impl LocalNode {
         }
         crate::crash_point("migrate:after-stop");
         let live = online.then_some(&cfg);
-        let sent = self.send_disk(id, live, target, header, p, &|| {
-            mark("ending")?;
-            crate::crash_point("migrate:before-end");
-            Ok(())
-        });
+        let sent = self.send_disk(
+            id,
+            live,
+            target,
+            header,
+            opts.bandwidth,
+            &mut stats,
+            p,
+            &|| {
+                // The point of no return: from here the target may run it.
+                if !p.commit() {
+                    return Err(NodeError::Cancelled(format!(
+                        "the migration of container {id}"
+                    )));
+                }
+                mark("ending")?;
+                crate::crash_point("migrate:before-end");
+                Ok(())
+            },
+        );
         let info = match sent {
             Ok(info) => info,
             Err(e) => {
                 if was_running && !is_active(self.root(), id) {
+                    p.message(&format!("starting container {id} again here"));
                     if let Err(e2) = self.start_locked(id) {
                         tracing::warn!(%id, "the source did not start again after a failed migration: {e2}");
                     }
@@ -193,6 +222,10 @@ impl LocalNode {
                 return Err(e);
             }
         };
+        let downtime_ms = stats
+            .down_since
+            .filter(|_| was_running)
+            .map(|t| t.elapsed().as_millis() as u64);
         if opts.keep_source {
             fsutil::remove_file_if_exists(&marker(self.root(), id))?;
             drop(guard);
@@ -200,17 +233,41 @@ impl LocalNode {
             p.message(&format!("destroying container {id} here"));
             self.destroy_locked(id, guard, true)?;
         }
-        Ok(info)
+        Ok(MigrateResult {
+            info,
+            rounds: stats.rounds,
+            bytes_sent: stats.bytes,
+            downtime_ms,
+            source_kept: opts.keep_source,
+        })
+    }
+
+    /// A migration to the berthd that `target` names, through the node's connector.
+    pub fn migrate_to(
+        &self,
+        r: &CtRef,
+        target: &MigrateTarget,
+        opts: MigrateOptions,
+        p: &dyn Progress,
+    ) -> Result<MigrateResult> {
+        let connect = self.connector.as_ref().ok_or_else(|| {
+            NodeError::Invalid("this node cannot reach other nodes (no connector)".into())
+        })?;
+        let t = connect(target).map_err(remote)?;
+        self.migrate_out(r, t.as_ref(), opts, p)
     }
 
     /// Streams the header and the disk to `target`: one round of a stopped source; rounds
     /// of a running one (`online`: its config), then its freeze, the last round and its stop.
+    #[allow(clippy::too_many_arguments)]
     fn send_disk(
         &self,
         id: CtId,
         online: Option<&ContainerConfig>,
         target: &dyn Node,
         header: IncomingHeader,
+        bandwidth: Option<u64>,
+        stats: &mut SendStats,
         p: &dyn Progress,
         before_end: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<ContainerInfo> {
@@ -221,22 +278,32 @@ impl LocalNode {
             let h = header.clone();
             let receiver = s.spawn(move || target.receive_ct(h, &mut rd, &NoProgress));
             let sent = (|| -> Result<u64> {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, &wr);
+                let cap = if bandwidth.is_some() {
+                    64 << 10
+                } else {
+                    1 << 20
+                };
+                let mut w = std::io::BufWriter::with_capacity(cap, Throttle::new(&wr, bandwidth));
                 p.message("sending the virtual disk");
                 let mut sink = StreamSink::new(&mut w);
                 if let Some(cfg) = online {
-                    self.online_rounds(id, cfg, &disk, &mut sink, p)?;
+                    self.online_rounds(id, cfg, &disk, &mut sink, stats, p)?;
                 } else {
                     blockcopy::round(&disk, &BlockMap::default(), &mut sink, p)?;
+                    stats.rounds = 1;
                 }
-                let n = sink.sent;
                 before_end()?;
+                let n = sink.sent;
                 sink.finish()?;
                 w.flush()
                     .map_err(|e| CoreError::io("the block stream", e))?;
                 Ok(n)
             })();
             let _ = wr.shutdown(std::net::Shutdown::Write);
+            if let Ok(n) = &sent {
+                stats.bytes = *n;
+                p.message("the target is starting its copy");
+            }
             let got = receiver
                 .join()
                 .map_err(|_| NodeError::Invalid("the receiving side panicked".into()))?;
@@ -252,6 +319,72 @@ impl LocalNode {
                 )),
             }
         })
+    }
+}
+
+/// What the sending side measured.
+#[derive(Default)]
+struct SendStats {
+    rounds: u32,
+    bytes: u64,
+    /// When the container stopped answering: its stop (offline) or freeze (online).
+    down_since: Option<std::time::Instant>,
+}
+
+/// The config sent: the source's text, with adapters moved to other networks by the map
+/// (keys no adapter uses are left: a group's map serves all its containers; a network the
+/// target lacks is its check's refusal).
+fn outgoing_config(text: &str, map: &std::collections::BTreeMap<String, String>) -> Result<String> {
+    let mut cfg: ContainerConfig = toml::from_str(text)
+        .map_err(|e| NodeError::Invalid(format!("the container's config: {}", e.message())))?;
+    let mut changed = false;
+    for n in cfg.net.netifs.iter_mut() {
+        if let Some(to) = map.get(&n.network) {
+            n.network = to.clone();
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(text.to_string());
+    }
+    cfg.validate()
+        .map_err(|e| NodeError::Invalid(format!("--network-map: {e}")))?;
+    toml::to_string(&cfg).map_err(|e| NodeError::Invalid(format!("the config: {e}")))
+}
+
+/// A writer held to `rate` bytes per second on average (none: as fast as it goes).
+struct Throttle<W> {
+    out: W,
+    rate: Option<u64>,
+    t0: std::time::Instant,
+    written: u64,
+}
+
+impl<W> Throttle<W> {
+    fn new(out: W, rate: Option<u64>) -> Self {
+        Throttle {
+            out,
+            rate: rate.filter(|r| *r > 0),
+            t0: std::time::Instant::now(),
+            written: 0,
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Throttle<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        if let Some(rate) = self.rate {
+            self.written += n as u64;
+            let due = std::time::Duration::from_secs_f64(self.written as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(self.t0.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -298,25 +431,43 @@ impl LocalNode {
         cfg: &ContainerConfig,
         disk: &std::path::Path,
         sink: &mut dyn blockcopy::BlockSink,
+        stats: &mut SendStats,
         p: &dyn Progress,
     ) -> Result<()> {
         let mut map = BlockMap::default();
         let mut last = u64::MAX;
         for n in 1..=crate::clone::MAX_LIVE_ROUNDS {
-            p.message(&format!("sending the virtual disk (pass {n}, running)"));
+            p.message(&format!("pass {n} over the disk, the container running"));
+            let t = std::time::Instant::now();
             let (m, st) = self.guarded_round(id, cfg, disk, &map, sink, p)?;
+            stats.rounds = n;
             map = m;
+            let secs = t.elapsed().as_secs_f64().max(1e-3);
+            p.message(&format!(
+                "pass {n}: {} changed blocks ({:.1} MiB) in {secs:.2} s, {:.1} MiB/s; a pass as big would stop the container for about {} ms",
+                st.sent,
+                st.bytes as f64 / 1048576.0,
+                st.bytes as f64 / secs / 1048576.0,
+                (secs * 1000.0) as u64
+            ));
             if st.sent <= crate::clone::SMALL_DELTA || st.sent >= last {
                 break;
             }
             last = st.sent;
         }
-        p.message("sending the blocks changed meanwhile (the container frozen)");
+        if p.cancelled() {
+            return Err(NodeError::Cancelled(format!(
+                "the migration of container {id}"
+            )));
+        }
+        p.message("last pass, the container frozen");
         let t0 = std::time::Instant::now();
+        stats.down_since = Some(t0);
         self.freeze_for_clone(id)?;
         let res = (|| -> Result<()> {
             crate::clone::sync_mounted_disk(self.root(), id, true)?;
             self.guarded_round(id, cfg, disk, &map, sink, p)?;
+            stats.rounds += 1;
             Ok(())
         })();
         if res.is_err() {

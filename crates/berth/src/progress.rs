@@ -15,6 +15,17 @@ impl Bar {
         );
         Bar { bar }
     }
+
+    /// One bar of a group's (`migrate 101 102 node2`), its lines led by `prefix`.
+    pub fn in_group(m: &indicatif::MultiProgress, prefix: &str) -> Self {
+        let bar = m.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed}]")
+                .expect("template"),
+        );
+        bar.set_prefix(prefix.to_string());
+        Bar { bar }
+    }
 }
 
 impl Progress for Bar {

@@ -48,6 +48,15 @@ impl Node for Fake {
     fn clone_ct(&self, _: &CtRef, _: CloneOptions, _: &dyn Progress) -> Result<CloneResult> {
         no()
     }
+    fn migrate_ct(
+        &self,
+        _: &CtRef,
+        _: berth_api::MigrateTarget,
+        _: berth_api::MigrateOptions,
+        _: &dyn Progress,
+    ) -> Result<berth_api::MigrateResult> {
+        no()
+    }
     fn receive_ct(
         &self,
         _: IncomingHeader,

@@ -52,6 +52,11 @@ fn berth_exe(cfg: &config::Config) -> Result<PathBuf, DaemonError> {
     Ok(p)
 }
 
+/// How this node's migrations reach their targets: berthd's HTTPS API, pinned.
+fn connect_target(t: &berth_api::MigrateTarget) -> berth_api::Result<Box<dyn berth_api::Node>> {
+    Ok(Box::new(berth_client::RemoteNode::for_migration(t)?))
+}
+
 /// Runs berthd until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<(), DaemonError> {
     let cfg = args.config()?;
@@ -61,10 +66,12 @@ pub async fn run(args: Args) -> Result<(), DaemonError> {
     let r2 = node_root.clone();
     // Opening the node runs its recovery: what interrupted commands (and a killed berthd's
     // operations) left half-done is finished or rolled back here.
-    let node = tokio::task::spawn_blocking(move || berth_node::LocalNode::open(r2, exe))
-        .await
-        .map_err(|e| DaemonError::Config(e.to_string()))?
-        .map_err(|e| DaemonError::Api(e.to_api()))?;
+    let node = tokio::task::spawn_blocking(move || {
+        berth_node::LocalNode::open(r2, exe).map(|n| n.with_connector(Box::new(connect_target)))
+    })
+    .await
+    .map_err(|e| DaemonError::Config(e.to_string()))?
+    .map_err(|e| DaemonError::Api(e.to_api()))?;
     let auth = berth_auth::Store::open(&root).map_err(|e| DaemonError::Api(e.into()))?;
     let api_dir = auth.dir().to_path_buf();
     berth_core::fsutil::ensure_mode(&api_dir, 0o700)

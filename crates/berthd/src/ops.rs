@@ -335,4 +335,25 @@ impl Progress for OpProgress {
         let m: String = msg.chars().filter(|c| !c.is_control()).take(200).collect();
         self.ops.update(&self.id, |p| p.phase = m);
     }
+    fn cancelled(&self) -> bool {
+        let g = lock(&self.ops.inner);
+        g.ops
+            .get(&self.id)
+            .is_some_and(|e| e.cancel.load(Ordering::SeqCst))
+    }
+    fn commit(&self) -> bool {
+        let op = {
+            let mut g = lock(&self.ops.inner);
+            let Some(e) = g.ops.get_mut(&self.id) else {
+                return true;
+            };
+            if e.cancel.load(Ordering::SeqCst) {
+                return false;
+            }
+            e.op.cancellable = false;
+            e.op.clone()
+        };
+        self.ops.journal(&op);
+        true
+    }
 }

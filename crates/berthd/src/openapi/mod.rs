@@ -97,6 +97,8 @@ fn registry() -> Registry {
     r.add::<berth_api::CloneOptions>();
     r.add::<berth_api::CloneResult>();
     r.add::<berth_api::MoveOptions>();
+    r.add::<berth_api::MigrateRequest>();
+    r.add::<berth_api::MigrateResult>();
     r.add::<berth_api::IncomingHeader>();
     r.add::<Operation>();
     r.add::<SetRequest>();

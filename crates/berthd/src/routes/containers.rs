@@ -153,6 +153,59 @@ pub async fn move_ct(
     Ok(Json(info).into_response())
 }
 
+/// `POST /containers/{ct}/migrate` (admins): an operation whose result is a
+/// `MigrateResult`; cancellable until the switch-over (then the source is left as it was
+/// and the target clean). The target's token is used for this migration only.
+pub async fn migrate(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    JsonBody(req): JsonBody<berth_api::MigrateRequest>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtAdmin).await?;
+    policy::allow(&c, Need::CtCreate)?;
+    if req.target.name.chars().count() > 64 || req.target.name.chars().any(char::is_control) {
+        return Err(invalid("target.name: at most 64 printable characters"));
+    }
+    let node = st.node.clone();
+    let store = st.auth.clone();
+    let events = st.events.clone();
+    let user = c.name.clone();
+    let op = st.ops.start(
+        "container.migrate",
+        format!("container/{r}"),
+        &c.name,
+        move |p| {
+            let from = node.status(&r)?.ctid;
+            let target = req.target.name.clone();
+            let keep = req.options.keep_source;
+            let res = node.migrate_ct(&CtRef::Id(from), req.target, req.options, p)?;
+            if !keep {
+                // Gone from here: nobody here owns it any more.
+                store.renumber_container(from.0, None)?;
+            }
+            events.emit(
+                "container",
+                "migrated",
+                format!("container/{from}"),
+                &user,
+                serde_json::json!({"target": target, "ctid": res.info.ctid,
+                    "downtime_ms": res.downtime_ms, "bytes_sent": res.bytes_sent,
+                    "source_kept": keep}),
+            );
+            serde_json::to_value(res).map_err(|e| berth_api::Error::internal(e.to_string()))
+        },
+        // Past the switch-over an operation is no longer cancellable, so a cancelled one
+        // never succeeds.
+        Box::new(|_| {
+            Err(berth_api::Error::internal(
+                "a migration that went through cannot be undone: migrate it back",
+            ))
+        }),
+    )?;
+    Ok(accepted(op))
+}
+
 /// An owner's clone under way, counted against his quota until it ends (two clones at once
 /// cannot both copy a disk past it).
 struct CloneSlot {

@@ -379,14 +379,31 @@ pub async fn receive(
 ) -> ApiResult<Response> {
     crate::policy::allow(&c, Need::CtCreate)?;
     let store = st.auth.clone();
+    let events = st.events.clone();
+    let user = c.name.clone();
     let (mut reader, pump) = body_reader(body);
     let res = st
         .call(move |n| {
             let h = berth_api::IncomingHeader::read_frame(&mut reader)
                 .map_err(berth_api::Error::invalid)?;
+            let source: String = h
+                .source
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect();
             let got = n.receive_ct(h, &mut reader, &berth_api::NoProgress)?;
             if let Some(info) = &got {
                 store.renumber_container(info.ctid.0, None)?;
+                events.emit(
+                    "container",
+                    "migrated-in",
+                    format!("container/{}", info.ctid),
+                    &user,
+                    serde_json::json!({"source": source, "status": info.status}),
+                );
             }
             Ok(got)
         })

@@ -46,6 +46,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/containers/{ct}/traffic", get(c::traffic))
         .route("/containers/{ct}/clone", post(c::clone))
         .route("/containers/{ct}/move", post(c::move_ct))
+        .route("/containers/{ct}/migrate", post(c::migrate))
         .route("/containers/{ct}/console", get(c::console))
         .route("/containers/{ct}/exec", get(exec::exec))
         .route("/containers/{ct}/console/attach", get(exec::console_attach))

@@ -93,7 +93,8 @@ fn online_and_offline_migration_to_another_node() {
     ]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let out = ok(cli(&a, &cfg.0, &["migrate", "171", "nb"]));
-    assert!(out.contains("migrated to nb as 171 (running)"), "{out}");
+    assert!(out.contains("migrated to nb as 171 (running;"), "{out}");
+    assert!(out.contains("down "), "{out}");
     assert!(!a.root.join("containers/171").exists());
     let got = b.berth_ok(&[
         "exec",
@@ -135,7 +136,7 @@ fn online_and_offline_migration_to_another_node() {
         &cfg.0,
         &["migrate", "172", "nb", "--ctid", "182", "--keep-source"],
     ));
-    assert!(out.contains("as 182 (stopped)"), "{out}");
+    assert!(out.contains("as 182 (stopped;"), "{out}");
     assert!(a.berth_ok(&["status", "172"]).contains("stopped"));
     b.berth_ok(&["start", "182"]);
     // Running, offline: stopped first, started there.
@@ -153,7 +154,7 @@ fn online_and_offline_migration_to_another_node() {
         &cfg.0,
         &["migrate", "173", "nb", "--mode", "offline"],
     ));
-    assert!(out.contains("as 173 (running)"), "{out}");
+    assert!(out.contains("as 173 (running;"), "{out}");
     assert!(!a.root.join("containers/173").exists());
     // Networks: the target needs one of the same name, and the addresses must be in its
     // subnet (they are kept); each refusal leaves the source as it was.
@@ -247,7 +248,208 @@ fn online_and_offline_migration_to_another_node() {
         );
         a.berth_ok(&["destroy", ct, "--force"]);
     }
-    // From the remote CLI it is refused: the source node runs it.
-    let o = cli(&a, &cfg.0, &["--remote", "nb", "migrate", "182", "nb"]);
-    assert!(!o.status.success());
+    // Driven by the source's berthd (`--remote`): an operation there, events on both nodes;
+    // a group of two, one of them under a bandwidth cap; a network map.
+    let da = Daemon::start(&a);
+    let tok_a = a.user_token("ada", "admin", "");
+    ok(cli(
+        &a,
+        &cfg.0,
+        &[
+            "remote",
+            "add",
+            "na",
+            &format!("https://127.0.0.1:{}", da.port),
+            "--token",
+            &tok_a,
+        ],
+    ));
+    // (Both nodes share this host's routes here: the two networks' subnets differ, and
+    // the adapter has no address; the two-namespace test keeps addresses.)
+    a.berth_ok(&[
+        "network",
+        "create",
+        "mlan2",
+        "--subnet",
+        &format!("10.{o}.3.0/24"),
+    ]);
+    for ct in ["177", "178"] {
+        a.berth_ok(&[
+            "create",
+            ct,
+            "--ostemplate",
+            "busybox",
+            "--diskspace",
+            "64M",
+        ]);
+        a.berth_ok(&["start", ct]);
+    }
+    a.berth_ok(&["set", "178", "--netif-add", "eth0", "--network", "mlan2"]);
+    // A map to a network the target lacks: its check refuses, nothing moves.
+    let bad = cli(
+        &a,
+        &cfg.0,
+        &[
+            "--remote",
+            "na",
+            "migrate",
+            "178",
+            "nb",
+            "--network-map",
+            "mlan2=nope",
+        ],
+    );
+    assert!(!bad.status.success(), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("nope"),
+        "{bad:?}"
+    );
+    assert!(a.berth_ok(&["status", "178"]).contains("running"));
+    a.berth_ok(&[
+        "exec",
+        "177",
+        "--",
+        "dd",
+        "if=/dev/urandom",
+        "of=/root/b",
+        "bs=1M",
+        "count=8",
+    ]);
+    let t0 = std::time::Instant::now();
+    let out = ok(cli(
+        &a,
+        &cfg.0,
+        &[
+            "--remote",
+            "na",
+            "migrate",
+            "177",
+            "178",
+            "nb",
+            "--network-map",
+            "mlan2=mlan",
+            "--bandwidth",
+            "4M",
+        ],
+    ));
+    assert!(
+        out.contains("container 177 migrated to nb as 177 (running;"),
+        "{out}"
+    );
+    assert!(
+        out.contains("container 178 migrated to nb as 178 (running;"),
+        "{out}"
+    );
+    // 8 MiB of random data at 4 MiB/s at most.
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_millis(1800),
+        "{:?}",
+        t0.elapsed()
+    );
+    let conf = std::fs::read_to_string(b.root.join("containers/178/config.toml")).unwrap();
+    assert!(conf.contains("network = \"mlan\""), "{conf}");
+    assert!(b
+        .berth_ok(&["exec", "178", "--", "ip", "link"])
+        .contains("eth0"));
+    assert!(!a.root.join("containers/177").exists());
+    let ev_a = ok(cli(
+        &a,
+        &cfg.0,
+        &[
+            "--remote",
+            "na",
+            "events",
+            "--type",
+            "container",
+            "--format",
+            "json",
+        ],
+    ));
+    assert!(
+        ev_a.contains("\"migrated\"") && ev_a.contains("container/177"),
+        "{ev_a}"
+    );
+    let ev_b = ok(cli(
+        &a,
+        &cfg.0,
+        &[
+            "--remote",
+            "nb",
+            "events",
+            "--type",
+            "container",
+            "--format",
+            "json",
+        ],
+    ));
+    assert!(
+        ev_b.contains("\"migrated-in\"") && ev_b.contains("container/178"),
+        "{ev_b}"
+    );
+    // Through the API: an operation with progress, cancelled half-way (a 1 MiB/s cap on
+    // 8 MiB): the source runs on as it was, the target has nothing.
+    a.berth_ok(&[
+        "create",
+        "179",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    a.berth_ok(&["start", "179"]);
+    a.berth_ok(&[
+        "exec",
+        "179",
+        "--",
+        "dd",
+        "if=/dev/urandom",
+        "of=/root/b",
+        "bs=1M",
+        "count=8",
+    ]);
+    let shown: serde_json::Value = serde_json::from_str(&ok(cli(
+        &a,
+        &cfg.0,
+        &["remote", "show", "nb", "--format", "json"],
+    )))
+    .unwrap();
+    let fp = shown["fingerprint"].as_str().unwrap().to_string();
+    let api = da.https(Some(&tok_a));
+    let r = api.post(
+        "/api/v1/containers/179/migrate",
+        &serde_json::json!({"target": {"url": url, "fingerprint": fp, "token": tok, "name": "nb"},
+            "options": {"online": true, "bandwidth": 1048576}}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert!(wait_for(20, || {
+        let o = api.get(&format!("/api/v1/operations/{id}")).json();
+        o["progress"]["phase"]
+            .as_str()
+            .is_some_and(|p| p.contains("pass"))
+    }));
+    let r = api.req("DELETE", &format!("/api/v1/operations/{id}"), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let end = api.wait_op(&id);
+    assert_eq!(end["state"], "cancelled", "{end}");
+    assert!(a.berth_ok(&["status", "179"]).contains("running"));
+    assert!(!a.root.join("containers/179/migrating.toml").exists());
+    assert!(
+        wait_for(10, || !b.root.join("containers/179").exists()),
+        "a cancelled migration left a copy on the target"
+    );
+    // The token of the target is nowhere in the source's operation log.
+    let log = std::fs::read_to_string(a.root.join("api/operations.jsonl")).unwrap();
+    assert!(!log.contains(&tok), "the target's token was journalled");
+    // An owner of the source may not migrate.
+    let tok_o = a.user_token("olga", "owner", "172");
+    let o = Command::new(berth_exe())
+        .args(["--remote", "na", "migrate", "172", "nb", "--ctid", "192"])
+        .env("BERTH_CONFIG_DIR", &cfg.0)
+        .env("BERTH_TOKEN", &tok_o)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{o:?}");
+    assert!(!b.root.join("containers/192").exists());
 }
