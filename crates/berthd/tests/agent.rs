@@ -14,5 +14,7 @@ mod input;
 mod lifecycle;
 #[path = "agent/migrate.rs"]
 mod migrate;
+#[path = "agent/migrate_netns.rs"]
+mod migrate_netns;
 #[path = "agent/ops_events.rs"]
 mod ops_events;
