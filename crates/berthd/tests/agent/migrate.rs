@@ -352,36 +352,28 @@ fn online_and_offline_migration_to_another_node() {
         .berth_ok(&["exec", "178", "--", "ip", "link"])
         .contains("eth0"));
     assert!(!a.root.join("containers/177").exists());
-    let ev_a = ok(cli(
-        &a,
-        &cfg.0,
-        &[
-            "--remote",
-            "na",
-            "events",
-            "--type",
-            "container",
-            "--format",
-            "json",
-        ],
-    ));
+    // The container events of each node's berthd.
+    let events = |remote: &str| {
+        ok(cli(
+            &a,
+            &cfg.0,
+            &[
+                "--remote",
+                remote,
+                "events",
+                "--type",
+                "container",
+                "--format",
+                "json",
+            ],
+        ))
+    };
+    let ev_a = events("na");
     assert!(
         ev_a.contains("\"migrated\"") && ev_a.contains("container/177"),
         "{ev_a}"
     );
-    let ev_b = ok(cli(
-        &a,
-        &cfg.0,
-        &[
-            "--remote",
-            "nb",
-            "events",
-            "--type",
-            "container",
-            "--format",
-            "json",
-        ],
-    ));
+    let ev_b = events("nb");
     assert!(
         ev_b.contains("\"migrated-in\"") && ev_b.contains("container/178"),
         "{ev_b}"
