@@ -100,7 +100,7 @@ impl RemoteNode {
         let r = remotes.get(name)?;
         let (Some(fp), Some(token)) = (&r.fingerprint, &r.token) else {
             return Err(ClientError::Invalid(format!(
-                "remote {name:?} needs an https URL with its fingerprint and a stored token to be a migration target"
+                "remote {name:?} needs an https URL with its fingerprint and a stored token to be a migration target: `berth remote remove {name}`, then `berth remote add {name} URL --token …`"
             )));
         };
         Ok(berth_api::MigrateTarget {
@@ -296,7 +296,6 @@ impl RemoteNode {
         let mut op: Operation = decode(&bytes, &url)?;
         let mut phase = String::new();
         let mut shown = (0, None);
-        let mut asked_cancel = false;
         loop {
             if op.progress.phase != phase {
                 phase = op.progress.phase.clone();
@@ -330,19 +329,6 @@ impl RemoteNode {
                         };
                         Error::internal(format!("operation {} ({}) {what}", op.id, op.kind))
                     }));
-                }
-            }
-            if progress.cancelled() && op.cancellable && !asked_cancel {
-                // The caller's own cancel reaches the operation it waits for.
-                asked_cancel = true;
-                if let Ok(o) = self.call::<Operation>(
-                    "DELETE",
-                    &format!("/operations/{}", http::enc(&op.id)),
-                    None,
-                    REQUEST_TIMEOUT,
-                ) {
-                    op = o;
-                    continue;
                 }
             }
             std::thread::sleep(POLL);

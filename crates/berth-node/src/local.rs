@@ -206,7 +206,7 @@ impl LocalNode {
         require_root()?;
         let node = root.load_node_config()?;
         recover::secure_node(&root)?;
-        recover::recover_node(&root, &node.node_id)?;
+        let migrating = recover::recover_node(&root, &node.node_id)?;
         // Node roots made before the host-wide list are recorded at their next command.
         record_node_root(&root, &node.node_id);
         let n = LocalNode {
@@ -215,7 +215,7 @@ impl LocalNode {
             monitor_exe,
             connector: None,
         };
-        n.recover_migrations();
+        n.recover_migrations(&migrating);
         Ok(n)
     }
 

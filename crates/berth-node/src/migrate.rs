@@ -29,14 +29,21 @@ use std::io::Write;
 struct Migrating {
     /// It ran when the migration began.
     was_running: bool,
-    /// `sending`: the end of the disk was not sent, so the target has not taken it (a
-    /// target takes a container only at the end of its stream): recovery starts the source
-    /// again if it ran. `ending`: the end was sent and the target may have started its copy:
-    /// recovery leaves the source stopped (never two running copies).
-    phase: String,
+    phase: Phase,
 }
 
-fn marker(root: &berth_core::NodeRoot, id: CtId) -> std::path::PathBuf {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Phase {
+    /// The end of the disk was not sent, so the target has not taken it (a target takes a
+    /// container only at the end of its stream): recovery starts the source again if it ran.
+    Sending,
+    /// The end was sent and the target may have started its copy: recovery leaves the
+    /// source stopped (never two running copies).
+    Ending,
+}
+
+pub(crate) fn marker(root: &berth_core::NodeRoot, id: CtId) -> std::path::PathBuf {
     root.ct_dir(id).join("migrating.toml")
 }
 
@@ -146,8 +153,9 @@ impl LocalNode {
         let disk = self.root().ct_disk(id);
         let mut header = IncomingHeader {
             config: outgoing_config(
-                &std::fs::read_to_string(self.root().ct_config(id))
+                std::fs::read_to_string(self.root().ct_config(id))
                     .map_err(|e| CoreError::io(self.root().ct_config(id), e))?,
+                &cfg,
                 &opts.network_map,
             )?,
             ctid: opts.ctid,
@@ -168,16 +176,10 @@ impl LocalNode {
         header.check_only = false;
         let was_running = header.start;
         let online = was_running && opts.online;
-        let mark = |phase: &str| {
-            fsutil::write_toml(
-                &marker(self.root(), id),
-                &Migrating {
-                    was_running,
-                    phase: phase.into(),
-                },
-            )
+        let mark = |phase: Phase| {
+            fsutil::write_toml(&marker(self.root(), id), &Migrating { was_running, phase })
         };
-        mark("sending")?;
+        mark(Phase::Sending)?;
         let mut stats = SendStats::default();
         if was_running && !online {
             p.message(&format!("stopping container {id}"));
@@ -204,7 +206,7 @@ impl LocalNode {
                         "the migration of container {id}"
                     )));
                 }
-                mark("ending")?;
+                mark(Phase::Ending)?;
                 crate::crash_point("migrate:before-end");
                 Ok(())
             },
@@ -331,21 +333,22 @@ struct SendStats {
     down_since: Option<std::time::Instant>,
 }
 
-/// The config sent: the source's text, with adapters moved to other networks by the map
-/// (keys no adapter uses are left: a group's map serves all its containers; a network the
-/// target lacks is its check's refusal).
-fn outgoing_config(text: &str, map: &std::collections::BTreeMap<String, String>) -> Result<String> {
-    let mut cfg: ContainerConfig = toml::from_str(text)
-        .map_err(|e| NodeError::Invalid(format!("the container's config: {}", e.message())))?;
-    let mut changed = false;
+/// The config sent: the source's text (`cfg`, as loaded from it), with adapters moved to
+/// other networks by the map (keys no adapter uses are left: a group's map serves all its
+/// containers; a network the target lacks is its check's refusal).
+fn outgoing_config(
+    text: String,
+    cfg: &ContainerConfig,
+    map: &std::collections::BTreeMap<String, String>,
+) -> Result<String> {
+    if !cfg.net.netifs.iter().any(|n| map.contains_key(&n.network)) {
+        return Ok(text);
+    }
+    let mut cfg = cfg.clone();
     for n in cfg.net.netifs.iter_mut() {
         if let Some(to) = map.get(&n.network) {
             n.network = to.clone();
-            changed = true;
         }
-    }
-    if !changed {
-        return Ok(text.to_string());
     }
     cfg.validate()
         .map_err(|e| NodeError::Invalid(format!("--network-map: {e}")))?;
@@ -389,31 +392,29 @@ impl<W: std::io::Write> std::io::Write for Throttle<W> {
 }
 
 impl LocalNode {
-    /// What killed `berth migrate`s left on their sources (at open, each container not
-    /// locked by a running command): a source whose disk's end was not sent is started
+    /// What killed `berth migrate`s left on their sources (at open, each of `ids` — those
+    /// with a marker, found by `recover_node` — not locked by a running command): a source whose disk's end was not sent is started
     /// again if it ran; one whose end was sent stays stopped (the target may run it), with a
     /// warning in the log. Errors are logged: the command that opened the node goes on.
-    pub(crate) fn recover_migrations(&self) {
-        let Ok(ids) = self.root().list_ct_dirs() else {
-            return;
-        };
-        for id in ids {
+    pub(crate) fn recover_migrations(&self, ids: &[CtId]) {
+        for &id in ids {
             let m = marker(self.root(), id);
-            if !m.exists() {
-                continue;
-            }
             let Ok(Some(_g)) = lock::try_lock(&self.root().ct_lock(id)) else {
                 continue;
             };
             let st: Option<Migrating> = fsutil::read_toml(&m).ok();
             match st {
-                Some(s) if s.phase == "sending" && s.was_running && !is_active(self.root(), id) => {
+                Some(s)
+                    if s.phase == Phase::Sending
+                        && s.was_running
+                        && !is_active(self.root(), id) =>
+                {
                     tracing::warn!(%id, "a migration from here was interrupted before the target took it: starting the container again");
                     if let Err(e) = self.start_locked(id) {
                         tracing::warn!(%id, "it did not start: {e}");
                     }
                 }
-                Some(s) if s.phase == "ending" => {
+                Some(s) if s.phase == Phase::Ending => {
                     tracing::warn!(%id, "a migration from here was interrupted after its end was sent: the container stays stopped here; check the target before starting it");
                 }
                 _ => {}

@@ -193,8 +193,10 @@ pub fn remove_ct_dir(root: &NodeRoot, id: CtId) -> Result<()> {
     Ok(())
 }
 
-/// Recovers every container not locked by a running command.
-pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
+/// Recovers every container not locked by a running command; the containers that carry
+/// a migration's marker (for [`crate::LocalNode`]'s `recover_migrations`, which needs a
+/// node to start them: found in the same pass).
+pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<Vec<CtId>> {
     berth_storage::template::clean_stale_staging(root);
     fsutil::remove_stale_temps(root.path());
     fsutil::remove_stale_temps(&root.networks_dir());
@@ -210,7 +212,11 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
     }
     remove_orphan_locks(root, &ids)?;
     crate::netrecover::recover_network_op(root, node_id)?;
+    let mut migrating = vec![];
     for id in ids {
+        if crate::migrate::marker(root, id).exists() {
+            migrating.push(id);
+        }
         let needs = root.ct_journal(id).exists()
             || (root.ct_dir(id).exists() && !root.ct_config(id).exists())
             || (root.ct_run_dir(id).exists() && !is_active(root, id))
@@ -230,7 +236,7 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(migrating)
 }
 
 /// Removes the lock files of containers that no longer exist (a destroy killed after its
