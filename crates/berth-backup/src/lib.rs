@@ -1,6 +1,11 @@
 //! Backups of containers into restic-format repositories, through `rustic_core` with its
-//! local backend only (ADR 0016). First slice: initialise a repository and back up a
-//! directory tree into it; restic 0.14 reads the result (tests/restic_reads.rs).
+//! local backend only (ADR 0016): initialise and open repositories, snapshot a container's
+//! private area through Berth's own confined walker ([`source`]), list, browse, read,
+//! restore, forget, prune and check. restic 0.14 reads the result (tests/restic_reads.rs).
+
+pub mod ops;
+pub mod source;
+pub use ops::*;
 
 use rustic_backend::BackendOptions;
 use rustic_core::{

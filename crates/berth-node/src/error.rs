@@ -11,6 +11,8 @@ pub enum NodeError {
     Runtime(#[from] berth_runtime::RuntimeError),
     #[error(transparent)]
     Net(#[from] berth_net::NetError),
+    #[error(transparent)]
+    Backup(#[from] berth_backup::BackupError),
     #[error("berth must run as root (containers need namespaces, mounts and cgroups)")]
     NotRoot,
     /// The other node of a migration refused or failed.
@@ -111,6 +113,10 @@ impl NodeError {
             NodeError::Runtime(e) => e.kind(),
             NodeError::Net(e) => e.kind(),
             NodeError::NotRoot => K::Forbidden,
+            NodeError::Backup(e) => match e.kind() {
+                berth_backup::ErrorKind::Repository => K::Precondition,
+                berth_backup::ErrorKind::Source => K::Internal,
+            },
             NodeError::AlreadyRunning(_)
             | NodeError::NotRunning(_)
             | NodeError::Suspended(_)

@@ -4,6 +4,7 @@
 //! interrupted command left (see [`recover`]).
 
 mod api;
+pub mod backup;
 pub mod check;
 mod check_host;
 mod check_repair;

@@ -230,7 +230,12 @@ pub fn teardown(root: &NodeRoot, id: CtId) -> Result<()> {
 
 /// Detaches any loop device still backed by the container's disk image.
 pub fn release_disk(root: &NodeRoot, id: CtId) -> Result<()> {
-    let image = root.ct_disk(id);
+    release_disk_image(&root.ct_disk(id))
+}
+
+/// Detaches any loop device still backed by the disk image at `image`.
+pub fn release_disk_image(image: &Path) -> Result<()> {
+    let image = image.to_path_buf();
     for _ in 0..500 {
         let devs = loopdev::find_by_backing(&image);
         if devs.is_empty() {
@@ -282,9 +287,21 @@ pub fn with_raw_mount<T>(
     fstype: DiskFs,
     f: impl FnOnce(&Path, &Path) -> Result<T>,
 ) -> Result<T> {
+    with_raw_mount_of(root, &root.ct_disk(id), id, fstype, f)
+}
+
+/// [`with_raw_mount`] of the disk image at `image` (a restore's new disk beside the
+/// container's own), mounted at `run/.raw/<ctid>`.
+pub fn with_raw_mount_of<T>(
+    root: &NodeRoot,
+    image: &Path,
+    id: CtId,
+    fstype: DiskFs,
+    f: impl FnOnce(&Path, &Path) -> Result<T>,
+) -> Result<T> {
     let raw = root.raw_mounts_dir().join(id.to_string());
     mkdir(&raw)?;
-    let dev = loopdev::attach(&root.ct_disk(id))?;
+    let dev = loopdev::attach(image)?;
     let dev_path = dev.path.clone();
     if let Err(e) = mounts::mount_disk(&dev.path, &raw, fstype) {
         drop(dev);
@@ -296,7 +313,7 @@ pub fn with_raw_mount<T>(
     let res = f(&raw, &dev_path);
     let un = mounts::unmount(&raw);
     let _ = fs::remove_dir(&raw);
-    let rel = release_disk(root, id);
+    let rel = release_disk_image(image);
     let v = res?;
     un?;
     rel?;

@@ -18,6 +18,7 @@ macro_rules! out {
     }};
 }
 
+mod cmd_backup;
 mod cmd_check;
 mod cmd_inside;
 mod cmd_migrate;
@@ -153,6 +154,11 @@ enum Cmd {
     /// online (a running one's disk copied while it runs, stopped only for the last pass)
     /// or offline; it starts there with the same addresses and MACs
     Migrate(cmd_migrate::MigrateArgs),
+    /// Backups into restic-format repositories: create, list, browse, restore, forget
+    Backup {
+        #[command(subcommand)]
+        cmd: cmd_backup::BackupCmd,
+    },
     /// Renumber a stopped container (vzmlocal): its directory, config and ID-range entry
     /// follow; disk, name, MACs and addresses stay
     Move {
@@ -824,6 +830,7 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
             }
         }
         Cmd::Migrate(args) => cmd_migrate::run(&root, args)?,
+        Cmd::Backup { cmd } => cmd_backup::run(&root, cmd)?,
         Cmd::Move { ct: c, ctid } => {
             let r = ct(&c)?;
             let to = CtId::parse(&ctid)?;

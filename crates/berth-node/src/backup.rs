@@ -1,0 +1,1045 @@
+//! `berth backup`: containers' private areas in restic-format repositories (docs/backups.md,
+//! ADR 0016, ADR 0019).
+//!
+//! A snapshot holds one container: `/ct/<ctid>/config.toml`, `/ct/<ctid>/template.toml`
+//! (its OS template's manifest, for reference) and `/ct/<ctid>/upper/`, the overlay's upper
+//! layer of its virtual disk as the container left it (whiteouts and opaque directories
+//! included), with container-native ownership. Tags `berth`, `ct:<ctid>`, `name:<name>`, the
+//! mode, then the user's; the snapshot's hostname is the container's.
+//!
+//! Consistency: a stopped container's disk is read where only Berth sees it
+//! (`run/.raw/<ctid>`). A running one: `live` (default) reads it once while it runs, then
+//! freezes it (cgroup freezer, `syncfs`), reads again with the first pass as parent (only
+//! what changed is read again), thaws, and keeps only the second snapshot; `suspend` keeps
+//! it frozen for one pass; `stop` stops it and starts it again. The freeze carries the
+//! marker clone uses (`run/<ctid>/clone-frozen`): a backup killed meanwhile is thawed by
+//! the next command on the container or by berthd's start.
+
+use crate::clone::{sync_mounted_disk, thaw_after_clone};
+use crate::local::LocalNode;
+use crate::{NodeError, Result};
+use berth_backup::source::{CtSource, Extra, IdShift};
+use berth_backup::{Keep, Repo, SnapInfo, SnapSpec};
+use berth_core::config::ContainerConfig;
+use berth_core::journal::{Journal, Operation};
+use berth_core::ops::{CtStatus, StopOptions};
+use berth_core::validate::validate_name;
+use berth_core::{fsutil, lock, CoreError, CtId, CtRef, NodeRoot};
+use berth_storage::progress::Progress;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The tag of a live backup's first pass, removed once the second is saved.
+pub const PARTIAL_TAG: &str = "berth:partial";
+
+/// `backups/repos.toml`: the node's repositories.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Repos {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    #[serde(default, rename = "repo")]
+    pub repos: Vec<RepoEntry>,
+}
+
+/// One repository: a directory, and where its password is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RepoEntry {
+    pub name: String,
+    pub path: PathBuf,
+    /// The password file given at `repo add`; absent: `backups/keys/<name>.key`, made then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
+/// How a running container is kept consistent while it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupMode {
+    #[default]
+    Live,
+    Suspend,
+    Stop,
+}
+
+impl std::str::FromStr for BackupMode {
+    type Err = NodeError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "live" => Ok(BackupMode::Live),
+            "suspend" => Ok(BackupMode::Suspend),
+            "stop" => Ok(BackupMode::Stop),
+            _ => Err(NodeError::Invalid(format!(
+                "--mode {s:?}: live, suspend or stop"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for BackupMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackupMode::Live => "live",
+            BackupMode::Suspend => "suspend",
+            BackupMode::Stop => "stop",
+        })
+    }
+}
+
+/// `backup create`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct BackupCreate {
+    pub repo: Option<String>,
+    pub mode: BackupMode,
+    pub tags: Vec<String>,
+    /// Read every file again instead of trusting the last backup's metadata.
+    pub full: bool,
+    pub description: Option<String>,
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupResult {
+    pub ctid: u32,
+    pub repo: String,
+    pub snapshot: SnapInfo,
+    /// How long the container was frozen (or stopped), if it ran.
+    pub paused_ms: Option<u64>,
+    pub mode: BackupMode,
+    pub warnings: Vec<String>,
+}
+
+/// A snapshot of a repository, with the container it holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupEntry {
+    pub repo: String,
+    pub ctid: u32,
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub snapshot: SnapInfo,
+}
+
+/// `backup list`'s filter.
+#[derive(Debug, Clone, Default)]
+pub struct BackupFilter {
+    pub repo: Option<String>,
+    pub ctid: Option<CtId>,
+    /// Only snapshots at or after this time (seconds since the epoch).
+    pub since: Option<i64>,
+    pub hostname: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// `backup restore`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct BackupRestore {
+    pub repo: Option<String>,
+    /// The snapshot (full or short id); the container's latest by default.
+    pub snapshot: Option<String>,
+    /// Restore as a new container (new ID range, MACs and addresses, like a clone).
+    pub as_ctid: Option<CtId>,
+    /// Replace the existing, stopped container of the same CTID.
+    pub force: bool,
+}
+
+fn inval(m: String) -> NodeError {
+    NodeError::Invalid(m)
+}
+
+fn bk(e: berth_backup::BackupError) -> NodeError {
+    NodeError::Backup(e)
+}
+
+/// A tag the user gives: printable, no commas (restic's separator) or spaces, and not one
+/// of Berth's own (`berth`, `ct:…`, `name:…`, `mode:…`, `berth:…`).
+pub fn validate_tag(t: &str) -> Result<()> {
+    let ok = !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_graphic() && b != b',');
+    if !ok {
+        return Err(inval(format!(
+            "tag {t:?}: 1 to 64 printable characters, no commas or spaces"
+        )));
+    }
+    if t == "berth"
+        || ["ct:", "name:", "mode:", "berth:"]
+            .iter()
+            .any(|p| t.starts_with(p))
+    {
+        return Err(inval(format!("tag {t:?} is one of Berth's own")));
+    }
+    Ok(())
+}
+
+fn repos_file(root: &NodeRoot) -> PathBuf {
+    root.backups_dir().join("repos.toml")
+}
+
+fn keys_dir(root: &NodeRoot) -> PathBuf {
+    root.backups_dir().join("keys")
+}
+
+/// Reads a password file: a regular file owned by root that no one else may read, its
+/// first line non-empty.
+pub fn read_password_file(p: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).map_err(|e| CoreError::io(p, e))?;
+    if !m.file_type().is_file() {
+        return Err(inval(format!(
+            "password file {}: not a regular file",
+            p.display()
+        )));
+    }
+    if m.uid() != 0 || m.mode() & 0o077 != 0 {
+        return Err(inval(format!(
+            "password file {}: must be root's and unreadable by others (mode {:o}, owner {}): chmod 600 and chown root",
+            p.display(),
+            m.mode() & 0o7777,
+            m.uid()
+        )));
+    }
+    let b = read_bounded(p, 4096)?;
+    let s = String::from_utf8_lossy(&b);
+    let line = s.lines().next().unwrap_or("").trim_end_matches('\r');
+    if line.is_empty() {
+        return Err(inval(format!(
+            "password file {}: its first line is empty",
+            p.display()
+        )));
+    }
+    Ok(line.to_string())
+}
+
+impl RepoEntry {
+    fn password_path(&self, root: &NodeRoot) -> PathBuf {
+        self.password_file
+            .clone()
+            .unwrap_or_else(|| keys_dir(root).join(format!("{}.key", self.name)))
+    }
+    fn password(&self, root: &NodeRoot) -> Result<String> {
+        read_password_file(&self.password_path(root))
+    }
+}
+
+/// The repositories of the node (an absent file: none).
+pub fn load_repos(root: &NodeRoot) -> Result<Repos> {
+    let p = repos_file(root);
+    if !p.exists() {
+        return Ok(Repos::default());
+    }
+    let r: Repos = fsutil::read_toml(&p)?;
+    for e in &r.repos {
+        validate_name(&e.name).map_err(|m| inval(format!("{}: repo name: {m}", p.display())))?;
+        if !e.path.is_absolute() {
+            return Err(inval(format!(
+                "{}: repo {}: path must be absolute",
+                p.display(),
+                e.name
+            )));
+        }
+    }
+    Ok(r)
+}
+
+fn save_repos(root: &NodeRoot, r: &Repos) -> Result<()> {
+    Ok(fsutil::write_toml(&repos_file(root), r)?)
+}
+
+/// A new random password, as 64 hex digits.
+fn new_password() -> Result<String> {
+    let mut b = [0u8; 32];
+    let mut f =
+        std::fs::File::open("/dev/urandom").map_err(|e| CoreError::io("/dev/urandom", e))?;
+    std::io::Read::read_exact(&mut f, &mut b).map_err(|e| CoreError::io("/dev/urandom", e))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// The snapshot path of container `id`.
+pub fn snap_path(id: CtId) -> PathBuf {
+    PathBuf::from(format!("/ct/{id}"))
+}
+
+fn ctid_of(s: &SnapInfo) -> Option<u32> {
+    s.tag("ct").and_then(|v| v.parse().ok())
+}
+
+impl LocalNode {
+    /// Adds (and initialises, if empty) repository `name` at `path`. Without a password
+    /// file, a random key is made in `backups/keys/<name>.key`: the note says to keep a
+    /// copy. Returns the entry and notes.
+    pub fn backup_repo_add(
+        &self,
+        name: &str,
+        path: &Path,
+        password_file: Option<&Path>,
+    ) -> Result<(RepoEntry, Vec<String>)> {
+        validate_name(name).map_err(|m| inval(format!("repo name: {m}")))?;
+        if !path.is_absolute() {
+            return Err(inval(format!(
+                "{}: the repository path must be absolute",
+                path.display()
+            )));
+        }
+        let root = self.root();
+        if path.starts_with(root.path()) && !path.starts_with(root.backups_dir()) {
+            return Err(inval(format!(
+                "{}: inside the node root (only under {} there)",
+                path.display(),
+                root.backups_dir().display()
+            )));
+        }
+        let _g = lock::lock(&root.node_lock())?;
+        let mut repos = load_repos(root)?;
+        if repos.repos.iter().any(|r| r.name == name) {
+            return Err(inval(format!("backup repository {name:?} exists")));
+        }
+        let mut notes = vec![];
+        let entry = RepoEntry {
+            name: name.into(),
+            path: path.into(),
+            password_file: password_file.map(Path::to_path_buf),
+        };
+        let pw = match password_file {
+            Some(f) => read_password_file(f)?,
+            None => {
+                let k = entry.password_path(root);
+                if k.exists() {
+                    read_password_file(&k)?
+                } else {
+                    let pw = new_password()?;
+                    fsutil::create_dir_mode(&keys_dir(root), 0o700)?;
+                    fsutil::atomic_write(&k, format!("{pw}\n").as_bytes(), 0o600)?;
+                    notes.push(format!(
+                        "the repository's key is {}: keep a copy elsewhere, the backups cannot be read without it",
+                        k.display()
+                    ));
+                    pw
+                }
+            }
+        };
+        if berth_backup::is_repo(path) {
+            berth_backup::open(path, &pw).map_err(bk)?;
+            notes.push(format!(
+                "{}: an existing repository, opened with that password",
+                path.display()
+            ));
+        } else {
+            if path.exists() {
+                let empty = std::fs::read_dir(path)
+                    .map_err(|e| CoreError::io(path, e))?
+                    .next()
+                    .is_none();
+                if !empty {
+                    return Err(inval(format!(
+                        "{}: neither empty nor a restic repository",
+                        path.display()
+                    )));
+                }
+            }
+            fsutil::create_dir_mode(path, 0o700)?;
+            berth_backup::init_repo(path, &pw).map_err(bk)?;
+        }
+        if repos.default.is_none() {
+            repos.default = Some(name.into());
+        }
+        repos.repos.push(entry.clone());
+        save_repos(root, &repos)?;
+        tracing::info!(name, path = %path.display(), "backup repository added");
+        Ok((entry, notes))
+    }
+
+    /// Forgets repository `name` (its directory and data stay where they are).
+    pub fn backup_repo_remove(&self, name: &str) -> Result<()> {
+        let root = self.root();
+        let _g = lock::lock(&root.node_lock())?;
+        let mut repos = load_repos(root)?;
+        let before = repos.repos.len();
+        repos.repos.retain(|r| r.name != name);
+        if repos.repos.len() == before {
+            return Err(NodeError::NotFound(format!("backup repository {name:?}")));
+        }
+        if repos.default.as_deref() == Some(name) {
+            repos.default = repos.repos.first().map(|r| r.name.clone());
+        }
+        save_repos(root, &repos)
+    }
+
+    /// Makes `name` the default repository.
+    pub fn backup_repo_default(&self, name: &str) -> Result<()> {
+        let root = self.root();
+        let _g = lock::lock(&root.node_lock())?;
+        let mut repos = load_repos(root)?;
+        if !repos.repos.iter().any(|r| r.name == name) {
+            return Err(NodeError::NotFound(format!("backup repository {name:?}")));
+        }
+        repos.default = Some(name.into());
+        save_repos(root, &repos)
+    }
+
+    pub fn backup_repos(&self) -> Result<Repos> {
+        load_repos(self.root())
+    }
+
+    /// The repository `name`, or the default; with no repository at all, `local` is made
+    /// under `backups/local` (its key in `backups/keys/local.key`) and noted.
+    fn repo(&self, name: Option<&str>, notes: &mut Vec<String>) -> Result<(RepoEntry, Repo)> {
+        let root = self.root();
+        let repos = load_repos(root)?;
+        let want = name.map(str::to_string).or(repos.default.clone());
+        let e = match want {
+            Some(n) => repos
+                .repos
+                .iter()
+                .find(|r| r.name == n)
+                .cloned()
+                .ok_or_else(|| {
+                    NodeError::NotFound(format!(
+                        "backup repository {n:?} (`berth backup repo list`)"
+                    ))
+                })?,
+            None if name.is_none() && repos.repos.is_empty() => {
+                let dir = root.backups_dir().join("local");
+                let (e, n) = self.backup_repo_add("local", &dir, None)?;
+                notes.push(format!(
+                    "no backup repository was set up: made `local` at {} (on the node's own disk; add one elsewhere with `berth backup repo add`)",
+                    dir.display()
+                ));
+                notes.extend(n);
+                e
+            }
+            None => {
+                return Err(inval(
+                    "no default backup repository: `berth backup repo default NAME` or --repo"
+                        .into(),
+                ))
+            }
+        };
+        let pw = e.password(root)?;
+        let r = berth_backup::open(&e.path, &pw).map_err(bk)?;
+        Ok((e, r))
+    }
+
+    /// Backs up container `r` (docs/backups.md).
+    pub fn backup_create(
+        &self,
+        r: &CtRef,
+        o: &BackupCreate,
+        p: &dyn Progress,
+    ) -> Result<BackupResult> {
+        for t in &o.tags {
+            validate_tag(t)?;
+        }
+        if let Some(d) = &o.description {
+            berth_core::validate::validate_description(d)
+                .map_err(|m| inval(format!("description: {m}")))?;
+        }
+        let mut warnings = vec![];
+        let (repo, rh) = self.repo(o.repo.as_deref(), &mut warnings)?;
+        let id = self.resolve(r)?;
+        let guard = self.lock_ct(id)?;
+        let cfg = self.load_config(id)?;
+        let config_bytes = read_bounded(&self.root().ct_config(id), 1 << 20)?;
+        let mut extras = vec![Extra {
+            name: "config.toml".into(),
+            content: config_bytes,
+            mode: 0o600,
+        }];
+        let tpl = self
+            .root()
+            .template_dir(&cfg.ostemplate)?
+            .join("template.toml");
+        if let Ok(b) = read_bounded(&tpl, 1 << 20) {
+            extras.push(Extra {
+                name: "template.toml".into(),
+                content: b,
+                mode: 0o644,
+            });
+        }
+        let mut tags = vec!["berth".to_string(), format!("ct:{id}")];
+        if let Some(n) = &cfg.name {
+            tags.push(format!("name:{n}"));
+        }
+        let status = self.current_status(id);
+        let mode = if status == CtStatus::Stopped {
+            BackupMode::Stop
+        } else {
+            o.mode
+        };
+        tags.push(format!("mode:{mode}"));
+        tags.extend(o.tags.iter().cloned());
+        let latest = rh
+            .list()
+            .map_err(bk)?
+            .into_iter()
+            .filter(|s| ctid_of(s) == Some(id.0))
+            .collect::<Vec<_>>();
+        // Leftover first passes of a killed live backup go now.
+        let stale: Vec<String> = latest
+            .iter()
+            .filter(|s| s.tags.iter().any(|t| t == PARTIAL_TAG))
+            .map(|s| s.id.clone())
+            .collect();
+        rh.delete(&stale).map_err(bk)?;
+        let parent = latest
+            .iter()
+            .rev()
+            .find(|s| !s.tags.iter().any(|t| t == PARTIAL_TAG))
+            .map(|s| s.id.clone());
+        let spec = SnapSpec {
+            path: snap_path(id),
+            hostname: cfg.effective_hostname(),
+            tags,
+            parent,
+            full: o.full,
+            description: o.description.clone(),
+        };
+        let shift = cfg.idmap.filter(|_| !cfg.privileged).map(|m| IdShift {
+            base: m.host_base,
+            count: m.size,
+        });
+        let mounted = berth_storage::rootfs::mounted_disk_dir(self.root(), id).join("upper");
+        let mut paused_ms = None;
+        let snap = match (status, mode) {
+            (CtStatus::Stopped, _) => {
+                p.message(&format!("backing up container {id} (stopped)"));
+                self.snapshot_stopped(id, &cfg, &rh, &extras, &spec, &mut warnings)?
+            }
+            (_, BackupMode::Stop) => {
+                p.message(&format!("stopping container {id} for its backup"));
+                let t0 = Instant::now();
+                self.stop_locked(id, &cfg, StopOptions::default())?;
+                let res = self.snapshot_stopped(id, &cfg, &rh, &extras, &spec, &mut warnings);
+                p.message(&format!("starting container {id} again"));
+                let started = self.start_locked(id);
+                paused_ms = Some(t0.elapsed().as_millis() as u64);
+                if let Err(e) = started {
+                    warnings.push(format!("container {id} did not start again: {e}"));
+                }
+                res?
+            }
+            (_, BackupMode::Suspend) => {
+                p.message(&format!("backing up container {id} (frozen)"));
+                let t0 = Instant::now();
+                let r = self.frozen_pass(
+                    id,
+                    status,
+                    &mounted,
+                    shift,
+                    &rh,
+                    &extras,
+                    &spec,
+                    &mut warnings,
+                );
+                paused_ms = Some(t0.elapsed().as_millis() as u64);
+                r?
+            }
+            (_, BackupMode::Live) => {
+                p.message(&format!("backing up container {id} (pass 1, running)"));
+                let mut first = spec.clone();
+                first.tags.push(PARTIAL_TAG.into());
+                let src = CtSource::new(&mounted, &spec.path, "upper", extras.clone(), shift);
+                let (s1, _) = rh.snapshot(&src, &first).map_err(bk)?;
+                if p.cancelled() {
+                    rh.delete(std::slice::from_ref(&s1.id)).map_err(bk)?;
+                    return Err(NodeError::Cancelled(format!(
+                        "the backup of container {id}"
+                    )));
+                }
+                p.message(&format!(
+                    "backing up container {id} (pass 2, frozen: what changed)"
+                ));
+                let mut second = spec.clone();
+                second.parent = Some(s1.id.clone());
+                second.full = false;
+                let t0 = Instant::now();
+                let r = self.frozen_pass(
+                    id,
+                    status,
+                    &mounted,
+                    shift,
+                    &rh,
+                    &extras,
+                    &second,
+                    &mut warnings,
+                );
+                paused_ms = Some(t0.elapsed().as_millis() as u64);
+                rh.delete(std::slice::from_ref(&s1.id)).map_err(bk)?;
+                let mut s2 = r?;
+                // The second pass read only what changed; the whole backup read both.
+                s2.files_read = s2.files_read.max(s1.files_read);
+                s2.added += s1.added;
+                s2
+            }
+        };
+        drop(guard);
+        tracing::info!(%id, snapshot = %snap.id, repo = %repo.name, %mode, ?paused_ms, "container backed up");
+        Ok(BackupResult {
+            ctid: id.0,
+            repo: repo.name,
+            snapshot: snap,
+            paused_ms,
+            mode,
+            warnings,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn snapshot_stopped(
+        &self,
+        id: CtId,
+        cfg: &ContainerConfig,
+        rh: &Repo,
+        extras: &[Extra],
+        spec: &SnapSpec,
+        warnings: &mut Vec<String>,
+    ) -> Result<SnapInfo> {
+        berth_storage::rootfs::with_raw_mount(self.root(), id, cfg.disk.fstype, |raw, _| {
+            let src = CtSource::new(
+                &raw.join("upper"),
+                &spec.path,
+                "upper",
+                extras.to_vec(),
+                None,
+            );
+            let (s, rep) = rh.snapshot(&src, spec).map_err(|e| {
+                berth_storage::StorageError::io(rh.path(), std::io::Error::other(e.to_string()))
+            })?;
+            skipped(&rep, warnings);
+            Ok(s)
+        })
+        .map_err(Into::into)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn frozen_pass(
+        &self,
+        id: CtId,
+        status: CtStatus,
+        mounted: &Path,
+        shift: Option<IdShift>,
+        rh: &Repo,
+        extras: &[Extra],
+        spec: &SnapSpec,
+        warnings: &mut Vec<String>,
+    ) -> Result<SnapInfo> {
+        let freeze = status == CtStatus::Running;
+        if freeze {
+            self.freeze_for_clone(id)?;
+        }
+        let r = (|| -> Result<SnapInfo> {
+            sync_mounted_disk(self.root(), id, false)?;
+            let src = CtSource::new(mounted, &spec.path, "upper", extras.to_vec(), shift);
+            let (s, rep) = rh.snapshot(&src, spec).map_err(bk)?;
+            skipped(&rep, warnings);
+            Ok(s)
+        })();
+        if freeze && !thaw_after_clone(self.root(), &self.node_config().node_id, id) {
+            warnings.push(format!(
+                "container {id} could not be thawed after its backup: `berth resume {id}`"
+            ));
+        }
+        r
+    }
+
+    /// The snapshots of the node's repositories (or one), filtered, oldest first.
+    pub fn backup_list(&self, f: &BackupFilter) -> Result<Vec<BackupEntry>> {
+        let root = self.root();
+        let repos = load_repos(root)?;
+        let mut out = vec![];
+        for e in &repos.repos {
+            if f.repo.as_deref().is_some_and(|r| r != e.name) {
+                continue;
+            }
+            let pw = e.password(root)?;
+            let rh = berth_backup::open(&e.path, &pw).map_err(bk)?;
+            for s in rh.list().map_err(bk)? {
+                let Some(ct) = ctid_of(&s) else { continue };
+                if s.tags.iter().any(|t| t == PARTIAL_TAG)
+                    || f.ctid.is_some_and(|c| c.0 != ct)
+                    || f.since.is_some_and(|t| s.time < t)
+                    || f.hostname.as_deref().is_some_and(|h| h != s.hostname)
+                    || f.tag
+                        .as_deref()
+                        .is_some_and(|t| !s.tags.iter().any(|x| x == t))
+                {
+                    continue;
+                }
+                out.push(BackupEntry {
+                    repo: e.name.clone(),
+                    ctid: ct,
+                    name: s.tag("name").map(str::to_string),
+                    snapshot: s,
+                });
+            }
+        }
+        if f.repo.is_some()
+            && out.is_empty()
+            && !repos.repos.iter().any(|e| Some(&e.name) == f.repo.as_ref())
+        {
+            return Err(NodeError::NotFound(format!(
+                "backup repository {:?}",
+                f.repo.as_deref().unwrap_or("")
+            )));
+        }
+        out.sort_by_key(|b| b.snapshot.time);
+        Ok(out)
+    }
+
+    /// The snapshot of container `ct` named `snap` (a full id or a unique prefix), or its
+    /// latest; with the repository and its password.
+    fn find_snapshot(
+        &self,
+        repo: Option<&str>,
+        ct: CtId,
+        snap: Option<&str>,
+    ) -> Result<(RepoEntry, Repo, SnapInfo)> {
+        let mut notes = vec![];
+        let list = self.backup_list(&BackupFilter {
+            repo: repo.map(str::to_string),
+            ctid: Some(ct),
+            ..Default::default()
+        })?;
+        let found: Vec<&BackupEntry> = match snap {
+            Some(s) => {
+                if s.len() < 4 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(inval(format!(
+                        "snapshot {s:?}: at least 4 hex digits of its id"
+                    )));
+                }
+                list.iter()
+                    .filter(|b| b.snapshot.id.starts_with(s))
+                    .collect()
+            }
+            None => list.last().into_iter().collect(),
+        };
+        let b = match found.as_slice() {
+            [b] => (*b).clone(),
+            [] => {
+                return Err(NodeError::NotFound(match snap {
+                    Some(s) => format!("backup {s} of container {ct}"),
+                    None => format!("a backup of container {ct}"),
+                }))
+            }
+            _ => {
+                return Err(inval(format!(
+                    "snapshot {:?} is ambiguous: give more of its id",
+                    snap.unwrap_or("")
+                )))
+            }
+        };
+        let (e, rh) = self.repo(Some(&b.repo), &mut notes)?;
+        Ok((e, rh, b.snapshot))
+    }
+
+    /// Lists `path` (inside the container, `/` its root) of a backup of container `ct`.
+    pub fn backup_ls(
+        &self,
+        repo: Option<&str>,
+        ct: CtId,
+        snap: Option<&str>,
+        path: &str,
+        recursive: bool,
+    ) -> Result<(SnapInfo, Vec<berth_backup::LsEntry>)> {
+        let (_, rh, s) = self.find_snapshot(repo, ct, snap)?;
+        let inner = inner_path(path)?;
+        let full = format!("/ct/{ct}/upper{inner}");
+        let v = rh.ls(&s.id, &full, recursive).map_err(bk)?;
+        Ok((s, v))
+    }
+
+    /// Restores container `ct` from a backup (docs/backups.md): to its own CTID if that is
+    /// free (or, with `force`, stopped: its disk and config replaced), or as a new container.
+    pub fn backup_restore(
+        &self,
+        ct: CtId,
+        o: &BackupRestore,
+        p: &dyn Progress,
+    ) -> Result<(CtId, SnapInfo, Vec<String>)> {
+        let (_, rh, s) = self.find_snapshot(o.repo.as_deref(), ct, o.snapshot.as_deref())?;
+        let text = rh
+            .read_file(&s.id, &format!("/ct/{ct}/config.toml"), 1 << 20)
+            .map_err(bk)?;
+        let text = String::from_utf8(text)
+            .map_err(|_| inval("the backup's config.toml is not UTF-8".into()))?;
+        let mut cfg: ContainerConfig =
+            toml::from_str(&text).map_err(|m| inval(format!("the backup's config.toml: {m}")))?;
+        cfg.validate()?;
+        if cfg.ctid != ct {
+            return Err(inval(format!(
+                "the backup's config.toml is container {}'s, not {ct}'s",
+                cfg.ctid
+            )));
+        }
+        if !self
+            .root()
+            .template_dir(&cfg.ostemplate)?
+            .join("template.toml")
+            .exists()
+        {
+            return Err(CoreError::TemplateNotFound(cfg.ostemplate.clone()).into());
+        }
+        for t in &cfg.app_templates {
+            if !self.root().template_dir(t)?.join("template.toml").exists() {
+                return Err(CoreError::TemplateNotFound(t.clone()).into());
+            }
+        }
+        let target = o.as_ctid.unwrap_or(ct);
+        let mut notes = vec![];
+        let node_guard = lock::lock(&self.root().node_lock())?;
+        let exists = self.root().ct_dir(target).exists();
+        if exists && !(o.force && o.as_ctid.is_none()) {
+            return Err(CoreError::CtIdInUse(target.0).into());
+        }
+        if exists {
+            // The same CTID, replaced: stopped, its disk and config swapped for the backup's.
+            let g = self.lock_ct(target)?;
+            if self.current_status(target) != CtStatus::Stopped {
+                return Err(NodeError::IsRunning(target.0));
+            }
+            let old = self.load_config(target)?;
+            cfg.idmap = old.idmap;
+            self.check_name_free_opt(&cfg, Some(target))?;
+            drop(node_guard);
+            let staged = self.root().ct_dir(target).join("disk.img.restore");
+            let _ = std::fs::remove_file(&staged);
+            let r = self.restore_disk(&staged, &cfg, &rh, &s, ct, p);
+            if let Err(err) = r {
+                let _ = berth_storage::rootfs::release_disk_image(&staged);
+                let _ = std::fs::remove_file(&staged);
+                return Err(err);
+            }
+            std::fs::rename(&staged, self.root().ct_disk(target))
+                .map_err(|e| CoreError::io(&staged, e))?;
+            fsutil::write_toml(&self.root().ct_config(target), &cfg)?;
+            drop(g);
+            tracing::info!(%target, snapshot = %s.id, "container restored in place");
+            return Ok((target, s, notes));
+        }
+        let configs = self.configs()?;
+        let ct_guard = lock::lock(&self.root().ct_lock(target))?;
+        let dir = self.root().ct_dir(target);
+        std::fs::create_dir(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => CoreError::CtIdInUse(target.0),
+            _ => CoreError::io(&dir, e),
+        })?;
+        fsutil::ensure_mode(&dir, 0o700)?;
+        let mut idmap_taken = false;
+        let res = (|| -> Result<()> {
+            Journal::begin(&self.root().ct_journal(target), Operation::Clone)?;
+            cfg.ctid = target;
+            cfg.idmap = None;
+            if target != ct {
+                let (net, n) = self.net_for_clone(target, &cfg.net, &configs)?;
+                cfg.net = net;
+                notes.extend(n);
+                if let Some(name) = cfg.name.clone() {
+                    if self.check_name_free(&name, None).is_err() {
+                        notes.push(format!(
+                            "the name {name:?} is taken: the restored container has none"
+                        ));
+                        cfg.name = None;
+                    }
+                }
+            } else {
+                self.check_name_free_opt(&cfg, None)?;
+            }
+            if !cfg.privileged {
+                cfg.idmap = Some(self.allocate_idmap(target, &configs)?);
+                idmap_taken = true;
+            }
+            self.check_conflicts(&cfg)?;
+            self.check_disk_promise(None, &cfg.disk, 0)?;
+            fsutil::write_toml(&self.root().ct_config(target), &cfg)?;
+            drop(node_guard);
+            self.restore_disk(&self.root().ct_disk(target), &cfg, &rh, &s, ct, p)?;
+            Journal::end(&self.root().ct_journal(target))?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => {
+                drop(ct_guard);
+                tracing::info!(%target, from = %ct, snapshot = %s.id, "container restored");
+                Ok((target, s, notes))
+            }
+            Err(err) => {
+                let _ = berth_storage::rootfs::release_disk(self.root(), target);
+                if idmap_taken {
+                    crate::idreg::free(self.root(), &self.node_config().node_id, target);
+                }
+                let _ = crate::recover::remove_ct_dir(self.root(), target);
+                crate::recover::remove_ct_locks(self.root(), target, ct_guard);
+                Err(err)
+            }
+        }
+    }
+
+    fn check_name_free_opt(&self, cfg: &ContainerConfig, except: Option<CtId>) -> Result<()> {
+        match &cfg.name {
+            Some(n) => self.check_name_free(n, except),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes a fresh virtual disk at `image` for `cfg` and restores the snapshot's upper
+    /// layer into it, mounted where only Berth sees it.
+    #[allow(clippy::too_many_arguments)]
+    fn restore_disk(
+        &self,
+        image: &Path,
+        cfg: &ContainerConfig,
+        rh: &Repo,
+        s: &SnapInfo,
+        from: CtId,
+        p: &dyn Progress,
+    ) -> Result<()> {
+        let staging = image.with_extension("staging");
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir(&staging).map_err(|e| CoreError::io(&staging, e))?;
+        let made = berth_storage::disk::create_image_of(
+            image,
+            cfg.disk.size,
+            cfg.disk.fstype,
+            cfg.disk.disktype,
+            cfg.disk.inodes,
+            &staging,
+        );
+        let _ = std::fs::remove_dir_all(&staging);
+        made?;
+        p.message(&format!(
+            "restoring the files of container {from} (snapshot {})",
+            s.short()
+        ));
+        let snap_path = format!("/ct/{from}/upper");
+        berth_storage::rootfs::with_raw_mount_of(
+            self.root(),
+            image,
+            cfg.ctid,
+            cfg.disk.fstype,
+            |raw, _| {
+                let upper = raw.join("upper");
+                rh.restore(&s.id, &snap_path, &upper, true).map_err(|e| {
+                    berth_storage::StorageError::io(rh.path(), std::io::Error::other(e.to_string()))
+                })?;
+                Ok(())
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Restores `paths` (inside the container) of a backup of `ct` into `to`, a directory
+    /// Berth makes (root-only, 0700: the files keep the container's owners and modes, and
+    /// a setuid file of the container must not be reachable by host users).
+    pub fn backup_restore_files(
+        &self,
+        repo: Option<&str>,
+        ct: CtId,
+        snap: Option<&str>,
+        paths: &[String],
+        to: &Path,
+    ) -> Result<(SnapInfo, u64, u64)> {
+        let (_, rh, s) = self.find_snapshot(repo, ct, snap)?;
+        if paths.is_empty() {
+            return Err(inval("name at least one path to restore".into()));
+        }
+        if to.exists() {
+            let empty = std::fs::read_dir(to)
+                .map_err(|e| CoreError::io(to, e))?
+                .next()
+                .is_none();
+            if !empty {
+                return Err(inval(format!("{}: exists and is not empty", to.display())));
+            }
+        }
+        fsutil::create_dir_mode(to, 0o700)?;
+        let (mut files, mut bytes) = (0, 0);
+        for path in paths {
+            let inner = inner_path(path)?;
+            let full = format!("/ct/{ct}/upper{inner}");
+            let dest = to.join(inner.trim_start_matches('/'));
+            let (f, b) = rh.restore(&s.id, &full, &dest, true).map_err(bk)?;
+            files += f;
+            bytes += b;
+        }
+        Ok((s, files, bytes))
+    }
+
+    /// Applies a retention policy to container `ct`'s backups in one repository (its
+    /// latest is always kept); with `prune`, frees the data no snapshot uses. Returns the
+    /// kept and removed snapshot ids and the bytes freed.
+    pub fn backup_forget(
+        &self,
+        repo: Option<&str>,
+        ct: CtId,
+        keep: &Keep,
+        prune: bool,
+    ) -> Result<(Vec<String>, Vec<String>, u64)> {
+        let mut notes = vec![];
+        let (_, rh) = self.repo(repo, &mut notes)?;
+        let snaps: Vec<SnapInfo> = rh
+            .list()
+            .map_err(bk)?
+            .into_iter()
+            .filter(|s| ctid_of(s) == Some(ct.0))
+            .collect();
+        if snaps.is_empty() {
+            return Ok((vec![], vec![], 0));
+        }
+        let (kept, gone) = rh.plan_forget(&snaps, keep).map_err(bk)?;
+        rh.delete(&gone).map_err(bk)?;
+        let freed = if prune { rh.prune().map_err(bk)? } else { 0 };
+        tracing::info!(%ct, kept = kept.len(), removed = gone.len(), freed, "backups forgotten");
+        Ok((kept, gone, freed))
+    }
+
+    /// Checks a repository (structure; with `read_data`, that share of the data too).
+    pub fn backup_verify(&self, repo: Option<&str>, read_data: Option<f64>) -> Result<String> {
+        let mut notes = vec![];
+        let (e, rh) = self.repo(repo, &mut notes)?;
+        rh.check(read_data).map_err(bk)?;
+        Ok(e.name)
+    }
+}
+
+fn skipped(rep: &berth_backup::source::Report, warnings: &mut Vec<String>) {
+    if rep.skipped() > 0 {
+        let mut m = format!(
+            "{} entries could not be read and are not in the backup",
+            rep.skipped()
+        );
+        if let Some(first) = rep.messages().first() {
+            m.push_str(&format!(" (first: {first})"));
+        }
+        warnings.push(m);
+    }
+}
+
+/// A path inside the container, normalised to `/a/b` (or empty for `/`): absolute, no
+/// `.`/`..` components, no NUL.
+pub fn inner_path(p: &str) -> Result<String> {
+    if !p.starts_with('/') || p.contains('\0') {
+        return Err(inval(format!(
+            "{p:?}: a path inside the container starts with /"
+        )));
+    }
+    let mut out = String::new();
+    for c in p.split('/').filter(|c| !c.is_empty()) {
+        if c == "." || c == ".." {
+            return Err(inval(format!("{p:?}: no . or .. components")));
+        }
+        out.push('/');
+        out.push_str(c);
+    }
+    Ok(out)
+}
+
+/// Reads at most `max` bytes of `p` (a larger file is refused).
+fn read_bounded(p: &Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(p).map_err(|e| CoreError::io(p, e))?;
+    let mut b = vec![];
+    f.take(max + 1)
+        .read_to_end(&mut b)
+        .map_err(|e| CoreError::io(p, e))?;
+    if b.len() as u64 > max {
+        return Err(inval(format!("{}: larger than {max} bytes", p.display())));
+    }
+    Ok(b)
+}

@@ -1,0 +1,522 @@
+//! `berth backup …`: containers into restic-format repositories (docs/backups.md). Runs on
+//! the node itself (the repositories and their keys are the node's); not yet over `--remote`.
+
+use crate::output::human;
+use crate::{cmd_remote, progress, Format};
+use anyhow::Result;
+use berth_backup::Keep;
+use berth_core::timefmt::utc_seconds;
+use berth_core::{CtId, CtRef, NodeRoot};
+use berth_node::backup::{BackupCreate, BackupFilter, BackupMode, BackupRestore};
+use berth_node::LocalNode;
+use clap::Subcommand;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub(crate) enum BackupCmd {
+    /// Repositories: a directory holding a restic repository, and its password
+    Repo {
+        #[command(subcommand)]
+        cmd: RepoCmd,
+    },
+    /// Back up containers: a running one stays up (`live`: frozen only while what changed
+    /// during a first pass is read again)
+    Create {
+        /// CTIDs or names
+        #[arg(required_unless_present = "all")]
+        cts: Vec<String>,
+        /// Every container of the node
+        #[arg(long, conflicts_with = "cts")]
+        all: bool,
+        #[arg(long)]
+        repo: Option<String>,
+        /// `live` (default), `suspend` (frozen for the whole read) or `stop` (stopped, then
+        /// started again)
+        #[arg(long, default_value = "live")]
+        mode: String,
+        /// A tag for the snapshot (repeatable)
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Read every file again (default: files unchanged since the last backup, by size,
+        /// times and inode, are taken from it)
+        #[arg(long)]
+        full: bool,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// List backups, oldest first
+    List {
+        /// Only this container's (CTID or name)
+        ct: Option<String>,
+        #[arg(long)]
+        repo: Option<String>,
+        /// Only those made since: `7d`, `24h`, `30m`, seconds
+        #[arg(long)]
+        since: Option<String>,
+        /// Only those of containers with this hostname
+        #[arg(long)]
+        hostname: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Browse a backup's files: `ls CT [SNAPSHOT] [PATH]` (the latest, `/` by default)
+    Ls {
+        ct: String,
+        #[arg(num_args = 0..=2, value_name = "SNAPSHOT PATH")]
+        rest: Vec<String>,
+        #[arg(long)]
+        repo: Option<String>,
+        /// Everything below PATH
+        #[arg(short = 'R', long)]
+        recursive: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Restore a whole container: to its CTID when free (`--force`: replacing it, stopped),
+    /// or as a new container (`--as`: new ID range, MACs and addresses)
+    Restore {
+        ct: String,
+        snapshot: Option<String>,
+        #[arg(long)]
+        repo: Option<String>,
+        #[arg(long = "as", value_name = "CTID")]
+        as_ctid: Option<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore files of a backup into a new host directory (root-only, owners and modes
+    /// as in the container): `restore-files CT [SNAPSHOT] PATH… --to DIR`
+    RestoreFiles {
+        ct: String,
+        #[arg(required = true, value_name = "[SNAPSHOT] PATH")]
+        rest: Vec<String>,
+        #[arg(long)]
+        to: PathBuf,
+        #[arg(long)]
+        repo: Option<String>,
+    },
+    /// Remove a container's old backups by a retention policy (its latest always stays)
+    Forget {
+        ct: String,
+        #[arg(long)]
+        repo: Option<String>,
+        #[arg(long)]
+        keep_last: Option<u32>,
+        #[arg(long)]
+        keep_hourly: Option<u32>,
+        #[arg(long)]
+        keep_daily: Option<u32>,
+        #[arg(long)]
+        keep_weekly: Option<u32>,
+        #[arg(long)]
+        keep_monthly: Option<u32>,
+        #[arg(long)]
+        keep_yearly: Option<u32>,
+        /// Free the data no backup uses any more
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Check a repository's structure, and with --read-data-subset that share of its data
+    Verify {
+        #[arg(long)]
+        repo: Option<String>,
+        /// `10%`, or `100%` for all of it
+        #[arg(long, value_name = "PERCENT")]
+        read_data_subset: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RepoCmd {
+    /// Add a repository (a new one is initialised; an existing one opened). Without
+    /// --password-file a random key is made under the node root: keep a copy
+    Add {
+        name: String,
+        dir: PathBuf,
+        /// A root-only file whose first line is the password
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// List the repositories
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Forget a repository (its files stay)
+    Remove { name: String },
+    /// The repository used without --repo
+    Default { name: String },
+}
+
+fn local(root: &NodeRoot) -> Result<LocalNode> {
+    if cmd_remote::is_remote() {
+        anyhow::bail!(
+            "`berth backup` runs on the node itself for now (not over --remote): run it there"
+        );
+    }
+    let exe = std::env::current_exe()?;
+    Ok(LocalNode::open(root.clone(), exe).map_err(berth_api::Error::from)?)
+}
+
+fn ctid(node: &LocalNode, s: &str) -> Result<CtId> {
+    match CtId::parse(s) {
+        Ok(id) => Ok(id),
+        Err(_) => Ok(node
+            .resolve(&CtRef::parse(s)?)
+            .map_err(berth_api::Error::from)?),
+    }
+}
+
+fn e(x: berth_node::NodeError) -> anyhow::Error {
+    berth_api::Error::from(x).into()
+}
+
+fn is_snap(s: &str) -> bool {
+    !s.starts_with('/')
+}
+
+pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
+    let node = local(root)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        BackupCmd::Repo { cmd } => match cmd {
+            RepoCmd::Add {
+                name,
+                dir,
+                password_file,
+            } => {
+                let (r, notes) = node
+                    .backup_repo_add(&name, &dir, password_file.as_deref())
+                    .map_err(e)?;
+                for n in notes {
+                    eprintln!("note: {n}");
+                }
+                writeln!(
+                    out,
+                    "backup repository {} added at {}",
+                    r.name,
+                    r.path.display()
+                )?;
+            }
+            RepoCmd::List { format } => {
+                let repos = node.backup_repos().map_err(e)?;
+                if format == Format::Json {
+                    serde_json::to_writer_pretty(&mut out, &repos)?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:<16} {:<8} {:<40} PASSWORD",
+                        "NAME", "DEFAULT", "PATH"
+                    )?;
+                    for r in &repos.repos {
+                        let def = if repos.default.as_deref() == Some(&r.name) {
+                            "yes"
+                        } else {
+                            ""
+                        };
+                        let pw = r
+                            .password_file
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| "(node key)".into());
+                        writeln!(
+                            out,
+                            "{:<16} {:<8} {:<40} {pw}",
+                            r.name,
+                            def,
+                            r.path.display()
+                        )?;
+                    }
+                }
+            }
+            RepoCmd::Remove { name } => {
+                node.backup_repo_remove(&name).map_err(e)?;
+                writeln!(out, "backup repository {name} forgotten (its files stay)")?;
+            }
+            RepoCmd::Default { name } => {
+                node.backup_repo_default(&name).map_err(e)?;
+                writeln!(out, "backup repository {name} is the default")?;
+            }
+        },
+        BackupCmd::Create {
+            cts,
+            all,
+            repo,
+            mode,
+            tags,
+            full,
+            description,
+            format,
+        } => {
+            let mode: BackupMode = mode.parse().map_err(e)?;
+            let ids: Vec<CtId> = if all {
+                node.list(true).map_err(e)?.iter().map(|c| c.ctid).collect()
+            } else {
+                cts.iter().map(|c| ctid(&node, c)).collect::<Result<_>>()?
+            };
+            let o = BackupCreate {
+                repo,
+                mode,
+                tags,
+                full,
+                description,
+            };
+            let mut results = vec![];
+            let mut failed = vec![];
+            for id in ids {
+                let bar = progress::Bar::new();
+                match node.backup_create(&CtRef::Id(id), &o, &bar) {
+                    Ok(r) => {
+                        drop(bar);
+                        for w in &r.warnings {
+                            eprintln!("warning: {w}");
+                        }
+                        if format == Format::Table {
+                            let paused = r
+                                .paused_ms
+                                .map(|m| {
+                                    format!(
+                                        ", {} {m} ms",
+                                        if r.mode == BackupMode::Stop {
+                                            "stopped"
+                                        } else {
+                                            "frozen"
+                                        }
+                                    )
+                                })
+                                .unwrap_or_default();
+                            writeln!(
+                                out,
+                                "container {id} backed up: snapshot {} in {} ({} files, {}, {} added{paused})",
+                                r.snapshot.short(),
+                                r.repo,
+                                r.snapshot.files,
+                                human(r.snapshot.bytes),
+                                human(r.snapshot.added),
+                            )?;
+                        }
+                        results.push(r);
+                    }
+                    Err(x) => {
+                        drop(bar);
+                        eprintln!("error: container {id}: {}", berth_api::Error::from(x));
+                        failed.push(id);
+                    }
+                }
+            }
+            if format == Format::Json {
+                serde_json::to_writer_pretty(&mut out, &results)?;
+                writeln!(out)?;
+            }
+            if !failed.is_empty() {
+                let l: Vec<String> = failed.iter().map(|i| i.to_string()).collect();
+                anyhow::bail!("the backup of {} failed", l.join(", "));
+            }
+        }
+        BackupCmd::List {
+            ct,
+            repo,
+            since,
+            hostname,
+            tag,
+            format,
+        } => {
+            let since = since
+                .map(|s| {
+                    if s == "0" {
+                        return Ok(0);
+                    }
+                    berth_auth::parse_duration(&s)
+                        .map(|d| berth_core::timefmt::now_ms() as i64 / 1000 - d as i64)
+                        .map_err(|m| anyhow::anyhow!("--since {s}: {m}"))
+                })
+                .transpose()?;
+            let f = BackupFilter {
+                repo,
+                ctid: ct.map(|c| ctid(&node, &c)).transpose()?,
+                since,
+                hostname,
+                tag,
+            };
+            let list = node.backup_list(&f).map_err(e)?;
+            if format == Format::Json {
+                serde_json::to_writer_pretty(&mut out, &list)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<9} {:<6} {:<20} {:<10} {:<20} {:>8} {:>9}  TAGS",
+                    "SNAPSHOT", "CTID", "TIME (UTC)", "REPO", "HOSTNAME", "FILES", "SIZE"
+                )?;
+                for b in &list {
+                    let tags: Vec<&str> = b
+                        .snapshot
+                        .tags
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|t| *t != "berth" && !t.starts_with("ct:"))
+                        .collect();
+                    writeln!(
+                        out,
+                        "{:<9} {:<6} {:<20} {:<10} {:<20} {:>8} {:>9}  {}",
+                        b.snapshot.short(),
+                        b.ctid,
+                        utc_seconds(b.snapshot.time.max(0) as u64 * 1000),
+                        b.repo,
+                        b.snapshot.hostname,
+                        b.snapshot.files,
+                        human(b.snapshot.bytes),
+                        tags.join(",")
+                    )?;
+                }
+            }
+        }
+        BackupCmd::Ls {
+            ct,
+            rest,
+            repo,
+            recursive,
+            format,
+        } => {
+            let id = ctid(&node, &ct)?;
+            let (snap, path) = match rest.as_slice() {
+                [] => (None, "/".to_string()),
+                [a] if is_snap(a) => (Some(a.clone()), "/".into()),
+                [a] => (None, a.clone()),
+                [a, b] => (Some(a.clone()), b.clone()),
+                _ => unreachable!("clap: at most two"),
+            };
+            let (s, list) = node
+                .backup_ls(repo.as_deref(), id, snap.as_deref(), &path, recursive)
+                .map_err(e)?;
+            if format == Format::Json {
+                serde_json::to_writer_pretty(&mut out, &list)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "snapshot {} of container {id}, {}",
+                    s.short(),
+                    utc_seconds(s.time.max(0) as u64 * 1000)
+                )?;
+                for x in &list {
+                    let t = x
+                        .target
+                        .as_deref()
+                        .map(|t| format!(" -> {t}"))
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "{:<8} {:04o} {:>6}:{:<6} {:>9} {}{t}",
+                        x.kind,
+                        x.mode,
+                        x.uid,
+                        x.gid,
+                        human(x.size),
+                        x.path
+                    )?;
+                }
+            }
+        }
+        BackupCmd::Restore {
+            ct,
+            snapshot,
+            repo,
+            as_ctid,
+            force,
+        } => {
+            let id = CtId::parse(&ct)?;
+            let o = BackupRestore {
+                repo,
+                snapshot,
+                as_ctid: as_ctid.as_deref().map(CtId::parse).transpose()?,
+                force,
+            };
+            let bar = progress::Bar::new();
+            let (to, s, notes) = node.backup_restore(id, &o, &bar).map_err(e)?;
+            drop(bar);
+            for n in notes {
+                eprintln!("note: {n}");
+            }
+            writeln!(out, "container {to} restored from snapshot {} of container {id} (stopped: `berth start {to}`)", s.short())?;
+        }
+        BackupCmd::RestoreFiles { ct, rest, to, repo } => {
+            let id = CtId::parse(&ct)?;
+            let (snap, paths) = match rest.split_first() {
+                Some((a, tail)) if is_snap(a) => (Some(a.clone()), tail.to_vec()),
+                _ => (None, rest.clone()),
+            };
+            let (s, files, bytes) = node
+                .backup_restore_files(repo.as_deref(), id, snap.as_deref(), &paths, &to)
+                .map_err(e)?;
+            writeln!(
+                out,
+                "{files} files ({}) of snapshot {} restored into {}",
+                human(bytes),
+                s.short(),
+                to.display()
+            )?;
+        }
+        BackupCmd::Forget {
+            ct,
+            repo,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            prune,
+        } => {
+            let id = ctid(&node, &ct)?;
+            let keep = Keep {
+                last: keep_last,
+                hourly: keep_hourly,
+                daily: keep_daily,
+                weekly: keep_weekly,
+                monthly: keep_monthly,
+                yearly: keep_yearly,
+            };
+            if keep.is_empty() {
+                anyhow::bail!("give a policy: --keep-last N, --keep-daily N, …");
+            }
+            let (kept, gone, freed) = node
+                .backup_forget(repo.as_deref(), id, &keep, prune)
+                .map_err(e)?;
+            writeln!(
+                out,
+                "container {id}: {} backups kept, {} removed",
+                kept.len(),
+                gone.len()
+            )?;
+            if prune {
+                writeln!(out, "pruned: {} freed", human(freed))?;
+            }
+        }
+        BackupCmd::Verify {
+            repo,
+            read_data_subset,
+        } => {
+            let pct = read_data_subset
+                .map(|s| {
+                    s.trim_end_matches('%')
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|p| *p > 0.0 && *p <= 100.0)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("--read-data-subset {s}: a percentage, 1% to 100%")
+                        })
+                })
+                .transpose()?;
+            let name = node.backup_verify(repo.as_deref(), pct).map_err(e)?;
+            writeln!(out, "backup repository {name}: no errors found")?;
+        }
+    }
+    Ok(())
+}
