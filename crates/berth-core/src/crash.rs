@@ -72,6 +72,10 @@ pub const CRASH_POINTS: &[&str] = &[
     "clone:after-live-round",
     "clone:after-freeze",
     "clone:after-disk",
+    // backup create (live: between the passes, frozen) and backup restore
+    "backup:after-first-pass",
+    "backup:after-freeze",
+    "restore:after-disk",
     // move --ctid (renumber)
     "move:after-journal",
     "move:after-rename",

@@ -537,6 +537,7 @@ impl LocalNode {
                 first.tags.push(PARTIAL_TAG.into());
                 let src = CtSource::new(&mounted, &spec.path, "upper", extras.clone(), shift);
                 let (s1, _) = rh.snapshot(&src, &first).map_err(bk)?;
+                crate::crash_point("backup:after-first-pass");
                 if p.cancelled() {
                     rh.delete(std::slice::from_ref(&s1.id)).map_err(bk)?;
                     return Err(NodeError::Cancelled(format!(
@@ -624,6 +625,7 @@ impl LocalNode {
         if freeze {
             self.freeze_for_clone(id)?;
         }
+        crate::crash_point("backup:after-freeze");
         let r = (|| -> Result<SnapInfo> {
             sync_mounted_disk(self.root(), id, false)?;
             let src = CtSource::new(mounted, &spec.path, "upper", extras.to_vec(), shift);
@@ -850,6 +852,7 @@ impl LocalNode {
             fsutil::write_toml(&self.root().ct_config(target), &cfg)?;
             drop(node_guard);
             self.restore_disk(&self.root().ct_disk(target), &cfg, &rh, &s, ct, p)?;
+            crate::crash_point("restore:after-disk");
             Journal::end(&self.root().ct_journal(target))?;
             Ok(())
         })();

@@ -269,6 +269,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             };
             let mut results = vec![];
             let mut failed = vec![];
+            let single = ids.len() == 1;
             for id in ids {
                 let bar = progress::Bar::new();
                 match node.backup_create(&CtRef::Id(id), &o, &bar) {
@@ -303,6 +304,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                         }
                         results.push(r);
                     }
+                    Err(x) if single => return Err(e(x)),
                     Err(x) => {
                         drop(bar);
                         eprintln!("error: container {id}: {}", berth_api::Error::from(x));

@@ -771,6 +771,59 @@ fn clone_family() -> Vec<String> {
     done
 }
 
+/// A backup killed anywhere leaves its container running and thawed (the next command
+/// thaws it) and no snapshot in the listing; a restore killed anywhere is rolled back whole.
+fn backup_family() -> Vec<String> {
+    let n = Node::with_net("crash-backup");
+    let log = log_path(&n);
+    let (src, ct) = ("1681", "1682");
+    n.ok(&[
+        "create",
+        src,
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    n.ok(&["start", src]);
+    n.exec(src, &["sh", "-c", "echo kept > /root/data"]);
+    let mut done = vec![];
+    for p in points_with("backup:") {
+        crash(&n, &log, &["backup", "create", src], p);
+        assert_eq!(
+            status_of(&n, src).as_deref(),
+            Some("running"),
+            "{p}: source"
+        );
+        assert_eq!(n.exec(src, &["cat", "/root/data"]).trim(), "kept", "{p}");
+        assert!(
+            !n.root.join(format!("run/{src}/clone-frozen")).exists(),
+            "{p}: freeze marker left"
+        );
+        let l = n.json(&["backup", "list", src, "--format", "json"]);
+        assert!(
+            l.as_array().unwrap().is_empty(),
+            "{p}: a killed backup listed: {l}"
+        );
+        done.push(p.to_string());
+    }
+    n.ok(&["backup", "create", src]);
+    for p in points_with("restore:") {
+        crash(&n, &log, &["backup", "restore", src, "--as", ct], p);
+        let st = check_consistent(&n, ct, p);
+        assert_eq!(st, "absent", "{p}: a half-made restore is kept");
+        check_gone(&n, ct, p);
+        n.ok(&["backup", "restore", src, "--as", ct]);
+        n.ok(&["start", ct]);
+        assert_eq!(n.exec(ct, &["cat", "/root/data"]).trim(), "kept", "{p}");
+        n.ok(&["destroy", ct, "--force"]);
+        done.push(p.to_string());
+    }
+    n.ok(&["destroy", src, "--force"]);
+    final_check(&n, "backup");
+    done
+}
+
 /// A renumbering killed anywhere leaves the container under exactly one of its CTIDs, with
 /// its config and its ID-range entry under that one, and its data.
 fn move_family() -> Vec<String> {
@@ -840,6 +893,7 @@ fn every_crash_point_leaves_the_old_or_the_new_state() {
         ("template", template_family),
         ("clone", clone_family),
         ("move", move_family),
+        ("backup", backup_family),
     ];
     let covered: Vec<String> = std::thread::scope(|s| {
         let hs: Vec<_> = families

@@ -1,0 +1,410 @@
+//! `berth backup` (issue 17, docs/backups.md): live backups of running containers that
+//! restic reads, restores whole and file by file, incremental reads, retention, refusals,
+//! and a container that tries to make the backup read a host file or hang.
+mod common;
+use common::*;
+use std::process::Command;
+
+fn restic(repo: &std::path::Path, key: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("restic")
+        .arg("-r")
+        .arg(repo)
+        .arg("--password-file")
+        .arg(key)
+        .arg("--no-cache")
+        .args(args)
+        .output()
+        .expect("restic runs (scripts/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "restic {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn snaps(n: &Node, ct: &str) -> Vec<serde_json::Value> {
+    n.json(&["backup", "list", ct, "--format", "json"])
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_live_backup_restores_as_a_new_container_and_restic_reads_it() {
+    let n = Node::with_net("backup-live");
+    n.ok(&[
+        "create",
+        "1901",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "256M",
+        "--name",
+        "web",
+        "--hostname",
+        "web.example",
+    ]);
+    n.ok(&["start", "1901"]);
+    let sum = n.exec(
+        "1901",
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/urandom of=/root/blob bs=1M count=12 2>/dev/null && \
+             mkdir -p /srv/d && echo hello > /srv/d/f && chown 1000:1001 /srv/d/f && \
+             chmod 4750 /srv/d/f && ln -s /etc/shadow /root/link && rm /etc/profile && \
+             md5sum /root/blob",
+        ],
+    );
+    // A writer runs during the backup: the container is not stopped, only frozen briefly.
+    n.exec(
+        "1901",
+        &[
+            "sh",
+            "-c",
+            "(while :; do date >> /root/log; sleep 0.05; done) >/dev/null 2>&1 &",
+        ],
+    );
+    let v = n.json(&[
+        "backup", "create", "1901", "--tag", "first", "--format", "json",
+    ]);
+    let r = &v[0];
+    assert_eq!(r["mode"], "live", "{v}");
+    let paused = r["paused_ms"].as_u64().unwrap();
+    assert!(paused < 5000, "frozen {paused} ms");
+    assert!(r["snapshot"]["bytes"].as_u64().unwrap() >= 12 << 20, "{v}");
+    assert_eq!(n.status("1901")["status"], "running");
+    // The first pass (tagged partial) is gone; one snapshot is listed.
+    let l = snaps(&n, "web");
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert!(l[0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "first"));
+    assert_eq!(l[0]["hostname"], "web.example");
+    let id = l[0]["id"].as_str().unwrap().to_string();
+    // Browse: ownership container-native, the deleted template file a whiteout.
+    let ls = n.json(&["backup", "ls", "1901", "/srv/d", "--format", "json"]);
+    let f = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "f")
+        .expect("f listed");
+    assert_eq!(
+        (f["uid"].as_u64(), f["gid"].as_u64()),
+        (Some(1000), Some(1001))
+    );
+    assert_eq!(f["mode"].as_u64(), Some(0o4750));
+    let etc = n.json(&["backup", "ls", "1901", &id[..8], "/etc", "--format", "json"]);
+    assert!(
+        etc.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"] == "profile" && e["kind"] == "chardev"),
+        "{etc}"
+    );
+
+    // Restore as a new container: its own address, the files and owners as they were.
+    let out = n.ok(&["backup", "restore", "1901", "--as", "1902"]);
+    assert!(out.contains("container 1902 restored"), "{out}");
+    n.ok(&["start", "1902"]);
+    assert_eq!(n.exec("1902", &["md5sum", "/root/blob"]), sum);
+    assert_eq!(
+        n.exec("1902", &["stat", "-c", "%u:%g %a", "/srv/d/f"])
+            .trim(),
+        "1000:1001 4750"
+    );
+    assert_eq!(
+        n.exec("1902", &["readlink", "/root/link"]).trim(),
+        "/etc/shadow"
+    );
+    let o = n
+        .cmd(&["exec", "1902", "--", "cat", "/etc/profile"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "the whiteout was restored as a deletion"
+    );
+    let a = n.status("1901");
+    let b = n.status("1902");
+    assert_ne!(a["ip"], b["ip"], "a restore --as gets its own address");
+    assert!(a["ip"].as_array().is_some_and(|v| !v.is_empty()));
+
+    // restic itself checks, lists and restores the repository.
+    let repo = n.root.join("backups/local");
+    let key = n.root.join("backups/keys/local.key");
+    restic(&repo, &key, &["check"]);
+    let j = restic(&repo, &key, &["snapshots", "--json"]);
+    assert!(j.contains(&id) && j.contains("ct:1901"), "{j}");
+    let out = n.root.join("restic-out");
+    restic(
+        &repo,
+        &key,
+        &["restore", &id, "--target", out.to_str().unwrap()],
+    );
+    let blob = out.join("ct/1901/upper/root/blob");
+    let md5 = Command::new("md5sum").arg(&blob).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&md5.stdout)
+            .split_whitespace()
+            .next(),
+        sum.split_whitespace().next()
+    );
+    assert!(out.join("ct/1901/config.toml").exists());
+    n.ok(&["destroy", "1902", "--force"]);
+    n.ok(&["destroy", "1901", "--force"]);
+}
+
+#[test]
+fn incremental_backups_read_only_what_changed_and_forget_keeps_the_policy() {
+    let n = Node::with_net("backup-incr");
+    n.ok(&[
+        "create",
+        "1911",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "128M",
+    ]);
+    n.ok(&["start", "1911"]);
+    n.exec(
+        "1911",
+        &["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do dd if=/dev/urandom of=/root/f$i bs=64K count=4 2>/dev/null; done"],
+    );
+    n.ok(&["backup", "create", "1911", "--mode", "suspend"]);
+    n.exec("1911", &["sh", "-c", "echo changed > /root/f3"]);
+    let v = n.json(&[
+        "backup", "create", "1911", "--mode", "suspend", "--format", "json",
+    ]);
+    let read = v[0]["snapshot"]["files_read"].as_u64().unwrap();
+    assert!(
+        read <= 3,
+        "an incremental backup read {read} files again: {v}"
+    );
+    let v = n.json(&[
+        "backup", "create", "1911", "--full", "--mode", "suspend", "--format", "json",
+    ]);
+    let read = v[0]["snapshot"]["files_read"].as_u64().unwrap();
+    assert!(read >= 8, "--full read only {read}: {v}");
+    // Stop mode: stopped for the backup, running again after.
+    let v = n.json(&[
+        "backup", "create", "1911", "--mode", "stop", "--format", "json",
+    ]);
+    assert_eq!(v[0]["mode"], "stop");
+    assert_eq!(n.status("1911")["status"], "running");
+    assert_eq!(snaps(&n, "1911").len(), 4);
+    let out = n.ok(&["backup", "forget", "1911", "--keep-last", "2", "--prune"]);
+    assert!(out.contains("2 backups kept, 2 removed"), "{out}");
+    assert_eq!(snaps(&n, "1911").len(), 2);
+    n.ok(&["backup", "verify", "--read-data-subset", "100%"]);
+    // In place: a stopped container gets its files back with --force.
+    let latest = snaps(&n, "1911").last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    n.exec("1911", &["rm", "/root/f1"]);
+    n.fails(&["backup", "restore", "1911"], "in use");
+    n.fails(&["backup", "restore", "1911", "--force"], "is running");
+    n.ok(&["stop", "1911"]);
+    n.ok(&["backup", "restore", "1911", &latest[..12], "--force"]);
+    n.ok(&["start", "1911"]);
+    assert_eq!(n.exec("1911", &["cat", "/root/f3"]).trim(), "changed");
+    assert!(n.exec("1911", &["ls", "/root"]).contains("f1"));
+    // Files into a new host directory, root-only, owners as in the container.
+    let to = n.root.join("files-out");
+    n.ok(&[
+        "backup",
+        "restore-files",
+        "1911",
+        "/root/f3",
+        "/etc",
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(to.join("root/f3")).unwrap().trim(),
+        "changed"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&to).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    n.fails(
+        &[
+            "backup",
+            "restore-files",
+            "1911",
+            "/root/f3",
+            "--to",
+            to.to_str().unwrap(),
+        ],
+        "not empty",
+    );
+    n.ok(&["destroy", "1911", "--force"]);
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let n = Node::with_net("backup-bad");
+    n.ok(&[
+        "create",
+        "1921",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    n.fails(&["backup", "create", "1921", "--tag", "a,b"], "no commas");
+    n.fails(
+        &["backup", "create", "1921", "--tag", "ct:9"],
+        "Berth's own",
+    );
+    n.fails(
+        &["backup", "create", "1921", "--mode", "fast"],
+        "live, suspend or stop",
+    );
+    n.fails(
+        &["backup", "create", "1921", "--repo", "nope"],
+        "backup repository \"nope\"",
+    );
+    let pw = n.root.join("pw");
+    std::fs::write(&pw, "secret\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dir = n.root.join("backups/other");
+    n.fails(
+        &[
+            "backup",
+            "repo",
+            "add",
+            "other",
+            dir.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+        "chmod 600",
+    );
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    n.fails(&["backup", "repo", "add", "x", "relative/dir"], "absolute");
+    n.fails(
+        &[
+            "backup",
+            "repo",
+            "add",
+            "x",
+            n.root.join("containers").to_str().unwrap(),
+        ],
+        "inside the node root",
+    );
+    n.ok(&[
+        "backup",
+        "repo",
+        "add",
+        "other",
+        dir.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    n.fails(
+        &["backup", "repo", "add", "other", dir.to_str().unwrap()],
+        "exists",
+    );
+    n.ok(&["backup", "create", "1921"]);
+    n.fails(&["backup", "ls", "1921", "zz"], "hex digits");
+    n.fails(&["backup", "ls", "1921", "/../etc"], "no . or ..");
+    n.fails(&["backup", "restore", "1921", "deadbeef"], "not found");
+    n.fails(&["backup", "forget", "1921"], "give a policy");
+    assert_eq!(snaps(&n, "1921").len(), 1);
+    // A wrong password is refused by name.
+    std::fs::write(&pw, "wrong\n").unwrap();
+    n.fails(&["backup", "list"], "other");
+    n.ok(&["destroy", "1921"]);
+}
+
+/// Container root swaps a file for a symlink to a host path, and for a FIFO, as fast as it
+/// can while backups run: no backup holds the host file, and none hangs.
+#[test]
+fn a_container_cannot_make_a_backup_read_a_host_file_or_hang() {
+    let n = Node::with_net("backup-attack");
+    let secret = n.root.join("host-secret");
+    std::fs::write(&secret, "HOST-SECRET-7f3a\n").unwrap();
+    n.ok(&[
+        "create",
+        "1931",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    n.ok(&["start", "1931"]);
+    let target = secret.to_str().unwrap();
+    let script = format!(
+        "mkdir -p /root/race; cd /root/race; \
+         (while :; do \
+            for i in 1 2 3 4 5 6 7 8; do echo plain > f$i; done; \
+            for i in 1 2 3 4; do rm -f f$i; ln -s {target} f$i; done; \
+            for i in 5 6 7 8; do rm -f f$i; mkfifo f$i; done; \
+            rm -rf d; ln -s {dir} d; \
+            rm -f d; mkdir d; echo x > d/y; \
+          done) >/dev/null 2>&1 &",
+        dir = n.root.display()
+    );
+    n.exec("1931", &["sh", "-c", &script]);
+    for _ in 0..6 {
+        let o = n
+            .cmd(&["backup", "create", "1931", "--mode", "live"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let to = n.root.join("attack-out");
+    let mut raced = 0;
+    for s in snaps(&n, "1931") {
+        let id = s["id"].as_str().unwrap();
+        let ls = n.json(&["backup", "ls", "1931", id, "/root/race", "--format", "json"]);
+        raced += ls
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "symlink" || e["kind"] == "fifo")
+            .count();
+        let dir = to.join(&id[..8]);
+        n.ok(&[
+            "backup",
+            "restore-files",
+            "1931",
+            id,
+            "/root",
+            "--to",
+            dir.to_str().unwrap(),
+        ]);
+    }
+    assert!(raced > 0, "the swaps never showed: the test tests nothing");
+    let grep = Command::new("grep")
+        .args(["-r", "-l", "HOST-SECRET-7f3a"])
+        .arg(&to)
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "a backup holds the host's file: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+    // Nor anything of the node root that the `d` link pointed at.
+    let leaked = Command::new("find")
+        .arg(&to)
+        .args(["-name", "node.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        leaked.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&leaked.stdout)
+    );
+    n.ok(&["destroy", "1931", "--force"]);
+}
