@@ -5,6 +5,7 @@
 //! Wire types are versioned by addition only: a new field gets a serde default.
 
 pub mod agent;
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod inside;

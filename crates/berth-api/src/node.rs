@@ -22,7 +22,7 @@ use crate::resources::SetOptions;
 use crate::services::{
     Action, AddService, HostService, InitMode, ServiceInfo, ServiceStatus, Startup,
 };
-use crate::validate::CtRef;
+use crate::validate::{CtId, CtRef};
 use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
 
@@ -461,6 +461,61 @@ pub trait Node: Send + Sync {
     /// Creates or replaces one of the node's samples (not a shipped one).
     fn sample_save(&self, sample: crate::samples::ConfigSample) -> Result<()>;
     fn sample_remove(&self, name: &str) -> Result<()>;
+
+    // --- backups (crate::backup, docs/backups.md)
+    /// The node's backup repositories.
+    fn backup_repos(&self) -> Result<crate::backup::Repos>;
+    /// Adds (and initialises, when empty) a repository.
+    fn backup_repo_add(&self, req: crate::backup::RepoAdd) -> Result<crate::backup::RepoAdded>;
+    /// Forgets a repository (its files stay).
+    fn backup_repo_remove(&self, name: &str) -> Result<()>;
+    /// Makes a repository the default.
+    fn backup_repo_default(&self, name: &str) -> Result<()>;
+    /// Backs up one container. Progress: phases as messages.
+    fn backup_create(
+        &self,
+        ct: &CtRef,
+        req: crate::backup::BackupCreate,
+        progress: &dyn Progress,
+    ) -> Result<crate::backup::BackupResult>;
+    /// Snapshots of the node's repositories, oldest first.
+    fn backup_list(
+        &self,
+        filter: crate::backup::BackupFilter,
+    ) -> Result<Vec<crate::backup::BackupEntry>>;
+    /// Lists `path` (inside the container) of a backup of container `ctid`.
+    fn backup_ls(
+        &self,
+        ctid: CtId,
+        repo: Option<String>,
+        snapshot: Option<String>,
+        path: &str,
+        recursive: bool,
+    ) -> Result<crate::backup::BackupListing>;
+    /// Restores container `ctid` from a backup (stopped afterwards).
+    fn backup_restore(
+        &self,
+        ctid: CtId,
+        req: crate::backup::BackupRestore,
+        progress: &dyn Progress,
+    ) -> Result<crate::backup::RestoreResult>;
+    /// Restores files of a backup into a new root-only directory of the node.
+    fn backup_restore_files(
+        &self,
+        ctid: CtId,
+        req: crate::backup::RestoreFiles,
+    ) -> Result<crate::backup::FilesRestored>;
+    /// Applies a retention policy to a container's backups.
+    fn backup_forget(
+        &self,
+        ctid: CtId,
+        req: crate::backup::ForgetRequest,
+    ) -> Result<crate::backup::ForgetResult>;
+    /// Checks a repository.
+    fn backup_verify(
+        &self,
+        req: crate::backup::VerifyRequest,
+    ) -> Result<crate::backup::VerifyResult>;
 
     /// Applies a network change alone (kept for `set` callers that have only that).
     fn set_network(&self, ct: &CtRef, change: NetChange) -> Result<NetConfig> {

@@ -496,6 +496,121 @@ impl Node for RemoteNode {
             REQUEST_TIMEOUT,
         )
     }
+
+    fn backup_repos(&self) -> Result<berth_api::backup::Repos> {
+        self.get("/backups/repos")
+    }
+    fn backup_repo_add(
+        &self,
+        req: berth_api::backup::RepoAdd,
+    ) -> Result<berth_api::backup::RepoAdded> {
+        let body = Self::json_body(&req)?;
+        self.call("POST", "/backups/repos", Some(body), REQUEST_TIMEOUT)
+    }
+    fn backup_repo_remove(&self, name: &str) -> Result<()> {
+        let path = format!("/backups/repos/{}", enc(name));
+        self.call_unit("DELETE", &path, None, REQUEST_TIMEOUT)
+    }
+    fn backup_repo_default(&self, name: &str) -> Result<()> {
+        let path = format!("/backups/repos/{}/default", enc(name));
+        self.call_unit("PUT", &path, None, REQUEST_TIMEOUT)
+    }
+    fn backup_create(
+        &self,
+        ct: &CtRef,
+        req: berth_api::backup::BackupCreate,
+        progress: &dyn Progress,
+    ) -> Result<berth_api::backup::BackupResult> {
+        let body = Self::json_body(&req)?;
+        self.operation(&format!("{}/backups", ct_path(ct)), body, progress)
+    }
+    fn backup_list(
+        &self,
+        f: berth_api::backup::BackupFilter,
+    ) -> Result<Vec<berth_api::backup::BackupEntry>> {
+        let mut q = vec![];
+        if let Some(c) = f.ctid {
+            q.push(format!("ct={c}"));
+        }
+        for (k, v) in [
+            ("repo", &f.repo),
+            ("hostname", &f.hostname),
+            ("tag", &f.tag),
+        ] {
+            if let Some(v) = v {
+                q.push(format!("{k}={}", enc(v)));
+            }
+        }
+        if let Some(t) = f.since {
+            q.push(format!("since={t}"));
+        }
+        let qs = if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        };
+        self.get(&format!("/backups{qs}"))
+    }
+    fn backup_ls(
+        &self,
+        ctid: berth_api::CtId,
+        repo: Option<String>,
+        snapshot: Option<String>,
+        path: &str,
+        recursive: bool,
+    ) -> Result<berth_api::backup::BackupListing> {
+        let mut q = vec![
+            format!("path={}", enc(path)),
+            format!("recursive={recursive}"),
+        ];
+        if let Some(r) = repo {
+            q.push(format!("repo={}", enc(&r)));
+        }
+        if let Some(s) = snapshot {
+            q.push(format!("snapshot={}", enc(&s)));
+        }
+        self.get(&format!("/backups/{ctid}/files?{}", q.join("&")))
+    }
+    fn backup_restore(
+        &self,
+        ctid: berth_api::CtId,
+        req: berth_api::backup::BackupRestore,
+        progress: &dyn Progress,
+    ) -> Result<berth_api::backup::RestoreResult> {
+        let body = Self::json_body(&req)?;
+        self.operation(&format!("/backups/{ctid}/restore"), body, progress)
+    }
+    fn backup_restore_files(
+        &self,
+        ctid: berth_api::CtId,
+        req: berth_api::backup::RestoreFiles,
+    ) -> Result<berth_api::backup::FilesRestored> {
+        let body = Self::json_body(&req)?;
+        self.operation(
+            &format!("/backups/{ctid}/restore-files"),
+            body,
+            &berth_api::NoProgress,
+        )
+    }
+    fn backup_forget(
+        &self,
+        ctid: berth_api::CtId,
+        req: berth_api::backup::ForgetRequest,
+    ) -> Result<berth_api::backup::ForgetResult> {
+        let body = Self::json_body(&req)?;
+        self.operation(
+            &format!("/backups/{ctid}/forget"),
+            body,
+            &berth_api::NoProgress,
+        )
+    }
+    fn backup_verify(
+        &self,
+        req: berth_api::backup::VerifyRequest,
+    ) -> Result<berth_api::backup::VerifyResult> {
+        let body = Self::json_body(&req)?;
+        self.operation("/backups/verify", body, &berth_api::NoProgress)
+    }
 }
 
 impl RemoteNode {

@@ -3,6 +3,7 @@
 //! ([`NodeError::to_api`]).
 
 use crate::{LocalNode, NodeError};
+use berth_api::backup as bk;
 use berth_api::inside::{
     CtGroup, CtGroupAdd, CtPassword, CtUser, CtUserAdd, FileEntry, FilePush, FileSink,
 };
@@ -430,6 +431,128 @@ impl Node for LocalNode {
     }
     fn set_network(&self, ct: &CtRef, change: NetChange) -> Result<NetConfig> {
         api(LocalNode::set_network(self, ct, &change))
+    }
+
+    fn backup_repos(&self) -> Result<bk::Repos> {
+        api(LocalNode::backup_repos(self))
+    }
+    fn backup_repo_add(&self, req: bk::RepoAdd) -> Result<bk::RepoAdded> {
+        let (repo, notes) = api(LocalNode::backup_repo_add(
+            self,
+            &req.name,
+            &req.path,
+            req.password_file.as_deref(),
+        ))?;
+        Ok(bk::RepoAdded { repo, notes })
+    }
+    fn backup_repo_remove(&self, name: &str) -> Result<()> {
+        api(LocalNode::backup_repo_remove(self, name))
+    }
+    fn backup_repo_default(&self, name: &str) -> Result<()> {
+        api(LocalNode::backup_repo_default(self, name))
+    }
+    fn backup_create(
+        &self,
+        ct: &CtRef,
+        req: bk::BackupCreate,
+        progress: &dyn Progress,
+    ) -> Result<bk::BackupResult> {
+        api(LocalNode::backup_create(self, ct, &req, progress))
+    }
+    fn backup_list(&self, filter: bk::BackupFilter) -> Result<Vec<bk::BackupEntry>> {
+        api(LocalNode::backup_list(self, &filter))
+    }
+    fn backup_ls(
+        &self,
+        ctid: berth_core::CtId,
+        repo: Option<String>,
+        snapshot: Option<String>,
+        path: &str,
+        recursive: bool,
+    ) -> Result<bk::BackupListing> {
+        let (snapshot, list) = api(LocalNode::backup_ls(
+            self,
+            repo.as_deref(),
+            ctid,
+            snapshot.as_deref(),
+            path,
+            recursive,
+        ))?;
+        let entries = list
+            .into_iter()
+            .map(|e| bk::BackupFile {
+                path: e.path,
+                kind: e.kind,
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                size: e.size,
+                mtime: e.mtime,
+                target: e.target,
+            })
+            .collect();
+        Ok(bk::BackupListing { snapshot, entries })
+    }
+    fn backup_restore(
+        &self,
+        ctid: berth_core::CtId,
+        req: bk::BackupRestore,
+        progress: &dyn Progress,
+    ) -> Result<bk::RestoreResult> {
+        let (to, snapshot, notes) = api(LocalNode::backup_restore(self, ctid, &req, progress))?;
+        Ok(bk::RestoreResult {
+            ctid: to.0,
+            snapshot,
+            notes,
+        })
+    }
+    fn backup_restore_files(
+        &self,
+        ctid: berth_core::CtId,
+        req: bk::RestoreFiles,
+    ) -> Result<bk::FilesRestored> {
+        let (snapshot, files, bytes) = api(LocalNode::backup_restore_files(
+            self,
+            req.repo.as_deref(),
+            ctid,
+            req.snapshot.as_deref(),
+            &req.paths,
+            &req.to,
+        ))?;
+        Ok(bk::FilesRestored {
+            snapshot,
+            files,
+            bytes,
+        })
+    }
+    fn backup_forget(
+        &self,
+        ctid: berth_core::CtId,
+        req: bk::ForgetRequest,
+    ) -> Result<bk::ForgetResult> {
+        let (kept, removed, freed) = api(LocalNode::backup_forget(
+            self,
+            req.repo.as_deref(),
+            ctid,
+            &req.keep,
+            req.prune,
+        ))?;
+        Ok(bk::ForgetResult {
+            kept,
+            removed,
+            freed,
+        })
+    }
+    fn backup_verify(&self, req: bk::VerifyRequest) -> Result<bk::VerifyResult> {
+        let repo = api(LocalNode::backup_verify(
+            self,
+            req.repo.as_deref(),
+            req.read_data,
+        ))?;
+        Ok(bk::VerifyResult {
+            repo,
+            read_data: req.read_data,
+        })
     }
 }
 

@@ -18,128 +18,41 @@
 use crate::clone::{sync_mounted_disk, thaw_after_clone};
 use crate::local::LocalNode;
 use crate::{NodeError, Result};
+use berth_api::backup::Keep;
 use berth_backup::source::{CtSource, Extra, IdShift};
-use berth_backup::{Keep, Repo, SnapInfo, SnapSpec};
+use berth_backup::{Repo, SnapInfo, SnapSpec};
 use berth_core::config::ContainerConfig;
 use berth_core::journal::{Journal, Operation};
 use berth_core::ops::{CtStatus, StopOptions};
 use berth_core::validate::validate_name;
 use berth_core::{fsutil, lock, CoreError, CtId, CtRef, NodeRoot};
 use berth_storage::progress::Progress;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The tag of a live backup's first pass, removed once the second is saved.
 pub const PARTIAL_TAG: &str = "berth:partial";
 
-/// `backups/repos.toml`: the node's repositories.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Repos {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default: Option<String>,
-    #[serde(default, rename = "repo")]
-    pub repos: Vec<RepoEntry>,
-}
+pub use berth_api::backup::{
+    BackupCreate, BackupEntry, BackupFilter, BackupMode, BackupRestore, BackupResult, RepoEntry,
+    Repos, Snapshot,
+};
 
-/// One repository: a directory, and where its password is.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RepoEntry {
-    pub name: String,
-    pub path: PathBuf,
-    /// The password file given at `repo add`; absent: `backups/keys/<name>.key`, made then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<PathBuf>,
-}
-
-/// How a running container is kept consistent while it is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackupMode {
-    #[default]
-    Live,
-    Suspend,
-    Stop,
-}
-
-impl std::str::FromStr for BackupMode {
-    type Err = NodeError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "live" => Ok(BackupMode::Live),
-            "suspend" => Ok(BackupMode::Suspend),
-            "stop" => Ok(BackupMode::Stop),
-            _ => Err(NodeError::Invalid(format!(
-                "--mode {s:?}: live, suspend or stop"
-            ))),
-        }
+/// Berth's view of an engine's snapshot.
+pub fn snapshot_of(s: SnapInfo) -> Snapshot {
+    Snapshot {
+        id: s.id,
+        time: s.time,
+        hostname: s.hostname,
+        tags: s.tags,
+        paths: s.paths,
+        parent: s.parent,
+        description: s.description,
+        files: s.files,
+        bytes: s.bytes,
+        added: s.added,
+        files_read: s.files_read,
     }
-}
-
-impl std::fmt::Display for BackupMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            BackupMode::Live => "live",
-            BackupMode::Suspend => "suspend",
-            BackupMode::Stop => "stop",
-        })
-    }
-}
-
-/// `backup create`'s options.
-#[derive(Debug, Clone, Default)]
-pub struct BackupCreate {
-    pub repo: Option<String>,
-    pub mode: BackupMode,
-    pub tags: Vec<String>,
-    /// Read every file again instead of trusting the last backup's metadata.
-    pub full: bool,
-    pub description: Option<String>,
-}
-
-/// What a backup did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BackupResult {
-    pub ctid: u32,
-    pub repo: String,
-    pub snapshot: SnapInfo,
-    /// How long the container was frozen (or stopped), if it ran.
-    pub paused_ms: Option<u64>,
-    pub mode: BackupMode,
-    pub warnings: Vec<String>,
-}
-
-/// A snapshot of a repository, with the container it holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BackupEntry {
-    pub repo: String,
-    pub ctid: u32,
-    pub name: Option<String>,
-    #[serde(flatten)]
-    pub snapshot: SnapInfo,
-}
-
-/// `backup list`'s filter.
-#[derive(Debug, Clone, Default)]
-pub struct BackupFilter {
-    pub repo: Option<String>,
-    pub ctid: Option<CtId>,
-    /// Only snapshots at or after this time (seconds since the epoch).
-    pub since: Option<i64>,
-    pub hostname: Option<String>,
-    pub tag: Option<String>,
-}
-
-/// `backup restore`'s options.
-#[derive(Debug, Clone, Default)]
-pub struct BackupRestore {
-    pub repo: Option<String>,
-    /// The snapshot (full or short id); the container's latest by default.
-    pub snapshot: Option<String>,
-    /// Restore as a new container (new ID range, MACs and addresses, like a clone).
-    pub as_ctid: Option<CtId>,
-    /// Replace the existing, stopped container of the same CTID.
-    pub force: bool,
 }
 
 fn inval(m: String) -> NodeError {
@@ -208,15 +121,14 @@ pub fn read_password_file(p: &Path) -> Result<String> {
     Ok(line.to_string())
 }
 
-impl RepoEntry {
-    fn password_path(&self, root: &NodeRoot) -> PathBuf {
-        self.password_file
-            .clone()
-            .unwrap_or_else(|| keys_dir(root).join(format!("{}.key", self.name)))
-    }
-    fn password(&self, root: &NodeRoot) -> Result<String> {
-        read_password_file(&self.password_path(root))
-    }
+fn password_path(e: &RepoEntry, root: &NodeRoot) -> PathBuf {
+    e.password_file
+        .clone()
+        .unwrap_or_else(|| keys_dir(root).join(format!("{}.key", e.name)))
+}
+
+fn password(e: &RepoEntry, root: &NodeRoot) -> Result<String> {
+    read_password_file(&password_path(e, root))
 }
 
 /// The repositories of the node (an absent file: none).
@@ -300,7 +212,7 @@ impl LocalNode {
         let pw = match password_file {
             Some(f) => read_password_file(f)?,
             None => {
-                let k = entry.password_path(root);
+                let k = password_path(&entry, root);
                 if k.exists() {
                     read_password_file(&k)?
                 } else {
@@ -412,7 +324,7 @@ impl LocalNode {
                 ))
             }
         };
-        let pw = e.password(root)?;
+        let pw = password(&e, root)?;
         let r = berth_backup::open(&e.path, &pw).map_err(bk)?;
         Ok((e, r))
     }
@@ -575,7 +487,7 @@ impl LocalNode {
         Ok(BackupResult {
             ctid: id.0,
             repo: repo.name,
-            snapshot: snap,
+            snapshot: snapshot_of(snap),
             paused_ms,
             mode,
             warnings,
@@ -650,12 +562,12 @@ impl LocalNode {
             if f.repo.as_deref().is_some_and(|r| r != e.name) {
                 continue;
             }
-            let pw = e.password(root)?;
+            let pw = password(e, root)?;
             let rh = berth_backup::open(&e.path, &pw).map_err(bk)?;
             for s in rh.list().map_err(bk)? {
                 let Some(ct) = ctid_of(&s) else { continue };
                 if s.tags.iter().any(|t| t == PARTIAL_TAG)
-                    || f.ctid.is_some_and(|c| c.0 != ct)
+                    || f.ctid.is_some_and(|c| c != ct)
                     || f.since.is_some_and(|t| s.time < t)
                     || f.hostname.as_deref().is_some_and(|h| h != s.hostname)
                     || f.tag
@@ -668,7 +580,7 @@ impl LocalNode {
                     repo: e.name.clone(),
                     ctid: ct,
                     name: s.tag("name").map(str::to_string),
-                    snapshot: s,
+                    snapshot: snapshot_of(s),
                 });
             }
         }
@@ -692,11 +604,11 @@ impl LocalNode {
         repo: Option<&str>,
         ct: CtId,
         snap: Option<&str>,
-    ) -> Result<(RepoEntry, Repo, SnapInfo)> {
+    ) -> Result<(RepoEntry, Repo, Snapshot)> {
         let mut notes = vec![];
         let list = self.backup_list(&BackupFilter {
             repo: repo.map(str::to_string),
-            ctid: Some(ct),
+            ctid: Some(ct.0),
             ..Default::default()
         })?;
         let found: Vec<&BackupEntry> = match snap {
@@ -739,7 +651,7 @@ impl LocalNode {
         snap: Option<&str>,
         path: &str,
         recursive: bool,
-    ) -> Result<(SnapInfo, Vec<berth_backup::LsEntry>)> {
+    ) -> Result<(Snapshot, Vec<berth_backup::LsEntry>)> {
         let (_, rh, s) = self.find_snapshot(repo, ct, snap)?;
         let inner = inner_path(path)?;
         let full = format!("/ct/{ct}/upper{inner}");
@@ -754,7 +666,7 @@ impl LocalNode {
         ct: CtId,
         o: &BackupRestore,
         p: &dyn Progress,
-    ) -> Result<(CtId, SnapInfo, Vec<String>)> {
+    ) -> Result<(CtId, Snapshot, Vec<String>)> {
         let (_, rh, s) = self.find_snapshot(o.repo.as_deref(), ct, o.snapshot.as_deref())?;
         let text = rh
             .read_file(&s.id, &format!("/ct/{ct}/config.toml"), 1 << 20)
@@ -783,7 +695,7 @@ impl LocalNode {
                 return Err(CoreError::TemplateNotFound(t.clone()).into());
             }
         }
-        let target = o.as_ctid.unwrap_or(ct);
+        let target = o.as_ctid.map(CtId).unwrap_or(ct);
         let mut notes = vec![];
         let node_guard = lock::lock(&self.root().node_lock())?;
         let exists = self.root().ct_dir(target).exists();
@@ -889,7 +801,7 @@ impl LocalNode {
         image: &Path,
         cfg: &ContainerConfig,
         rh: &Repo,
-        s: &SnapInfo,
+        s: &Snapshot,
         from: CtId,
         p: &dyn Progress,
     ) -> Result<()> {
@@ -937,7 +849,7 @@ impl LocalNode {
         snap: Option<&str>,
         paths: &[String],
         to: &Path,
-    ) -> Result<(SnapInfo, u64, u64)> {
+    ) -> Result<(Snapshot, u64, u64)> {
         let (_, rh, s) = self.find_snapshot(repo, ct, snap)?;
         if paths.is_empty() {
             return Err(inval("name at least one path to restore".into()));
@@ -985,7 +897,15 @@ impl LocalNode {
         if snaps.is_empty() {
             return Ok((vec![], vec![], 0));
         }
-        let (kept, gone) = rh.plan_forget(&snaps, keep).map_err(bk)?;
+        let keep = berth_backup::Keep {
+            last: keep.last,
+            hourly: keep.hourly,
+            daily: keep.daily,
+            weekly: keep.weekly,
+            monthly: keep.monthly,
+            yearly: keep.yearly,
+        };
+        let (kept, gone) = rh.plan_forget(&snaps, &keep).map_err(bk)?;
         rh.delete(&gone).map_err(bk)?;
         let freed = if prune { rh.prune().map_err(bk)? } else { 0 };
         tracing::info!(%ct, kept = kept.len(), removed = gone.len(), freed, "backups forgotten");

@@ -200,6 +200,8 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<Vec<CtId>> {
     berth_storage::template::clean_stale_staging(root);
     fsutil::remove_stale_temps(root.path());
     fsutil::remove_stale_temps(&root.networks_dir());
+    // run/: files of monitors (the disk guard's holder file) that a kill may interrupt.
+    fsutil::remove_stale_temps(&root.run_dir());
     let mut ids = root.list_ct_dirs()?;
     if let Ok(rd) = std::fs::read_dir(root.run_dir()) {
         for e in rd.flatten() {

@@ -1,14 +1,17 @@
-//! `berth backup …`: containers into restic-format repositories (docs/backups.md). Runs on
-//! the node itself (the repositories and their keys are the node's); not yet over `--remote`.
+//! `berth backup …`: containers into restic-format repositories (docs/backups.md), through
+//! the `Node` trait: on the node itself or, with `--remote`, through its berthd (paths are
+//! then the node's: repositories, password files, `restore-files --to`).
 
 use crate::output::human;
-use crate::{cmd_remote, progress, Format};
+use crate::{open, progress, Format};
 use anyhow::Result;
-use berth_backup::Keep;
+use berth_api::backup::{
+    BackupCreate, BackupFilter, BackupMode, BackupRestore, ForgetRequest, Keep, RepoAdd,
+    RestoreFiles, VerifyRequest,
+};
+use berth_api::Node;
 use berth_core::timefmt::utc_seconds;
 use berth_core::{CtId, CtRef, NodeRoot};
-use berth_node::backup::{BackupCreate, BackupFilter, BackupMode, BackupRestore};
-use berth_node::LocalNode;
 use clap::Subcommand;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -153,27 +156,11 @@ pub(crate) enum RepoCmd {
     Default { name: String },
 }
 
-fn local(root: &NodeRoot) -> Result<LocalNode> {
-    if cmd_remote::is_remote() {
-        anyhow::bail!(
-            "`berth backup` runs on the node itself for now (not over --remote): run it there"
-        );
-    }
-    let exe = std::env::current_exe()?;
-    Ok(LocalNode::open(root.clone(), exe).map_err(berth_api::Error::from)?)
-}
-
-fn ctid(node: &LocalNode, s: &str) -> Result<CtId> {
+fn ctid(node: &dyn Node, s: &str) -> Result<CtId> {
     match CtId::parse(s) {
         Ok(id) => Ok(id),
-        Err(_) => Ok(node
-            .resolve(&CtRef::parse(s)?)
-            .map_err(berth_api::Error::from)?),
+        Err(_) => Ok(node.status(&CtRef::parse(s)?)?.ctid),
     }
-}
-
-fn e(x: berth_node::NodeError) -> anyhow::Error {
-    berth_api::Error::from(x).into()
 }
 
 fn is_snap(s: &str) -> bool {
@@ -181,7 +168,8 @@ fn is_snap(s: &str) -> bool {
 }
 
 pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
-    let node = local(root)?;
+    let node = open(root)?;
+    let node = &*node;
     let mut out = std::io::stdout().lock();
     match cmd {
         BackupCmd::Repo { cmd } => match cmd {
@@ -190,21 +178,23 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 dir,
                 password_file,
             } => {
-                let (r, notes) = node
-                    .backup_repo_add(&name, &dir, password_file.as_deref())
-                    .map_err(e)?;
-                for n in notes {
+                let r = node.backup_repo_add(RepoAdd {
+                    name,
+                    path: dir,
+                    password_file,
+                })?;
+                for n in r.notes {
                     eprintln!("note: {n}");
                 }
                 writeln!(
                     out,
                     "backup repository {} added at {}",
-                    r.name,
-                    r.path.display()
+                    r.repo.name,
+                    r.repo.path.display()
                 )?;
             }
             RepoCmd::List { format } => {
-                let repos = node.backup_repos().map_err(e)?;
+                let repos = node.backup_repos()?;
                 if format == Format::Json {
                     serde_json::to_writer_pretty(&mut out, &repos)?;
                     writeln!(out)?;
@@ -236,11 +226,11 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 }
             }
             RepoCmd::Remove { name } => {
-                node.backup_repo_remove(&name).map_err(e)?;
+                node.backup_repo_remove(&name)?;
                 writeln!(out, "backup repository {name} forgotten (its files stay)")?;
             }
             RepoCmd::Default { name } => {
-                node.backup_repo_default(&name).map_err(e)?;
+                node.backup_repo_default(&name)?;
                 writeln!(out, "backup repository {name} is the default")?;
             }
         },
@@ -254,11 +244,11 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             description,
             format,
         } => {
-            let mode: BackupMode = mode.parse().map_err(e)?;
+            let mode: BackupMode = mode.parse()?;
             let ids: Vec<CtId> = if all {
-                node.list(true).map_err(e)?.iter().map(|c| c.ctid).collect()
+                node.list(true)?.iter().map(|c| c.ctid).collect()
             } else {
-                cts.iter().map(|c| ctid(&node, c)).collect::<Result<_>>()?
+                cts.iter().map(|c| ctid(node, c)).collect::<Result<_>>()?
             };
             let o = BackupCreate {
                 repo,
@@ -272,7 +262,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             let single = ids.len() == 1;
             for id in ids {
                 let bar = progress::Bar::new();
-                match node.backup_create(&CtRef::Id(id), &o, &bar) {
+                match node.backup_create(&CtRef::Id(id), o.clone(), &bar) {
                     Ok(r) => {
                         drop(bar);
                         for w in &r.warnings {
@@ -304,10 +294,10 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                         }
                         results.push(r);
                     }
-                    Err(x) if single => return Err(e(x)),
+                    Err(x) if single => return Err(x.into()),
                     Err(x) => {
                         drop(bar);
-                        eprintln!("error: container {id}: {}", berth_api::Error::from(x));
+                        eprintln!("error: container {id}: {x}");
                         failed.push(id);
                     }
                 }
@@ -341,12 +331,12 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 .transpose()?;
             let f = BackupFilter {
                 repo,
-                ctid: ct.map(|c| ctid(&node, &c)).transpose()?,
+                ctid: ct.map(|c| ctid(node, &c)).transpose()?.map(|c| c.0),
                 since,
                 hostname,
                 tag,
             };
-            let list = node.backup_list(&f).map_err(e)?;
+            let list = node.backup_list(f)?;
             if format == Format::Json {
                 serde_json::to_writer_pretty(&mut out, &list)?;
                 writeln!(out)?;
@@ -386,7 +376,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             recursive,
             format,
         } => {
-            let id = ctid(&node, &ct)?;
+            let id = CtId::parse(&ct)?;
             let (snap, path) = match rest.as_slice() {
                 [] => (None, "/".to_string()),
                 [a] if is_snap(a) => (Some(a.clone()), "/".into()),
@@ -394,9 +384,8 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 [a, b] => (Some(a.clone()), b.clone()),
                 _ => unreachable!("clap: at most two"),
             };
-            let (s, list) = node
-                .backup_ls(repo.as_deref(), id, snap.as_deref(), &path, recursive)
-                .map_err(e)?;
+            let l = node.backup_ls(id, repo, snap, &path, recursive)?;
+            let (s, list) = (l.snapshot, l.entries);
             if format == Format::Json {
                 serde_json::to_writer_pretty(&mut out, &list)?;
                 writeln!(out)?;
@@ -437,26 +426,44 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             let o = BackupRestore {
                 repo,
                 snapshot,
-                as_ctid: as_ctid.as_deref().map(CtId::parse).transpose()?,
+                as_ctid: as_ctid
+                    .as_deref()
+                    .map(CtId::parse)
+                    .transpose()?
+                    .map(|c| c.0),
                 force,
             };
             let bar = progress::Bar::new();
-            let (to, s, notes) = node.backup_restore(id, &o, &bar).map_err(e)?;
+            let r = node.backup_restore(id, o, &bar)?;
             drop(bar);
-            for n in notes {
+            let (to, s) = (r.ctid, r.snapshot);
+            for n in r.notes {
                 eprintln!("note: {n}");
             }
             writeln!(out, "container {to} restored from snapshot {} of container {id} (stopped: `berth start {to}`)", s.short())?;
         }
         BackupCmd::RestoreFiles { ct, rest, to, repo } => {
             let id = CtId::parse(&ct)?;
+            // A relative path is this directory's here; over --remote it must be the node's.
+            let to = if to.is_absolute() || crate::cmd_remote::is_remote() {
+                to
+            } else {
+                std::env::current_dir()?.join(to)
+            };
             let (snap, paths) = match rest.split_first() {
                 Some((a, tail)) if is_snap(a) => (Some(a.clone()), tail.to_vec()),
                 _ => (None, rest.clone()),
             };
-            let (s, files, bytes) = node
-                .backup_restore_files(repo.as_deref(), id, snap.as_deref(), &paths, &to)
-                .map_err(e)?;
+            let r = node.backup_restore_files(
+                id,
+                RestoreFiles {
+                    repo,
+                    snapshot: snap,
+                    paths,
+                    to: to.clone(),
+                },
+            )?;
+            let (s, files, bytes) = (r.snapshot, r.files, r.bytes);
             writeln!(
                 out,
                 "{files} files ({}) of snapshot {} restored into {}",
@@ -476,7 +483,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             keep_yearly,
             prune,
         } => {
-            let id = ctid(&node, &ct)?;
+            let id = CtId::parse(&ct)?;
             let keep = Keep {
                 last: keep_last,
                 hourly: keep_hourly,
@@ -488,9 +495,8 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             if keep.is_empty() {
                 anyhow::bail!("give a policy: --keep-last N, --keep-daily N, …");
             }
-            let (kept, gone, freed) = node
-                .backup_forget(repo.as_deref(), id, &keep, prune)
-                .map_err(e)?;
+            let r = node.backup_forget(id, ForgetRequest { repo, keep, prune })?;
+            let (kept, gone, freed) = (r.kept, r.removed, r.freed);
             writeln!(
                 out,
                 "container {id}: {} backups kept, {} removed",
@@ -516,7 +522,12 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                         })
                 })
                 .transpose()?;
-            let name = node.backup_verify(repo.as_deref(), pct).map_err(e)?;
+            let name = node
+                .backup_verify(VerifyRequest {
+                    repo,
+                    read_data: pct,
+                })?
+                .repo;
             writeln!(out, "backup repository {name}: no errors found")?;
         }
     }

@@ -78,13 +78,13 @@ fn a_live_backup_restores_as_a_new_container_and_restic_reads_it() {
     // The first pass (tagged partial) is gone; one snapshot is listed.
     let l = snaps(&n, "web");
     assert_eq!(l.len(), 1, "{l:?}");
-    assert!(l[0]["tags"]
+    assert!(l[0]["snapshot"]["tags"]
         .as_array()
         .unwrap()
         .iter()
         .any(|t| t == "first"));
-    assert_eq!(l[0]["hostname"], "web.example");
-    let id = l[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(l[0]["snapshot"]["hostname"], "web.example");
+    let id = l[0]["snapshot"]["id"].as_str().unwrap().to_string();
     // Browse: ownership container-native, the deleted template file a whiteout.
     let ls = n.json(&["backup", "ls", "1901", "/srv/d", "--format", "json"]);
     let f = ls
@@ -202,7 +202,7 @@ fn incremental_backups_read_only_what_changed_and_forget_keeps_the_policy() {
     assert_eq!(snaps(&n, "1911").len(), 2);
     n.ok(&["backup", "verify", "--read-data-subset", "100%"]);
     // In place: a stopped container gets its files back with --force.
-    let latest = snaps(&n, "1911").last().unwrap()["id"]
+    let latest = snaps(&n, "1911").last().unwrap()["snapshot"]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -365,7 +365,7 @@ fn a_container_cannot_make_a_backup_read_a_host_file_or_hang() {
     let to = n.root.join("attack-out");
     let mut raced = 0;
     for s in snaps(&n, "1931") {
-        let id = s["id"].as_str().unwrap();
+        let id = s["snapshot"]["id"].as_str().unwrap();
         let ls = n.json(&["backup", "ls", "1931", id, "/root/race", "--format", "json"]);
         raced += ls
             .as_array()

@@ -157,6 +157,19 @@ fn normalise(s: &str) -> String {
                     return format!("{key} X");
                 }
             }
+            // Snapshot ids (`backup restore`) differ from run to run.
+            let l: String = l
+                .split(' ')
+                .map(|w| {
+                    if w.len() == 8 && w.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        "X"
+                    } else {
+                        w
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let l = l.as_str();
             // `list`: CTID NAME STATUS OSTEMPLATE HOSTNAME UPTIME IP
             let f: Vec<&str> = l.split_whitespace().collect();
             if f.len() >= 6 && f[0].bytes().all(|b| b.is_ascii_digit()) {
@@ -333,6 +346,16 @@ fn table() -> Vec<(Vec<&'static str>, bool)> {
             false,
         ),
         (&["user", "202", "list", "--format", "json"], false),
+        // Backups (issue 17), into the repository the test added before the table.
+        (&["backup", "repo", "list"], false),
+        (&["backup", "create", "201", "--format", "json"], true),
+        (&["backup", "create", "201", "--tag", "a,b"], false),
+        (&["backup", "ls", "201", "--format", "json"], true),
+        (&["backup", "restore", "201", "deadbeef"], false),
+        (&["backup", "restore", "201", "--as", "203"], false),
+        (&["status", "203", "--format", "json"], false),
+        (&["destroy", "203"], false),
+        (&["backup", "verify"], false),
         (&["destroy", "201"], false),
         (&["destroy", "202"], false),
         (&["status", "201"], false),
@@ -370,6 +393,8 @@ fn same_command_table_locally_and_remotely() {
     };
     let node = Node::new("remote");
     node.ok(&["user", "add", "rmt-admin", "--role", "admin"]);
+    let repo = node.root.join("backups/rmt");
+    node.ok(&["backup", "repo", "add", "rmt", repo.to_str().unwrap()]);
     let created = node.ok(&["token", "create", "--user", "rmt-admin", "--name", "e2e"]);
     let token = created
         .split_whitespace()

@@ -18,6 +18,8 @@ use proptest::prelude::*;
 use std::sync::Arc;
 use tower::ServiceExt;
 
+use berth_api::backup as bk;
+
 struct Fake;
 
 fn no<T>() -> Result<T> {
@@ -252,6 +254,60 @@ impl Node for Fake {
     }
     fn sample_remove(&self, _: &str) -> Result<()> {
         Ok(())
+    }
+    fn backup_repos(&self) -> Result<bk::Repos> {
+        Ok(bk::Repos::default())
+    }
+    fn backup_repo_add(&self, _: bk::RepoAdd) -> Result<bk::RepoAdded> {
+        no()
+    }
+    fn backup_repo_remove(&self, _: &str) -> Result<()> {
+        no()
+    }
+    fn backup_repo_default(&self, _: &str) -> Result<()> {
+        no()
+    }
+    fn backup_create(
+        &self,
+        _: &CtRef,
+        _: bk::BackupCreate,
+        _: &dyn Progress,
+    ) -> Result<bk::BackupResult> {
+        no()
+    }
+    fn backup_list(&self, _: bk::BackupFilter) -> Result<Vec<bk::BackupEntry>> {
+        Ok(vec![])
+    }
+    fn backup_ls(
+        &self,
+        _: berth_api::CtId,
+        _: Option<String>,
+        _: Option<String>,
+        _: &str,
+        _: bool,
+    ) -> Result<bk::BackupListing> {
+        no()
+    }
+    fn backup_restore(
+        &self,
+        _: berth_api::CtId,
+        _: bk::BackupRestore,
+        _: &dyn Progress,
+    ) -> Result<bk::RestoreResult> {
+        no()
+    }
+    fn backup_restore_files(
+        &self,
+        _: berth_api::CtId,
+        _: bk::RestoreFiles,
+    ) -> Result<bk::FilesRestored> {
+        no()
+    }
+    fn backup_forget(&self, _: berth_api::CtId, _: bk::ForgetRequest) -> Result<bk::ForgetResult> {
+        no()
+    }
+    fn backup_verify(&self, _: bk::VerifyRequest) -> Result<bk::VerifyResult> {
+        no()
     }
 }
 

@@ -4,6 +4,8 @@ mod common;
 
 #[path = "agent/auth.rs"]
 mod auth;
+#[path = "agent/backups.rs"]
+mod backups;
 #[path = "agent/clone.rs"]
 mod clone;
 #[path = "agent/exec.rs"]

@@ -1,6 +1,7 @@
 //! The REST routes of `berth_api::agent::ROUTES`, under `/api/v1`.
 
 pub(crate) mod admin;
+pub mod backups;
 pub(crate) mod containers;
 mod exec;
 pub(crate) mod inside;
@@ -98,6 +99,19 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/node/config", get(n::node_config))
         .route("/node/boot", post(n::node_boot))
         .route("/node/services", get(n::host_services))
+        .route("/containers/{ct}/backups", post(backups::create))
+        .route("/backups", get(backups::list))
+        .route(
+            "/backups/repos",
+            get(backups::repos).post(backups::repo_add),
+        )
+        .route("/backups/repos/{name}", delete(backups::repo_remove))
+        .route("/backups/repos/{name}/default", put(backups::repo_default))
+        .route("/backups/verify", post(backups::verify))
+        .route("/backups/{ct}/files", get(backups::files))
+        .route("/backups/{ct}/restore", post(backups::restore))
+        .route("/backups/{ct}/restore-files", post(backups::restore_files))
+        .route("/backups/{ct}/forget", post(backups::forget))
         .route("/samples", get(samples::list))
         .route(
             "/samples/{name}",

@@ -1,0 +1,316 @@
+//! Backups' wire types (docs/backups.md): repositories, snapshots, and the requests of
+//! `backup create|list|ls|restore|restore-files|forget|verify`.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The node's repositories (`backups/repos.toml`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Repos {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    #[serde(default, rename = "repo")]
+    pub repos: Vec<RepoEntry>,
+}
+
+/// One repository: a directory, and where its password is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RepoEntry {
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub path: PathBuf,
+    /// The password file given at `repo add`; absent: `backups/keys/<name>.key`, made then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub password_file: Option<PathBuf>,
+}
+
+/// `backup repo add`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RepoAdd {
+    pub name: String,
+    /// An absolute path on the node.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub path: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub password_file: Option<PathBuf>,
+}
+
+/// What `repo add` did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RepoAdded {
+    pub repo: RepoEntry,
+    /// Notes for the user (a key made, an existing repository opened).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// How a running container is kept consistent while it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum BackupMode {
+    /// Read while it runs, then frozen for a second pass of what changed.
+    #[default]
+    Live,
+    /// Frozen for the whole read.
+    Suspend,
+    /// Stopped, read, started again.
+    Stop,
+}
+
+impl std::str::FromStr for BackupMode {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "live" => Ok(BackupMode::Live),
+            "suspend" => Ok(BackupMode::Suspend),
+            "stop" => Ok(BackupMode::Stop),
+            _ => Err(crate::Error::invalid(format!(
+                "--mode {s:?}: live, suspend or stop"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for BackupMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackupMode::Live => "live",
+            BackupMode::Suspend => "suspend",
+            BackupMode::Stop => "stop",
+        })
+    }
+}
+
+/// `backup create`'s options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupCreate {
+    /// The repository (default: the node's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    #[serde(default)]
+    pub mode: BackupMode,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Read every file again instead of trusting the last backup's metadata.
+    #[serde(default)]
+    pub full: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// One snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Snapshot {
+    /// Full id (64 hex digits); the first 8 are restic's short form.
+    pub id: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+    pub hostname: String,
+    pub tags: Vec<String>,
+    pub paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Files and bytes in the snapshot.
+    pub files: u64,
+    pub bytes: u64,
+    /// Bytes the backup added to the repository (after deduplication and compression).
+    pub added: u64,
+    /// Files the backup read (new or changed since its parent).
+    pub files_read: u64,
+}
+
+impl Snapshot {
+    pub fn short(&self) -> &str {
+        &self.id[..8.min(self.id.len())]
+    }
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupResult {
+    pub ctid: u32,
+    pub repo: String,
+    pub snapshot: Snapshot,
+    /// How long the container was frozen (or stopped), if it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_ms: Option<u64>,
+    pub mode: BackupMode,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// A snapshot of a repository, with the container it holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupEntry {
+    pub repo: String,
+    pub ctid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub snapshot: Snapshot,
+}
+
+/// `backup list`'s filter.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BackupFilter {
+    pub repo: Option<String>,
+    pub ctid: Option<u32>,
+    /// Only snapshots at or after this time (seconds since the epoch).
+    pub since: Option<i64>,
+    pub hostname: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// An entry of a backup's tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupFile {
+    /// Path below the listed directory.
+    pub path: String,
+    /// `file`, `dir`, `symlink`, `chardev`, `blockdev`, `fifo`, `socket`.
+    pub kind: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// `backup ls`: the snapshot and its entries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupListing {
+    pub snapshot: Snapshot,
+    pub entries: Vec<BackupFile>,
+}
+
+/// `backup restore`'s options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupRestore {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// The snapshot (full id or a unique prefix); the container's latest by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Restore as a new container (new ID range, MACs and addresses, like a clone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_ctid: Option<u32>,
+    /// Replace the existing, stopped container of the same CTID.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RestoreResult {
+    /// The restored container (stopped).
+    pub ctid: u32,
+    pub snapshot: Snapshot,
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// `backup restore-files`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RestoreFiles {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Paths inside the container.
+    pub paths: Vec<String>,
+    /// A new or empty directory on the node, made root-only.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub to: PathBuf,
+}
+
+/// What `restore-files` did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FilesRestored {
+    pub snapshot: Snapshot,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// A retention policy (restic's `--keep-*`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Keep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yearly: Option<u32>,
+}
+
+impl Keep {
+    pub fn is_empty(&self) -> bool {
+        self == &Keep::default()
+    }
+}
+
+/// `backup forget`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ForgetRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    pub keep: Keep,
+    /// Free the data no snapshot uses any more.
+    #[serde(default)]
+    pub prune: bool,
+}
+
+/// What `forget` did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ForgetResult {
+    pub kept: Vec<String>,
+    pub removed: Vec<String>,
+    /// Bytes pruning freed (0 without `prune`).
+    pub freed: u64,
+}
+
+/// `backup verify`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// Also read and verify this share of the data, in percent (100: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_data: Option<f64>,
+}
+
+/// What `verify` checked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyResult {
+    pub repo: String,
+    pub read_data: Option<f64>,
+}

@@ -1,0 +1,305 @@
+//! `/backups…` and `POST /containers/{ct}/backups`: the backup operations of the `Node`
+//! trait (docs/backups.md). Administrators only for now (owners' backups within a quota
+//! come with issue 17's owner slice); long ones are operations with progress.
+
+use super::accepted;
+use super::no_content;
+use super::query::Query;
+use crate::authn::Caller;
+use crate::error::{invalid, ApiResult, JsonBody};
+use crate::policy::{self, Need};
+use crate::state::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use berth_api::backup::{
+    BackupCreate, BackupFilter, BackupRestore, ForgetRequest, RepoAdd, RestoreFiles, VerifyRequest,
+};
+use berth_api::validate::validate_name;
+use berth_api::{CtId, CtRef};
+use std::sync::Arc;
+
+type St = State<Arc<AppState>>;
+type Who = Extension<Caller>;
+
+fn to_value<T: serde::Serialize>(v: T) -> berth_api::Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(|e| berth_api::Error::internal(e.to_string()))
+}
+
+fn ctid(raw: &str) -> ApiResult<CtId> {
+    Ok(CtId::parse(raw)?)
+}
+
+pub async fn repos(State(st): St, Extension(c): Who) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    Ok(Json(st.call(|n| n.backup_repos()).await?).into_response())
+}
+
+pub async fn repo_add(
+    State(st): St,
+    Extension(c): Who,
+    JsonBody(req): JsonBody<RepoAdd>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    validate_name(&req.name)?;
+    let r = st.call(move |n| n.backup_repo_add(req)).await?;
+    st.events.emit(
+        "backup",
+        "repository added",
+        format!("backup-repo/{}", r.repo.name),
+        &c.name,
+        serde_json::json!({"path": r.repo.path}),
+    );
+    Ok(Json(r).into_response())
+}
+
+pub async fn repo_remove(
+    State(st): St,
+    Extension(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    validate_name(&name)?;
+    let n2 = name.clone();
+    st.call(move |n| n.backup_repo_remove(&n2)).await?;
+    st.events.emit(
+        "backup",
+        "repository removed",
+        format!("backup-repo/{name}"),
+        &c.name,
+        serde_json::Value::Null,
+    );
+    Ok(no_content())
+}
+
+pub async fn repo_default(
+    State(st): St,
+    Extension(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    validate_name(&name)?;
+    st.call(move |n| n.backup_repo_default(&name)).await?;
+    Ok(no_content())
+}
+
+/// `POST /containers/{ct}/backups`: an operation whose result is a `BackupResult`.
+pub async fn create(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    JsonBody(req): JsonBody<BackupCreate>,
+) -> ApiResult<Response> {
+    let r = st.ct(&c, &ct, Need::CtAdmin).await?;
+    policy::allow(&c, Need::NodeWrite)?;
+    let node = st.node.clone();
+    let events = st.events.clone();
+    let user = c.name.clone();
+    let op = st.ops.start(
+        "backup.create",
+        format!("container/{r}"),
+        &c.name,
+        move |p| {
+            let res = node.backup_create(&r, req, p)?;
+            events.emit(
+                "backup",
+                "created",
+                format!("container/{}", res.ctid),
+                &user,
+                serde_json::json!({"repo": res.repo, "snapshot": res.snapshot.id,
+                    "mode": res.mode, "paused_ms": res.paused_ms,
+                    "bytes": res.snapshot.bytes, "added": res.snapshot.added}),
+            );
+            to_value(res)
+        },
+        Box::new(|_| {
+            Err(berth_api::Error::internal(
+                "a finished backup stays: remove it with `berth backup forget`",
+            ))
+        }),
+    )?;
+    Ok(accepted(op))
+}
+
+/// `GET /backups?ct=&repo=&since=&hostname=&tag=`.
+pub async fn list(State(st): St, Extension(c): Who, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    let q = Query::parse(q.as_deref(), &["ct", "repo", "since", "hostname", "tag"])?;
+    let ct = match q.get("ct") {
+        Some(v) => Some(ctid(v)?.0),
+        None => None,
+    };
+    let since = match q.get("since") {
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| invalid(format!("since={v}: seconds since the epoch")))?,
+        ),
+        None => None,
+    };
+    let f = BackupFilter {
+        repo: q.get("repo").map(str::to_string),
+        ctid: ct,
+        since,
+        hostname: q.get("hostname").map(str::to_string),
+        tag: q.get("tag").map(str::to_string),
+    };
+    Ok(Json(st.call(move |n| n.backup_list(f)).await?).into_response())
+}
+
+/// `GET /backups/{ctid}/files?path=&recursive=&repo=&snapshot=`.
+pub async fn files(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    let id = ctid(&ct)?;
+    let q = Query::parse(q.as_deref(), &["path", "recursive", "repo", "snapshot"])?;
+    let recursive = q.bool("recursive")?;
+    let path = q.get("path").unwrap_or("/").to_string();
+    let repo = q.get("repo").map(str::to_string);
+    let snap = q.get("snapshot").map(str::to_string);
+    let l = st
+        .call(move |n| n.backup_ls(id, repo, snap, &path, recursive))
+        .await?;
+    Ok(Json(l).into_response())
+}
+
+/// `POST /backups/{ctid}/restore`: an operation whose result is a `RestoreResult`; a
+/// cancel after it finished destroys the restored container.
+pub async fn restore(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    JsonBody(req): JsonBody<BackupRestore>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    let id = ctid(&ct)?;
+    let in_place = req.as_ctid.is_none() && req.force;
+    let node = st.node.clone();
+    let node2 = st.node.clone();
+    let (store, events, user) = (st.auth.clone(), st.events.clone(), c.name.clone());
+    let op = st.ops.start(
+        "backup.restore",
+        format!("container/{id}"),
+        &c.name,
+        move |p| {
+            let res = node.backup_restore(id, req, p)?;
+            if !in_place {
+                // A new container is nobody's (an old list may still name its CTID).
+                store.renumber_container(res.ctid, None)?;
+            }
+            events.emit(
+                "backup",
+                "restored",
+                format!("container/{}", res.ctid),
+                &user,
+                serde_json::json!({"from": id, "snapshot": res.snapshot.id}),
+            );
+            to_value(res)
+        },
+        Box::new(move |v| {
+            if in_place {
+                return Err(berth_api::Error::internal(
+                    "a container restored in place cannot be put back: restore another backup",
+                ));
+            }
+            let to = v
+                .get("ctid")
+                .and_then(|i| i.as_u64())
+                .ok_or_else(|| berth_api::Error::internal("no ctid in the result"))?;
+            node2.destroy(&CtRef::Id(CtId(to as u32)), true)
+        }),
+    )?;
+    Ok(accepted(op))
+}
+
+/// `POST /backups/{ctid}/restore-files`: files into a new root-only directory of the node.
+pub async fn restore_files(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    JsonBody(req): JsonBody<RestoreFiles>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    let id = ctid(&ct)?;
+    if !req.to.is_absolute() {
+        return Err(invalid("to: an absolute path on the node"));
+    }
+    let node = st.node.clone();
+    let op = st.ops.start(
+        "backup.restore-files",
+        format!("container/{id}"),
+        &c.name,
+        move |_| to_value(node.backup_restore_files(id, req)?),
+        Box::new(|_| {
+            Err(berth_api::Error::internal(
+                "restored files stay where they were written",
+            ))
+        }),
+    )?;
+    Ok(accepted(op))
+}
+
+/// `POST /backups/{ctid}/forget`.
+pub async fn forget(
+    State(st): St,
+    Extension(c): Who,
+    Path(ct): Path<String>,
+    JsonBody(req): JsonBody<ForgetRequest>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    let id = ctid(&ct)?;
+    if req.keep.is_empty() {
+        return Err(invalid("keep: give a policy (last, daily, …)"));
+    }
+    let node = st.node.clone();
+    let (events, user) = (st.events.clone(), c.name.clone());
+    let op = st.ops.start(
+        "backup.forget",
+        format!("container/{id}"),
+        &c.name,
+        move |_| {
+            let res = node.backup_forget(id, req)?;
+            events.emit(
+                "backup",
+                "forgotten",
+                format!("container/{id}"),
+                &user,
+                serde_json::json!({"removed": res.removed.len(), "kept": res.kept.len(),
+                    "freed": res.freed}),
+            );
+            to_value(res)
+        },
+        Box::new(|_| {
+            Err(berth_api::Error::internal(
+                "forgotten backups cannot be brought back",
+            ))
+        }),
+    )?;
+    Ok(accepted(op))
+}
+
+/// `POST /backups/verify`.
+pub async fn verify(
+    State(st): St,
+    Extension(c): Who,
+    JsonBody(req): JsonBody<VerifyRequest>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    if let Some(p) = req.read_data {
+        if !(p > 0.0 && p <= 100.0) {
+            return Err(invalid("read_data: a percentage, above 0 and at most 100"));
+        }
+    }
+    let node = st.node.clone();
+    let op = st.ops.start(
+        "backup.verify",
+        "backups".to_string(),
+        &c.name,
+        move |_| to_value(node.backup_verify(req)?),
+        Box::new(|_| Ok(())),
+    )?;
+    Ok(accepted(op))
+}
