@@ -31,6 +31,10 @@ pub struct HostInfo {
     pub cpus: u32,
     /// cgroup v1 with swap accounting (memory.memsw.*), or cgroup v2 (memory.swap.max).
     pub swap_accounting: bool,
+    /// The block I/O controller has a proportional weight (v1 `blkio.weight`, or
+    /// `blkio.bfq.weight` with the BFQ scheduler; v2 `io.weight`): without one (a v1 host whose
+    /// disks use mq-deadline), `--ioprio` cannot be applied and is left out of the spec.
+    pub io_weight: bool,
 }
 
 impl HostInfo {
@@ -41,9 +45,16 @@ impl HostInfo {
         } else {
             true
         };
+        let blkio = Path::new(CGROUP_ROOT).join("blkio");
+        let io_weight = if blkio.is_dir() {
+            blkio.join("blkio.weight").exists() || blkio.join("blkio.bfq.weight").exists()
+        } else {
+            true
+        };
         HostInfo {
             cpus: online_cpus(),
             swap_accounting,
+            io_weight,
         }
     }
 }
@@ -134,7 +145,11 @@ pub fn resources_json(
     }
     out.insert("cpu".into(), cpu);
     out.insert("pids".into(), json!({"limit": r.numproc as i64}));
-    let mut bio = json!({"weight": ioprio_weight(r.ioprio)});
+    let mut bio = if host.io_weight {
+        json!({"weight": ioprio_weight(r.ioprio)})
+    } else {
+        json!({})
+    };
     if let Some((major, minor)) = disk_dev {
         let rule = |rate: Option<u64>| -> Option<Value> {
             match rate {
@@ -351,6 +366,7 @@ mod tests {
     const HOST: HostInfo = HostInfo {
         cpus: 4,
         swap_accounting: true,
+        io_weight: true,
     };
 
     #[test]

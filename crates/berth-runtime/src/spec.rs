@@ -426,6 +426,7 @@ mod tests {
             host: crate::resources::HostInfo {
                 cpus: 2,
                 swap_accounting: true,
+                io_weight: true,
             },
             seccomp_listener: Some("/r/seccomp.sock"),
         }

@@ -31,7 +31,7 @@ fn ctid(raw: &str) -> ApiResult<CtId> {
 }
 
 pub async fn repos(State(st): St, Extension(c): Who) -> ApiResult<Response> {
-    policy::allow(&c, Need::NodeWrite)?;
+    policy::allow(&c, Need::NodeRead)?;
     Ok(Json(st.call(|n| n.backup_repos()).await?).into_response())
 }
 
@@ -123,7 +123,7 @@ pub async fn create(
 
 /// `GET /backups?ct=&repo=&since=&hostname=&tag=`.
 pub async fn list(State(st): St, Extension(c): Who, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    policy::allow(&c, Need::NodeWrite)?;
+    policy::allow(&c, Need::NodeRead)?;
     let q = Query::parse(q.as_deref(), &["ct", "repo", "since", "hostname", "tag"])?;
     let ct = match q.get("ct") {
         Some(v) => Some(ctid(v)?.0),
