@@ -280,6 +280,9 @@ impl Keep {
 pub struct ForgetRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo: Option<String>,
+    /// Only the backups carrying this tag (e.g. `schedule:nightly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     pub keep: Keep,
     /// Free the data no snapshot uses any more.
     #[serde(default)]
@@ -313,4 +316,97 @@ pub struct VerifyRequest {
 pub struct VerifyResult {
     pub repo: String,
     pub read_data: Option<f64>,
+}
+
+/// A backup schedule (`berth backup schedule add`), run by berthd at its local times.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Schedule {
+    pub name: String,
+    /// Every container of the node at each run (`--containers all`).
+    #[serde(default)]
+    pub all: bool,
+    /// Or these CTIDs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<u32>,
+    /// Local times of day, `HH:MM`.
+    pub at: Vec<String>,
+    /// `mon`…`sun`; empty: every day.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<String>,
+    /// The repository (default: the node's default at each run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    #[serde(default)]
+    pub mode: BackupMode,
+    /// Retention applied after each run to the container's backups of this schedule.
+    #[serde(default, skip_serializing_if = "Keep::is_empty")]
+    pub keep: Keep,
+    /// Free unused data after the retention (`forget --prune`).
+    #[serde(default)]
+    pub prune: bool,
+    /// More tags on each snapshot (besides `schedule:<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Containers backed up at once (1–8; default 2).
+    #[serde(default = "default_parallel")]
+    pub parallel: u32,
+}
+
+fn default_parallel() -> u32 {
+    2
+}
+
+/// A schedule with when it runs next and how its last run went.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduleInfo {
+    pub schedule: Schedule,
+    /// Seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<ScheduleRun>,
+}
+
+/// One run of a schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduleRun {
+    pub schedule: String,
+    /// Seconds since the epoch.
+    pub started: i64,
+    pub finished: i64,
+    pub backed_up: Vec<ScheduleItem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<ScheduleFailure>,
+}
+
+impl ScheduleRun {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// A container a run backed up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduleItem {
+    pub ctid: u32,
+    pub repo: String,
+    /// The new snapshot's id.
+    pub snapshot: String,
+    /// Snapshots the retention removed.
+    #[serde(default)]
+    pub forgotten: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// A container a run could not back up, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduleFailure {
+    pub ctid: u32,
+    pub error: String,
 }

@@ -517,6 +517,22 @@ pub trait Node: Send + Sync {
         req: crate::backup::VerifyRequest,
     ) -> Result<crate::backup::VerifyResult>;
 
+    /// The node's backup schedules, with their next and last runs.
+    fn backup_schedules(&self) -> Result<Vec<crate::backup::ScheduleInfo>>;
+    /// Adds a backup schedule (berthd runs it at its times).
+    fn backup_schedule_add(
+        &self,
+        schedule: crate::backup::Schedule,
+    ) -> Result<crate::backup::ScheduleInfo>;
+    /// Removes a backup schedule (its backups stay).
+    fn backup_schedule_remove(&self, name: &str) -> Result<()>;
+    /// Runs a backup schedule now. Progress: containers done of all, a line each.
+    fn backup_schedule_run(
+        &self,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<crate::backup::ScheduleRun>;
+
     /// Applies a network change alone (kept for `set` callers that have only that).
     fn set_network(&self, ct: &CtRef, change: NetChange) -> Result<NetConfig> {
         let r = self.set(

@@ -611,6 +611,28 @@ impl Node for RemoteNode {
         let body = Self::json_body(&req)?;
         self.operation("/backups/verify", body, &berth_api::NoProgress)
     }
+    fn backup_schedules(&self) -> Result<Vec<berth_api::backup::ScheduleInfo>> {
+        self.get("/backups/schedules")
+    }
+    fn backup_schedule_add(
+        &self,
+        s: berth_api::backup::Schedule,
+    ) -> Result<berth_api::backup::ScheduleInfo> {
+        let body = Self::json_body(&s)?;
+        self.call("POST", "/backups/schedules", Some(body), REQUEST_TIMEOUT)
+    }
+    fn backup_schedule_remove(&self, name: &str) -> Result<()> {
+        let path = format!("/backups/schedules/{}", enc(name));
+        self.call_unit("DELETE", &path, None, REQUEST_TIMEOUT)
+    }
+    fn backup_schedule_run(
+        &self,
+        name: &str,
+        progress: &dyn Progress,
+    ) -> Result<berth_api::backup::ScheduleRun> {
+        let path = format!("/backups/schedules/{}/run", enc(name));
+        self.operation(&path, Self::json_body(&serde_json::json!({}))?, progress)
+    }
 }
 
 impl RemoteNode {

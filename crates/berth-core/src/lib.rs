@@ -3,6 +3,7 @@
 //! crash-recovery journal. Pure logic and plain files: no kernel touch-points
 //! beyond `flock`, so everything here is unit-tested without root.
 
+pub mod calendar;
 pub mod checked;
 pub mod config;
 pub mod crash;

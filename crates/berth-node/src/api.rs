@@ -535,6 +535,7 @@ impl Node for LocalNode {
             req.repo.as_deref(),
             ctid,
             &req.keep,
+            req.tag.as_deref(),
             req.prune,
         ))?;
         Ok(bk::ForgetResult {
@@ -542,6 +543,18 @@ impl Node for LocalNode {
             removed,
             freed,
         })
+    }
+    fn backup_schedules(&self) -> Result<Vec<bk::ScheduleInfo>> {
+        api(LocalNode::backup_schedules(self))
+    }
+    fn backup_schedule_add(&self, s: bk::Schedule) -> Result<bk::ScheduleInfo> {
+        api(LocalNode::backup_schedule_add(self, s))
+    }
+    fn backup_schedule_remove(&self, name: &str) -> Result<()> {
+        api(LocalNode::backup_schedule_remove(self, name))
+    }
+    fn backup_schedule_run(&self, name: &str, p: &dyn Progress) -> Result<bk::ScheduleRun> {
+        api(LocalNode::backup_schedule_run(self, name, p))
     }
     fn backup_verify(&self, req: bk::VerifyRequest) -> Result<bk::VerifyResult> {
         let repo = api(LocalNode::backup_verify(

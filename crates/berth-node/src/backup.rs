@@ -64,7 +64,7 @@ fn bk(e: berth_backup::BackupError) -> NodeError {
 }
 
 /// A tag the user gives: printable, no commas (restic's separator) or spaces, and not one
-/// of Berth's own (`berth`, `ct:…`, `name:…`, `mode:…`, `berth:…`).
+/// of Berth's own (`berth`, `ct:…`, `name:…`, `mode:…`, `berth:…`, `schedule:…`).
 pub fn validate_tag(t: &str) -> Result<()> {
     let ok = !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_graphic() && b != b',');
     if !ok {
@@ -73,7 +73,7 @@ pub fn validate_tag(t: &str) -> Result<()> {
         )));
     }
     if t == "berth"
-        || ["ct:", "name:", "mode:", "berth:"]
+        || ["ct:", "name:", "mode:", "berth:", "schedule:"]
             .iter()
             .any(|p| t.starts_with(p))
     {
@@ -336,6 +336,17 @@ impl LocalNode {
         o: &BackupCreate,
         p: &dyn Progress,
     ) -> Result<BackupResult> {
+        self.backup_create_tagged(r, o, &[], p)
+    }
+
+    /// [`Self::backup_create`] with tags of Berth's own added (a schedule's).
+    pub(crate) fn backup_create_tagged(
+        &self,
+        r: &CtRef,
+        o: &BackupCreate,
+        own_tags: &[String],
+        p: &dyn Progress,
+    ) -> Result<BackupResult> {
         for t in &o.tags {
             validate_tag(t)?;
         }
@@ -345,6 +356,7 @@ impl LocalNode {
         }
         let mut warnings = vec![];
         let (repo, rh) = self.repo(o.repo.as_deref(), &mut warnings)?;
+        let _repo_lock = repo_lock(self.root(), &repo.name, false)?;
         let id = self.resolve(r)?;
         let guard = self.lock_ct(id)?;
         let cfg = self.load_config(id)?;
@@ -376,6 +388,7 @@ impl LocalNode {
             o.mode
         };
         tags.push(format!("mode:{mode}"));
+        tags.extend(own_tags.iter().cloned());
         tags.extend(o.tags.iter().cloned());
         let latest = rh
             .list()
@@ -884,15 +897,25 @@ impl LocalNode {
         repo: Option<&str>,
         ct: CtId,
         keep: &Keep,
+        tag: Option<&str>,
         prune: bool,
     ) -> Result<(Vec<String>, Vec<String>, u64)> {
+        if keep.is_empty() {
+            return Err(inval(
+                "a retention policy is needed: --keep-last, --keep-daily, --keep-weekly…".into(),
+            ));
+        }
         let mut notes = vec![];
-        let (_, rh) = self.repo(repo, &mut notes)?;
+        let (e, rh) = self.repo(repo, &mut notes)?;
+        // Pruning rewrites packs that a backup running meanwhile may reuse: alone.
+        let _l = repo_lock(self.root(), &e.name, prune)?;
         let snaps: Vec<SnapInfo> = rh
             .list()
             .map_err(bk)?
             .into_iter()
             .filter(|s| ctid_of(s) == Some(ct.0))
+            .filter(|s| !s.tags.iter().any(|t| t == PARTIAL_TAG))
+            .filter(|s| tag.is_none_or(|t| s.tags.iter().any(|x| x == t)))
             .collect();
         if snaps.is_empty() {
             return Ok((vec![], vec![], 0));
@@ -910,6 +933,14 @@ impl LocalNode {
         let freed = if prune { rh.prune().map_err(bk)? } else { 0 };
         tracing::info!(%ct, kept = kept.len(), removed = gone.len(), freed, "backups forgotten");
         Ok((kept, gone, freed))
+    }
+
+    /// Frees the data of repository `repo` that no snapshot uses; the bytes freed.
+    pub fn backup_prune(&self, repo: &str) -> Result<u64> {
+        let mut notes = vec![];
+        let (e, rh) = self.repo(Some(repo), &mut notes)?;
+        let _l = repo_lock(self.root(), &e.name, true)?;
+        rh.prune().map_err(bk)
     }
 
     /// Checks a repository (structure; with `read_data`, that share of the data too).
@@ -931,6 +962,39 @@ fn skipped(rep: &berth_backup::source::Report, warnings: &mut Vec<String>) {
             m.push_str(&format!(" (first: {first})"));
         }
         warnings.push(m);
+    }
+}
+
+/// The node's lock of repository `name` (`locks/backup-repo-<name>.lock`): shared by
+/// backups, exclusive for pruning, which rewrites data a running backup may reuse.
+pub(crate) fn repo_lock(root: &NodeRoot, name: &str, exclusive: bool) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = root.locks_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
+    let p = dir.join(format!("backup-repo-{name}.lock"));
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&p)
+        .map_err(|e| CoreError::io(&p, e))?;
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
+    loop {
+        // SAFETY: a valid descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+            return Ok(f);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(CoreError::io(&p, e).into());
+        }
     }
 }
 

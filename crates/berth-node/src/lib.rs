@@ -5,6 +5,7 @@
 
 mod api;
 pub mod backup;
+pub mod backup_schedule;
 pub mod check;
 mod check_host;
 mod check_repair;

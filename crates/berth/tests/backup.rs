@@ -408,3 +408,184 @@ fn a_container_cannot_make_a_backup_read_a_host_file_or_hang() {
     );
     n.ok(&["destroy", "1931", "--force"]);
 }
+
+/// `backup schedule`: refusals, a run now of two containers in parallel (a stopped and a
+/// running one), the retention touching only the schedule's own backups, and a failed
+/// container that does not stop the others.
+#[test]
+fn a_schedule_runs_its_containers_and_keeps_only_its_own_retention() {
+    let n = Node::with_net("backup-sched");
+    for ct in ["1941", "1942"] {
+        n.ok(&[
+            "create",
+            ct,
+            "--ostemplate",
+            "busybox",
+            "--diskspace",
+            "64M",
+        ]);
+    }
+    n.ok(&["start", "1941"]);
+    let sched = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["backup", "schedule", "add"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let fails = |extra: &[&str], needle: &str| {
+        let a = sched(extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        n.fails(&a, needle);
+    };
+    fails(&["s1", "--containers", "all", "--at", "25:00"], "HH:MM");
+    fails(&["s1", "--containers", "all", "--at", "2pm"], "HH:MM");
+    fails(
+        &[
+            "s1",
+            "--containers",
+            "all",
+            "--at",
+            "02:00",
+            "--days",
+            "someday",
+        ],
+        "not a day",
+    );
+    fails(&["s1", "--containers", "1999", "--at", "02:00"], "1999");
+    fails(
+        &["s1", "--containers", "all,1941", "--at", "02:00"],
+        "not both",
+    );
+    fails(
+        &[
+            "s1",
+            "--containers",
+            "all",
+            "--at",
+            "02:00",
+            "--repo",
+            "nope",
+        ],
+        "nope",
+    );
+    fails(
+        &[
+            "s1",
+            "--containers",
+            "all",
+            "--at",
+            "02:00",
+            "--parallel",
+            "9",
+        ],
+        "parallel",
+    );
+    fails(
+        &["s1", "--containers", "all", "--at", "02:00", "--prune"],
+        "retention",
+    );
+    fails(
+        &["s/1", "--containers", "all", "--at", "02:00"],
+        "schedule name",
+    );
+    fails(
+        &[
+            "s1",
+            "--containers",
+            "all",
+            "--at",
+            "02:00",
+            "--tag",
+            "schedule:x",
+        ],
+        "Berth's own",
+    );
+    fails(
+        &["s1", "--containers", "all", "--at", "02:00", "--mode", "x"],
+        "live",
+    );
+    assert!(n
+        .json(&["backup", "schedule", "list", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // A manual backup first: the schedule's retention must leave it.
+    n.ok(&["backup", "create", "1942"]);
+    let out = n.ok(&[
+        "backup",
+        "schedule",
+        "add",
+        "nightly",
+        "--containers",
+        "1941,1942",
+        "--at",
+        "02:00,14:30",
+        "--days",
+        "mon,fri",
+        "--keep-last",
+        "1",
+        "--prune",
+    ]);
+    assert!(out.contains("02:00,14:30 on mon,fri"), "{out}");
+    n.fails(
+        &[
+            "backup",
+            "schedule",
+            "add",
+            "nightly",
+            "--containers",
+            "all",
+            "--at",
+            "03:00",
+        ],
+        "exists",
+    );
+    let l = n.json(&["backup", "schedule", "list", "--format", "json"]);
+    assert_eq!(
+        l[0]["schedule"]["containers"],
+        serde_json::json!([1941, 1942])
+    );
+    assert!(l[0]["next_run"].as_i64().unwrap() > 0);
+    assert!(l[0].get("last_run").is_none());
+    for _ in 0..2 {
+        let r = n.json(&["backup", "schedule", "run", "nightly", "--format", "json"]);
+        assert_eq!(r["backed_up"].as_array().unwrap().len(), 2, "{r}");
+    }
+    let all = snaps(&n, "1942");
+    let tagged = |s: &serde_json::Value| {
+        s["snapshot"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "schedule:nightly")
+    };
+    assert_eq!(
+        all.len(),
+        2,
+        "the manual backup and the schedule's latest: {all:?}"
+    );
+    assert_eq!(all.iter().filter(|s| tagged(s)).count(), 1);
+    assert_eq!(snaps(&n, "1941").len(), 1);
+    n.ok(&["backup", "list", "--tag", "schedule:nightly"]);
+    let l = n.ok(&["backup", "schedule", "list"]);
+    assert!(l.contains("ok (2 backed up)"), "{l}");
+    // A container that went away fails alone; the run says so and exits non-zero.
+    n.ok(&["destroy", "1942"]);
+    let err = n.fails(&["backup", "schedule", "run", "nightly"], "1 of 2 failed");
+    assert!(err.contains("container 1942"), "{err}");
+    assert_eq!(snaps(&n, "1941").len(), 1);
+    n.fails(&["backup", "schedule", "run", "nope"], "nope");
+    n.ok(&["backup", "schedule", "remove", "nightly"]);
+    n.fails(&["backup", "schedule", "remove", "nightly"], "nightly");
+    // A damaged schedules file is an error naming it, not a silent empty list.
+    std::fs::write(
+        n.root.join("backups/schedules.toml"),
+        "[[schedule]]\nname = 1\n",
+    )
+    .unwrap();
+    n.fails(&["backup", "schedule", "list"], "schedules.toml");
+    std::fs::remove_file(n.root.join("backups/schedules.toml")).unwrap();
+    n.ok(&["destroy", "1941", "--force"]);
+}

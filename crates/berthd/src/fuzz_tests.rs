@@ -309,6 +309,18 @@ impl Node for Fake {
     fn backup_verify(&self, _: bk::VerifyRequest) -> Result<bk::VerifyResult> {
         no()
     }
+    fn backup_schedules(&self) -> Result<Vec<bk::ScheduleInfo>> {
+        no()
+    }
+    fn backup_schedule_add(&self, _: bk::Schedule) -> Result<bk::ScheduleInfo> {
+        no()
+    }
+    fn backup_schedule_remove(&self, _: &str) -> Result<()> {
+        no()
+    }
+    fn backup_schedule_run(&self, _: &str, _: &dyn Progress) -> Result<bk::ScheduleRun> {
+        no()
+    }
 }
 
 fn state(dir: &std::path::Path) -> Arc<AppState> {

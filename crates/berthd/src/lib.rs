@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod policy;
 pub mod routes;
+pub mod scheduler;
 pub mod server;
 pub mod state;
 pub mod tls;
@@ -130,6 +131,7 @@ pub async fn run(args: Args) -> Result<(), DaemonError> {
         serde_json::json!({"pid": std::process::id(), "listen": cfg.listen}),
     );
     tasks.spawn(watch::run(st.clone()));
+    tasks.spawn(scheduler::run(st.clone()));
     // The first start since the host booted starts the `--onboot yes` containers (as `berth
     // node boot` does on a node without berthd); a restart of berthd does not.
     if first_start_since_boot(&api_dir) {

@@ -141,6 +141,9 @@ fn registry() -> Registry {
     r.add::<berth_api::backup::ForgetResult>();
     r.add::<berth_api::backup::VerifyRequest>();
     r.add::<berth_api::backup::VerifyResult>();
+    r.add::<berth_api::backup::Schedule>();
+    r.add::<berth_api::backup::ScheduleInfo>();
+    r.add::<berth_api::backup::ScheduleRun>();
     r.add::<BootEntry>();
     r.add::<Adapter>();
     r.add::<HostService>();

@@ -13,7 +13,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use berth_api::backup::{
-    BackupCreate, BackupFilter, BackupRestore, ForgetRequest, RepoAdd, RestoreFiles, VerifyRequest,
+    BackupCreate, BackupFilter, BackupRestore, ForgetRequest, RepoAdd, RestoreFiles, Schedule,
+    VerifyRequest,
 };
 use berth_api::validate::validate_name;
 use berth_api::{CtId, CtRef};
@@ -301,5 +302,71 @@ pub async fn verify(
         move |_| to_value(node.backup_verify(req)?),
         Box::new(|_| Ok(())),
     )?;
+    Ok(accepted(op))
+}
+
+/// `GET /backups/schedules`.
+pub async fn schedules(State(st): St, Extension(c): Who) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeRead)?;
+    Ok(Json(st.call(|n| n.backup_schedules()).await?).into_response())
+}
+
+/// `POST /backups/schedules`.
+pub async fn schedule_add(
+    State(st): St,
+    Extension(c): Who,
+    JsonBody(s): JsonBody<Schedule>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    validate_name(&s.name)?;
+    let r = st.call(move |n| n.backup_schedule_add(s)).await?;
+    st.events.emit(
+        "backup",
+        "schedule added",
+        format!("backup-schedule/{}", r.schedule.name),
+        &c.name,
+        serde_json::json!({"at": r.schedule.at, "days": r.schedule.days,
+            "all": r.schedule.all, "containers": r.schedule.containers}),
+    );
+    Ok(Json(r).into_response())
+}
+
+/// `DELETE /backups/schedules/{name}`.
+pub async fn schedule_remove(
+    State(st): St,
+    Extension(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    validate_name(&name)?;
+    let n2 = name.clone();
+    st.call(move |n| n.backup_schedule_remove(&n2)).await?;
+    st.events.emit(
+        "backup",
+        "schedule removed",
+        format!("backup-schedule/{name}"),
+        &c.name,
+        serde_json::Value::Null,
+    );
+    Ok(no_content())
+}
+
+/// `POST /backups/schedules/{name}/run`: runs it now, as an operation.
+pub async fn schedule_run(
+    State(st): St,
+    Extension(c): Who,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    policy::allow(&c, Need::NodeWrite)?;
+    validate_name(&name)?;
+    let n2 = name.clone();
+    // Unknown names are a 404 now, not a failed operation.
+    let known = st.call(|n| n.backup_schedules()).await?;
+    if !known.iter().any(|s| s.schedule.name == name) {
+        return Err(
+            berth_api::Error::not_found(format!("backup schedule {name:?} not found")).into(),
+        );
+    }
+    let op = crate::scheduler::start_run(&st, &n2, &c.name)?;
     Ok(accepted(op))
 }

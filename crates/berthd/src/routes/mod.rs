@@ -108,6 +108,15 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/backups/repos/{name}", delete(backups::repo_remove))
         .route("/backups/repos/{name}/default", put(backups::repo_default))
         .route("/backups/verify", post(backups::verify))
+        .route(
+            "/backups/schedules",
+            get(backups::schedules).post(backups::schedule_add),
+        )
+        .route(
+            "/backups/schedules/{name}",
+            delete(backups::schedule_remove),
+        )
+        .route("/backups/schedules/{name}/run", post(backups::schedule_run))
         .route("/backups/{ct}/files", get(backups::files))
         .route("/backups/{ct}/restore", post(backups::restore))
         .route("/backups/{ct}/restore-files", post(backups::restore_files))

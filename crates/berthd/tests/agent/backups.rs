@@ -96,3 +96,133 @@ fn backups_over_the_api() {
     node.berth_ok(&["destroy", "172", "--force"]);
     node.berth_ok(&["destroy", "171", "--force"]);
 }
+
+/// A schedule added through the API runs at its local time by berthd's own clock (the
+/// next whole minute), as an operation of berthd's with events; `run` starts one now;
+/// auditors read schedules but cannot add or run them.
+#[test]
+fn a_schedule_runs_at_its_time() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let node = TestNode::new("bk-sched");
+    node.berth_ok(&[
+        "create",
+        "173",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    let d = Daemon::start(&node);
+    let admin = d.https(Some(&node.user_token("ada", "admin", "")));
+    let audit = d.https(Some(&node.user_token("aldo", "auditor", "")));
+    // The next minute that is at least 10 s away, in the node's local time (berthd's).
+    let hhmm = |secs_ahead: u64| {
+        let o = std::process::Command::new("date")
+            .arg("-d")
+            .arg(format!("+{secs_ahead} seconds"))
+            .arg("+%H:%M")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let sec_now: u64 = {
+        let o = std::process::Command::new("date")
+            .arg("+%S")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+    };
+    let ahead = if sec_now >= 50 { 120 } else { 60 };
+    let at = hhmm(ahead);
+    let r = admin.post(
+        "/api/v1/backups/schedules",
+        &json!({"name": "soon", "containers": [173], "at": [at], "keep": {"last": 2}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["next_run"].as_i64().unwrap() > 0);
+    // Bad input: 4xx, nothing added.
+    for bad in [
+        json!({"name": "x", "all": true, "at": ["7pm"]}),
+        json!({"name": "x", "at": ["07:00"]}),
+        json!({"name": "x", "all": true, "containers": [173], "at": ["07:00"]}),
+        json!({"name": "x", "all": true, "at": ["07:00"], "parallel": 0}),
+        json!({"name": "x", "all": true, "at": ["07:00"], "bogus": 1}),
+    ] {
+        let r = admin.post("/api/v1/backups/schedules", &bad);
+        assert!((400..500).contains(&r.status), "{bad}: {}", r.text());
+    }
+    let r = audit.get("/api/v1/backups/schedules");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    let r = audit.post(
+        "/api/v1/backups/schedules",
+        &json!({"name": "y", "all": true, "at": ["01:00"]}),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        audit
+            .post("/api/v1/backups/schedules/soon/run", &json!({}))
+            .status,
+        403
+    );
+    assert_eq!(
+        admin
+            .post("/api/v1/backups/schedules/nope/run", &json!({}))
+            .status,
+        404
+    );
+    // berthd runs it at its time.
+    let ran = wait_for(ahead + 90, || {
+        admin
+            .get("/api/v1/events?type=backup")
+            .text()
+            .contains("schedule ran")
+    });
+    assert!(ran, "the schedule did not run at {at}");
+    let ops = admin.get("/api/v1/operations").json();
+    let op = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "backup.schedule")
+        .expect("a backup.schedule operation")
+        .clone();
+    let done = admin.wait_op(op["id"].as_str().unwrap());
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["user"], "berthd (schedule)");
+    assert_eq!(done["result"]["backed_up"][0]["ctid"], 173);
+    let l = admin.get("/api/v1/backups?ct=173&tag=schedule:soon").json();
+    assert_eq!(l.as_array().unwrap().len(), 1, "{l}");
+    // Run now: a second backup of the schedule; the slot already run does not run again.
+    let r = admin.post("/api/v1/backups/schedules/soon/run", &json!({}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let done = admin.wait_op(r.json()["id"].as_str().unwrap());
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let s = admin.get("/api/v1/backups/schedules").json();
+    assert!(
+        s[0]["last_run"]["backed_up"][0]["snapshot"].is_string(),
+        "{s}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let n = admin
+        .get("/api/v1/operations")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "backup.schedule")
+        .count();
+    assert_eq!(n, 2, "one run at the slot and one asked for");
+    let r = admin.req("DELETE", "/api/v1/backups/schedules/soon", None);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        admin
+            .req("DELETE", "/api/v1/backups/schedules/soon", None)
+            .status,
+        404
+    );
+    node.berth_ok(&["destroy", "173", "--force"]);
+}
