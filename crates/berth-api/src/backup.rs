@@ -213,6 +213,10 @@ pub struct BackupRestore {
     /// Replace the existing, stopped container of the same CTID.
     #[serde(default)]
     pub force: bool,
+    /// With `force`: restore only the files; the container keeps its current config
+    /// (limits, network, name, services). Always so for an owner's restore.
+    #[serde(default)]
+    pub keep_config: bool,
 }
 
 /// What a restore did.

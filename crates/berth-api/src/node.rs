@@ -223,6 +223,17 @@ pub struct NodeSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub disk_reserve: Option<Option<crate::validate::Size>>,
+    /// The most backups an owner may keep of each of his containers in a repository;
+    /// `Some(None)` (JSON `null`): no limit.
+    #[serde(
+        default,
+        deserialize_with = "crate::net::present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backup_max_per_container: Option<Option<u32>>,
+    /// The repository backups go to without one named (as `backup repo default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_default_repo: Option<String>,
 }
 
 impl NodeSettings {
@@ -231,6 +242,8 @@ impl NodeSettings {
             && self.default_fstype.is_none()
             && self.disk_overcommit.is_none()
             && self.disk_reserve.is_none()
+            && self.backup_max_per_container.is_none()
+            && self.backup_default_repo.is_none()
     }
 }
 
@@ -285,6 +298,12 @@ pub struct NodeConfigInfo {
     /// Free space the disk guard keeps on the node filesystem (absent: the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_reserve: Option<crate::validate::Size>,
+    /// The most backups an owner may keep of each of his containers (absent: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_max_per_container: Option<u32>,
+    /// The default backup repository (absent: none yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_default_repo: Option<String>,
 }
 
 /// What `node boot` did with one `--onboot yes` container.

@@ -243,6 +243,14 @@ impl NodeConfig {
         if let Some(r) = self.disk_reserve {
             validate_disk_reserve(r).map_err(|e| field("disk_reserve", e))?;
         }
+        if let Some(m) = self.backup_max_per_container {
+            if !(1..=10_000).contains(&m) {
+                return Err(field(
+                    "backup_max_per_container",
+                    CoreError::Invalid(format!("{m}: 1 to 10000")),
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -45,6 +45,10 @@ pub struct NodeConfig {
     /// of [`default_disk_reserve`], which depends on the filesystem's size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_reserve: Option<Size>,
+    /// The most backups a container's owner may keep of it in a repository (`berth node set
+    /// --backup-max-per-container`, the seed's Power Panel maximum); absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_max_per_container: Option<u32>,
 }
 
 /// Default `disk_overcommit`: the sum of the containers' `--diskspace` may reach 4 times
@@ -81,6 +85,7 @@ impl NodeConfig {
             service_defaults: Default::default(),
             disk_overcommit: DEFAULT_DISK_OVERCOMMIT,
             disk_reserve: None,
+            backup_max_per_container: None,
         }
     }
 }

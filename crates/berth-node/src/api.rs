@@ -371,10 +371,19 @@ impl Node for LocalNode {
             Some(None) => api(self.set_default_disk_reserve())?,
             None => {}
         }
+        if let Some(m) = settings.backup_max_per_container {
+            api(self.set_backup_max_per_container(m))?;
+        }
+        if let Some(r) = settings.backup_default_repo {
+            api(LocalNode::backup_repo_default(self, &r))?;
+        }
         Ok(())
     }
     fn node_config(&self) -> Result<berth_api::NodeConfigInfo> {
-        let c = LocalNode::node_config(self);
+        // Read afresh: a long-lived node (berthd) sees `node set` changes made since it
+        // opened the root.
+        let fresh = self.root().load_node_config().ok();
+        let c = fresh.as_ref().unwrap_or(LocalNode::node_config(self));
         Ok(berth_api::NodeConfigInfo {
             node_id: c.node_id.clone(),
             version: c.version,
@@ -385,6 +394,11 @@ impl Node for LocalNode {
             service_defaults: c.service_defaults.clone(),
             disk_overcommit: c.disk_overcommit,
             disk_reserve: c.disk_reserve,
+            backup_max_per_container: c.backup_max_per_container,
+            backup_default_repo: crate::backup::load_repos(self.root()).ok().and_then(|r| {
+                r.default
+                    .or_else(|| r.repos.first().map(|e| e.name.clone()))
+            }),
         })
     }
     fn node_boot(&self) -> Result<Vec<berth_api::BootEntry>> {

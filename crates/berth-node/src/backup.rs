@@ -708,6 +708,11 @@ impl LocalNode {
                 return Err(CoreError::TemplateNotFound(t.clone()).into());
             }
         }
+        if o.keep_config && !(o.force && o.as_ctid.is_none()) {
+            return Err(inval(
+                "keep-config: only when restoring in place over the container (--force)".into(),
+            ));
+        }
         let target = o.as_ctid.map(CtId).unwrap_or(ct);
         let mut notes = vec![];
         let node_guard = lock::lock(&self.root().node_lock())?;
@@ -722,6 +727,10 @@ impl LocalNode {
                 return Err(NodeError::IsRunning(target.0));
             }
             let old = self.load_config(target)?;
+            if o.keep_config {
+                // Only the files: the disk is made as the container's config has it now.
+                cfg = old.clone();
+            }
             cfg.idmap = old.idmap;
             self.check_name_free_opt(&cfg, Some(target))?;
             drop(node_guard);
@@ -735,7 +744,9 @@ impl LocalNode {
             }
             std::fs::rename(&staged, self.root().ct_disk(target))
                 .map_err(|e| CoreError::io(&staged, e))?;
-            fsutil::write_toml(&self.root().ct_config(target), &cfg)?;
+            if !o.keep_config {
+                fsutil::write_toml(&self.root().ct_config(target), &cfg)?;
+            }
             drop(g);
             tracing::info!(%target, snapshot = %s.id, "container restored in place");
             return Ok((target, s, notes));
@@ -933,6 +944,18 @@ impl LocalNode {
         let freed = if prune { rh.prune().map_err(bk)? } else { 0 };
         tracing::info!(%ct, kept = kept.len(), removed = gone.len(), freed, "backups forgotten");
         Ok((kept, gone, freed))
+    }
+
+    /// `node set --backup-max-per-container N|none`: 1 to 10000, or no limit.
+    pub fn set_backup_max_per_container(&self, max: Option<u32>) -> Result<()> {
+        if let Some(m) = max {
+            if !(1..=10_000).contains(&m) {
+                return Err(inval(format!(
+                    "backup-max-per-container {m}: 1 to 10000, or none"
+                )));
+            }
+        }
+        self.edit_node_config(|n| n.backup_max_per_container = max)
     }
 
     /// Frees the data of repository `repo` that no snapshot uses; the bytes freed.

@@ -91,6 +91,10 @@ pub(crate) enum BackupCmd {
         as_ctid: Option<String>,
         #[arg(long)]
         force: bool,
+        /// With --force: only the files; the container keeps its current config (limits,
+        /// network, name, services)
+        #[arg(long, requires = "force")]
+        keep_config: bool,
     },
     /// Restore files of a backup into a new host directory (root-only, owners and modes
     /// as in the container): `restore-files CT [SNAPSHOT] PATH… --to DIR`
@@ -496,6 +500,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             repo,
             as_ctid,
             force,
+            keep_config,
         } => {
             let id = CtId::parse(&ct)?;
             let o = BackupRestore {
@@ -507,6 +512,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                     .transpose()?
                     .map(|c| c.0),
                 force,
+                keep_config,
             };
             let bar = progress::Bar::new();
             let r = node.backup_restore(id, o, &bar)?;

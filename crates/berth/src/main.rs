@@ -519,7 +519,8 @@ enum NodeCmd {
         /// (NAME=default removes it); repeatable
         #[arg(
             long = "service-default",
-            required_unless_present_any = ["default_fstype", "disk_overcommit", "disk_reserve"]
+            required_unless_present_any = ["default_fstype", "disk_overcommit", "disk_reserve",
+                "backup_default_repo", "backup_max_per_container"]
         )]
         service_default: Vec<String>,
         /// Virtual-disk filesystem of new containers created without --fstype: ext4 or xfs
@@ -533,6 +534,13 @@ enum NodeCmd {
         /// frozen until space returns (`default`: 2% of the filesystem, 128M to 2G)
         #[arg(long, allow_hyphen_values = true)]
         disk_reserve: Option<String>,
+        /// The backup repository used without --repo (as `backup repo default`)
+        #[arg(long)]
+        backup_default_repo: Option<String>,
+        /// The most backups an owner may keep of each of his containers in a repository
+        /// (the seed's Power Panel maximum; `none`: no limit)
+        #[arg(long)]
+        backup_max_per_container: Option<String>,
     },
     /// The host's own services and listening sockets, flagging what is not Berth's
     Services {
@@ -1151,8 +1159,19 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                     default_fstype,
                     disk_overcommit,
                     disk_reserve,
+                    backup_default_repo,
+                    backup_max_per_container,
                 },
         } => {
+            let backup_max = backup_max_per_container
+                .as_deref()
+                .map(|m| match m {
+                    "none" => Ok(None),
+                    _ => m.parse::<u32>().map(Some).map_err(|_| {
+                        anyhow::anyhow!("--backup-max-per-container {m}: a number, or none")
+                    }),
+                })
+                .transpose()?;
             let fstype = default_fstype
                 .as_deref()
                 .map(berth_core::DiskFs::parse)
@@ -1181,6 +1200,8 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                 default_fstype: fstype,
                 disk_overcommit: overcommit,
                 disk_reserve: reserve,
+                backup_max_per_container: backup_max,
+                backup_default_repo: backup_default_repo.clone(),
             })?;
             for (name, st) in parsed {
                 match st {
@@ -1203,6 +1224,14 @@ fn run(cli: Cli, remote_from_env: bool) -> Result<i32> {
                 Some(None) => {
                     outln!("disk reserve: the default (2% of the node filesystem, 128M to 2G)");
                 }
+                None => {}
+            }
+            if let Some(r) = backup_default_repo {
+                outln!("backups: repository {r} is the default");
+            }
+            match backup_max {
+                Some(Some(m)) => outln!("backups: owners may keep {m} of each container"),
+                Some(None) => outln!("backups: no limit for owners"),
                 None => {}
             }
         }

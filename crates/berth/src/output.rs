@@ -594,6 +594,17 @@ pub fn node_config(c: &berth_api::NodeConfigInfo, as_json: bool) -> anyhow::Resu
             "disk reserve:       default (2% of the node filesystem, 128M to 2G)"
         )?,
     }
+    writeln!(
+        out,
+        "backup repository:  {}",
+        c.backup_default_repo
+            .as_deref()
+            .unwrap_or("- (the first backup makes `local`)")
+    )?;
+    match c.backup_max_per_container {
+        Some(m) => writeln!(out, "owners' backups:    at most {m} per container")?,
+        None => writeln!(out, "owners' backups:    no limit")?,
+    }
     if c.service_defaults.is_empty() {
         writeln!(out, "service defaults:   -")?;
     }

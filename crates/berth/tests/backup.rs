@@ -319,6 +319,25 @@ fn bad_input_is_refused_and_changes_nothing() {
     n.fails(&["backup", "ls", "1921", "/../etc"], "no . or ..");
     n.fails(&["backup", "restore", "1921", "deadbeef"], "not found");
     n.fails(&["backup", "forget", "1921"], "give a policy");
+    // Node settings of backups.
+    n.fails(
+        &["node", "set", "--backup-max-per-container", "0"],
+        "1 to 10000",
+    );
+    n.fails(
+        &["node", "set", "--backup-max-per-container", "many"],
+        "a number, or none",
+    );
+    n.fails(&["node", "set", "--backup-default-repo", "nope"], "nope");
+    n.ok(&["node", "set", "--backup-max-per-container", "5"]);
+    n.ok(&["node", "set", "--backup-default-repo", "other"]);
+    let c = n.ok(&["node", "config"]);
+    assert!(c.contains("at most 5 per container"), "{c}");
+    assert!(c.contains("backup repository:  other"), "{c}");
+    n.ok(&["node", "set", "--backup-max-per-container", "none"]);
+    assert!(n
+        .ok(&["node", "config"])
+        .contains("owners' backups:    no limit"));
     assert_eq!(snaps(&n, "1921").len(), 1);
     // A wrong password is refused by name.
     std::fs::write(&pw, "wrong\n").unwrap();

@@ -6,7 +6,9 @@
 //! - owner: only his containers — any other answers `404 not_found` exactly as a missing
 //!   one; `list` and `stats` show only his; container create, destroy and `set` (his limits),
 //!   node, template and network changes are forbidden (403), and so are node-wide reads
-//!   (processes, host services, node info, networks, metrics).
+//!   (processes, host services, node info, networks, metrics). He backs up his containers
+//!   (up to the node's maximum per container), lists, browses and forgets their backups
+//!   and restores them in place (files only: the container keeps its current limits).
 
 use crate::authn::Caller;
 use crate::error::{forbidden, ApiError, ApiResult};
@@ -23,6 +25,9 @@ pub enum Need {
     CtAct(CtId),
     /// Change what the container is (destroy, set, compact).
     CtAdmin(CtId),
+    /// Back up a container, restore it in place, forget its backups (owners: their own,
+    /// within the node's maximum per container).
+    CtBackup(CtId),
     /// Create a container.
     CtCreate,
     /// Read templates.
@@ -61,10 +66,12 @@ pub fn allow(c: &Caller, need: Need) -> ApiResult<()> {
             _ => Err(deny("change anything (auditors are read-only)")),
         },
         Role::Owner => match need {
-            CtRead(id) | CtAct(id) | CtAdmin(id) if !c.containers.contains(&id.0) => {
+            CtRead(id) | CtAct(id) | CtAdmin(id) | CtBackup(id)
+                if !c.containers.contains(&id.0) =>
+            {
                 Err(hidden(&CtRef::Id(id)))
             }
-            CtRead(_) | CtAct(_) | TemplateRead | Events | OwnTokens => Ok(()),
+            CtRead(_) | CtAct(_) | CtBackup(_) | TemplateRead | Events | OwnTokens => Ok(()),
             CtAdmin(_) => Err(deny("destroy, compact or change the limits of a container")),
             OpRead { user_is_caller } | OpCancel { user_is_caller } => {
                 if user_is_caller {
@@ -153,6 +160,10 @@ mod tests {
         assert_eq!(st(allow(&bob, Need::NodeWide)), 403);
         assert_eq!(st(allow(&bob, Need::NodeWrite)), 403);
         assert_eq!(st(allow(&bob, Need::TemplateRead)), 200);
+        assert_eq!(st(allow(&bob, Need::CtBackup(CtId(101)))), 200);
+        assert_eq!(st(allow(&bob, Need::CtBackup(CtId(103)))), 404);
+        assert_eq!(st(allow(&aud, Need::CtBackup(CtId(101)))), 403);
+        assert_eq!(st(allow(&admin, Need::CtBackup(CtId(103)))), 200);
         assert_eq!(
             st(allow(
                 &bob,

@@ -388,8 +388,50 @@ fn openapi_templates_services_and_the_node() {
         default_fstype: Some(DiskFs::Xfs),
         disk_overcommit: Some(2.0),
         disk_reserve: Some(None),
+        backup_max_per_container: Some(None),
+        backup_default_repo: Some("offsite".into()),
+    });
+    round_trip(&NodeSettings {
+        backup_max_per_container: Some(Some(10)),
+        ..Default::default()
     });
     round_trip(&NodeSettings::default());
+    let schedule = berth_api::backup::Schedule {
+        name: "nightly".into(),
+        all: true,
+        containers: vec![],
+        at: vec!["02:00".into()],
+        days: vec!["mon".into()],
+        repo: None,
+        mode: Default::default(),
+        keep: berth_api::backup::Keep {
+            daily: Some(7),
+            ..Default::default()
+        },
+        prune: true,
+        tags: vec![],
+        parallel: 2,
+    };
+    round_trip(&berth_api::backup::ScheduleInfo {
+        schedule,
+        next_run: Some(1_800_000_000),
+        last_run: Some(berth_api::backup::ScheduleRun {
+            schedule: "nightly".into(),
+            started: 1,
+            finished: 2,
+            backed_up: vec![berth_api::backup::ScheduleItem {
+                ctid: 101,
+                repo: "local".into(),
+                snapshot: "ab".repeat(32),
+                forgotten: 1,
+                warnings: vec![],
+            }],
+            failed: vec![berth_api::backup::ScheduleFailure {
+                ctid: 102,
+                error: "gone".into(),
+            }],
+        }),
+    });
     for sample in berth_api::samples::builtin() {
         round_trip(&sample);
     }
@@ -403,6 +445,8 @@ fn openapi_templates_services_and_the_node() {
         service_defaults: [("sshd".to_string(), Startup::Disabled)].into(),
         disk_overcommit: 1.0,
         disk_reserve: None,
+        backup_max_per_container: Some(10),
+        backup_default_repo: Some("local".into()),
     });
     round_trip(&BootEntry {
         ctid: 101,

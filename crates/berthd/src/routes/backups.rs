@@ -1,17 +1,21 @@
 //! `/backups…` and `POST /containers/{ct}/backups`: the backup operations of the `Node`
-//! trait (docs/backups.md). Administrators only for now (owners' backups within a quota
-//! come with issue 17's owner slice); long ones are operations with progress.
+//! trait (docs/backups.md); long ones are operations with progress. Owners back up,
+//! list, browse, forget and restore in place their own containers (the Power Panel's
+//! backups): at most the node's `backup_max_per_container` each, and a restore keeps the
+//! container's current config, so an old backup cannot bring back limits an administrator
+//! has since lowered.
 
 use super::accepted;
 use super::no_content;
 use super::query::Query;
 use crate::authn::Caller;
-use crate::error::{invalid, ApiResult, JsonBody};
+use crate::error::{forbidden, invalid, ApiResult, JsonBody};
 use crate::policy::{self, Need};
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use berth_api::agent::Role;
 use berth_api::backup::{
     BackupCreate, BackupFilter, BackupRestore, ForgetRequest, RepoAdd, RestoreFiles, Schedule,
     VerifyRequest,
@@ -91,8 +95,10 @@ pub async fn create(
     Path(ct): Path<String>,
     JsonBody(req): JsonBody<BackupCreate>,
 ) -> ApiResult<Response> {
-    let r = st.ct(&c, &ct, Need::CtAdmin).await?;
-    policy::allow(&c, Need::NodeWrite)?;
+    let r = st.ct(&c, &ct, Need::CtBackup).await?;
+    if c.role == Role::Owner {
+        owner_quota(&st, &r, req.repo.clone()).await?;
+    }
     let node = st.node.clone();
     let events = st.events.clone();
     let user = c.name.clone();
@@ -122,14 +128,67 @@ pub async fn create(
     Ok(accepted(op))
 }
 
+/// An owner's backup of `r` is refused when it already has the node's maximum of
+/// backups in the repository they go to.
+async fn owner_quota(st: &Arc<AppState>, r: &CtRef, repo: Option<String>) -> ApiResult<()> {
+    let r2 = r.clone();
+    let (max, id, repo, n) = st
+        .call(move |n| {
+            let max = n.node_config()?.backup_max_per_container;
+            let id = n.status(&r2)?.ctid;
+            let repo = match repo {
+                Some(r) => Some(r),
+                None => {
+                    let rs = n.backup_repos()?;
+                    rs.default
+                        .or_else(|| rs.repos.first().map(|e| e.name.clone()))
+                }
+            };
+            let count = match (max, &repo) {
+                (Some(_), Some(repo)) => n
+                    .backup_list(BackupFilter {
+                        repo: Some(repo.clone()),
+                        ctid: Some(id.0),
+                        ..Default::default()
+                    })?
+                    .len(),
+                _ => 0,
+            };
+            Ok((max, id, repo, count))
+        })
+        .await?;
+    if let (Some(max), Some(repo)) = (max, repo) {
+        if n as u64 >= max as u64 {
+            return Err(berth_api::Error::new(
+                berth_api::ErrorKind::Precondition,
+                format!(
+                    "container {id} has {n} backups in {repo}, the most allowed ({max}): remove old ones with `berth backup forget {id}`"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// `GET /backups?ct=&repo=&since=&hostname=&tag=`.
 pub async fn list(State(st): St, Extension(c): Who, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    policy::allow(&c, Need::NodeRead)?;
     let q = Query::parse(q.as_deref(), &["ct", "repo", "since", "hostname", "tag"])?;
     let ct = match q.get("ct") {
         Some(v) => Some(ctid(v)?.0),
         None => None,
     };
+    match ct {
+        Some(id) => policy::allow(&c, Need::CtRead(CtId(id))).map_err(|e| {
+            if e.0.kind == berth_api::ErrorKind::NotFound {
+                policy::hidden(&CtRef::Id(CtId(id)))
+            } else {
+                e
+            }
+        })?,
+        None if c.role == Role::Owner => {}
+        None => policy::allow(&c, Need::NodeRead)?,
+    }
     let since = match q.get("since") {
         Some(v) => Some(
             v.parse::<i64>()
@@ -144,7 +203,9 @@ pub async fn list(State(st): St, Extension(c): Who, RawQuery(q): RawQuery) -> Ap
         hostname: q.get("hostname").map(str::to_string),
         tag: q.get("tag").map(str::to_string),
     };
-    Ok(Json(st.call(move |n| n.backup_list(f)).await?).into_response())
+    let mut l = st.call(move |n| n.backup_list(f)).await?;
+    l.retain(|b| policy::sees(&c, b.ctid));
+    Ok(Json(l).into_response())
 }
 
 /// `GET /backups/{ctid}/files?path=&recursive=&repo=&snapshot=`.
@@ -154,8 +215,8 @@ pub async fn files(
     Path(ct): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    policy::allow(&c, Need::NodeWrite)?;
     let id = ctid(&ct)?;
+    policy::allow(&c, Need::CtRead(id))?;
     let q = Query::parse(q.as_deref(), &["path", "recursive", "repo", "snapshot"])?;
     let recursive = q.bool("recursive")?;
     let path = q.get("path").unwrap_or("/").to_string();
@@ -173,10 +234,28 @@ pub async fn restore(
     State(st): St,
     Extension(c): Who,
     Path(ct): Path<String>,
-    JsonBody(req): JsonBody<BackupRestore>,
+    JsonBody(mut req): JsonBody<BackupRestore>,
 ) -> ApiResult<Response> {
-    policy::allow(&c, Need::NodeWrite)?;
     let id = ctid(&ct)?;
+    policy::allow(&c, Need::CtBackup(id))?;
+    if c.role == Role::Owner {
+        if req.as_ctid.is_some() {
+            return Err(forbidden(
+                "your role may not restore a backup as a new container (an administrator can)",
+            ));
+        }
+        if !req.force {
+            return Err(invalid(
+                "force: an owner restores his container in place (stopped), replacing its files",
+            ));
+        }
+        // The container must exist (restoring a destroyed one would create a container).
+        let rr = CtRef::Id(id);
+        st.call(move |n| n.status(&rr)).await?;
+        // His container, replaced by its backup's files; its config (limits, network)
+        // stays as the administrator set it.
+        req.keep_config = true;
+    }
     let in_place = req.as_ctid.is_none() && req.force;
     let node = st.node.clone();
     let node2 = st.node.clone();
@@ -250,8 +329,13 @@ pub async fn forget(
     Path(ct): Path<String>,
     JsonBody(req): JsonBody<ForgetRequest>,
 ) -> ApiResult<Response> {
-    policy::allow(&c, Need::NodeWrite)?;
     let id = ctid(&ct)?;
+    policy::allow(&c, Need::CtBackup(id))?;
+    if c.role == Role::Owner && req.prune {
+        return Err(forbidden(
+            "your role may not prune a repository (it is shared): forget without prune",
+        ));
+    }
     if req.keep.is_empty() {
         return Err(invalid("keep: give a policy (last, daily, …)"));
     }

@@ -87,12 +87,104 @@ fn backups_over_the_api() {
         ev.contains("\"created\"") && ev.contains("\"restored\""),
         "{ev}"
     );
-    // Owners may not (yet) use backups, not even of their own container.
+    // Owners: their own containers' backups, within the node's maximum.
+    let r = admin.req(
+        "PATCH",
+        "/api/v1/node",
+        Some(br#"{"backup_max_per_container": 2}"#),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = admin.post("/api/v1/containers/172/backups", &json!({}));
+    assert_eq!(
+        admin.wait_op(r.json()["id"].as_str().unwrap())["state"],
+        "succeeded"
+    );
     let tok = node.user_token("olga", "owner", "171");
     let olga = d.https(Some(&tok));
-    assert_eq!(olga.get("/api/v1/backups").status, 403);
+    let l = olga.get("/api/v1/backups");
+    assert_eq!(l.status, 200, "{}", l.text());
+    let l = l.json();
+    assert!(!l.as_array().unwrap().is_empty());
+    assert!(
+        l.as_array().unwrap().iter().all(|b| b["ctid"] == 171),
+        "{l}"
+    );
+    assert_eq!(olga.get("/api/v1/backups?ct=172").status, 404);
+    assert_eq!(olga.get("/api/v1/backups/172/files?path=/").status, 404);
+    assert_eq!(olga.get("/api/v1/backups/171/files?path=/root").status, 200);
+    assert_eq!(
+        olga.post("/api/v1/containers/172/backups", &json!({}))
+            .status,
+        404
+    );
+    for (m, p, b) in [
+        ("GET", "/api/v1/backups/repos", "{}"),
+        ("GET", "/api/v1/backups/schedules", "{}"),
+        ("POST", "/api/v1/backups/verify", "{}"),
+        (
+            "POST",
+            "/api/v1/backups/171/restore-files",
+            r#"{"paths": ["/root"], "to": "/tmp/olga"}"#,
+        ),
+    ] {
+        let r = olga.req(m, p, Some(b.as_bytes()));
+        assert_eq!(r.status, 403, "{m} {p}: {}", r.text());
+    }
+    // 171 has one backup (the admin's); his makes two, the most allowed; a third is refused.
     let r = olga.post("/api/v1/containers/171/backups", &json!({}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(
+        olga.wait_op(r.json()["id"].as_str().unwrap())["state"],
+        "succeeded"
+    );
+    let r = olga.post("/api/v1/containers/171/backups", &json!({}));
+    assert_eq!(r.status, 412, "{}", r.text());
+    assert!(r.text().contains("the most allowed (2)"), "{}", r.text());
+    // Restore: in place only, files only: what the administrator set since stays.
+    node.berth_ok(&["exec", "171", "--", "sh", "-c", "echo changed > /root/f"]);
+    node.berth_ok(&["stop", "171"]);
+    node.berth_ok(&["set", "171", "--description", "set-by-admin"]);
+    let r = olga.post(
+        "/api/v1/backups/171/restore",
+        &json!({"as_ctid": 174, "force": true}),
+    );
     assert_eq!(r.status, 403, "{}", r.text());
+    let r = olga.post("/api/v1/backups/171/restore", &json!({}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = olga.post("/api/v1/backups/171/restore", &json!({"force": true}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let done = olga.wait_op(r.json()["id"].as_str().unwrap());
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let st = olga.get("/api/v1/containers/171").json();
+    assert_eq!(st["description"], "set-by-admin", "{st}");
+    node.berth_ok(&["start", "171"]);
+    assert_eq!(
+        node.berth_ok(&["exec", "171", "--", "cat", "/root/f"])
+            .trim(),
+        "api"
+    );
+    // Forget: his own, without pruning the shared repository.
+    let r = olga.post(
+        "/api/v1/backups/171/forget",
+        &json!({"keep": {"last": 1}, "prune": true}),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = olga.post("/api/v1/backups/171/forget", &json!({"keep": {"last": 1}}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(
+        olga.wait_op(r.json()["id"].as_str().unwrap())["state"],
+        "succeeded"
+    );
+    assert_eq!(
+        olga.get("/api/v1/backups?ct=171")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let r = olga.post("/api/v1/backups/172/forget", &json!({"keep": {"last": 1}}));
+    assert_eq!(r.status, 404, "{}", r.text());
     node.berth_ok(&["destroy", "172", "--force"]);
     node.berth_ok(&["destroy", "171", "--force"]);
 }
