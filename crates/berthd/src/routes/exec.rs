@@ -63,6 +63,10 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A pseudo-terminal in raw mode from the start: it stands for the client's terminal,
+/// which is raw already; with the line discipline's echo on, what berthd writes into it
+/// (the detach keys at the end of a session) would come back as output (`^Aq`) until the
+/// node's relay switched it to raw.
 fn openpty() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let (mut m, mut s) = (0, 0);
     // SAFETY: openpty fills two descriptors we then own.
@@ -83,6 +87,14 @@ fn openpty() -> std::io::Result<(OwnedFd, OwnedFd)> {
     for fd in [&m, &s] {
         // SAFETY: fcntl on descriptors we own.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    // SAFETY: termios calls on the terminal we own, with a termios it filled.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(s.as_raw_fd(), &mut t) == 0 {
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(s.as_raw_fd(), libc::TCSANOW, &t);
+        }
     }
     Ok((m, s))
 }
