@@ -240,9 +240,13 @@ pub struct RestoreFiles {
     pub snapshot: Option<String>,
     /// Paths inside the container.
     pub paths: Vec<String>,
-    /// A new or empty directory on the node, made root-only.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub to: PathBuf,
+    /// A new or empty directory on the node, made root-only (administrators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub to: Option<PathBuf>,
+    /// Or back into this container, at the same paths (written in its own view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_container: Option<u32>,
 }
 
 /// What `restore-files` did.
@@ -252,6 +256,10 @@ pub struct FilesRestored {
     pub snapshot: Snapshot,
     pub files: u64,
     pub bytes: u64,
+    /// Entries not written into a container: devices, FIFOs, sockets, and the marks of
+    /// files deleted before the backup.
+    #[serde(default)]
+    pub skipped: u64,
 }
 
 /// A retention policy (restic's `--keep-*`).

@@ -525,19 +525,35 @@ impl Node for LocalNode {
         ctid: berth_core::CtId,
         req: bk::RestoreFiles,
     ) -> Result<bk::FilesRestored> {
-        let (snapshot, files, bytes) = api(LocalNode::backup_restore_files(
-            self,
-            req.repo.as_deref(),
-            ctid,
-            req.snapshot.as_deref(),
-            &req.paths,
-            &req.to,
-        ))?;
-        Ok(bk::FilesRestored {
-            snapshot,
-            files,
-            bytes,
-        })
+        match (&req.to, req.to_container) {
+            (Some(to), None) => {
+                let (snapshot, files, bytes) = api(LocalNode::backup_restore_files(
+                    self,
+                    req.repo.as_deref(),
+                    ctid,
+                    req.snapshot.as_deref(),
+                    &req.paths,
+                    to,
+                ))?;
+                Ok(bk::FilesRestored {
+                    snapshot,
+                    files,
+                    bytes,
+                    skipped: 0,
+                })
+            }
+            (None, Some(target)) => LocalNode::backup_restore_files_into(
+                self,
+                req.repo.as_deref(),
+                ctid,
+                req.snapshot.as_deref(),
+                &req.paths,
+                berth_core::CtId::parse(&target.to_string()).map_err(berth_api::Error::from)?,
+            ),
+            _ => Err(berth_api::Error::invalid(
+                "restore files to a directory of the node (to) or into a container (to_container): one of the two",
+            )),
+        }
     }
     fn backup_forget(
         &self,

@@ -887,6 +887,17 @@ impl LocalNode {
                 return Err(inval(format!("{}: exists and is not empty", to.display())));
             }
         }
+        for path in paths {
+            let inner = inner_path(path)?;
+            let full = format!("/ct/{ct}/upper{inner}");
+            if rh.ls(&s.id, &full, false).is_err() {
+                return Err(NodeError::NotFound(format!(
+                    "{} in snapshot {} (a backup holds what the container changed from its template)",
+                    if inner.is_empty() { "/" } else { &inner },
+                    s.short()
+                )));
+            }
+        }
         fsutil::create_dir_mode(to, 0o700)?;
         let (mut files, mut bytes) = (0, 0);
         for path in paths {

@@ -5,6 +5,7 @@
 
 mod api;
 pub mod backup;
+mod backup_files;
 pub mod backup_schedule;
 pub mod check;
 mod check_host;

@@ -97,13 +97,21 @@ pub(crate) enum BackupCmd {
         keep_config: bool,
     },
     /// Restore files of a backup into a new host directory (root-only, owners and modes
-    /// as in the container): `restore-files CT [SNAPSHOT] PATH… --to DIR`
+    /// as in the container): `restore-files CT [SNAPSHOT] PATH… --to DIR`, or back into a
+    /// container at the same paths: `--to-container CT`
     RestoreFiles {
         ct: String,
         #[arg(required = true, value_name = "[SNAPSHOT] PATH")]
         rest: Vec<String>,
-        #[arg(long)]
-        to: PathBuf,
+        #[arg(
+            long,
+            required_unless_present = "to_container",
+            conflicts_with = "to_container"
+        )]
+        to: Option<PathBuf>,
+        /// The container to write them into (CTID or name), running or stopped
+        #[arg(long, value_name = "CT")]
+        to_container: Option<String>,
         #[arg(long)]
         repo: Option<String>,
     },
@@ -523,14 +531,24 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             }
             writeln!(out, "container {to} restored from snapshot {} of container {id} (stopped: `berth start {to}`)", s.short())?;
         }
-        BackupCmd::RestoreFiles { ct, rest, to, repo } => {
+        BackupCmd::RestoreFiles {
+            ct,
+            rest,
+            to,
+            to_container,
+            repo,
+        } => {
             let id = CtId::parse(&ct)?;
             // A relative path is this directory's here; over --remote it must be the node's.
-            let to = if to.is_absolute() || crate::cmd_remote::is_remote() {
-                to
-            } else {
-                std::env::current_dir()?.join(to)
+            let to = match to {
+                Some(to) if !to.is_absolute() && !crate::cmd_remote::is_remote() => {
+                    Some(std::env::current_dir()?.join(to))
+                }
+                t => t,
             };
+            let to_container = to_container
+                .map(|c| ctid(node, &c).map(|i| i.0))
+                .transpose()?;
             let (snap, paths) = match rest.split_first() {
                 Some((a, tail)) if is_snap(a) => (Some(a.clone()), tail.to_vec()),
                 _ => (None, rest.clone()),
@@ -542,16 +560,27 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                     snapshot: snap,
                     paths,
                     to: to.clone(),
+                    to_container,
                 },
             )?;
             let (s, files, bytes) = (r.snapshot, r.files, r.bytes);
+            let into = match (&to, to_container) {
+                (Some(t), _) => t.display().to_string(),
+                (None, Some(c)) => format!("container {c}"),
+                _ => String::new(),
+            };
             writeln!(
                 out,
-                "{files} files ({}) of snapshot {} restored into {}",
+                "{files} files ({}) of snapshot {} restored into {into}",
                 human(bytes),
                 s.short(),
-                to.display()
             )?;
+            if r.skipped > 0 {
+                eprintln!(
+                    "note: {} entries not written (devices, FIFOs, marks of deleted files)",
+                    r.skipped
+                );
+            }
         }
         BackupCmd::Forget {
             ct,

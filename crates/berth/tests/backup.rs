@@ -608,3 +608,183 @@ fn a_schedule_runs_its_containers_and_keeps_only_its_own_retention() {
     std::fs::remove_file(n.root.join("backups/schedules.toml")).unwrap();
     n.ok(&["destroy", "1941", "--force"]);
 }
+
+/// `restore-files --to-container`: a tree written back in the container's own view (owners,
+/// modes, a symlink), into a running and a stopped container; a container whose root put a
+/// symlink to a host directory where the files go gets nothing written on the host.
+#[test]
+fn files_restore_into_a_container_in_its_own_view() {
+    let n = Node::with_net("backup-into");
+    n.ok(&[
+        "create",
+        "1951",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    n.ok(&["start", "1951"]);
+    n.exec(
+        "1951",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /srv/app/sub && echo alpha > /srv/app/a.txt && echo beta > /srv/app/sub/b.txt \
+             && chown 1000:1001 /srv/app/a.txt && chmod 640 /srv/app/a.txt && chmod 2750 /srv/app/sub \
+             && ln -s a.txt /srv/app/link",
+        ],
+    );
+    n.ok(&["backup", "create", "1951"]);
+    n.exec(
+        "1951",
+        &["sh", "-c", "rm -rf /srv/app && echo new > /srv/keep"],
+    );
+    let out = n.ok(&[
+        "backup",
+        "restore-files",
+        "1951",
+        "/srv/app",
+        "--to-container",
+        "1951",
+    ]);
+    assert!(out.contains("restored into container 1951"), "{out}");
+    let got = n.exec(
+        "1951",
+        &[
+            "sh",
+            "-c",
+            "cat /srv/app/a.txt /srv/app/sub/b.txt /srv/app/link /srv/keep; \
+             stat -c '%u:%g %a' /srv/app/a.txt /srv/app/sub; readlink /srv/app/link",
+        ],
+    );
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        vec![
+            "alpha",
+            "beta",
+            "alpha",
+            "new",
+            "1000:1001 640",
+            "0:0 2750",
+            "a.txt"
+        ],
+        "{got}"
+    );
+    // Container root swaps the directory for a link to a host directory: the restore
+    // refuses to write through it, and the host directory stays empty.
+    let host = std::env::temp_dir().join(format!("berth-into-host-{}", std::process::id()));
+    std::fs::create_dir_all(&host).unwrap();
+    let h = host.to_str().unwrap().to_string();
+    n.exec(
+        "1951",
+        &[
+            "sh",
+            "-c",
+            &format!("rm -rf /srv/app && ln -s {h} /srv/app"),
+        ],
+    );
+    n.fails(
+        &[
+            "backup",
+            "restore-files",
+            "1951",
+            "/srv/app",
+            "--to-container",
+            "1951",
+        ],
+        "not a directory",
+    );
+    // …and a link in place of a parent directory resolves inside the container.
+    n.exec(
+        "1951",
+        &[
+            "sh",
+            "-c",
+            &format!("rm -f /srv/app && mv /srv /srv.old && mkdir -p {h} && ln -s {h} /srv"),
+        ],
+    );
+    n.ok(&[
+        "backup",
+        "restore-files",
+        "1951",
+        "/srv/app",
+        "--to-container",
+        "1951",
+    ]);
+    assert_eq!(
+        std::fs::read_dir(&host).unwrap().count(),
+        0,
+        "a host directory was written"
+    );
+    let inside = n.exec("1951", &["cat", &format!("{h}/app/a.txt")]);
+    assert_eq!(inside.trim(), "alpha");
+    std::fs::remove_dir_all(&host).unwrap();
+    // A stopped container too (its /srv back: the link's target was in its /tmp, a tmpfs).
+    n.exec(
+        "1951",
+        &["sh", "-c", "rm /srv && mv /srv.old /srv && rm -rf /srv/app"],
+    );
+    n.ok(&["stop", "1951"]);
+    n.ok(&[
+        "backup",
+        "restore-files",
+        "1951",
+        "/srv/app/sub",
+        "--to-container",
+        "1951",
+    ]);
+    n.ok(&["start", "1951"]);
+    let got = n.exec(
+        "1951",
+        &[
+            "sh",
+            "-c",
+            "cat /srv/app/sub/b.txt; stat -c '%a' /srv/app/sub",
+        ],
+    );
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        vec!["beta", "2750"],
+        "{got}"
+    );
+    // Refusals.
+    n.fails(
+        &[
+            "backup",
+            "restore-files",
+            "1951",
+            "/srv/app",
+            "--to-container",
+            "1999",
+        ],
+        "1999",
+    );
+    n.fails(
+        &[
+            "backup",
+            "restore-files",
+            "1951",
+            "/",
+            "--to-container",
+            "1951",
+        ],
+        "not /",
+    );
+    n.fails(
+        &[
+            "backup",
+            "restore-files",
+            "1951",
+            "/nothing/here",
+            "--to-container",
+            "1951",
+        ],
+        "in snapshot",
+    );
+    assert!(!n.root.join("backups").read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".restore-")));
+    n.ok(&["destroy", "1951", "--force"]);
+}

@@ -313,6 +313,116 @@ impl Ctx {
         res
     }
 
+    /// Makes directory `path` (its parent must exist) or takes the existing one; then its
+    /// owner and mode. Never follows a symlink at `path`.
+    fn mkdir(&self, path: &str, mode: u32, uid: u32, gid: u32) -> Result<FileEntry, Error> {
+        if clean_path(path) == "/" {
+            return Err(Error::invalid("cannot make the root directory"));
+        }
+        self.check_id(uid, "UID")?;
+        self.check_id(gid, "GID")?;
+        let (dir, name) = self.parent(path)?;
+        match fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) if kind_of(&st) == FileKind::Dir => {}
+            Ok(_) => {
+                return Err(Error::invalid(format!(
+                    "{path} exists and is not a directory"
+                )))
+            }
+            Err(nix::errno::Errno::ENOENT) => {
+                nix::sys::stat::mkdirat(
+                    Some(dir.as_raw_fd()),
+                    name.as_str(),
+                    Mode::from_bits_truncate(0o700),
+                )
+                .map_err(|e| sys_err(path, e))?;
+            }
+            Err(e) => return Err(sys_err(path, e)),
+        }
+        let fd = nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            name.as_str(),
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| sys_err(path, e))?;
+        // SAFETY: openat just returned this descriptor; owned here.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        nix::unistd::fchown(
+            fd.as_raw_fd(),
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|e| sys_err(path, e))?;
+        nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode & 0o7777))
+            .map_err(|e| sys_err(path, e))?;
+        let st = fstat(fd.as_raw_fd()).map_err(|e| sys_err(path, e))?;
+        Ok(entry(path, &st, None))
+    }
+
+    /// Makes symlink `path` → `target` (a name beside it, renamed over a file or link of
+    /// that name; a directory there is refused).
+    fn symlink(&self, path: &str, target: &str, uid: u32, gid: u32) -> Result<FileEntry, Error> {
+        if clean_path(path) == "/" || target.is_empty() || target.contains('\0') {
+            return Err(Error::invalid(format!("{path}: not a symlink to make")));
+        }
+        self.check_id(uid, "UID")?;
+        self.check_id(gid, "GID")?;
+        let (dir, name) = self.parent(path)?;
+        if let Ok(st) = fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            if kind_of(&st) == FileKind::Dir {
+                return Err(Error::invalid(format!(
+                    "{path} is a directory: it is not replaced by a link"
+                )));
+            }
+        }
+        let mut r = [0u8; 6];
+        getrandom::getrandom(&mut r).map_err(|e| Error::internal(e.to_string()))?;
+        let tag: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        let base: String = name.chars().take(200).collect();
+        let tmp = format!(".{base}.berth-{tag}");
+        nix::unistd::symlinkat(target, Some(dir.as_raw_fd()), tmp.as_str())
+            .map_err(|e| sys_err(path, e))?;
+        let res = (|| -> Result<(), Error> {
+            nix::unistd::fchownat(
+                Some(dir.as_raw_fd()),
+                tmp.as_str(),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| sys_err(path, e))?;
+            nix::fcntl::renameat(
+                Some(dir.as_raw_fd()),
+                tmp.as_str(),
+                Some(dir.as_raw_fd()),
+                name.as_str(),
+            )
+            .map_err(|e| sys_err(path, e))
+        })();
+        if let Err(e) = res {
+            let _ = nix::unistd::unlinkat(
+                Some(dir.as_raw_fd()),
+                tmp.as_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+            return Err(e);
+        }
+        self.stat(path)
+    }
+
     fn remove(&self, path: &str) -> Result<(), Error> {
         if clean_path(path) == "/" {
             return Err(Error::invalid("cannot remove the root directory"));
@@ -700,6 +810,18 @@ pub(super) fn run(ctx: &Ctx, op: Op) -> Result<serde_json::Value, Error> {
         Op::Pull { path } => json(ctx.pull(&path)?),
         Op::Push(req) => json(ctx.push(&req)?),
         Op::Remove { path } => json(ctx.remove(&path)?),
+        Op::Mkdir {
+            path,
+            mode,
+            uid,
+            gid,
+        } => json(ctx.mkdir(&path, mode, uid, gid)?),
+        Op::Symlink {
+            path,
+            target,
+            uid,
+            gid,
+        } => json(ctx.symlink(&path, &target, uid, gid)?),
     }
 }
 

@@ -405,6 +405,50 @@ impl LocalNode {
         decode(self.inside(ct, Op::Push(req), Data::In(input))?)
     }
 
+    /// Makes directory `path` inside (or takes the existing one), then sets its owner and
+    /// mode (container IDs).
+    pub fn dir_make(
+        &self,
+        ct: &CtRef,
+        path: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<FileEntry> {
+        validate_path(path).map_err(Error::from)?;
+        let op = Op::Mkdir {
+            path: path.into(),
+            mode,
+            uid,
+            gid,
+        };
+        decode(self.inside(ct, op, Data::None)?)
+    }
+
+    /// Makes symlink `path` → `target` inside (over a file or link of that name).
+    pub fn symlink_make(
+        &self,
+        ct: &CtRef,
+        path: &str,
+        target: &str,
+        uid: u32,
+        gid: u32,
+    ) -> Result<FileEntry> {
+        validate_path(path).map_err(Error::from)?;
+        if target.is_empty() || target.len() > 4095 || target.contains('\0') {
+            return Err(Error::invalid(format!(
+                "{path}: a link target of 1 to 4095 bytes"
+            )));
+        }
+        let op = Op::Symlink {
+            path: path.into(),
+            target: target.into(),
+            uid,
+            gid,
+        };
+        decode(self.inside(ct, op, Data::None)?)
+    }
+
     pub fn file_remove(&self, ct: &CtRef, path: &str) -> Result<()> {
         validate_path(path).map_err(Error::from)?;
         self.inside(ct, Op::Remove { path: path.into() }, Data::None)

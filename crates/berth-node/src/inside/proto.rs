@@ -44,6 +44,20 @@ pub(crate) enum Op {
     Remove {
         path: String,
     },
+    /// A directory (made, or an existing one's owner and mode set).
+    Mkdir {
+        path: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// A symbolic link (replacing a file or link of that name).
+    Symlink {
+        path: String,
+        target: String,
+        uid: u32,
+        gid: u32,
+    },
 }
 
 /// A running container's init, as the caller saw it (the helper checks it is still that

@@ -302,10 +302,24 @@ pub async fn restore_files(
     Path(ct): Path<String>,
     JsonBody(req): JsonBody<RestoreFiles>,
 ) -> ApiResult<Response> {
-    policy::allow(&c, Need::NodeWrite)?;
     let id = ctid(&ct)?;
-    if !req.to.is_absolute() {
-        return Err(invalid("to: an absolute path on the node"));
+    match (&req.to, req.to_container) {
+        (Some(to), None) => {
+            // A directory of the node: administrators'.
+            policy::allow(&c, Need::NodeWrite)?;
+            if !to.is_absolute() {
+                return Err(invalid("to: an absolute path on the node"));
+            }
+        }
+        (None, Some(t)) => {
+            policy::allow(&c, Need::CtBackup(id))?;
+            policy::allow(&c, Need::CtBackup(ctid(&t.to_string())?))?;
+        }
+        _ => {
+            return Err(invalid(
+                "to (a directory of the node) or to_container: one of the two",
+            ))
+        }
     }
     let node = st.node.clone();
     let op = st.ops.start(

@@ -163,6 +163,30 @@ fn backups_over_the_api() {
             .trim(),
         "api"
     );
+    // Files back into his container (in its own view); not into another's, nor both ways.
+    node.berth_ok(&["exec", "171", "--", "sh", "-c", "echo again > /root/f"]);
+    let r = olga.post(
+        "/api/v1/backups/171/restore-files",
+        &json!({"paths": ["/root/f"], "to_container": 171}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let done = olga.wait_op(r.json()["id"].as_str().unwrap());
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        node.berth_ok(&["exec", "171", "--", "cat", "/root/f"])
+            .trim(),
+        "api"
+    );
+    let r = olga.post(
+        "/api/v1/backups/171/restore-files",
+        &json!({"paths": ["/root/f"], "to_container": 172}),
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = admin.post(
+        "/api/v1/backups/171/restore-files",
+        &json!({"paths": ["/root/f"], "to_container": 171, "to": "/tmp/x"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
     // Forget: his own, without pruning the shared repository.
     let r = olga.post(
         "/api/v1/backups/171/forget",
