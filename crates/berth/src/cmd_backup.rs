@@ -6,8 +6,8 @@ use crate::output::human;
 use crate::{open, progress, Format};
 use anyhow::Result;
 use berth_api::backup::{
-    BackupCreate, BackupFilter, BackupMode, BackupRestore, ForgetRequest, Keep, RepoAdd,
-    RestoreFiles, Schedule, VerifyRequest,
+    BackupCreate, BackupFilter, BackupMode, BackupRestore, BackupResult, ForgetRequest, Keep,
+    RepoAdd, RestoreFiles, Schedule, VerifyRequest,
 };
 use berth_api::Node;
 use berth_core::timefmt::utc_seconds;
@@ -47,6 +47,9 @@ pub(crate) enum BackupCmd {
         full: bool,
         #[arg(long)]
         description: Option<String>,
+        /// Containers of a group backed up at once
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+        parallel: u32,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -329,6 +332,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             tags,
             full,
             description,
+            parallel,
             format,
         } => {
             let mode: BackupMode = mode.parse()?;
@@ -344,16 +348,38 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 full,
                 description,
             };
+            let single = ids.len() == 1;
+            // A group: `parallel` at once, a bar each; the outcomes printed in the given order.
+            let multi = indicatif::MultiProgress::new();
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let done: std::sync::Mutex<Vec<Option<berth_api::Result<BackupResult>>>> =
+                std::sync::Mutex::new(ids.iter().map(|_| None).collect());
+            std::thread::scope(|sc| {
+                for _ in 0..parallel.min(ids.len() as u32) {
+                    sc.spawn(|| loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(id) = ids.get(i) else { break };
+                        let bar = if single {
+                            progress::Bar::new()
+                        } else {
+                            progress::Bar::in_group(&multi, &id.to_string())
+                        };
+                        let r = node.backup_create(&CtRef::Id(*id), o.clone(), &bar);
+                        drop(bar);
+                        done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                    });
+                }
+            });
+            let _ = multi.clear();
             let mut results = vec![];
             let mut failed = vec![];
-            let single = ids.len() == 1;
-            for id in ids {
-                let bar = progress::Bar::new();
-                match node.backup_create(&CtRef::Id(id), o.clone(), &bar) {
+            let done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+            for (id, r) in ids.iter().zip(done) {
+                let Some(r) = r else { continue };
+                match r {
                     Ok(r) => {
-                        drop(bar);
                         for w in &r.warnings {
-                            eprintln!("warning: {w}");
+                            eprintln!("warning: container {id}: {w}");
                         }
                         if format == Format::Table {
                             let paused = r
@@ -383,9 +409,8 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                     }
                     Err(x) if single => return Err(x.into()),
                     Err(x) => {
-                        drop(bar);
                         eprintln!("error: container {id}: {x}");
-                        failed.push(id);
+                        failed.push(*id);
                     }
                 }
             }

@@ -588,13 +588,21 @@ fn a_schedule_runs_its_containers_and_keeps_only_its_own_retention() {
     assert_eq!(all.iter().filter(|s| tagged(s)).count(), 1);
     assert_eq!(snaps(&n, "1941").len(), 1);
     n.ok(&["backup", "list", "--tag", "schedule:nightly"]);
+    // A group by hand, two at once: one line each, in the order given.
+    let out = n.ok(&["backup", "create", "1942", "1941", "--parallel", "2"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("container 1942 backed up"), "{out}");
+    assert!(lines[1].starts_with("container 1941 backed up"), "{out}");
+    n.fails(&["backup", "create", "1941", "--parallel", "9"], "9");
     let l = n.ok(&["backup", "schedule", "list"]);
     assert!(l.contains("ok (2 backed up)"), "{l}");
     // A container that went away fails alone; the run says so and exits non-zero.
     n.ok(&["destroy", "1942"]);
     let err = n.fails(&["backup", "schedule", "run", "nightly"], "1 of 2 failed");
     assert!(err.contains("container 1942"), "{err}");
-    assert_eq!(snaps(&n, "1941").len(), 1);
+    // The schedule's one, and the one made by hand.
+    assert_eq!(snaps(&n, "1941").len(), 2);
     n.fails(&["backup", "schedule", "run", "nope"], "nope");
     n.ok(&["backup", "schedule", "remove", "nightly"]);
     n.fails(&["backup", "schedule", "remove", "nightly"], "nightly");
