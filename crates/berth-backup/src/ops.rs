@@ -30,7 +30,80 @@ pub fn open(repo: &Path, password: &str) -> Result<Repo> {
     Ok(Repo {
         key: r.key(),
         path: repo.to_path_buf(),
+        on_bytes: None,
     })
+}
+
+/// Where a long call's byte progress goes: `(phase, bytes done, bytes in all if known)`.
+pub type OnBytes = Arc<dyn Fn(&str, u64, Option<u64>) + Send + Sync>;
+
+/// rustic's progress bars as calls of an [`OnBytes`]: only byte counters (the backup's
+/// "backing up…", a restore's file contents) are reported; spinners and counters are not.
+struct Bars(OnBytes);
+
+impl std::fmt::Debug for Bars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bars")
+    }
+}
+
+impl rustic_core::ProgressBars for Bars {
+    fn progress(&self, kind: rustic_core::ProgressType, prefix: &str) -> rustic_core::Progress {
+        match kind {
+            rustic_core::ProgressType::Bytes => rustic_core::Progress::new(ByteBar {
+                on: self.0.clone(),
+                title: std::sync::Mutex::new(prefix.to_string()),
+                len: std::sync::atomic::AtomicU64::new(0),
+                done: std::sync::atomic::AtomicU64::new(0),
+            }),
+            _ => rustic_core::Progress::hidden(),
+        }
+    }
+}
+
+struct ByteBar {
+    on: OnBytes,
+    title: std::sync::Mutex<String>,
+    len: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for ByteBar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ByteBar")
+    }
+}
+
+impl ByteBar {
+    fn report(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let len = self.len.load(Relaxed);
+        let t = self.title.lock().map(|t| t.clone()).unwrap_or_default();
+        (self.on)(&t, self.done.load(Relaxed), (len > 0).then_some(len));
+    }
+}
+
+impl rustic_core::RusticProgress for ByteBar {
+    fn is_hidden(&self) -> bool {
+        false
+    }
+    fn set_length(&self, len: u64) {
+        self.len.store(len, std::sync::atomic::Ordering::Relaxed);
+        self.report();
+    }
+    fn set_title(&self, title: &str) {
+        if let Ok(mut t) = self.title.lock() {
+            *t = title.to_string();
+        }
+    }
+    fn inc(&self, inc: u64) {
+        self.done
+            .fetch_add(inc, std::sync::atomic::Ordering::Relaxed);
+        self.report();
+    }
+    fn finish(&self) {
+        self.report();
+    }
 }
 
 /// An open repository (the key derived once: opening is the slow part).
@@ -38,14 +111,24 @@ pub fn open(repo: &Path, password: &str) -> Result<Repo> {
 pub struct Repo {
     key: rustic_core::repofile::MasterKey,
     path: PathBuf,
+    on_bytes: Option<OnBytes>,
 }
 
 impl Repo {
+    /// This repository, its long calls (backup, restore) reporting their bytes to `on`.
+    pub fn with_progress(mut self, on: OnBytes) -> Repo {
+        self.on_bytes = Some(on);
+        self
+    }
+
     /// The repository opened again with the master key (no key derivation).
     fn opened(&self) -> Result<Repository<rustic_core::OpenStatus>> {
         let be = backends(&self.path)?;
-        Repository::new(&repo_opts(), &be)
-            .map_err(|e| repo_err(&self.path, e))?
+        let r = match &self.on_bytes {
+            Some(on) => Repository::new_with_progress(&repo_opts(), &be, Bars(on.clone())),
+            None => Repository::new(&repo_opts(), &be),
+        };
+        r.map_err(|e| repo_err(&self.path, e))?
             .open(&Credentials::Masterkey(self.key.clone()))
             .map_err(|e| repo_err(&self.path, e.display_log()))
     }

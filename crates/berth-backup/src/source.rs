@@ -87,9 +87,16 @@ pub struct CtSource {
     extras: Vec<Extra>,
     shift: Option<IdShift>,
     report: Arc<Report>,
+    size_hint: Option<u64>,
 }
 
 impl CtSource {
+    /// The bytes the backup will likely read (the disk's used space): its progress's total.
+    pub fn with_size_hint(mut self, bytes: Option<u64>) -> CtSource {
+        self.size_hint = bytes;
+        self
+    }
+
     /// `tree_name` must sort after every extra's name (entries go out in path order).
     pub fn new(
         dir: &Path,
@@ -107,6 +114,7 @@ impl CtSource {
             extras,
             shift,
             report: Arc::default(),
+            size_hint: None,
         }
     }
     pub fn report(&self) -> Arc<Report> {
@@ -354,7 +362,7 @@ impl ReadSource for CtSource {
     type Open = Opener;
     type Iter = Walker;
     fn size(&self) -> RusticResult<Option<u64>> {
-        Ok(None)
+        Ok(self.size_hint)
     }
     fn entries(&self) -> Walker {
         Walker {

@@ -422,79 +422,82 @@ impl LocalNode {
         });
         let mounted = berth_storage::rootfs::mounted_disk_dir(self.root(), id).join("upper");
         let mut paused_ms = None;
-        let snap = match (status, mode) {
-            (CtStatus::Stopped, _) => {
-                p.message(&format!("backing up container {id} (stopped)"));
-                self.snapshot_stopped(id, &cfg, &rh, &extras, &spec, &mut warnings)?
-            }
-            (_, BackupMode::Stop) => {
-                p.message(&format!("stopping container {id} for its backup"));
-                let t0 = Instant::now();
-                self.stop_locked(id, &cfg, StopOptions::default())?;
-                let res = self.snapshot_stopped(id, &cfg, &rh, &extras, &spec, &mut warnings);
-                p.message(&format!("starting container {id} again"));
-                let started = self.start_locked(id);
-                paused_ms = Some(t0.elapsed().as_millis() as u64);
-                if let Err(e) = started {
-                    warnings.push(format!("container {id} did not start again: {e}"));
+        let snap = with_bytes(p, rh.clone(), |rh| -> Result<SnapInfo> {
+            Ok(match (status, mode) {
+                (CtStatus::Stopped, _) => {
+                    p.message(&format!("backing up container {id} (stopped)"));
+                    self.snapshot_stopped(id, &cfg, rh, &extras, &spec, &mut warnings)?
                 }
-                res?
-            }
-            (_, BackupMode::Suspend) => {
-                p.message(&format!("backing up container {id} (frozen)"));
-                let t0 = Instant::now();
-                let r = self.frozen_pass(
-                    id,
-                    status,
-                    &mounted,
-                    shift,
-                    &rh,
-                    &extras,
-                    &spec,
-                    &mut warnings,
-                );
-                paused_ms = Some(t0.elapsed().as_millis() as u64);
-                r?
-            }
-            (_, BackupMode::Live) => {
-                p.message(&format!("backing up container {id} (pass 1, running)"));
-                let mut first = spec.clone();
-                first.tags.push(PARTIAL_TAG.into());
-                let src = CtSource::new(&mounted, &spec.path, "upper", extras.clone(), shift);
-                let (s1, _) = rh.snapshot(&src, &first).map_err(bk)?;
-                crate::crash_point("backup:after-first-pass");
-                if p.cancelled() {
+                (_, BackupMode::Stop) => {
+                    p.message(&format!("stopping container {id} for its backup"));
+                    let t0 = Instant::now();
+                    self.stop_locked(id, &cfg, StopOptions::default())?;
+                    let res = self.snapshot_stopped(id, &cfg, rh, &extras, &spec, &mut warnings);
+                    p.message(&format!("starting container {id} again"));
+                    let started = self.start_locked(id);
+                    paused_ms = Some(t0.elapsed().as_millis() as u64);
+                    if let Err(e) = started {
+                        warnings.push(format!("container {id} did not start again: {e}"));
+                    }
+                    res?
+                }
+                (_, BackupMode::Suspend) => {
+                    p.message(&format!("backing up container {id} (frozen)"));
+                    let t0 = Instant::now();
+                    let r = self.frozen_pass(
+                        id,
+                        status,
+                        &mounted,
+                        shift,
+                        rh,
+                        &extras,
+                        &spec,
+                        &mut warnings,
+                    );
+                    paused_ms = Some(t0.elapsed().as_millis() as u64);
+                    r?
+                }
+                (_, BackupMode::Live) => {
+                    p.message(&format!("backing up container {id} (pass 1, running)"));
+                    let mut first = spec.clone();
+                    first.tags.push(PARTIAL_TAG.into());
+                    let src = CtSource::new(&mounted, &spec.path, "upper", extras.clone(), shift)
+                        .with_size_hint(used_bytes(&mounted));
+                    let (s1, _) = rh.snapshot(&src, &first).map_err(bk)?;
+                    crate::crash_point("backup:after-first-pass");
+                    if p.cancelled() {
+                        rh.delete(std::slice::from_ref(&s1.id)).map_err(bk)?;
+                        return Err(NodeError::Cancelled(format!(
+                            "the backup of container {id}"
+                        )));
+                    }
+                    p.message(&format!(
+                        "backing up container {id} (pass 2, frozen: what changed)"
+                    ));
+                    let mut second = spec.clone();
+                    second.parent = Some(s1.id.clone());
+                    second.full = false;
+                    let t0 = Instant::now();
+                    let r = self.frozen_pass(
+                        id,
+                        status,
+                        &mounted,
+                        shift,
+                        rh,
+                        &extras,
+                        &second,
+                        &mut warnings,
+                    );
+                    paused_ms = Some(t0.elapsed().as_millis() as u64);
                     rh.delete(std::slice::from_ref(&s1.id)).map_err(bk)?;
-                    return Err(NodeError::Cancelled(format!(
-                        "the backup of container {id}"
-                    )));
+                    let mut s2 = r?;
+                    // The second pass read only what changed; the whole backup read both.
+                    s2.files_read = s2.files_read.max(s1.files_read);
+                    s2.added += s1.added;
+                    s2
                 }
-                p.message(&format!(
-                    "backing up container {id} (pass 2, frozen: what changed)"
-                ));
-                let mut second = spec.clone();
-                second.parent = Some(s1.id.clone());
-                second.full = false;
-                let t0 = Instant::now();
-                let r = self.frozen_pass(
-                    id,
-                    status,
-                    &mounted,
-                    shift,
-                    &rh,
-                    &extras,
-                    &second,
-                    &mut warnings,
-                );
-                paused_ms = Some(t0.elapsed().as_millis() as u64);
-                rh.delete(std::slice::from_ref(&s1.id)).map_err(bk)?;
-                let mut s2 = r?;
-                // The second pass read only what changed; the whole backup read both.
-                s2.files_read = s2.files_read.max(s1.files_read);
-                s2.added += s1.added;
-                s2
-            }
-        };
+            })
+        })?;
         drop(guard);
         tracing::info!(%id, snapshot = %snap.id, repo = %repo.name, %mode, ?paused_ms, "container backed up");
         Ok(BackupResult {
@@ -524,7 +527,8 @@ impl LocalNode {
                 "upper",
                 extras.to_vec(),
                 None,
-            );
+            )
+            .with_size_hint(used_bytes(raw));
             let (s, rep) = rh.snapshot(&src, spec).map_err(|e| {
                 berth_storage::StorageError::io(rh.path(), std::io::Error::other(e.to_string()))
             })?;
@@ -553,7 +557,8 @@ impl LocalNode {
         crate::crash_point("backup:after-freeze");
         let r = (|| -> Result<SnapInfo> {
             sync_mounted_disk(self.root(), id, false)?;
-            let src = CtSource::new(mounted, &spec.path, "upper", extras.to_vec(), shift);
+            let src = CtSource::new(mounted, &spec.path, "upper", extras.to_vec(), shift)
+                .with_size_hint(used_bytes(mounted));
             let (s, rep) = rh.snapshot(&src, spec).map_err(bk)?;
             skipped(&rep, warnings);
             Ok(s)
@@ -854,7 +859,10 @@ impl LocalNode {
             cfg.disk.fstype,
             |raw, _| {
                 let upper = raw.join("upper");
-                rh.restore(&s.id, &snap_path, &upper, true).map_err(|e| {
+                with_bytes(p, rh.clone(), |rh| {
+                    rh.restore(&s.id, &snap_path, &upper, true)
+                })
+                .map_err(|e| {
                     berth_storage::StorageError::io(rh.path(), std::io::Error::other(e.to_string()))
                 })?;
                 Ok(())
@@ -997,6 +1005,46 @@ fn skipped(rep: &berth_backup::source::Report, warnings: &mut Vec<String>) {
         }
         warnings.push(m);
     }
+}
+
+/// Runs `f` with `rh` reporting its byte progress to `p` (rustic's callbacks must be
+/// `'static`: they fill a cell that a scoped thread hands on to `p` five times a second).
+pub(crate) fn with_bytes<T>(p: &dyn Progress, rh: Repo, f: impl FnOnce(&Repo) -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    type Cell = Arc<Mutex<Option<(u64, Option<u64>)>>>;
+    let cell: Cell = Default::default();
+    let c2 = cell.clone();
+    let rh = rh.with_progress(Arc::new(move |_t: &str, done, total| {
+        if let Ok(mut g) = c2.lock() {
+            *g = Some((done, total));
+        }
+    }));
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                if let Some((d, t)) = cell.lock().ok().and_then(|mut g| g.take()) {
+                    p.update(d, t);
+                }
+            }
+        });
+        let r = f(&rh);
+        stop.store(true, Ordering::Relaxed);
+        // The last count, however short the call was.
+        if let Some((d, t)) = cell.lock().ok().and_then(|mut g| g.take()) {
+            p.update(d, t);
+        }
+        r
+    })
+}
+
+/// Bytes in use on the filesystem at `dir` (a container's disk): a backup's expected size.
+pub(crate) fn used_bytes(dir: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    let used = st.blocks().saturating_sub(st.blocks_free()) as u64;
+    Some(used * st.fragment_size() as u64)
 }
 
 /// The node's lock of repository `name` (`locks/backup-repo-<name>.lock`): shared by

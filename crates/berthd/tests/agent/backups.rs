@@ -42,6 +42,11 @@ fn backups_over_the_api() {
     let done = admin.wait_op(r.json()["id"].as_str().unwrap());
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["result"]["mode"], "live");
+    // Byte progress from the engine (what was read, of the disk's used space).
+    assert!(
+        done["progress"]["done"].as_u64().unwrap_or(0) > 0,
+        "no byte progress: {done}"
+    );
     let id = done["result"]["snapshot"]["id"]
         .as_str()
         .unwrap()
