@@ -22,7 +22,6 @@ use berth_api::backup::Keep;
 use berth_backup::source::{CtSource, Extra, IdShift};
 use berth_backup::{Repo, SnapInfo, SnapSpec};
 use berth_core::config::ContainerConfig;
-use berth_core::journal::{Journal, Operation};
 use berth_core::ops::{CtStatus, StopOptions};
 use berth_core::validate::validate_name;
 use berth_core::{fsutil, lock, CoreError, CtId, CtRef, NodeRoot};
@@ -55,11 +54,11 @@ pub fn snapshot_of(s: SnapInfo) -> Snapshot {
     }
 }
 
-fn inval(m: String) -> NodeError {
+pub(crate) fn inval(m: String) -> NodeError {
     NodeError::Invalid(m)
 }
 
-fn bk(e: berth_backup::BackupError) -> NodeError {
+pub(crate) fn bk(e: berth_backup::BackupError) -> NodeError {
     NodeError::Backup(e)
 }
 
@@ -617,7 +616,7 @@ impl LocalNode {
 
     /// The snapshot of container `ct` named `snap` (a full id or a unique prefix), or its
     /// latest; with the repository and its password.
-    fn find_snapshot(
+    pub(crate) fn find_snapshot(
         &self,
         repo: Option<&str>,
         ct: CtId,
@@ -675,248 +674,6 @@ impl LocalNode {
         let full = format!("/ct/{ct}/upper{inner}");
         let v = rh.ls(&s.id, &full, recursive).map_err(bk)?;
         Ok((s, v))
-    }
-
-    /// Restores container `ct` from a backup (docs/backups.md): to its own CTID if that is
-    /// free (or, with `force`, stopped: its disk and config replaced), or as a new container.
-    pub fn backup_restore(
-        &self,
-        ct: CtId,
-        o: &BackupRestore,
-        p: &dyn Progress,
-    ) -> Result<(CtId, Snapshot, Vec<String>)> {
-        let (_, rh, s) = self.find_snapshot(o.repo.as_deref(), ct, o.snapshot.as_deref())?;
-        let text = rh
-            .read_file(&s.id, &format!("/ct/{ct}/config.toml"), 1 << 20)
-            .map_err(bk)?;
-        let text = String::from_utf8(text)
-            .map_err(|_| inval("the backup's config.toml is not UTF-8".into()))?;
-        let mut cfg: ContainerConfig =
-            toml::from_str(&text).map_err(|m| inval(format!("the backup's config.toml: {m}")))?;
-        cfg.validate()?;
-        if cfg.ctid != ct {
-            return Err(inval(format!(
-                "the backup's config.toml is container {}'s, not {ct}'s",
-                cfg.ctid
-            )));
-        }
-        if !self
-            .root()
-            .template_dir(&cfg.ostemplate)?
-            .join("template.toml")
-            .exists()
-        {
-            return Err(CoreError::TemplateNotFound(cfg.ostemplate.clone()).into());
-        }
-        for t in &cfg.app_templates {
-            if !self.root().template_dir(t)?.join("template.toml").exists() {
-                return Err(CoreError::TemplateNotFound(t.clone()).into());
-            }
-        }
-        if o.keep_config && !(o.force && o.as_ctid.is_none()) {
-            return Err(inval(
-                "keep-config: only when restoring in place over the container (--force)".into(),
-            ));
-        }
-        let target = o.as_ctid.map(CtId).unwrap_or(ct);
-        let mut notes = vec![];
-        let node_guard = lock::lock(&self.root().node_lock())?;
-        let exists = self.root().ct_dir(target).exists();
-        if exists && !(o.force && o.as_ctid.is_none()) {
-            return Err(CoreError::CtIdInUse(target.0).into());
-        }
-        if exists {
-            // The same CTID, replaced: stopped, its disk and config swapped for the backup's.
-            let g = self.lock_ct(target)?;
-            if self.current_status(target) != CtStatus::Stopped {
-                return Err(NodeError::IsRunning(target.0));
-            }
-            let old = self.load_config(target)?;
-            if o.keep_config {
-                // Only the files: the disk is made as the container's config has it now.
-                cfg = old.clone();
-            }
-            cfg.idmap = old.idmap;
-            self.check_name_free_opt(&cfg, Some(target))?;
-            drop(node_guard);
-            let staged = self.root().ct_dir(target).join("disk.img.restore");
-            let _ = std::fs::remove_file(&staged);
-            let r = self.restore_disk(&staged, &cfg, &rh, &s, ct, p);
-            if let Err(err) = r {
-                let _ = berth_storage::rootfs::release_disk_image(&staged);
-                let _ = std::fs::remove_file(&staged);
-                return Err(err);
-            }
-            std::fs::rename(&staged, self.root().ct_disk(target))
-                .map_err(|e| CoreError::io(&staged, e))?;
-            if !o.keep_config {
-                fsutil::write_toml(&self.root().ct_config(target), &cfg)?;
-            }
-            drop(g);
-            tracing::info!(%target, snapshot = %s.id, "container restored in place");
-            return Ok((target, s, notes));
-        }
-        let configs = self.configs()?;
-        let ct_guard = lock::lock(&self.root().ct_lock(target))?;
-        let dir = self.root().ct_dir(target);
-        std::fs::create_dir(&dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => CoreError::CtIdInUse(target.0),
-            _ => CoreError::io(&dir, e),
-        })?;
-        fsutil::ensure_mode(&dir, 0o700)?;
-        let mut idmap_taken = false;
-        let res = (|| -> Result<()> {
-            Journal::begin(&self.root().ct_journal(target), Operation::Clone)?;
-            cfg.ctid = target;
-            cfg.idmap = None;
-            if target != ct {
-                let (net, n) = self.net_for_clone(target, &cfg.net, &configs)?;
-                cfg.net = net;
-                notes.extend(n);
-                if let Some(name) = cfg.name.clone() {
-                    if self.check_name_free(&name, None).is_err() {
-                        notes.push(format!(
-                            "the name {name:?} is taken: the restored container has none"
-                        ));
-                        cfg.name = None;
-                    }
-                }
-            } else {
-                self.check_name_free_opt(&cfg, None)?;
-            }
-            if !cfg.privileged {
-                cfg.idmap = Some(self.allocate_idmap(target, &configs)?);
-                idmap_taken = true;
-            }
-            self.check_conflicts(&cfg)?;
-            self.check_disk_promise(None, &cfg.disk, 0)?;
-            fsutil::write_toml(&self.root().ct_config(target), &cfg)?;
-            drop(node_guard);
-            self.restore_disk(&self.root().ct_disk(target), &cfg, &rh, &s, ct, p)?;
-            crate::crash_point("restore:after-disk");
-            Journal::end(&self.root().ct_journal(target))?;
-            Ok(())
-        })();
-        match res {
-            Ok(()) => {
-                drop(ct_guard);
-                tracing::info!(%target, from = %ct, snapshot = %s.id, "container restored");
-                Ok((target, s, notes))
-            }
-            Err(err) => {
-                let _ = berth_storage::rootfs::release_disk(self.root(), target);
-                if idmap_taken {
-                    crate::idreg::free(self.root(), &self.node_config().node_id, target);
-                }
-                let _ = crate::recover::remove_ct_dir(self.root(), target);
-                crate::recover::remove_ct_locks(self.root(), target, ct_guard);
-                Err(err)
-            }
-        }
-    }
-
-    fn check_name_free_opt(&self, cfg: &ContainerConfig, except: Option<CtId>) -> Result<()> {
-        match &cfg.name {
-            Some(n) => self.check_name_free(n, except),
-            None => Ok(()),
-        }
-    }
-
-    /// Makes a fresh virtual disk at `image` for `cfg` and restores the snapshot's upper
-    /// layer into it, mounted where only Berth sees it.
-    #[allow(clippy::too_many_arguments)]
-    fn restore_disk(
-        &self,
-        image: &Path,
-        cfg: &ContainerConfig,
-        rh: &Repo,
-        s: &Snapshot,
-        from: CtId,
-        p: &dyn Progress,
-    ) -> Result<()> {
-        let staging = image.with_extension("staging");
-        let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir(&staging).map_err(|e| CoreError::io(&staging, e))?;
-        let made = berth_storage::disk::create_image_of(
-            image,
-            cfg.disk.size,
-            cfg.disk.fstype,
-            cfg.disk.disktype,
-            cfg.disk.inodes,
-            &staging,
-        );
-        let _ = std::fs::remove_dir_all(&staging);
-        made?;
-        p.message(&format!(
-            "restoring the files of container {from} (snapshot {})",
-            s.short()
-        ));
-        let snap_path = format!("/ct/{from}/upper");
-        berth_storage::rootfs::with_raw_mount_of(
-            self.root(),
-            image,
-            cfg.ctid,
-            cfg.disk.fstype,
-            |raw, _| {
-                let upper = raw.join("upper");
-                with_bytes(p, rh.clone(), |rh| {
-                    rh.restore(&s.id, &snap_path, &upper, true)
-                })
-                .map_err(|e| {
-                    berth_storage::StorageError::io(rh.path(), std::io::Error::other(e.to_string()))
-                })?;
-                Ok(())
-            },
-        )?;
-        Ok(())
-    }
-
-    /// Restores `paths` (inside the container) of a backup of `ct` into `to`, a directory
-    /// Berth makes (root-only, 0700: the files keep the container's owners and modes, and
-    /// a setuid file of the container must not be reachable by host users).
-    pub fn backup_restore_files(
-        &self,
-        repo: Option<&str>,
-        ct: CtId,
-        snap: Option<&str>,
-        paths: &[String],
-        to: &Path,
-    ) -> Result<(Snapshot, u64, u64)> {
-        let (_, rh, s) = self.find_snapshot(repo, ct, snap)?;
-        if paths.is_empty() {
-            return Err(inval("name at least one path to restore".into()));
-        }
-        if to.exists() {
-            let empty = std::fs::read_dir(to)
-                .map_err(|e| CoreError::io(to, e))?
-                .next()
-                .is_none();
-            if !empty {
-                return Err(inval(format!("{}: exists and is not empty", to.display())));
-            }
-        }
-        for path in paths {
-            let inner = inner_path(path)?;
-            let full = format!("/ct/{ct}/upper{inner}");
-            if rh.ls(&s.id, &full, false).is_err() {
-                return Err(NodeError::NotFound(format!(
-                    "{} in snapshot {} (a backup holds what the container changed from its template)",
-                    if inner.is_empty() { "/" } else { &inner },
-                    s.short()
-                )));
-            }
-        }
-        fsutil::create_dir_mode(to, 0o700)?;
-        let (mut files, mut bytes) = (0, 0);
-        for path in paths {
-            let inner = inner_path(path)?;
-            let full = format!("/ct/{ct}/upper{inner}");
-            let dest = to.join(inner.trim_start_matches('/'));
-            let (f, b) = rh.restore(&s.id, &full, &dest, true).map_err(bk)?;
-            files += f;
-            bytes += b;
-        }
-        Ok((s, files, bytes))
     }
 
     /// Applies a retention policy to container `ct`'s backups in one repository (its

@@ -6,6 +6,7 @@
 mod api;
 pub mod backup;
 mod backup_files;
+mod backup_restore;
 pub mod backup_schedule;
 pub mod check;
 mod check_host;

@@ -19,6 +19,7 @@ macro_rules! out {
 }
 
 mod cmd_backup;
+mod cmd_backup_schedule;
 mod cmd_check;
 mod cmd_inside;
 mod cmd_migrate;
