@@ -369,7 +369,26 @@ impl Repo {
             }
         }
         let res = r.check(opts).map_err(|e| repo_err(repo, e.display_log()))?;
-        res.is_ok().map_err(|e| repo_err(repo, e.display_log()))
+        if res.is_ok().is_ok() {
+            return Ok(());
+        }
+        // The findings in the error itself (rustic also logs each one).
+        let errors: Vec<String> = res
+            .0
+            .iter()
+            // (its level type is not exported: by its name)
+            .filter(|(l, _)| format!("{l:?}") == "Error")
+            .map(|(_, e)| e.to_string().lines().next().unwrap_or_default().to_string())
+            .collect();
+        let mut m = format!("{} error(s) found", errors.len());
+        for e in errors.iter().take(3) {
+            m.push_str("; ");
+            m.push_str(e);
+        }
+        if errors.len() > 3 {
+            m.push_str("; …");
+        }
+        Err(repo_err(repo, m))
     }
 }
 

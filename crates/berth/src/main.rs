@@ -1378,7 +1378,7 @@ fn main() {
     // Timestamps only when logging was asked for: they are what phase timings are read from.
     let timed = filter.is_ok();
     let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter.unwrap_or_else(|_| "warn,libcgroups=error".into()))
+        .with_env_filter(filter.unwrap_or_else(|_| "warn,libcgroups=error,rustic_core=off".into()))
         .with_writer(std::io::stderr);
     if timed {
         fmt.init();

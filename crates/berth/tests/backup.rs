@@ -181,8 +181,10 @@ fn incremental_backups_read_only_what_changed_and_forget_keeps_the_policy() {
         "backup", "create", "1911", "--mode", "suspend", "--format", "json",
     ]);
     let read = v[0]["snapshot"]["files_read"].as_u64().unwrap();
+    // f3, and what the running init may have touched meanwhile (a log, a pid file): never
+    // the eight unchanged 256 KiB files.
     assert!(
-        read <= 3,
+        read <= 5,
         "an incremental backup read {read} files again: {v}"
     );
     let v = n.json(&[
@@ -245,6 +247,21 @@ fn incremental_backups_read_only_what_changed_and_forget_keeps_the_policy() {
         ],
         "not empty",
     );
+    // A damaged pack file: the structure check may pass, reading the data finds it.
+    let data = n.root.join("backups/local/data");
+    let mut packs: Vec<std::path::PathBuf> = std::fs::read_dir(&data)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    packs.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    let big = packs.last().expect("a pack file");
+    let mut bytes = std::fs::read(big).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(big, &bytes).unwrap();
+    let err = n.fails(&["backup", "verify", "--read-data-subset", "100%"], "local");
+    assert!(!err.contains("no errors found"), "{err}");
     n.ok(&["destroy", "1911", "--force"]);
 }
 
