@@ -213,6 +213,10 @@ pub struct BackupRestore {
     /// Replace the existing, stopped container of the same CTID.
     #[serde(default)]
     pub force: bool,
+    /// With `as_ctid`: keep the backup's MACs and addresses (the original is gone) instead of
+    /// new ones from the network's pool.
+    #[serde(default)]
+    pub keep_network: bool,
     /// With `force`: restore only the files; the container keeps its current config
     /// (limits, network, name, services). Always so for an owner's restore.
     #[serde(default)]

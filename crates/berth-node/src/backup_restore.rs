@@ -50,6 +50,11 @@ impl LocalNode {
                 return Err(CoreError::TemplateNotFound(t.clone()).into());
             }
         }
+        if o.keep_network && o.as_ctid.is_none() {
+            return Err(inval(
+                "keep-network: only when restoring as a new container (--as)".into(),
+            ));
+        }
         if o.keep_config && !(o.force && o.as_ctid.is_none()) {
             return Err(inval(
                 "keep-config: only when restoring in place over the container (--force)".into(),
@@ -106,10 +111,12 @@ impl LocalNode {
             Journal::begin(&self.root().ct_journal(target), Operation::Clone)?;
             cfg.ctid = target;
             cfg.idmap = None;
-            if target != ct {
+            if target != ct && !o.keep_network {
                 let (net, n) = self.net_for_clone(target, &cfg.net, &configs)?;
                 cfg.net = net;
                 notes.extend(n);
+            }
+            if target != ct {
                 if let Some(name) = cfg.name.clone() {
                     if self.check_name_free(&name, None).is_err() {
                         notes.push(format!(

@@ -98,6 +98,9 @@ pub(crate) enum BackupCmd {
         /// network, name, services)
         #[arg(long, requires = "force")]
         keep_config: bool,
+        /// With --as: the backup's MACs and addresses instead of new ones
+        #[arg(long, requires = "as_ctid")]
+        keep_network: bool,
     },
     /// Restore files of a backup into a new host directory (root-only, owners and modes
     /// as in the container): `restore-files CT [SNAPSHOT] PATH… --to DIR`, or back into a
@@ -488,6 +491,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             as_ctid,
             force,
             keep_config,
+            keep_network,
         } => {
             let id = CtId::parse(&ct)?;
             let o = BackupRestore {
@@ -500,6 +504,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                     .map(|c| c.0),
                 force,
                 keep_config,
+                keep_network,
             };
             let bar = progress::Bar::new();
             let r = node.backup_restore(id, o, &bar)?;

@@ -156,7 +156,31 @@ fn a_live_backup_restores_as_a_new_container_and_restic_reads_it() {
     );
     assert!(out.join("ct/1901/config.toml").exists());
     n.ok(&["destroy", "1902", "--force"]);
+    // --keep-network: the backup's address, refused while the original holds it, taken
+    // once it is gone.
+    n.fails(
+        &[
+            "backup",
+            "restore",
+            "1901",
+            "--as",
+            "1903",
+            "--keep-network",
+        ],
+        "",
+    );
+    assert!(!n.root.join("containers/1903").exists());
     n.ok(&["destroy", "1901", "--force"]);
+    n.ok(&[
+        "backup",
+        "restore",
+        "1901",
+        "--as",
+        "1903",
+        "--keep-network",
+    ]);
+    assert_eq!(n.status("1903")["ip"], a["ip"], "the backup's address kept");
+    n.ok(&["destroy", "1903"]);
 }
 
 #[test]
