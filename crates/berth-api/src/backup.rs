@@ -171,6 +171,9 @@ pub struct BackupFilter {
     pub since: Option<i64>,
     pub hostname: Option<String>,
     pub tag: Option<String>,
+    /// Only backups of the containers that hold their CTIDs now (made since each was
+    /// created; none of a CTID no container holds). berthd sets it for owners.
+    pub current_only: bool,
 }
 
 /// An entry of a backup's tree.
@@ -210,6 +213,10 @@ pub struct BackupRestore {
     /// Restore as a new container (new ID range, MACs and addresses, like a clone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_ctid: Option<u32>,
+    /// Only backups of the container that holds the CTID now (made since it was created):
+    /// not a former container's of the same CTID. berthd sets it for owners.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub current_only: bool,
     /// Replace the existing, stopped container of the same CTID.
     #[serde(default)]
     pub force: bool,
@@ -251,6 +258,10 @@ pub struct RestoreFiles {
     /// Or back into this container, at the same paths (written in its own view).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_container: Option<u32>,
+    /// Only backups of the container that holds the CTID now (made since it was created):
+    /// not a former container's of the same CTID. berthd sets it for owners.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub current_only: bool,
 }
 
 /// What `restore-files` did.
@@ -296,9 +307,16 @@ impl Keep {
 pub struct ForgetRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo: Option<String>,
+    /// Leave the backups of schedules (tagged `schedule:…`) alone. berthd sets it for owners.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual_only: bool,
     /// Only the backups carrying this tag (e.g. `schedule:nightly`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// Only backups of the container that holds the CTID now (made since it was created):
+    /// not a former container's of the same CTID. berthd sets it for owners.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub current_only: bool,
     pub keep: Keep,
     /// Free the data no snapshot uses any more.
     #[serde(default)]

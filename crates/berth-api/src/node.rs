@@ -510,6 +510,7 @@ pub trait Node: Send + Sync {
         snapshot: Option<String>,
         path: &str,
         recursive: bool,
+        current_only: bool,
     ) -> Result<crate::backup::BackupListing>;
     /// Restores container `ctid` from a backup (stopped afterwards).
     fn backup_restore(

@@ -544,6 +544,9 @@ impl Node for RemoteNode {
         if let Some(t) = f.since {
             q.push(format!("since={t}"));
         }
+        if f.current_only {
+            q.push("current=true".into());
+        }
         let qs = if q.is_empty() {
             String::new()
         } else {
@@ -558,11 +561,15 @@ impl Node for RemoteNode {
         snapshot: Option<String>,
         path: &str,
         recursive: bool,
+        current_only: bool,
     ) -> Result<berth_api::backup::BackupListing> {
         let mut q = vec![
             format!("path={}", enc(path)),
             format!("recursive={recursive}"),
         ];
+        if current_only {
+            q.push("current=true".into());
+        }
         if let Some(r) = repo {
             q.push(format!("repo={}", enc(&r)));
         }

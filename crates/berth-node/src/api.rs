@@ -483,14 +483,16 @@ impl Node for LocalNode {
         snapshot: Option<String>,
         path: &str,
         recursive: bool,
+        current_only: bool,
     ) -> Result<bk::BackupListing> {
-        let (snapshot, list) = api(LocalNode::backup_ls(
+        let (snapshot, list) = api(LocalNode::backup_ls_of(
             self,
             repo.as_deref(),
             ctid,
             snapshot.as_deref(),
             path,
             recursive,
+            current_only,
         ))?;
         let entries = list
             .into_iter()
@@ -534,6 +536,7 @@ impl Node for LocalNode {
                     req.snapshot.as_deref(),
                     &req.paths,
                     to,
+                    req.current_only,
                 ))?;
                 Ok(bk::FilesRestored {
                     snapshot,
@@ -549,6 +552,7 @@ impl Node for LocalNode {
                 req.snapshot.as_deref(),
                 &req.paths,
                 berth_core::CtId::parse(&target.to_string()).map_err(berth_api::Error::from)?,
+                req.current_only,
             ),
             _ => Err(berth_api::Error::invalid(
                 "restore files to a directory of the node (to) or into a container (to_container): one of the two",
@@ -560,14 +564,7 @@ impl Node for LocalNode {
         ctid: berth_core::CtId,
         req: bk::ForgetRequest,
     ) -> Result<bk::ForgetResult> {
-        let (kept, removed, freed) = api(LocalNode::backup_forget(
-            self,
-            req.repo.as_deref(),
-            ctid,
-            &req.keep,
-            req.tag.as_deref(),
-            req.prune,
-        ))?;
+        let (kept, removed, freed) = api(LocalNode::backup_forget(self, ctid, &req))?;
         Ok(bk::ForgetResult {
             kept,
             removed,

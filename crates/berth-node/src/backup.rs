@@ -18,7 +18,6 @@
 use crate::clone::{sync_mounted_disk, thaw_after_clone};
 use crate::local::LocalNode;
 use crate::{NodeError, Result};
-use berth_api::backup::Keep;
 use berth_backup::source::{CtSource, Extra, IdShift};
 use berth_backup::{Repo, SnapInfo, SnapSpec};
 use berth_core::config::ContainerConfig;
@@ -575,6 +574,13 @@ impl LocalNode {
         let root = self.root();
         let repos = load_repos(root)?;
         let mut out = vec![];
+        // With `current_only`: each container's creation time (absent: no container).
+        let mut created: std::collections::HashMap<u32, Option<i64>> = Default::default();
+        let mut born = |ct: u32| -> Option<i64> {
+            *created
+                .entry(ct)
+                .or_insert_with(|| self.load_config(CtId(ct)).ok().map(|c| c.created as i64))
+        };
         for e in &repos.repos {
             if f.repo.as_deref().is_some_and(|r| r != e.name) {
                 continue;
@@ -590,6 +596,7 @@ impl LocalNode {
                     || f.tag
                         .as_deref()
                         .is_some_and(|t| !s.tags.iter().any(|x| x == t))
+                    || (f.current_only && born(ct).is_none_or(|c| s.time < c))
                 {
                     continue;
                 }
@@ -621,11 +628,13 @@ impl LocalNode {
         repo: Option<&str>,
         ct: CtId,
         snap: Option<&str>,
+        current_only: bool,
     ) -> Result<(RepoEntry, Repo, Snapshot)> {
         let mut notes = vec![];
         let list = self.backup_list(&BackupFilter {
             repo: repo.map(str::to_string),
             ctid: Some(ct.0),
+            current_only,
             ..Default::default()
         })?;
         let found: Vec<&BackupEntry> = match snap {
@@ -669,7 +678,20 @@ impl LocalNode {
         path: &str,
         recursive: bool,
     ) -> Result<(Snapshot, Vec<berth_backup::LsEntry>)> {
-        let (_, rh, s) = self.find_snapshot(repo, ct, snap)?;
+        self.backup_ls_of(repo, ct, snap, path, recursive, false)
+    }
+
+    /// [`Self::backup_ls`]; `current_only`: only backups of the container holding the CTID.
+    pub fn backup_ls_of(
+        &self,
+        repo: Option<&str>,
+        ct: CtId,
+        snap: Option<&str>,
+        path: &str,
+        recursive: bool,
+        current_only: bool,
+    ) -> Result<(Snapshot, Vec<berth_backup::LsEntry>)> {
+        let (_, rh, s) = self.find_snapshot(repo, ct, snap, current_only)?;
         let inner = inner_path(path)?;
         let full = format!("/ct/{ct}/upper{inner}");
         let v = rh.ls(&s.id, &full, recursive).map_err(bk)?;
@@ -681,12 +703,16 @@ impl LocalNode {
     /// kept and removed snapshot ids and the bytes freed.
     pub fn backup_forget(
         &self,
-        repo: Option<&str>,
         ct: CtId,
-        keep: &Keep,
-        tag: Option<&str>,
-        prune: bool,
+        req: &berth_api::backup::ForgetRequest,
     ) -> Result<(Vec<String>, Vec<String>, u64)> {
+        let (repo, keep, tag, prune) = (
+            req.repo.as_deref(),
+            &req.keep,
+            req.tag.as_deref(),
+            req.prune,
+        );
+        let (current_only, manual_only) = (req.current_only, req.manual_only);
         if keep.is_empty() {
             return Err(inval(
                 "a retention policy is needed: --keep-last, --keep-daily, --keep-weekly…".into(),
@@ -694,6 +720,7 @@ impl LocalNode {
         }
         let mut notes = vec![];
         let (e, rh) = self.repo(repo, &mut notes)?;
+        let born = self.load_config(ct).ok().map(|c| c.created as i64);
         // Pruning rewrites packs that a backup running meanwhile may reuse: alone.
         let _l = repo_lock(self.root(), &e.name, prune)?;
         let snaps: Vec<SnapInfo> = rh
@@ -703,6 +730,8 @@ impl LocalNode {
             .filter(|s| ctid_of(s) == Some(ct.0))
             .filter(|s| !s.tags.iter().any(|t| t == PARTIAL_TAG))
             .filter(|s| tag.is_none_or(|t| s.tags.iter().any(|x| x == t)))
+            .filter(|s| !current_only || born.is_some_and(|b| s.time >= b))
+            .filter(|s| !manual_only || !s.tags.iter().any(|t| t.starts_with("schedule:")))
             .collect();
         if snaps.is_empty() {
             return Ok((vec![], vec![], 0));
@@ -778,6 +807,13 @@ pub(crate) fn with_bytes<T>(p: &dyn Progress, rh: Repo, f: impl FnOnce(&Repo) ->
         }
     }));
     let stop = AtomicBool::new(false);
+    // Set however `f` ends (a panic too: the scope waits for the forwarder).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     std::thread::scope(|s| {
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
@@ -787,8 +823,9 @@ pub(crate) fn with_bytes<T>(p: &dyn Progress, rh: Repo, f: impl FnOnce(&Repo) ->
                 }
             }
         });
+        let guard = Stop(&stop);
         let r = f(&rh);
-        stop.store(true, Ordering::Relaxed);
+        drop(guard);
         // The last count, however short the call was.
         if let Some((d, t)) = cell.lock().ok().and_then(|mut g| g.take()) {
             p.update(d, t);

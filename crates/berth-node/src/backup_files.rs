@@ -143,6 +143,7 @@ impl LocalNode {
         snap: Option<&str>,
         paths: &[String],
         target: CtId,
+        current_only: bool,
     ) -> Result<FilesRestored> {
         let target_ref = CtRef::Id(target);
         // The target exists (and is this node's) before anything is restored.
@@ -164,7 +165,8 @@ impl LocalNode {
             .backups_dir()
             .join(format!(".restore-{}-{tag}", std::process::id()));
         let staging = Staging(dir);
-        let (snapshot, _, _) = api(self.backup_restore_files(repo, ct, snap, paths, &staging.0))?;
+        let (snapshot, _, _) =
+            api(self.backup_restore_files(repo, ct, snap, paths, &staging.0, current_only))?;
         let mut w = Walk {
             node: self,
             target: target_ref,

@@ -22,7 +22,8 @@ impl LocalNode {
         o: &BackupRestore,
         p: &dyn Progress,
     ) -> Result<(CtId, Snapshot, Vec<String>)> {
-        let (_, rh, s) = self.find_snapshot(o.repo.as_deref(), ct, o.snapshot.as_deref())?;
+        let (_, rh, s) =
+            self.find_snapshot(o.repo.as_deref(), ct, o.snapshot.as_deref(), o.current_only)?;
         let text = rh
             .read_file(&s.id, &format!("/ct/{ct}/config.toml"), 1 << 20)
             .map_err(bk)?;
@@ -64,6 +65,11 @@ impl LocalNode {
         let mut notes = vec![];
         let node_guard = lock::lock(&self.root().node_lock())?;
         let exists = self.root().ct_dir(target).exists();
+        if o.keep_config && !exists {
+            // Only the files of a container that is there (an owner's restore): never a
+            // container made again from an old backup's config.
+            return Err(NodeError::NotFound(format!("container {target}")));
+        }
         if exists && !(o.force && o.as_ctid.is_none()) {
             return Err(CoreError::CtIdInUse(target.0).into());
         }
@@ -111,6 +117,11 @@ impl LocalNode {
             Journal::begin(&self.root().ct_journal(target), Operation::Clone)?;
             cfg.ctid = target;
             cfg.idmap = None;
+            // A new container: its own creation time (an owner's view of backups starts there).
+            cfg.created = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             if target != ct && !o.keep_network {
                 let (net, n) = self.net_for_clone(target, &cfg.net, &configs)?;
                 cfg.net = net;
@@ -225,8 +236,9 @@ impl LocalNode {
         snap: Option<&str>,
         paths: &[String],
         to: &Path,
+        current_only: bool,
     ) -> Result<(Snapshot, u64, u64)> {
-        let (_, rh, s) = self.find_snapshot(repo, ct, snap)?;
+        let (_, rh, s) = self.find_snapshot(repo, ct, snap, current_only)?;
         if paths.is_empty() {
             return Err(inval("name at least one path to restore".into()));
         }

@@ -127,16 +127,32 @@ fn save(root: &NodeRoot, s: Vec<Schedule>) -> Result<()> {
     )?)
 }
 
-/// The run state; a damaged file counts as empty (it is only a record: at worst a missed
-/// slot runs once more).
+/// The run state as a record to show: a damaged file shows as empty.
 pub fn load_state(root: &NodeRoot) -> RunState {
+    load_state_checked(root).unwrap_or_else(|e| {
+        tracing::warn!("{e}");
+        RunState::default()
+    })
+}
+
+/// The run state; absent: empty. A file there that cannot be read is an error: the
+/// scheduler then runs nothing (failing closed: taking it as empty would start every
+/// schedule at once) until it is repaired or removed.
+pub fn load_state_checked(root: &NodeRoot) -> Result<RunState> {
     let p = state_file(root);
     match std::fs::read(&p) {
-        Ok(b) if b.len() < 4 << 20 => serde_json::from_slice(&b).unwrap_or_else(|e| {
-            tracing::warn!("{}: {e}: ignored", p.display());
-            RunState::default()
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunState::default()),
+        Err(e) => Err(berth_core::CoreError::io(&p, e).into()),
+        Ok(b) if b.len() >= 16 << 20 => Err(inval(format!(
+            "{}: larger than 16 MiB: remove it (the schedules' last runs are forgotten)",
+            p.display()
+        ))),
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            inval(format!(
+                "{}: {e}: repair or remove it (the schedules' last runs are forgotten)",
+                p.display()
+            ))
         }),
-        _ => RunState::default(),
     }
 }
 
@@ -145,12 +161,15 @@ fn save_state(root: &NodeRoot, st: &RunState) -> Result<()> {
     Ok(fsutil::atomic_write(&state_file(root), &b, 0o600)?)
 }
 
-/// Changes the run state under the schedules' lock.
+/// Changes the run state under the schedules' lock (written only when it changed).
 fn with_state<T>(root: &NodeRoot, f: impl FnOnce(&mut RunState) -> T) -> Result<T> {
     let _l = lock::lock(&schedules_lock(root))?;
-    let mut st = load_state(root);
+    let mut st = load_state_checked(root)?;
+    let before = serde_json::to_vec(&st).unwrap_or_default();
     let r = f(&mut st);
-    save_state(root, &st)?;
+    if serde_json::to_vec(&st).unwrap_or_default() != before {
+        save_state(root, &st)?;
+    }
     Ok(r)
 }
 
@@ -365,9 +384,18 @@ impl LocalNode {
             backed_up,
             failed,
         };
-        with_state(root, |st| {
-            st.last_run.insert(name.into(), run.clone());
-        })?;
+        // The record keeps at most 200 entries of each list (the run's answer has them all).
+        let mut rec = run.clone();
+        rec.backed_up.truncate(200);
+        rec.failed.truncate(200);
+        for i in &mut rec.backed_up {
+            i.warnings.truncate(3);
+        }
+        if let Err(e) = with_state(root, |st| {
+            st.last_run.insert(name.into(), rec);
+        }) {
+            tracing::warn!(schedule = name, "the run is not recorded: {e}");
+        }
         if p.cancelled() {
             return Err(NodeError::Cancelled(format!(
                 "backup schedule {name}: cancelled after {} container(s); their backups stay",
@@ -393,7 +421,13 @@ impl LocalNode {
         let mut forgotten = 0;
         let mut warnings = r.warnings.clone();
         if !s.keep.is_empty() {
-            match self.backup_forget(Some(&r.repo), id, &s.keep, Some(tag), false) {
+            let req = berth_api::backup::ForgetRequest {
+                repo: Some(r.repo.clone()),
+                keep: s.keep.clone(),
+                tag: Some(tag.to_string()),
+                ..Default::default()
+            };
+            match self.backup_forget(id, &req) {
                 Ok((_, gone, _)) => forgotten = gone.len(),
                 Err(e) => warnings.push(format!("retention: {e}")),
             }

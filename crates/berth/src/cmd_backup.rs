@@ -404,6 +404,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 since,
                 hostname,
                 tag,
+                current_only: false,
             };
             let list = node.backup_list(f)?;
             if format == Format::Json {
@@ -453,7 +454,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 [a, b] => (Some(a.clone()), b.clone()),
                 _ => unreachable!("clap: at most two"),
             };
-            let l = node.backup_ls(id, repo, snap, &path, recursive)?;
+            let l = node.backup_ls(id, repo, snap, &path, recursive, false)?;
             let (s, list) = (l.snapshot, l.entries);
             if format == Format::Json {
                 serde_json::to_writer_pretty(&mut out, &list)?;
@@ -505,6 +506,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 force,
                 keep_config,
                 keep_network,
+                current_only: false,
             };
             let bar = progress::Bar::new();
             let r = node.backup_restore(id, o, &bar)?;
@@ -545,6 +547,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                     paths,
                     to: to.clone(),
                     to_container,
+                    current_only: false,
                 },
             )?;
             let (s, files, bytes) = (r.snapshot, r.files, r.bytes);
@@ -585,6 +588,8 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                     tag,
                     keep,
                     prune,
+                    current_only: false,
+                    manual_only: false,
                 },
             )?;
             let (kept, gone, freed) = (r.kept, r.removed, r.freed);

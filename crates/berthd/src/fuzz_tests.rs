@@ -285,6 +285,7 @@ impl Node for Fake {
         _: Option<String>,
         _: &str,
         _: bool,
+        _: bool,
     ) -> Result<bk::BackupListing> {
         no()
     }

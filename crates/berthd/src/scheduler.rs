@@ -87,11 +87,18 @@ pub fn start_run(st: &Arc<AppState>, name: &str, user: &str) -> Result<Operation
         format!("backup-schedule/{name}"),
         user,
         move |p| {
+            // Off the running set however the run ends (a panic too).
+            struct Done(String);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    running()
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&self.0);
+                }
+            }
+            let _done = Done(n2.clone());
             let r = node.backup_schedule_run(&n2, p);
-            running()
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&n2);
             let run = match r {
                 Ok(run) => run,
                 Err(e) => {

@@ -136,25 +136,44 @@ async fn owner_quota(st: &Arc<AppState>, r: &CtRef, repo: Option<String>) -> Api
         .call(move |n| {
             let max = n.node_config()?.backup_max_per_container;
             let id = n.status(&r2)?.ctid;
-            let repo = match repo {
-                Some(r) => Some(r),
-                None => {
-                    let rs = n.backup_repos()?;
-                    rs.default
-                        .or_else(|| rs.repos.first().map(|e| e.name.clone()))
+            let rs = n.backup_repos()?;
+            let default = rs
+                .default
+                .or_else(|| rs.repos.first().map(|e| e.name.clone()));
+            // Owners use the node's default repository only: a limit per repository would
+            // multiply with their number.
+            if let Some(r) = repo {
+                if Some(&r) != default.as_ref() {
+                    return Err(berth_api::Error::new(
+                        berth_api::ErrorKind::Forbidden,
+                        format!(
+                            "your role may back up only to the node's default repository ({})",
+                            default.as_deref().unwrap_or("none yet")
+                        ),
+                    ));
                 }
-            };
-            let count = match (max, &repo) {
+            }
+            if default.is_none() {
+                return Err(berth_api::Error::new(
+                    berth_api::ErrorKind::Precondition,
+                    "the node has no backup repository yet: an administrator adds one",
+                ));
+            }
+            // His own backups count (not the schedules' an administrator set up).
+            let count = match (max, &default) {
                 (Some(_), Some(repo)) => n
                     .backup_list(BackupFilter {
                         repo: Some(repo.clone()),
                         ctid: Some(id.0),
+                        current_only: true,
                         ..Default::default()
                     })?
-                    .len(),
+                    .into_iter()
+                    .filter(|b| !b.snapshot.tags.iter().any(|t| t.starts_with("schedule:")))
+                    .count(),
                 _ => 0,
             };
-            Ok((max, id, repo, count))
+            Ok((max, id, default, count))
         })
         .await?;
     if let (Some(max), Some(repo)) = (max, repo) {
@@ -173,7 +192,10 @@ async fn owner_quota(st: &Arc<AppState>, r: &CtRef, repo: Option<String>) -> Api
 
 /// `GET /backups?ct=&repo=&since=&hostname=&tag=`.
 pub async fn list(State(st): St, Extension(c): Who, RawQuery(q): RawQuery) -> ApiResult<Response> {
-    let q = Query::parse(q.as_deref(), &["ct", "repo", "since", "hostname", "tag"])?;
+    let q = Query::parse(
+        q.as_deref(),
+        &["ct", "repo", "since", "hostname", "tag", "current"],
+    )?;
     let ct = match q.get("ct") {
         Some(v) => Some(ctid(v)?.0),
         None => None,
@@ -202,6 +224,8 @@ pub async fn list(State(st): St, Extension(c): Who, RawQuery(q): RawQuery) -> Ap
         since,
         hostname: q.get("hostname").map(str::to_string),
         tag: q.get("tag").map(str::to_string),
+        // An owner sees his containers' own backups, never a former tenant's of the CTID.
+        current_only: q.bool("current")? || c.role == Role::Owner,
     };
     let mut l = st.call(move |n| n.backup_list(f)).await?;
     l.retain(|b| policy::sees(&c, b.ctid));
@@ -217,13 +241,17 @@ pub async fn files(
 ) -> ApiResult<Response> {
     let id = ctid(&ct)?;
     policy::allow(&c, Need::CtRead(id))?;
-    let q = Query::parse(q.as_deref(), &["path", "recursive", "repo", "snapshot"])?;
+    let q = Query::parse(
+        q.as_deref(),
+        &["path", "recursive", "repo", "snapshot", "current"],
+    )?;
     let recursive = q.bool("recursive")?;
+    let current = q.bool("current")? || c.role == Role::Owner;
     let path = q.get("path").unwrap_or("/").to_string();
     let repo = q.get("repo").map(str::to_string);
     let snap = q.get("snapshot").map(str::to_string);
     let l = st
-        .call(move |n| n.backup_ls(id, repo, snap, &path, recursive))
+        .call(move |n| n.backup_ls(id, repo, snap, &path, recursive, current))
         .await?;
     Ok(Json(l).into_response())
 }
@@ -253,8 +281,10 @@ pub async fn restore(
         let rr = CtRef::Id(id);
         st.call(move |n| n.status(&rr)).await?;
         // His container, replaced by its backup's files; its config (limits, network)
-        // stays as the administrator set it.
+        // stays as the administrator set it; only backups of this container, not of a
+        // former one of the CTID.
         req.keep_config = true;
+        req.current_only = true;
     }
     let in_place = req.as_ctid.is_none() && req.force;
     let node = st.node.clone();
@@ -300,7 +330,7 @@ pub async fn restore_files(
     State(st): St,
     Extension(c): Who,
     Path(ct): Path<String>,
-    JsonBody(req): JsonBody<RestoreFiles>,
+    JsonBody(mut req): JsonBody<RestoreFiles>,
 ) -> ApiResult<Response> {
     let id = ctid(&ct)?;
     match (&req.to, req.to_container) {
@@ -314,6 +344,9 @@ pub async fn restore_files(
         (None, Some(t)) => {
             policy::allow(&c, Need::CtBackup(id))?;
             policy::allow(&c, Need::CtBackup(ctid(&t.to_string())?))?;
+            if c.role == Role::Owner {
+                req.current_only = true;
+            }
         }
         _ => {
             return Err(invalid(
@@ -341,7 +374,7 @@ pub async fn forget(
     State(st): St,
     Extension(c): Who,
     Path(ct): Path<String>,
-    JsonBody(req): JsonBody<ForgetRequest>,
+    JsonBody(mut req): JsonBody<ForgetRequest>,
 ) -> ApiResult<Response> {
     let id = ctid(&ct)?;
     policy::allow(&c, Need::CtBackup(id))?;
@@ -349,6 +382,11 @@ pub async fn forget(
         return Err(forbidden(
             "your role may not prune a repository (it is shared): forget without prune",
         ));
+    }
+    if c.role == Role::Owner {
+        // His container's own backups, and not the schedules' (an administrator's).
+        req.current_only = true;
+        req.manual_only = true;
     }
     if req.keep.is_empty() {
         return Err(invalid("keep: give a policy (last, daily, …)"));

@@ -214,6 +214,45 @@ fn backups_over_the_api() {
     );
     let r = olga.post("/api/v1/backups/172/forget", &json!({"keep": {"last": 1}}));
     assert_eq!(r.status, 404, "{}", r.text());
+    // The CTID given to a new container and a new owner: the former tenant's backups are
+    // not his (an administrator still sees them).
+    node.berth_ok(&["destroy", "171", "--force"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    node.berth_ok(&[
+        "create",
+        "171",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    let tok = node.user_token("otto", "owner", "171");
+    let otto = d.https(Some(&tok));
+    let l = otto.get("/api/v1/backups");
+    assert_eq!(l.status, 200, "{}", l.text());
+    assert!(l.json().as_array().unwrap().is_empty(), "{}", l.text());
+    assert!(otto
+        .get("/api/v1/backups?ct=171")
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(otto.get("/api/v1/backups/171/files?path=/").status, 404);
+    let r = otto.post("/api/v1/backups/171/restore", &json!({"force": true}));
+    let done = otto.wait_op(r.json()["id"].as_str().unwrap());
+    assert_eq!(done["state"], "failed", "{done}");
+    let r = otto.post(
+        "/api/v1/backups/171/restore-files",
+        &json!({"paths": ["/root/f"], "to_container": 171}),
+    );
+    let done = otto.wait_op(r.json()["id"].as_str().unwrap());
+    assert_eq!(done["state"], "failed", "{done}");
+    assert!(!admin
+        .get("/api/v1/backups?ct=171")
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
     node.berth_ok(&["destroy", "172", "--force"]);
     node.berth_ok(&["destroy", "171", "--force"]);
 }
