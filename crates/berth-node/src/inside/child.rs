@@ -396,12 +396,31 @@ impl Ctx {
         nix::unistd::symlinkat(target, Some(dir.as_raw_fd()), tmp.as_str())
             .map_err(|e| sys_err(path, e))?;
         let res = (|| -> Result<(), Error> {
-            nix::unistd::fchownat(
+            // The owner set through a descriptor of the link just made (O_PATH, checked to be
+            // a symlink): a name the container swaps meanwhile re-owns nothing else.
+            let fd = nix::fcntl::openat(
                 Some(dir.as_raw_fd()),
                 tmp.as_str(),
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_NOFOLLOW
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| sys_err(path, e))?;
+            // SAFETY: openat just returned this descriptor; owned here.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let st = fstat(fd.as_raw_fd()).map_err(|e| sys_err(path, e))?;
+            if kind_of(&st) != FileKind::Symlink {
+                return Err(Error::invalid(format!(
+                    "{path}: the link being made was replaced"
+                )));
+            }
+            nix::unistd::fchownat(
+                Some(fd.as_raw_fd()),
+                "",
                 Some(nix::unistd::Uid::from_raw(uid)),
                 Some(nix::unistd::Gid::from_raw(gid)),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
+                AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
             )
             .map_err(|e| sys_err(path, e))?;
             nix::fcntl::renameat(
