@@ -13,7 +13,7 @@ use berth_storage::safefs::{open_beneath, open_beneath_mode};
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Largest account file or login.defs read (an /etc/passwd is far smaller).
 const MAX_ACCOUNT_FILE: u64 = 2 << 20;
@@ -704,33 +704,7 @@ impl<'a> AccountFiles<'a> {
         if home == "/" || self.exists(home) {
             return Ok(());
         }
-        let (dir, name) = self.ctx.parent(home)?;
-        nix::sys::stat::mkdirat(
-            Some(dir.as_raw_fd()),
-            name.as_str(),
-            Mode::from_bits_truncate(0o700),
-        )
-        .map_err(|e| sys_err(home, e))?;
-        let fd = nix::fcntl::openat(
-            Some(dir.as_raw_fd()),
-            name.as_str(),
-            nix::fcntl::OFlag::O_RDONLY
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_NOFOLLOW
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| sys_err(home, e))?;
-        // SAFETY: a new descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        nix::unistd::fchown(
-            fd.as_fd().as_raw_fd(),
-            Some(nix::unistd::Uid::from_raw(uid)),
-            Some(nix::unistd::Gid::from_raw(gid)),
-        )
-        .map_err(|e| sys_err(home, e))?;
-        nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(0o700))
-            .map_err(|e| sys_err(home, e))
+        self.ctx.mkdir(home, 0o700, uid, gid).map(|_| ())
     }
 }
 
