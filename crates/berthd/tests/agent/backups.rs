@@ -6,6 +6,7 @@ use serde_json::json;
 
 #[test]
 fn backups_over_the_api() {
+    let _t = timing_sensitive();
     if !is_root() {
         eprintln!("skipped: needs root");
         return;
@@ -262,6 +263,7 @@ fn backups_over_the_api() {
 /// auditors read schedules but cannot add or run them.
 #[test]
 fn a_schedule_runs_at_its_time() {
+    let _t = timing_sensitive();
     if !is_root() {
         eprintln!("skipped: needs root");
         return;

@@ -29,6 +29,7 @@ fn ok(o: std::process::Output) -> String {
 
 #[test]
 fn online_and_offline_migration_to_another_node() {
+    let _t = timing_sensitive();
     if !is_root() {
         eprintln!("skipped: needs root");
         return;

@@ -168,6 +168,7 @@ fn have_wget() -> bool {
 
 #[test]
 fn migration_between_two_namespaced_nodes_keeps_the_service_address_and_mac() {
+    let _t = timing_sensitive();
     if !is_root() || !have_wget() {
         eprintln!("skipped: needs root and wget");
         return;

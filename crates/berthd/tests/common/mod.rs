@@ -471,3 +471,11 @@ pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Tests that measure time (a migration's downtime, a service's gap) and tests that load
+/// every CPU (backups: the engine compresses on all cores) take this, so that they do not
+/// run at once on a small machine.
+pub fn timing_sensitive() -> std::sync::MutexGuard<'static, ()> {
+    static M: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    M.lock().unwrap_or_else(|e| e.into_inner())
+}
