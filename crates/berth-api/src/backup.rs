@@ -352,6 +352,14 @@ pub struct VerifyResult {
     pub read_data: Option<f64>,
 }
 
+/// The tag a schedule's backups carry: `schedule:<name>`.
+pub const SCHEDULE_TAG: &str = "schedule:";
+
+/// Whether a snapshot with these tags was made by a schedule.
+pub fn by_schedule(tags: &[String]) -> bool {
+    tags.iter().any(|t| t.starts_with(SCHEDULE_TAG))
+}
+
 /// A backup schedule (`berth backup schedule add`), run by berthd at its local times.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

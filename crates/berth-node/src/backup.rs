@@ -71,9 +71,15 @@ pub fn validate_tag(t: &str) -> Result<()> {
         )));
     }
     if t == "berth"
-        || ["ct:", "name:", "mode:", "berth:", "schedule:"]
-            .iter()
-            .any(|p| t.starts_with(p))
+        || [
+            "ct:",
+            "name:",
+            "mode:",
+            "berth:",
+            berth_api::backup::SCHEDULE_TAG,
+        ]
+        .iter()
+        .any(|p| t.starts_with(p))
     {
         return Err(inval(format!("tag {t:?} is one of Berth's own")));
     }
@@ -731,7 +737,7 @@ impl LocalNode {
             .filter(|s| !s.tags.iter().any(|t| t == PARTIAL_TAG))
             .filter(|s| tag.is_none_or(|t| s.tags.iter().any(|x| x == t)))
             .filter(|s| !current_only || born.is_some_and(|b| s.time >= b))
-            .filter(|s| !manual_only || !s.tags.iter().any(|t| t.starts_with("schedule:")))
+            .filter(|s| !manual_only || !berth_api::backup::by_schedule(&s.tags))
             .collect();
         if snaps.is_empty() {
             return Ok((vec![], vec![], 0));

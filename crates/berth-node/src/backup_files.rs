@@ -12,6 +12,7 @@ use crate::local::LocalNode;
 use berth_api::backup::FilesRestored;
 use berth_api::inside::FilePush;
 use berth_api::{CtRef, Error, Result};
+use berth_backup::Repo;
 use berth_core::CtId;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,27 @@ pub const MAX_ENTRIES: u64 = 200_000;
 
 fn api<T>(r: crate::Result<T>) -> Result<T> {
     r.map_err(|e| e.to_api())
+}
+
+/// Removes the staging directories (`backups/.restore-<pid>-<tag>`) of restores whose
+/// process is gone (killed mid-restore).
+pub(crate) fn remove_stale_staging(root: &berth_core::NodeRoot) {
+    let Ok(rd) = std::fs::read_dir(root.backups_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(".restore-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if berth_core::fsutil::pid_gone(pid) && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Removes the staging directory when dropped.
@@ -115,19 +137,14 @@ impl Walk<'_> {
 
 impl LocalNode {
     /// Mode and owners of directory `inner` in the snapshot (from its parent's listing).
-    fn dir_meta(
-        &self,
-        repo: Option<&str>,
-        ct: CtId,
-        snap: &str,
-        inner: &str,
-    ) -> Option<(u32, u32, u32)> {
+    fn dir_meta(rh: &Repo, ct: CtId, snap: &str, inner: &str) -> Option<(u32, u32, u32)> {
         let (parent, name) = match inner.rsplit_once('/') {
-            Some(("", n)) => ("/", n),
             Some((p, n)) => (p, n),
             None => return None,
         };
-        let (_, list) = self.backup_ls(repo, ct, Some(snap), parent, false).ok()?;
+        let list = rh
+            .ls(snap, &format!("/ct/{ct}/upper{parent}"), false)
+            .ok()?;
         list.into_iter()
             .find(|e| e.path == name && e.kind == "dir")
             .map(|e| (e.mode & 0o7777, e.uid, e.gid))
@@ -165,8 +182,12 @@ impl LocalNode {
             .backups_dir()
             .join(format!(".restore-{}-{tag}", std::process::id()));
         let staging = Staging(dir);
-        let (snapshot, _, _) =
-            api(self.backup_restore_files(repo, ct, snap, paths, &staging.0, current_only))?;
+        // One open of the repository for the restore and the directories' listings (each
+        // open derives the key).
+        let (_, rh, snapshot) = api(self.find_snapshot(repo, ct, snap, current_only))?;
+        api(crate::backup_restore::restore_paths(
+            &rh, &snapshot, ct, paths, &staging.0,
+        ))?;
         let mut w = Walk {
             node: self,
             target: target_ref,
@@ -177,17 +198,11 @@ impl LocalNode {
         };
         for inner in &inners {
             let host = staging.0.join(inner.trim_start_matches('/'));
-            if std::fs::symlink_metadata(&host).is_err() {
-                return Err(Error::not_found(format!(
-                    "{inner} is not in snapshot {} (only what the container changed from its template is)",
-                    snapshot.short()
-                )));
-            }
             // Its parents, where the container lacks them, as the backup had them (or
             // 0755 root when the backup has them only from the template).
             let mut parent = String::new();
             let comps: Vec<&str> = inner.split('/').filter(|c| !c.is_empty()).collect();
-            let meta = |p: &str| self.dir_meta(repo, ct, &snapshot.id, p);
+            let meta = |p: &str| Self::dir_meta(&rh, ct, &snapshot.id, p);
             for c in &comps[..comps.len() - 1] {
                 parent.push('/');
                 parent.push_str(c);

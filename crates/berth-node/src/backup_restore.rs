@@ -118,10 +118,7 @@ impl LocalNode {
             cfg.ctid = target;
             cfg.idmap = None;
             // A new container: its own creation time (an owner's view of backups starts there).
-            cfg.created = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            cfg.created = berth_runtime::state::now();
             if target != ct && !o.keep_network {
                 let (net, n) = self.net_for_clone(target, &cfg.net, &configs)?;
                 cfg.net = net;
@@ -239,6 +236,21 @@ impl LocalNode {
         current_only: bool,
     ) -> Result<(Snapshot, u64, u64)> {
         let (_, rh, s) = self.find_snapshot(repo, ct, snap, current_only)?;
+        let (files, bytes) = restore_paths(&rh, &s, ct, paths, to)?;
+        Ok((s, files, bytes))
+    }
+}
+
+/// Restores `paths` of snapshot `s` (of container `ct`) into `to`, new or empty, made 0700;
+/// files and bytes written.
+pub(crate) fn restore_paths(
+    rh: &Repo,
+    s: &Snapshot,
+    ct: CtId,
+    paths: &[String],
+    to: &Path,
+) -> Result<(u64, u64)> {
+    {
         if paths.is_empty() {
             return Err(inval("name at least one path to restore".into()));
         }
@@ -272,6 +284,6 @@ impl LocalNode {
             files += f;
             bytes += b;
         }
-        Ok((s, files, bytes))
+        Ok((files, bytes))
     }
 }

@@ -62,10 +62,7 @@ fn schedules_lock(root: &NodeRoot) -> PathBuf {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    berth_runtime::state::now() as i64
 }
 
 /// Checks a schedule like input (also when read from disk); its calendar.
@@ -311,7 +308,7 @@ impl LocalNode {
             "backup schedule {name}: {total} container(s), {} at once",
             s.parallel
         ));
-        let tag = format!("schedule:{name}");
+        let tag = format!("{}{name}", berth_api::backup::SCHEDULE_TAG);
         let o = BackupCreate {
             repo: s.repo.clone(),
             mode: s.mode,

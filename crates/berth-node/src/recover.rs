@@ -202,6 +202,7 @@ pub fn recover_node(root: &NodeRoot, node_id: &str) -> Result<Vec<CtId>> {
     fsutil::remove_stale_temps(&root.networks_dir());
     // run/: files of monitors (the disk guard's holder file) that a kill may interrupt.
     fsutil::remove_stale_temps(&root.run_dir());
+    crate::backup_files::remove_stale_staging(root);
     let mut ids = root.list_ct_dirs()?;
     if let Ok(rd) = std::fs::read_dir(root.run_dir()) {
         for e in rd.flatten() {

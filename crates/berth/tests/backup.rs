@@ -835,5 +835,10 @@ fn files_restore_into_a_container_in_its_own_view() {
         .file_name()
         .to_string_lossy()
         .starts_with(".restore-")));
+    // A restore killed mid-way leaves its staging directory: the next command removes it.
+    let stale = n.root.join("backups/.restore-999999-abcdef");
+    std::fs::create_dir_all(stale.join("srv")).unwrap();
+    n.ok(&["list"]);
+    assert!(!stale.exists(), "a stale staging directory stayed");
     n.ok(&["destroy", "1951", "--force"]);
 }

@@ -23,10 +23,7 @@ fn running() -> &'static Mutex<HashSet<String>> {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    berth_auth::now() as i64
 }
 
 /// Until the process ends.

@@ -169,7 +169,7 @@ async fn owner_quota(st: &Arc<AppState>, r: &CtRef, repo: Option<String>) -> Api
                         ..Default::default()
                     })?
                     .into_iter()
-                    .filter(|b| !b.snapshot.tags.iter().any(|t| t.starts_with("schedule:")))
+                    .filter(|b| !berth_api::backup::by_schedule(&b.snapshot.tags))
                     .count(),
                 _ => 0,
             };
