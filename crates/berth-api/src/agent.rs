@@ -93,6 +93,46 @@ pub enum Role {
     Auditor,
     /// Only the listed containers (the seed's Power Panel user); any other answers 404.
     Owner,
+    /// A client node's access to its backup store on this node (the seed's backup node):
+    /// only `/backup-store/{its own name}/…`, the restic REST protocol; nothing else.
+    Backup,
+}
+
+/// A backup user's limits on its store (`user add --role backup`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StoreLimits {
+    /// Nothing stored can be deleted or overwritten through the API (lock files aside): a
+    /// client node that is taken over cannot destroy its backups. Retention (forget,
+    /// prune) then needs an administrator of this node.
+    #[serde(default)]
+    pub append_only: bool,
+    /// The most bytes the store may hold (absent: bounded only by the node's free space).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<u64>,
+}
+
+/// One file of a store as `GET /backup-store/{store}/{type}/` lists it (restic REST v2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoreFile {
+    /// 64 hex digits.
+    pub name: String,
+    pub size: u64,
+}
+
+/// `GET /backup-store`: the caller's store on this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoreInfo {
+    /// The store's name (its user's); its repository is at `/backup-store/{store}/`.
+    pub store: String,
+    pub limits: StoreLimits,
+    /// Bytes it holds now.
+    pub used: u64,
+    /// Whether it holds a repository yet (its `config`).
+    pub initialised: bool,
 }
 
 /// A user of the API as listed (never with the password hash).
@@ -108,6 +148,9 @@ pub struct UserInfo {
     /// An owner's container quota (clones of his own count against it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_containers: Option<u32>,
+    /// A backup user's store limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreLimits>,
 }
 
 /// `user add`.
@@ -125,6 +168,9 @@ pub struct UserAdd {
     /// An owner's container quota (absent: he makes none of his own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_containers: Option<u32>,
+    /// A backup user's store limits (only for role `backup`; absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreLimits>,
 }
 
 /// An API token as listed (its secret is shown once, at creation, and stored hashed).
@@ -202,6 +248,14 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/backups/{ct}/forget", "backup_forget(ForgetRequest) -> 202 Operation (result ForgetResult; admin)"),
     ("POST", "/containers/{ct}/migrate", "migrate_ct(MigrateRequest) -> 202 Operation (result MigrateResult; admin; cancellable until the switch-over)"),
     ("POST", "/containers/{ct}/move", "move(MoveOptions) -> ContainerInfo (admin)"),
+    ("GET", "/backup-store", "store_info -> StoreInfo (backup users: their own store)"),
+    ("POST", "/backup-store/{store}/?create=true", "store_create -> 200 (the restic rest protocol v2 from here on: makes the store's repository; admin or the store's backup user)"),
+    ("GET", "/backup-store/{store}/config", "store_config -> application/octet-stream (head: its size)"),
+    ("POST", "/backup-store/{store}/config", "store_config_write(application/octet-stream) -> 200 (with its length; once in an append-only store)"),
+    ("GET", "/backup-store/{store}/{type}/", "store_list -> [StoreFile] (type: data, keys, locks, snapshots or index; names only without accept: application/vnd.x.restic.rest.v2)"),
+    ("GET", "/backup-store/{store}/{type}/{name}", "store_read -> application/octet-stream (a part with range: bytes=a-b; head: its size)"),
+    ("POST", "/backup-store/{store}/{type}/{name}", "store_write(application/octet-stream) -> 200 (with its length; the name is the content's sha-256; 403 past an append-only store's rules, 413 past its quota or the node's reserve)"),
+    ("DELETE", "/backup-store/{store}/{type}/{name}", "store_remove -> 200 (an append-only store: locks only)"),
     ("POST", "/migrations/incoming", "receive_ct(application/octet-stream) -> ContainerInfo | null (admin; the body: an IncomingHeader frame, then the disk's block frames)"),
     ("GET", "/containers/{ct}/traffic", "traffic -> Traffic | null"),
     ("GET", "/containers/{ct}/console?follow=BOOL&timestamps=BOOL", "console -> text/plain (streamed)"),

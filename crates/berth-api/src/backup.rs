@@ -14,17 +14,54 @@ pub struct Repos {
     pub repos: Vec<RepoEntry>,
 }
 
-/// One repository: a directory, and where its password is.
+/// One repository: a directory or a store on a backup node, and where its password is.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RepoEntry {
     pub name: String,
+    /// The directory (empty for a repository on a backup node).
+    #[serde(default, skip_serializing_if = "is_empty_path")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub path: PathBuf,
     /// The password file given at `repo add`; absent: `backups/keys/<name>.key`, made then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub password_file: Option<PathBuf>,
+    /// A repository held by another node's berthd (its token in `backups/keys/<name>.token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<RepoNode>,
+}
+
+fn is_empty_path(p: &std::path::Path) -> bool {
+    p.as_os_str().is_empty()
+}
+
+/// Where a repository on a backup node is: its berthd and the store there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RepoNode {
+    /// `https://HOST:PORT` of the backup node's berthd.
+    pub url: String,
+    /// The SHA-256 of its certificate (hex), the only one trusted.
+    pub fingerprint: String,
+    /// The store's name there (its backup user's).
+    pub store: String,
+    /// The store keeps everything (as its node said at `repo add`): a live backup's first
+    /// pass stays in it (tagged `berth:partial`, never listed), and forget is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub append_only: bool,
+}
+
+/// `repo add --node`: a backup node and the backup user's token there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RepoNodeAdd {
+    pub url: String,
+    pub fingerprint: String,
+    /// A token of a user with role `backup` on that node (kept root-only on this one).
+    pub token: String,
 }
 
 /// `backup repo add`.
@@ -32,12 +69,16 @@ pub struct RepoEntry {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RepoAdd {
     pub name: String,
-    /// An absolute path on the node.
+    /// An absolute path on the node (empty with `node`).
+    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub path: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub password_file: Option<PathBuf>,
+    /// A store on a backup node instead of a directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<RepoNodeAdd>,
 }
 
 /// What `repo add` did.

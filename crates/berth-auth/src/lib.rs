@@ -9,7 +9,7 @@
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use base64::Engine as _;
-use berth_api::agent::{NewToken, Role, TokenInfo, UserInfo};
+use berth_api::agent::{NewToken, Role, StoreLimits, TokenInfo, UserAdd, UserInfo};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -95,6 +95,9 @@ pub struct User {
     /// (absent: he makes none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_containers: Option<u32>,
+    /// A backup user's limits on its store (role `backup` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreLimits>,
 }
 
 impl User {
@@ -105,6 +108,7 @@ impl User {
             containers: self.containers.clone(),
             created: self.created,
             max_containers: self.max_containers,
+            store: self.store.clone(),
         }
     }
 }
@@ -393,21 +397,49 @@ impl Store {
         password: Option<&str>,
         max_containers: Option<u32>,
     ) -> Result<User> {
+        self.add(&UserAdd {
+            name: name.into(),
+            role,
+            containers,
+            password: password.map(str::to_string),
+            max_containers,
+            store: None,
+        })
+    }
+
+    /// Adds the user `u` describes (a backup user's store limits included).
+    pub fn add(&self, u: &UserAdd) -> Result<User> {
+        let name = u.name.as_str();
         validate_user_name(name)?;
         if name == "root" || name == "berthd" {
             return Err(AuthError::Invalid(format!(
                 "user name {name:?} is reserved (the local administrator and berthd itself)"
             )));
         }
-        let mut containers = containers;
+        let role = u.role;
+        let mut containers = u.containers.clone();
         containers.sort_unstable();
         containers.dedup();
         check_containers(role, &containers)?;
-        check_quota(role, max_containers)?;
-        let password_hash = password.map(hash_password).transpose()?;
+        check_quota(role, u.max_containers)?;
+        let store = match (role, &u.store) {
+            (Role::Backup, s) => Some(s.clone().unwrap_or_default()),
+            (_, None) => None,
+            (_, Some(_)) => {
+                return Err(AuthError::Invalid(
+                    "only backup users have store limits".into(),
+                ))
+            }
+        };
+        if store.as_ref().and_then(|s| s.quota) == Some(0) {
+            return Err(AuthError::Invalid(
+                "a store quota of 0 holds nothing".into(),
+            ));
+        }
+        let password_hash = u.password.as_deref().map(hash_password).transpose()?;
         let _l = self.lock()?;
         let mut users = self.load_users()?;
-        if users.iter().any(|u| u.name == name) {
+        if users.iter().any(|x| x.name == name) {
             return Err(AuthError::UserExists(name.into()));
         }
         if users.len() >= MAX_USERS {
@@ -419,7 +451,8 @@ impl Store {
             containers,
             password_hash,
             created: now(),
-            max_containers,
+            max_containers: u.max_containers,
+            store,
         };
         users.push(u.clone());
         Self::write_file(&self.users_path(), &UsersFile { users })?;

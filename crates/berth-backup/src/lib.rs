@@ -1,18 +1,44 @@
 //! Backups of containers into restic-format repositories, through `rustic_core` with its
-//! local backend only (ADR 0016): initialise and open repositories, snapshot a container's
+//! local backend or a backup node's store ([`store`], ADR 0016): initialise and open
+//! repositories, snapshot a container's
 //! private area through Berth's own confined walker ([`source`]), list, browse, read,
 //! restore, forget, prune and check. restic 0.14 reads the result (tests/restic_reads.rs).
 
 pub mod ops;
 pub mod source;
+pub mod store;
 pub use ops::*;
+pub use store::StoreSpec;
 
 use rustic_backend::BackendOptions;
 use rustic_core::{
     BackupOptions, ConfigOptions, Credentials, KeyOptions, PathList, Repository, RepositoryOptions,
     SnapshotOptions,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a repository is: a directory of this node, or a store on a backup node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Dir(PathBuf),
+    Store(StoreSpec),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(p) => write!(f, "{}", p.display()),
+            Location::Store(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(p: &Path) -> Self {
+        Location::Dir(p.to_path_buf())
+    }
+}
 
 /// What went wrong, with a kind for callers to map.
 #[derive(Debug, thiserror::Error)]
@@ -39,25 +65,33 @@ impl BackupError {
     }
 }
 
-fn repo_err(repo: &Path, e: impl std::fmt::Display) -> BackupError {
+fn repo_err(repo: &Location, e: impl std::fmt::Display) -> BackupError {
     BackupError::Repo {
-        repo: repo.display().to_string(),
+        repo: repo.to_string(),
         message: e.to_string(),
     }
 }
 
-fn backends(repo: &Path) -> Result<rustic_core::RepositoryBackends, BackupError> {
-    let s = repo
-        .to_str()
-        .ok_or_else(|| repo_err(repo, "path is not UTF-8"))?;
-    BackendOptions::default()
-        .repository(s)
-        .to_backends()
-        .map_err(|e| repo_err(repo, e))
+fn backends(repo: &Location) -> Result<rustic_core::RepositoryBackends, BackupError> {
+    match repo {
+        Location::Dir(p) => {
+            let s = p
+                .to_str()
+                .ok_or_else(|| repo_err(repo, "path is not UTF-8"))?;
+            BackendOptions::default()
+                .repository(s)
+                .to_backends()
+                .map_err(|e| repo_err(repo, e))
+        }
+        Location::Store(spec) => {
+            let be = store::StoreBackend::new(spec.clone()).map_err(|e| repo_err(repo, e))?;
+            Ok(rustic_core::RepositoryBackends::new(Arc::new(be), None))
+        }
+    }
 }
 
-/// Creates and initialises a repository in `repo` (repository format v2, zstd).
-pub fn init_repo(repo: &Path, password: &str) -> Result<(), BackupError> {
+/// Creates and initialises a repository at `repo` (repository format v2, zstd).
+pub fn init_repo(repo: &Location, password: &str) -> Result<(), BackupError> {
     let be = backends(repo)?;
     Repository::new(&RepositoryOptions::default(), &be)
         .map_err(|e| repo_err(repo, e))?
@@ -67,13 +101,13 @@ pub fn init_repo(repo: &Path, password: &str) -> Result<(), BackupError> {
             &ConfigOptions::default(),
         )
         .map_err(|e| repo_err(repo, e))?;
-    tracing::info!(repo = %repo.display(), "backup repository initialised");
+    tracing::info!(%repo, "backup repository initialised");
     Ok(())
 }
 
 /// Backs up the tree at `source` into `repo` with `tags`; returns the snapshot id.
 pub fn backup_dir(
-    repo: &Path,
+    repo: &Location,
     password: &str,
     source: &Path,
     tags: &[String],
@@ -107,6 +141,6 @@ pub fn backup_dir(
     let snap = repo_h
         .backup(&BackupOptions::default(), &list, snap)
         .map_err(|e| repo_err(repo, e))?;
-    tracing::info!(repo = %repo.display(), snapshot = %snap.id, "backup saved");
+    tracing::info!(%repo, snapshot = %snap.id, "backup saved");
     Ok(snap.id.to_string())
 }

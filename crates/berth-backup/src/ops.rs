@@ -1,9 +1,9 @@
 //! Operations on a repository: snapshot a [`CtSource`], list, browse, read, restore, forget,
 //! prune and check. Each opens the repository with the password it is given; nothing is
-//! cached on disk (rustic's cache is off: the repository is local).
+//! cached on disk (rustic's cache is off).
 
 use crate::source::{CtSource, Report};
-use crate::{backends, repo_err, BackupError};
+use crate::{backends, repo_err, BackupError, Location};
 use rustic_core::repofile::{Node, NodeType, SnapshotFile};
 use rustic_core::{
     BackupOptions, CheckOptions, Credentials, KeepOptions, LocalDestination, LsOptions,
@@ -21,7 +21,7 @@ fn repo_opts() -> RepositoryOptions {
 }
 
 /// Opens `repo` with `password` (a wrong one is an error naming the repository).
-pub fn open(repo: &Path, password: &str) -> Result<Repo> {
+pub fn open(repo: &Location, password: &str) -> Result<Repo> {
     let be = backends(repo)?;
     let r = Repository::new(&repo_opts(), &be)
         .map_err(|e| repo_err(repo, e))?
@@ -29,7 +29,7 @@ pub fn open(repo: &Path, password: &str) -> Result<Repo> {
         .map_err(|e| repo_err(repo, e.display_log()))?;
     Ok(Repo {
         key: r.key(),
-        path: repo.to_path_buf(),
+        loc: repo.clone(),
         on_bytes: None,
     })
 }
@@ -110,7 +110,7 @@ impl rustic_core::RusticProgress for ByteBar {
 #[derive(Clone)]
 pub struct Repo {
     key: rustic_core::repofile::MasterKey,
-    path: PathBuf,
+    loc: Location,
     on_bytes: Option<OnBytes>,
 }
 
@@ -123,29 +123,40 @@ impl Repo {
 
     /// The repository opened again with the master key (no key derivation).
     fn opened(&self) -> Result<Repository<rustic_core::OpenStatus>> {
-        let be = backends(&self.path)?;
+        let be = backends(&self.loc)?;
         let r = match &self.on_bytes {
             Some(on) => Repository::new_with_progress(&repo_opts(), &be, Bars(on.clone())),
             None => Repository::new(&repo_opts(), &be),
         };
-        r.map_err(|e| repo_err(&self.path, e))?
+        r.map_err(|e| repo_err(&self.loc, e))?
             .open(&Credentials::Masterkey(self.key.clone()))
-            .map_err(|e| repo_err(&self.path, e.display_log()))
+            .map_err(|e| repo_err(&self.loc, e.display_log()))
     }
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn location(&self) -> &Location {
+        &self.loc
     }
 }
 
 impl std::fmt::Debug for Repo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Repo({})", self.path.display())
+        write!(f, "Repo({})", self.loc)
     }
 }
 
 /// True if `dir` holds a restic repository (its `config` file).
 pub fn is_repo(dir: &Path) -> bool {
     dir.join("config").is_file() && dir.join("keys").is_dir()
+}
+
+/// Whether a store on a backup node holds a repository, and its node's account of it.
+pub fn store_info(spec: &crate::StoreSpec) -> Result<(bool, berth_api::agent::StoreInfo)> {
+    let loc = Location::Store(spec.clone());
+    let be = crate::store::StoreBackend::new(spec.clone()).map_err(|e| repo_err(&loc, e))?;
+    let info = be.info().map_err(|e| repo_err(&loc, e.display_log()))?;
+    let has = be
+        .has_config()
+        .map_err(|e| repo_err(&loc, e.display_log()))?;
+    Ok((has, info))
 }
 
 /// One snapshot, as Berth shows it.
@@ -216,7 +227,7 @@ pub struct SnapSpec {
 impl Repo {
     /// Snapshots `src` into `repo`; returns the snapshot and what the walk skipped.
     pub fn snapshot(&self, src: &CtSource, spec: &SnapSpec) -> Result<(SnapInfo, Arc<Report>)> {
-        let repo = self.path.as_path();
+        let repo = &self.loc;
         let r = self
             .opened()?
             .to_indexed_ids()
@@ -244,7 +255,7 @@ impl Repo {
         let s = r
             .archive(&bopts, src, snap, std::slice::from_ref(&spec.path))
             .map_err(|e| repo_err(repo, e.display_log()))?;
-        tracing::info!(repo = %repo.display(), snapshot = %s.id, skipped = report.skipped(), "backup saved");
+        tracing::info!(%repo, snapshot = %s.id, skipped = report.skipped(), "backup saved");
         Ok((info(&s), report))
     }
 }
@@ -252,7 +263,7 @@ impl Repo {
 impl Repo {
     /// Every snapshot of the repository, oldest first.
     pub fn list(&self) -> Result<Vec<SnapInfo>> {
-        let repo = self.path.as_path();
+        let repo = &self.loc;
         let r = &self.opened()?;
         let mut v: Vec<SnapInfo> = r
             .get_all_snapshots()
@@ -268,7 +279,7 @@ impl Repo {
 impl Repo {
     /// Removes snapshots by full id (their data stays until [`prune`]).
     pub fn delete(&self, ids: &[String]) -> Result<()> {
-        let repo = self.path.as_path();
+        let repo = &self.loc;
         if ids.is_empty() {
             return Ok(());
         }
@@ -306,7 +317,7 @@ impl Repo {
         snaps: &[SnapInfo],
         keep: &Keep,
     ) -> Result<(Vec<String>, Vec<String>)> {
-        let repo = self.path.as_path();
+        let repo = &self.loc;
         if keep.is_empty() {
             return Err(repo_err(repo, "no --keep-* option given"));
         }
@@ -342,7 +353,7 @@ impl Repo {
 impl Repo {
     /// Removes data no snapshot uses any more; returns the bytes freed (packs removed or repacked).
     pub fn prune(&self) -> Result<u64> {
-        let repo = self.path.as_path();
+        let repo = &self.loc;
         let r = &self.opened()?;
         let opts = PruneOptions::default();
         let plan = r
@@ -359,7 +370,7 @@ impl Repo {
     /// Checks the repository's structure, and with `read_data` (a percentage, 100 = all) that
     /// data too.
     pub fn check(&self, read_data: Option<f64>) -> Result<()> {
-        let repo = self.path.as_path();
+        let repo = &self.loc;
         let r = &self.opened()?;
         let mut opts = CheckOptions::default();
         if let Some(p) = read_data {
@@ -452,7 +463,7 @@ fn entry(path: &Path, n: &Node) -> LsEntry {
 /// The node at `path` of snapshot `snap` (a full or unique short id).
 fn node_at<S: rustic_core::IndexedTree>(
     r: &Repository<S>,
-    repo: &Path,
+    repo: &Location,
     snap: &str,
     path: &str,
 ) -> Result<Node> {
@@ -463,7 +474,7 @@ fn node_at<S: rustic_core::IndexedTree>(
 impl Repo {
     /// Lists `path` of a snapshot: its own entry first, then (recursively or not) below it.
     pub fn ls(&self, snap: &str, path: &str, recursive: bool) -> Result<Vec<LsEntry>> {
-        let repo = self.path.as_path();
+        let repo = &self.loc;
         let r = self
             .opened()?
             .to_indexed()
@@ -488,7 +499,7 @@ impl Repo {
 impl Repo {
     /// The content of the file at `path` of a snapshot, refused if larger than `max`.
     pub fn read_file(&self, snap: &str, path: &str, max: u64) -> Result<Vec<u8>> {
-        let repo = self.path.as_path();
+        let repo = &self.loc;
         let r = self
             .opened()?
             .to_indexed()
@@ -525,7 +536,7 @@ impl Repo {
         dest: &Path,
         ownership: bool,
     ) -> Result<(u64, u64)> {
-        let repo = self.path.as_path();
+        let repo = &self.loc;
         let r = self
             .opened()?
             .to_indexed()
@@ -570,7 +581,7 @@ impl Repo {
 /// pieces, with its mode, times and (with `ownership`) owner.
 fn restore_file(
     r: &Repository<rustic_core::IndexedFullStatus>,
-    repo: &Path,
+    repo: &Location,
     node: &Node,
     dest: &Path,
     ownership: bool,

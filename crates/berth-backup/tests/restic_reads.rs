@@ -32,8 +32,9 @@ fn restic_checks_lists_and_restores_a_berth_backup() {
     let pw = tmp.path().join("pw");
     std::fs::write(&pw, "secret\n").unwrap();
 
-    berth_backup::init_repo(&repo, "secret").unwrap();
-    let id = berth_backup::backup_dir(&repo, "secret", &src, &["ct:101".into()]).unwrap();
+    berth_backup::init_repo(&repo.as_path().into(), "secret").unwrap();
+    let id = berth_backup::backup_dir(&repo.as_path().into(), "secret", &src, &["ct:101".into()])
+        .unwrap();
 
     restic(&repo, &pw, &["check"]);
     // repository format v2 (zstd compression), which restic reads from 0.14 on
@@ -57,7 +58,8 @@ fn restic_checks_lists_and_restores_a_berth_backup() {
 
     // a second backup of the same tree deduplicates: the repository grows by metadata only
     let before = tree_bytes(&repo);
-    let id2 = berth_backup::backup_dir(&repo, "secret", &src, &["ct:101".into()]).unwrap();
+    let id2 = berth_backup::backup_dir(&repo.as_path().into(), "secret", &src, &["ct:101".into()])
+        .unwrap();
     assert_ne!(id, id2);
     let grown = tree_bytes(&repo) - before;
     assert!(
@@ -66,7 +68,7 @@ fn restic_checks_lists_and_restores_a_berth_backup() {
     );
 
     // a wrong password is an error, not a panic
-    assert!(berth_backup::backup_dir(&repo, "wrong", &src, &[]).is_err());
+    assert!(berth_backup::backup_dir(&repo.as_path().into(), "wrong", &src, &[]).is_err());
 }
 
 fn tree_bytes(dir: &std::path::Path) -> u64 {

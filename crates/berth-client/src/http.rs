@@ -271,6 +271,72 @@ pub fn write_request(
     conn.flush()
 }
 
+/// A request outside the JSON API.
+#[derive(Clone, Copy)]
+pub struct RawRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub token: Option<&'a str>,
+    pub headers: &'a [(&'a str, String)],
+    pub parts: &'a [&'a [u8]],
+}
+
+/// Writes one request with `headers` and a body of `parts` sent one after the other
+/// (`application/octet-stream`, its length announced), for routes outside the JSON API.
+/// A body waits for the server's `100 Continue` (up to `wait`): a server that refuses the
+/// request at its head (a quota) answers before the body, which is then not sent — the
+/// answer, its head read already, is returned.
+pub fn write_request_raw(
+    conn: &mut Conn,
+    ep: &Endpoint,
+    req: &RawRequest<'_>,
+    wait: Duration,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let RawRequest {
+        method,
+        path,
+        token,
+        headers,
+        parts,
+    } = *req;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth/{}\r\nConnection: close\r\n",
+        ep.host_header(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (n, v) in headers {
+        if n.contains([':', '\r', '\n']) || v.contains(['\r', '\n']) {
+            return Err(std::io::Error::other("a header with a line break"));
+        }
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > 0 || !matches!(method, "GET" | "HEAD") {
+        head.push_str(&format!(
+            "Content-Type: application/octet-stream\r\nContent-Length: {len}\r\n"
+        ));
+    }
+    if len > 0 {
+        head.push_str("Expect: 100-continue\r\n");
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes())?;
+    conn.flush()?;
+    if len > 0 {
+        if let Some(answer) = await_continue(conn, wait)? {
+            return Ok(Some(answer));
+        }
+    }
+    for p in parts {
+        conn.write_all(p)?;
+    }
+    conn.flush()?;
+    Ok(None)
+}
+
 /// Writes one request whose body is `body`, streamed as `Transfer-Encoding: chunked`
 /// (`application/octet-stream`). The number of body bytes sent, or the error: a server that
 /// refuses the request may close the connection before the body is read, so the caller
@@ -307,37 +373,8 @@ pub fn write_request_stream(
     head.push_str("\r\n");
     conn.write_all(head.as_bytes())?;
     conn.flush()?;
-    conn.set_read_timeout(Some(wait))?;
-    let mut got = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        match conn.read(&mut b) {
-            Ok(0) => return Ok(Streamed::Answered(got)),
-            Ok(_) => {
-                got.push(b[0]);
-                if got.ends_with(b"\r\n\r\n") {
-                    break;
-                }
-                if got.len() > MAX_HEAD {
-                    return Ok(Streamed::Answered(got));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            // No word in time: send the body anyway (RFC 9110, 10.1.1).
-            Err(e)
-                if got.is_empty()
-                    && matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-            {
-                break
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    if !got.is_empty() && !got.starts_with(b"HTTP/1.1 100") {
-        return Ok(Streamed::Answered(got));
+    if let Some(head) = await_continue(conn, wait)? {
+        return Ok(Streamed::Answered(head));
     }
     let mut buf = vec![0u8; 256 * 1024];
     let mut sent = 0u64;
@@ -357,6 +394,44 @@ pub fn write_request_stream(
     conn.write_all(b"0\r\n\r\n")?;
     conn.flush()?;
     Ok(Streamed::Sent(sent))
+}
+
+/// After a head with `Expect: 100-continue`: waits up to `wait` for the server's word.
+/// `None`: send the body (`100 Continue`, or no word in time, RFC 9110 10.1.1); else the
+/// head of the server's final answer, read already.
+fn await_continue(conn: &mut Conn, wait: Duration) -> std::io::Result<Option<Vec<u8>>> {
+    conn.set_read_timeout(Some(wait))?;
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match conn.read(&mut b) {
+            Ok(0) => return Ok(Some(got)),
+            Ok(_) => {
+                got.push(b[0]);
+                if got.ends_with(b"\r\n\r\n") {
+                    break;
+                }
+                if got.len() > MAX_HEAD {
+                    return Ok(Some(got));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if got.is_empty()
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+            {
+                break
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !got.is_empty() && !got.starts_with(b"HTTP/1.1 100") {
+        return Ok(Some(got));
+    }
+    Ok(None)
 }
 
 /// A failure to read the body being sent (not of the connection).

@@ -34,6 +34,30 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Interval of polling a long operation.
 const POLL: Duration = Duration::from_millis(200);
 
+/// The answer of [`RemoteNode::raw`].
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub reason: String,
+    /// Names lower-case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The API error this answer carries (not a success).
+    pub fn error(&self) -> Error {
+        error_of(self.status, &self.reason, &self.body)
+    }
+}
+
 /// A node reached over the network or its unix socket.
 pub struct RemoteNode {
     endpoint: Endpoint,
@@ -173,6 +197,62 @@ impl RemoteNode {
             return Ok(resp);
         }
         Err(Self::refused(resp, &url))
+    }
+
+    /// One request outside the JSON API (the backup store's restic REST protocol, under
+    /// `/api/v1`): extra `headers`, a raw body of `parts`; the answer whatever its status,
+    /// its body read up to `limit` bytes (an error's up to 1 MiB). A HEAD's body is empty.
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        parts: &[&[u8]],
+        limit: u64,
+    ) -> berth_api::Result<RawAnswer> {
+        let (mut conn, url, full) = self.open(path, Some(REQUEST_TIMEOUT))?;
+        tracing::debug!(method, path = %full, "raw request");
+        let sent = http::write_request_raw(
+            &mut conn,
+            &self.endpoint,
+            &http::RawRequest {
+                method,
+                path: &full,
+                token: self.token.as_deref(),
+                headers,
+                parts,
+            },
+            Duration::from_secs(2),
+        );
+        if let Err(source) = conn.set_read_timeout(Some(REQUEST_TIMEOUT)) {
+            return Err(ClientError::Connect { url, source }.into());
+        }
+        let mut resp = match sent {
+            // Answered at its head: the answer, the body not sent.
+            Ok(Some(head)) => http::read_response_from(
+                std::io::Read::chain(std::io::Cursor::new(head), conn),
+                &url,
+            )?,
+            Ok(None) => http::read_response(conn, &url)?,
+            // A server that refused may have closed before the whole body: its answer
+            // says why, when it can still be read.
+            Err(source) => http::read_response(conn, &url).map_err(|_| ClientError::Connect {
+                url: url.clone(),
+                source,
+            })?,
+        };
+        let ok = (200..300).contains(&resp.status);
+        let body = if method == "HEAD" {
+            vec![]
+        } else {
+            resp.read_body(if ok { limit } else { 1024 * 1024 }, &url)?
+        };
+        Ok(RawAnswer {
+            status: resp.status,
+            reason: resp.reason.clone(),
+            headers: std::mem::take(&mut resp.headers),
+            body,
+        })
     }
 
     /// Sends a request whose body streams from `body` (chunked); the answer as [`Self::send`].

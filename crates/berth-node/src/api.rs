@@ -456,6 +456,7 @@ impl Node for LocalNode {
             &req.name,
             &req.path,
             req.password_file.as_deref(),
+            req.node.as_ref(),
         ))?;
         Ok(bk::RepoAdded { repo, notes })
     }

@@ -135,6 +135,25 @@ fn password(e: &RepoEntry, root: &NodeRoot) -> Result<String> {
     read_password_file(&password_path(e, root))
 }
 
+/// Where a backup node repository's token is kept (root-only).
+fn token_path(root: &NodeRoot, name: &str) -> PathBuf {
+    keys_dir(root).join(format!("{name}.token"))
+}
+
+/// Where repository `e` is: its directory, or its store on a backup node (the token read
+/// from `backups/keys/<name>.token`).
+pub(crate) fn location(e: &RepoEntry, root: &NodeRoot) -> Result<berth_backup::Location> {
+    match &e.node {
+        None => Ok(berth_backup::Location::Dir(e.path.clone())),
+        Some(n) => Ok(berth_backup::Location::Store(berth_backup::StoreSpec {
+            url: n.url.clone(),
+            fingerprint: n.fingerprint.clone(),
+            token: read_password_file(&token_path(root, &e.name))?,
+            store: n.store.clone(),
+        })),
+    }
+}
+
 /// The repositories of the node (an absent file: none).
 pub fn load_repos(root: &NodeRoot) -> Result<Repos> {
     let p = repos_file(root);
@@ -144,6 +163,13 @@ pub fn load_repos(root: &NodeRoot) -> Result<Repos> {
     let r: Repos = fsutil::read_toml(&p)?;
     for e in &r.repos {
         validate_name(&e.name).map_err(|m| inval(format!("{}: repo name: {m}", p.display())))?;
+        if let Some(n) = &e.node {
+            validate_name(&n.store)
+                .map_err(|m| inval(format!("{}: repo {}: store: {m}", p.display(), e.name)))?;
+            berth_client::Endpoint::parse(&n.url)
+                .map_err(|m| inval(format!("{}: repo {}: {m}", p.display(), e.name)))?;
+            continue;
+        }
         if !e.path.is_absolute() {
             return Err(inval(format!(
                 "{}: repo {}: path must be absolute",
@@ -168,6 +194,15 @@ fn new_password() -> Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
+/// Removes a live backup's first passes, except from an append-only store on a backup node,
+/// which keeps them (tagged [`PARTIAL_TAG`], left out of every list).
+fn drop_partial(rh: &Repo, repo: &RepoEntry, ids: &[String]) -> Result<()> {
+    if ids.is_empty() || repo.node.as_ref().is_some_and(|n| n.append_only) {
+        return Ok(());
+    }
+    rh.delete(ids).map_err(bk)
+}
+
 /// The snapshot path of container `id`.
 pub fn snap_path(id: CtId) -> PathBuf {
     PathBuf::from(format!("/ct/{id}"))
@@ -178,29 +213,38 @@ fn ctid_of(s: &SnapInfo) -> Option<u32> {
 }
 
 impl LocalNode {
-    /// Adds (and initialises, if empty) repository `name` at `path`. Without a password
-    /// file, a random key is made in `backups/keys/<name>.key`: the note says to keep a
-    /// copy. Returns the entry and notes.
+    /// Adds (and initialises, if empty) repository `name` at `path`, or in the caller's
+    /// store on the backup node `node`. Without a password file, a random key is made in
+    /// `backups/keys/<name>.key`: the note says to keep a copy. Returns the entry and notes.
     pub fn backup_repo_add(
         &self,
         name: &str,
         path: &Path,
         password_file: Option<&Path>,
+        node: Option<&berth_api::backup::RepoNodeAdd>,
     ) -> Result<(RepoEntry, Vec<String>)> {
         validate_name(name).map_err(|m| inval(format!("repo name: {m}")))?;
-        if !path.is_absolute() {
-            return Err(inval(format!(
-                "{}: the repository path must be absolute",
-                path.display()
-            )));
-        }
         let root = self.root();
-        if path.starts_with(root.path()) && !path.starts_with(root.backups_dir()) {
-            return Err(inval(format!(
-                "{}: inside the node root (only under {} there)",
-                path.display(),
-                root.backups_dir().display()
-            )));
+        if node.is_some() {
+            if !path.as_os_str().is_empty() {
+                return Err(inval(
+                    "a repository is a directory or on a backup node, not both".into(),
+                ));
+            }
+        } else {
+            if !path.is_absolute() {
+                return Err(inval(format!(
+                    "{}: the repository path must be absolute",
+                    path.display()
+                )));
+            }
+            if path.starts_with(root.path()) && !path.starts_with(root.backups_dir()) {
+                return Err(inval(format!(
+                    "{}: inside the node root (only under {} there)",
+                    path.display(),
+                    root.backups_dir().display()
+                )));
+            }
         }
         let _g = lock::lock(&root.node_lock())?;
         let mut repos = load_repos(root)?;
@@ -208,10 +252,50 @@ impl LocalNode {
             return Err(inval(format!("backup repository {name:?} exists")));
         }
         let mut notes = vec![];
+        // A backup node: its account of the caller's store (which checks the token).
+        let store = match node {
+            None => None,
+            Some(n) => {
+                berth_client::Endpoint::parse(&n.url).map_err(|e| inval(e.to_string()))?;
+                berth_client::config::validate_token(&n.token).map_err(|e| inval(e.to_string()))?;
+                if berth_client::Fingerprint::parse(&n.fingerprint).is_none() {
+                    return Err(inval(format!(
+                        "{}: the fingerprint is 64 hex digits (the node certificate's SHA-256)",
+                        n.url
+                    )));
+                }
+                let mut spec = berth_backup::StoreSpec {
+                    url: n.url.clone(),
+                    fingerprint: n.fingerprint.clone(),
+                    token: n.token.clone(),
+                    store: String::new(),
+                };
+                let (_, info) = berth_backup::store_info(&spec).map_err(bk)?;
+                spec.store = info.store.clone();
+                let (has, _) = berth_backup::store_info(&spec).map_err(bk)?;
+                let mut what = format!("store {:?} on {}", info.store, n.url);
+                if info.limits.append_only {
+                    what.push_str(" (append-only: forget and prune are its administrator's)");
+                }
+                if let Some(q) = info.limits.quota {
+                    what.push_str(&format!(", quota {q} bytes, {} used", info.used));
+                }
+                notes.push(what);
+                Some((spec, has, info.limits.append_only))
+            }
+        };
         let entry = RepoEntry {
             name: name.into(),
             path: path.into(),
             password_file: password_file.map(Path::to_path_buf),
+            node: store
+                .as_ref()
+                .map(|(s, _, ao)| berth_api::backup::RepoNode {
+                    url: s.url.clone(),
+                    fingerprint: s.fingerprint.clone(),
+                    store: s.store.clone(),
+                    append_only: *ao,
+                }),
         };
         let pw = match password_file {
             Some(f) => read_password_file(f)?,
@@ -231,34 +315,54 @@ impl LocalNode {
                 }
             }
         };
-        if berth_backup::is_repo(path) {
-            berth_backup::open(path, &pw).map_err(bk)?;
-            notes.push(format!(
-                "{}: an existing repository, opened with that password",
-                path.display()
-            ));
-        } else {
-            if path.exists() {
-                let empty = std::fs::read_dir(path)
-                    .map_err(|e| CoreError::io(path, e))?
-                    .next()
-                    .is_none();
-                if !empty {
-                    return Err(inval(format!(
-                        "{}: neither empty nor a restic repository",
-                        path.display()
-                    )));
+        match &store {
+            Some((spec, has, _)) => {
+                let loc = berth_backup::Location::Store(spec.clone());
+                if *has {
+                    berth_backup::open(&loc, &pw).map_err(bk)?;
+                    notes.push(format!(
+                        "{loc}: an existing repository, opened with that password"
+                    ));
+                } else {
+                    berth_backup::init_repo(&loc, &pw).map_err(bk)?;
                 }
+                fsutil::create_dir_mode(&keys_dir(root), 0o700)?;
+                fsutil::atomic_write(
+                    &token_path(root, name),
+                    format!("{}\n", spec.token).as_bytes(),
+                    0o600,
+                )?;
             }
-            fsutil::create_dir_mode(path, 0o700)?;
-            berth_backup::init_repo(path, &pw).map_err(bk)?;
+            None if berth_backup::is_repo(path) => {
+                berth_backup::open(&path.into(), &pw).map_err(bk)?;
+                notes.push(format!(
+                    "{}: an existing repository, opened with that password",
+                    path.display()
+                ));
+            }
+            None => {
+                if path.exists() {
+                    let empty = std::fs::read_dir(path)
+                        .map_err(|e| CoreError::io(path, e))?
+                        .next()
+                        .is_none();
+                    if !empty {
+                        return Err(inval(format!(
+                            "{}: neither empty nor a restic repository",
+                            path.display()
+                        )));
+                    }
+                }
+                fsutil::create_dir_mode(path, 0o700)?;
+                berth_backup::init_repo(&path.into(), &pw).map_err(bk)?;
+            }
         }
         if repos.default.is_none() {
             repos.default = Some(name.into());
         }
         repos.repos.push(entry.clone());
         save_repos(root, &repos)?;
-        tracing::info!(name, path = %path.display(), "backup repository added");
+        tracing::info!(name, location = %location(&entry, root)?, "backup repository added");
         Ok((entry, notes))
     }
 
@@ -272,6 +376,8 @@ impl LocalNode {
         if repos.repos.len() == before {
             return Err(NodeError::NotFound(format!("backup repository {name:?}")));
         }
+        // A backup node's token is of no use without the entry.
+        let _ = std::fs::remove_file(token_path(root, name));
         if repos.default.as_deref() == Some(name) {
             repos.default = repos.repos.first().map(|r| r.name.clone());
         }
@@ -313,7 +419,7 @@ impl LocalNode {
                 })?,
             None if name.is_none() && repos.repos.is_empty() => {
                 let dir = root.backups_dir().join("local");
-                let (e, n) = self.backup_repo_add("local", &dir, None)?;
+                let (e, n) = self.backup_repo_add("local", &dir, None, None)?;
                 notes.push(format!(
                     "no backup repository was set up: made `local` at {} (on the node's own disk; add one elsewhere with `berth backup repo add`)",
                     dir.display()
@@ -329,7 +435,7 @@ impl LocalNode {
             }
         };
         let pw = password(&e, root)?;
-        let r = berth_backup::open(&e.path, &pw).map_err(bk)?;
+        let r = berth_backup::open(&location(&e, root)?, &pw).map_err(bk)?;
         Ok((e, r))
     }
 
@@ -406,7 +512,7 @@ impl LocalNode {
             .filter(|s| s.tags.iter().any(|t| t == PARTIAL_TAG))
             .map(|s| s.id.clone())
             .collect();
-        rh.delete(&stale).map_err(bk)?;
+        drop_partial(&rh, &repo, &stale)?;
         let parent = latest
             .iter()
             .rev()
@@ -470,7 +576,7 @@ impl LocalNode {
                     let (s1, _) = rh.snapshot(&src, &first).map_err(bk)?;
                     crate::crash_point("backup:after-first-pass");
                     if p.cancelled() {
-                        rh.delete(std::slice::from_ref(&s1.id)).map_err(bk)?;
+                        drop_partial(rh, &repo, std::slice::from_ref(&s1.id))?;
                         return Err(NodeError::Cancelled(format!(
                             "the backup of container {id}"
                         )));
@@ -493,7 +599,7 @@ impl LocalNode {
                         &mut warnings,
                     );
                     paused_ms = Some(t0.elapsed().as_millis() as u64);
-                    rh.delete(std::slice::from_ref(&s1.id)).map_err(bk)?;
+                    drop_partial(rh, &repo, std::slice::from_ref(&s1.id))?;
                     let mut s2 = r?;
                     // The second pass read only what changed; the whole backup read both.
                     s2.files_read = s2.files_read.max(s1.files_read);
@@ -534,7 +640,10 @@ impl LocalNode {
             )
             .with_size_hint(used_bytes(raw));
             let (s, rep) = rh.snapshot(&src, spec).map_err(|e| {
-                berth_storage::StorageError::io(rh.path(), std::io::Error::other(e.to_string()))
+                berth_storage::StorageError::io(
+                    rh.location().to_string(),
+                    std::io::Error::other(e.to_string()),
+                )
             })?;
             skipped(&rep, warnings);
             Ok(s)
@@ -592,8 +701,18 @@ impl LocalNode {
                 continue;
             }
             let pw = password(e, root)?;
-            let rh = berth_backup::open(&e.path, &pw).map_err(bk)?;
-            for s in rh.list().map_err(bk)? {
+            let listed = berth_backup::open(&location(e, root)?, &pw).and_then(|rh| rh.list());
+            let snaps = match listed {
+                Ok(l) => l,
+                // A backup node that does not answer hides only its own backups from a
+                // list of every repository.
+                Err(err) if f.repo.is_none() && e.node.is_some() => {
+                    tracing::warn!(repo = %e.name, error = %err, "backup node left out of the list");
+                    continue;
+                }
+                Err(err) => return Err(bk(err)),
+            };
+            for s in snaps {
                 let Some(ct) = ctid_of(&s) else { continue };
                 if s.tags.iter().any(|t| t == PARTIAL_TAG)
                     || f.ctid.is_some_and(|c| c != ct)

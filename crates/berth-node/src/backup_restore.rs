@@ -215,7 +215,10 @@ impl LocalNode {
                     rh.restore(&s.id, &snap_path, &upper, true)
                 })
                 .map_err(|e| {
-                    berth_storage::StorageError::io(rh.path(), std::io::Error::other(e.to_string()))
+                    berth_storage::StorageError::io(
+                        rh.location().to_string(),
+                        std::io::Error::other(e.to_string()),
+                    )
                 })?;
                 Ok(())
             },

@@ -65,6 +65,12 @@ pub enum NodeError {
     /// No such object (of a kind without an error of its own).
     #[error("{0} not found")]
     NotFound(String),
+    /// Refused by a rule of the object (an append-only backup store).
+    #[error("{0}")]
+    Forbidden(String),
+    /// More than a quota or a size limit allows.
+    #[error("{0}")]
+    TooLarge(String),
     /// Free space the node filesystem lacks.
     #[error("{0}")]
     NoSpace(String),
@@ -137,6 +143,8 @@ impl NodeError {
             NodeError::DiskOvercommit { .. } | NodeError::NoSpace(_) => K::Precondition,
             NodeError::NoAddress(_) => K::Invalid,
             NodeError::NotFound(_) => K::NotFound,
+            NodeError::Forbidden(_) => K::Forbidden,
+            NodeError::TooLarge(_) => K::PayloadTooLarge,
             NodeError::Auth(e) => e.kind(),
             NodeError::Target(e) => e.kind,
         }

@@ -8,6 +8,7 @@ pub mod backup;
 mod backup_files;
 mod backup_restore;
 pub mod backup_schedule;
+pub mod backup_store;
 pub mod check;
 mod check_host;
 mod check_repair;

@@ -183,11 +183,17 @@ impl KeepArgs {
 
 #[derive(Subcommand)]
 pub(crate) enum RepoCmd {
-    /// Add a repository (a new one is initialised; an existing one opened). Without
-    /// --password-file a random key is made under the node root: keep a copy
+    /// Add a repository: a directory, or with --node a store on a backup node (a new one
+    /// is initialised; an existing one opened). Without --password-file a random key is
+    /// made under the node root: keep a copy
     Add {
         name: String,
-        dir: PathBuf,
+        #[arg(required_unless_present = "node", conflicts_with = "node")]
+        dir: Option<PathBuf>,
+        /// A backup node, by its name in `berth remote` (its token: a user of role backup
+        /// there); the repository is that user's store
+        #[arg(long, value_name = "REMOTE")]
+        node: Option<String>,
         /// A root-only file whose first line is the password
         #[arg(long)]
         password_file: Option<PathBuf>,
@@ -201,6 +207,14 @@ pub(crate) enum RepoCmd {
     Remove { name: String },
     /// The repository used without --repo
     Default { name: String },
+}
+
+/// A repository's place as shown: its directory, or its store on a backup node.
+fn where_is(r: &berth_api::backup::RepoEntry) -> String {
+    match &r.node {
+        Some(n) => format!("{}/backup-store/{}", n.url, n.store),
+        None => r.path.display().to_string(),
+    }
 }
 
 pub(crate) fn ctid(node: &dyn Node, s: &str) -> Result<CtId> {
@@ -223,12 +237,29 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             RepoCmd::Add {
                 name,
                 dir,
+                node: backup_node,
                 password_file,
             } => {
+                let node_add = backup_node
+                    .map(|n| -> Result<berth_api::backup::RepoNodeAdd> {
+                        let remotes = berth_client::Remotes::load(
+                            &berth_client::config::config_dir().map_err(berth_api::Error::from)?,
+                        )
+                        .map_err(berth_api::Error::from)?;
+                        let t = berth_client::RemoteNode::migration_target(&remotes, &n)
+                            .map_err(berth_api::Error::from)?;
+                        Ok(berth_api::backup::RepoNodeAdd {
+                            url: t.url,
+                            fingerprint: t.fingerprint,
+                            token: t.token,
+                        })
+                    })
+                    .transpose()?;
                 let r = node.backup_repo_add(RepoAdd {
                     name,
-                    path: dir,
+                    path: dir.unwrap_or_default(),
                     password_file,
+                    node: node_add,
                 })?;
                 for n in r.notes {
                     eprintln!("note: {n}");
@@ -237,7 +268,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                     out,
                     "backup repository {} added at {}",
                     r.repo.name,
-                    r.repo.path.display()
+                    where_is(&r.repo)
                 )?;
             }
             RepoCmd::List { format } => {
@@ -262,13 +293,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                             .as_ref()
                             .map(|p| p.display().to_string())
                             .unwrap_or_else(|| "(node key)".into());
-                        writeln!(
-                            out,
-                            "{:<16} {:<8} {:<40} {pw}",
-                            r.name,
-                            def,
-                            r.path.display()
-                        )?;
+                        writeln!(out, "{:<16} {:<8} {:<40} {pw}", r.name, def, where_is(r))?;
                     }
                 }
             }

@@ -14,6 +14,7 @@ pub(crate) enum RoleArg {
     Admin,
     Auditor,
     Owner,
+    Backup,
 }
 
 #[derive(Subcommand)]
@@ -21,7 +22,8 @@ pub(crate) enum UserCmd {
     /// Add an API user
     Add {
         name: String,
-        /// admin (everything), auditor (read-only) or owner (his containers only)
+        /// admin (everything), auditor (read-only), owner (his containers only) or backup
+        /// (a client node's store on this backup node, nothing else)
         #[arg(long, value_enum)]
         role: RoleArg,
         /// An owner's containers (CTIDs)
@@ -34,6 +36,13 @@ pub(crate) enum UserCmd {
         /// (without it: he makes none)
         #[arg(long)]
         max_containers: Option<u32>,
+        /// A backup user's store keeps everything it gets: no deletes (locks aside), no
+        /// overwrites (a client node taken over cannot destroy its backups)
+        #[arg(long)]
+        append_only: bool,
+        /// A backup user's store quota (e.g. 500G; without it: the node's free space)
+        #[arg(long, value_name = "SIZE")]
+        store_quota: Option<String>,
     },
     /// List API users
     List {
@@ -115,12 +124,23 @@ pub(crate) fn user(root: &Path, cmd: UserCmd) -> Result<()> {
             containers,
             password_stdin,
             max_containers,
+            append_only,
+            store_quota,
         } => {
             let role = match role {
                 RoleArg::Admin => Role::Admin,
                 RoleArg::Auditor => Role::Auditor,
                 RoleArg::Owner => Role::Owner,
+                RoleArg::Backup => Role::Backup,
             };
+            let quota = store_quota
+                .as_deref()
+                .map(berth_api::validate::Size::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--store-quota: {e}"))?
+                .map(|s| s.0);
+            let store = (role == Role::Backup || append_only || quota.is_some())
+                .then_some(berth_api::agent::StoreLimits { append_only, quota });
             let password = if password_stdin {
                 let mut line = String::new();
                 std::io::stdin().read_line(&mut line)?;
@@ -128,7 +148,14 @@ pub(crate) fn user(root: &Path, cmd: UserCmd) -> Result<()> {
             } else {
                 None
             };
-            let u = s.add_user(&name, role, containers, password.as_deref(), max_containers)?;
+            let u = s.add(&berth_api::agent::UserAdd {
+                name,
+                role,
+                containers,
+                password,
+                max_containers,
+                store,
+            })?;
             outln!(
                 "user {} added ({}{})",
                 u.name,
@@ -139,6 +166,16 @@ pub(crate) fn user(root: &Path, cmd: UserCmd) -> Result<()> {
                     ", tokens only"
                 }
             );
+            if let Some(l) = &u.store {
+                outln!(
+                    "its backup store: /api/v1/backup-store/{}/ ({}{}); client nodes: `berth backup repo add NAME --node REMOTE` with a token of this user",
+                    u.name,
+                    if l.append_only { "append-only" } else { "read-write" },
+                    l.quota
+                        .map(|q| format!(", quota {}", crate::output::human(q)))
+                        .unwrap_or_default()
+                );
+            }
         }
         UserCmd::List { format } => {
             let users: Vec<_> = s.users()?.iter().map(|u| u.info()).collect();
@@ -148,16 +185,23 @@ pub(crate) fn user(root: &Path, cmd: UserCmd) -> Result<()> {
                 outln!("{:<20} {:<8} {:<17} CONTAINERS", "NAME", "ROLE", "CREATED");
                 for u in users {
                     let cts: Vec<String> = u.containers.iter().map(|c| c.to_string()).collect();
+                    let what = match &u.store {
+                        Some(l) => format!(
+                            "store{}{}",
+                            if l.append_only { " append-only" } else { "" },
+                            l.quota
+                                .map(|q| format!(" quota {}", crate::output::human(q)))
+                                .unwrap_or_default()
+                        ),
+                        None if cts.is_empty() => "-".into(),
+                        None => cts.join(","),
+                    };
                     outln!(
                         "{:<20} {:<8} {:<17} {}",
                         u.name,
                         role_str(u.role),
                         when(u.created),
-                        if cts.is_empty() {
-                            "-".into()
-                        } else {
-                            cts.join(",")
-                        }
+                        what
                     );
                 }
             }
@@ -176,6 +220,7 @@ fn role_str(r: Role) -> &'static str {
         Role::Admin => "admin",
         Role::Auditor => "auditor",
         Role::Owner => "owner",
+        Role::Backup => "backup",
     }
 }
 

@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use berth_api::agent::Role;
 use berth_api::{Error, ErrorKind};
 use serde::Deserialize;
@@ -181,7 +182,7 @@ pub async fn authenticate(
         return next.run(req).await;
     }
     let headers = req.headers().clone();
-    let caller = match identify(&st, peer, &method, &headers).await {
+    let caller = match identify(&st, peer, &method, &headers, &path).await {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -190,7 +191,8 @@ pub async fn authenticate(
     }
     req.extensions_mut().insert(caller.clone());
     let res = next.run(req).await;
-    if is_mutating(&method) {
+    // A store's writes are its client's backups, many files each: not events one by one.
+    if is_mutating(&method) && !path.starts_with("/api/v1/backup-store/") {
         crate::audit::request_event(&st.events, &caller, &method, &path, res.status());
     }
     res
@@ -201,6 +203,7 @@ async fn identify(
     peer: Option<Peer>,
     method: &Method,
     headers: &HeaderMap,
+    path: &str,
 ) -> ApiResult<Caller> {
     let addr = match peer {
         Some(Peer::Unix { uid: 0 }) => return Ok(Caller::root()),
@@ -217,16 +220,31 @@ async fn identify(
         if st.limiter.blocked(ip) {
             return Err(too_many());
         }
-        let secret = auth
-            .to_str()
-            .ok()
+        let value = auth.to_str().ok();
+        let bearer = value
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|s| s.trim().to_string());
+            .map(|s| (None, s.trim().to_string()));
+        // restic's REST clients send the token as HTTP Basic's password (the user's name
+        // as its user): accepted for the backup store only.
+        let store_path =
+            path == "/api/v1/backup-store" || path.starts_with("/api/v1/backup-store/");
+        let secret = bearer.or_else(|| {
+            let b = value?.strip_prefix("Basic ")?;
+            if !store_path {
+                return None;
+            }
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()?;
+            let (u, p) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
+            Some(((!u.is_empty()).then(|| u.to_string()), p.to_string()))
+        });
         let store = st.auth.clone();
         let found = match secret {
-            Some(s) => tokio::task::spawn_blocking(move || store.verify_token(&s))
+            Some((named, s)) => tokio::task::spawn_blocking(move || store.verify_token(&s))
                 .await
-                .map_err(|e| ApiError(Error::internal(e.to_string())))??,
+                .map_err(|e| ApiError(Error::internal(e.to_string())))??
+                .filter(|(_, user)| named.is_none_or(|n| n == user.name)),
             None => None,
         };
         return match found {

@@ -68,6 +68,8 @@ pub async fn run(args: Args) -> Result<(), DaemonError> {
     // Opening the node runs its recovery: what interrupted commands (and a killed berthd's
     // operations) left half-done is finished or rolled back here.
     let node = tokio::task::spawn_blocking(move || {
+        // A write into a backup store that a kill cut short left its temporary file.
+        berth_node::backup_store::Store::sweep(&r2);
         berth_node::LocalNode::open(r2, exe).map(|n| n.with_connector(Box::new(connect_target)))
     })
     .await

@@ -49,6 +49,8 @@ pub enum Need {
     OpCancel { user_is_caller: bool },
     /// Read the event log.
     Events,
+    /// Use a backup store (the restic REST protocol): `own` when it is the caller's.
+    Store { own: bool },
 }
 
 fn deny(what: &str) -> ApiError {
@@ -60,7 +62,14 @@ pub fn allow(c: &Caller, need: Need) -> ApiResult<()> {
     use Need::*;
     match c.role {
         Role::Admin => Ok(()),
+        // A client node's key to its store, and nothing else.
+        Role::Backup => match need {
+            Store { own: true } | OwnTokens => Ok(()),
+            Store { own: false } => Err(ApiError(Error::not_found("backup store not found"))),
+            _ => Err(deny("do anything but use its backup store")),
+        },
         Role::Auditor => match need {
+            Store { .. } => Err(deny("use a backup store")),
             CtRead(_) | TemplateRead | NodeRead | NodeWide | Events | OpRead { .. } => Ok(()),
             OwnTokens => Err(deny("manage tokens (auditors are read-only)")),
             _ => Err(deny("change anything (auditors are read-only)")),
@@ -84,6 +93,7 @@ pub fn allow(c: &Caller, need: Need) -> ApiResult<()> {
             NodeRead | NodeWide => Err(deny("read node-wide information")),
             NodeWrite => Err(deny("change the node, its templates or networks")),
             UserAdmin => Err(deny("manage users")),
+            Store { .. } => Err(deny("use a backup store")),
         },
     }
 }
@@ -96,13 +106,19 @@ pub fn hidden(r: &CtRef) -> ApiError {
 
 /// Whether the caller may see this container at all (for filtering lists and events).
 pub fn sees(c: &Caller, id: u32) -> bool {
-    c.role != Role::Owner || c.containers.contains(&id)
+    match c.role {
+        Role::Admin | Role::Auditor => true,
+        Role::Owner => c.containers.contains(&id),
+        Role::Backup => false,
+    }
 }
 
 /// Whether the caller may see an event about `object` (`container/101`, …) done by `user`.
 pub fn sees_event(c: &Caller, object: &str, user: &str) -> bool {
-    if c.role != Role::Owner {
-        return true;
+    match c.role {
+        Role::Admin | Role::Auditor => return true,
+        Role::Backup => return false,
+        Role::Owner => {}
     }
     if let Some(id) = object
         .strip_prefix("container/")
@@ -119,6 +135,15 @@ pub fn method_gate(c: &Caller, m: &Method, path: &str) -> ApiResult<()> {
     let read = matches!(*m, Method::GET | Method::HEAD);
     if c.role == Role::Auditor && !read && path != "/api/v1/logout" {
         return Err(deny("change anything (auditors are read-only)"));
+    }
+    // A backup user reaches its store and its tokens, whatever a handler would allow.
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    if c.role == Role::Backup
+        && !under("/api/v1/backup-store")
+        && !under("/api/v1/tokens")
+        && path != "/api/v1/logout"
+    {
+        return Err(deny("do anything but use its backup store"));
     }
     Ok(())
 }
@@ -175,6 +200,24 @@ mod tests {
         );
         assert!(method_gate(&aud, &Method::POST, "/api/v1/containers").is_err());
         assert!(method_gate(&aud, &Method::GET, "/api/v1/containers").is_ok());
+        let bk = who(Role::Backup, &[]);
+        assert_eq!(st(allow(&bk, Need::Store { own: true })), 200);
+        assert_eq!(st(allow(&bk, Need::Store { own: false })), 404);
+        for need in [
+            Need::CtRead(CtId(101)),
+            Need::NodeRead,
+            Need::Events,
+            Need::TemplateRead,
+        ] {
+            assert_eq!(st(allow(&bk, need)), 403);
+        }
+        assert_eq!(st(allow(&bob, Need::Store { own: true })), 403);
+        assert_eq!(st(allow(&aud, Need::Store { own: true })), 403);
+        assert!(!sees(&bk, 101));
+        assert!(method_gate(&bk, &Method::GET, "/api/v1/containers").is_err());
+        assert!(method_gate(&bk, &Method::GET, "/api/v1/backup-storex").is_err());
+        assert!(method_gate(&bk, &Method::POST, "/api/v1/backup-store/u/data/ab").is_ok());
+        assert!(method_gate(&bk, &Method::GET, "/metrics").is_err());
         assert!(sees_event(&bob, "container/101", "x"));
         assert!(!sees_event(&bob, "container/103", "u"));
     }

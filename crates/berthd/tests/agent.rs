@@ -4,6 +4,8 @@ mod common;
 
 #[path = "agent/auth.rs"]
 mod auth;
+#[path = "agent/backup_node.rs"]
+mod backup_node;
 #[path = "agent/backups.rs"]
 mod backups;
 #[path = "agent/clone.rs"]

@@ -150,6 +150,8 @@ fn registry() -> Registry {
     r.add::<Event>();
     r.add::<UserInfo>();
     r.add::<UserAdd>();
+    r.add::<berth_api::agent::StoreInfo>();
+    r.add::<berth_api::agent::StoreFile>();
     r.add::<TokenInfo>();
     r.add::<NewToken>();
     r.add::<Error>();

@@ -157,7 +157,7 @@ fn answer(right: &str) -> Result<(&'static str, Side, Vec<&'static str>), String
         }
     }
     let mut status = "200";
-    for s in ["201", "202", "204"] {
+    for s in ["200", "201", "202", "204"] {
         if let Some(rest) = r.strip_prefix(s) {
             if rest.is_empty() || rest.starts_with(' ') {
                 status = s;

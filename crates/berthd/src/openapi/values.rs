@@ -511,8 +511,26 @@ fn openapi_operations_events_users_and_errors() {
         containers: vec![101],
         created: 1,
         max_containers: Some(3),
+        store: None,
     };
     round_trip(&owner);
+    round_trip(&UserInfo {
+        name: "node1".into(),
+        role: Role::Backup,
+        containers: vec![],
+        created: 1,
+        max_containers: None,
+        store: Some(berth_api::agent::StoreLimits {
+            append_only: true,
+            quota: Some(1 << 30),
+        }),
+    });
+    round_trip(&berth_api::agent::StoreInfo {
+        store: "node1".into(),
+        limits: Default::default(),
+        used: 12,
+        initialised: true,
+    });
     round_trip(&UserInfo {
         role: Role::Admin,
         containers: vec![],
@@ -524,6 +542,7 @@ fn openapi_operations_events_users_and_errors() {
         containers: vec![],
         password: None,
         max_containers: None,
+        store: None,
     });
     let token = TokenInfo {
         id: "t1".into(),

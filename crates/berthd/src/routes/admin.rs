@@ -186,16 +186,7 @@ pub async fn user_add(
     JsonBody(u): JsonBody<UserAdd>,
 ) -> ApiResult<Response> {
     policy::allow(&c, Need::UserAdmin)?;
-    let user = auth(&st, move |s| {
-        s.add_user(
-            &u.name,
-            u.role,
-            u.containers,
-            u.password.as_deref(),
-            u.max_containers,
-        )
-    })
-    .await?;
+    let user = auth(&st, move |s| s.add(&u)).await?;
     Ok(Json(user.info()).into_response())
 }
 

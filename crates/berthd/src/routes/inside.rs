@@ -145,7 +145,7 @@ pub async fn file_remove(
     Ok(no_content())
 }
 
-type Chunk = Result<bytes::Bytes, std::io::Error>;
+pub(crate) type Chunk = Result<bytes::Bytes, std::io::Error>;
 
 /// Sends a pulled file into the answer: the entry once, then chunks.
 struct ChanSink {
@@ -283,7 +283,7 @@ fn berth_client_enc(s: &str) -> String {
 /// The request body as a blocking reader, fed by a task that reads the stream; an error
 /// of the stream (the client went away) is an error of the reader, so the node writes
 /// nothing.
-struct BodyReader {
+pub(crate) struct BodyReader {
     rx: tokio::sync::mpsc::Receiver<Chunk>,
     cur: bytes::Bytes,
 }
@@ -309,7 +309,7 @@ impl std::io::Read for BodyReader {
 
 /// A request body as a blocking reader (for the node's calls on a blocking thread), and
 /// the task that feeds it (aborted once the call returns).
-fn body_reader(body: axum::body::Body) -> (BodyReader, tokio::task::JoinHandle<()>) {
+pub(crate) fn body_reader(body: axum::body::Body) -> (BodyReader, tokio::task::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(8);
     let pump = tokio::spawn(async move {
         let mut s = body.into_data_stream();

@@ -9,6 +9,7 @@ pub(crate) mod node;
 pub mod query;
 mod samples;
 pub(crate) mod services;
+mod store;
 
 use crate::authn;
 use crate::error::{json_errors, not_found};
@@ -16,7 +17,7 @@ use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::{Json, Router};
 use berth_api::agent::Operation;
 use std::sync::Arc;
@@ -121,6 +122,11 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/backups/{ct}/restore", post(backups::restore))
         .route("/backups/{ct}/restore-files", post(backups::restore_files))
         .route("/backups/{ct}/forget", post(backups::forget))
+        .route("/backup-store", get(store::info))
+        .route("/backup-store/{store}/", post(store::create))
+        .route("/backup-store/{store}/{file}", any(store::config))
+        .route("/backup-store/{store}/{tpe}/", get(store::list))
+        .route("/backup-store/{store}/{tpe}/{id}", any(store::object))
         .route("/samples", get(samples::list))
         .route(
             "/samples/{name}",

@@ -8,15 +8,6 @@ use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn sh(cmd: &str) {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 /// Three namespaces and their links, deleted on drop (their links and nft tables go with
 /// them).
 struct Net {
@@ -65,12 +56,6 @@ impl Drop for Net {
     }
 }
 
-fn in_ns(ns: &str) -> Command {
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net=/run/netns/{ns}"));
-    c
-}
-
 fn berth(ns: &str, node: &TestNode, args: &[&str]) -> String {
     let o = in_ns(ns)
         .arg(berth_exe())
@@ -93,29 +78,7 @@ fn berth(ns: &str, node: &TestNode, args: &[&str]) -> String {
 
 /// berthd of `node` in `ns`, listening on `addr:port`.
 fn daemon(ns: &str, node: &TestNode, addr: &str, port: u16) -> std::process::Child {
-    let log = std::fs::File::create(node.root.join("berthd.log")).unwrap();
-    let _ = std::fs::remove_file(node.root.join("run/berthd.sock"));
-    let c = in_ns(ns)
-        .arg(env!("CARGO_BIN_EXE_berthd"))
-        .arg("--root")
-        .arg(&node.root)
-        .arg("--listen")
-        .arg(format!("{addr}:{port}"))
-        .arg("--berth-exe")
-        .arg(berth_exe())
-        .env("BERTH_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_for(30, || node.root.join("run/berthd.sock").exists()),
-        "berthd did not come up: {}",
-        std::fs::read_to_string(node.root.join("berthd.log")).unwrap_or_default()
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    c
+    daemon_in_ns(ns, node, Some(&format!("{addr}:{port}")))
 }
 
 /// One HTTP GET of the container's page from the client's namespace (busybox wget of the

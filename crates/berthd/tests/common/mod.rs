@@ -479,3 +479,50 @@ pub fn timing_sensitive() -> std::sync::MutexGuard<'static, ()> {
     static M: std::sync::Mutex<()> = std::sync::Mutex::new(());
     M.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Runs a shell command that must succeed.
+pub fn sh(cmd: &str) {
+    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A command run in network namespace `ns` (made by the test).
+pub fn in_ns(ns: &str) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{ns}"));
+    c
+}
+
+/// berthd of `node` in network namespace `ns`, on its unix socket and, with `listen`
+/// (`ADDR:PORT`), on HTTPS there.
+pub fn daemon_in_ns(ns: &str, node: &TestNode, listen: Option<&str>) -> Child {
+    let log = std::fs::File::create(node.root.join("berthd.log")).unwrap();
+    let _ = std::fs::remove_file(node.root.join("run/berthd.sock"));
+    let mut c = in_ns(ns);
+    c.arg(env!("CARGO_BIN_EXE_berthd"))
+        .arg("--root")
+        .arg(&node.root);
+    if let Some(l) = listen {
+        c.arg("--listen").arg(l);
+    }
+    let c = c
+        .arg("--berth-exe")
+        .arg(berth_exe())
+        .env("BERTH_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(30, || node.root.join("run/berthd.sock").exists()),
+        "berthd did not come up: {}",
+        std::fs::read_to_string(node.root.join("berthd.log")).unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    c
+}
