@@ -34,6 +34,47 @@ pub fn open(repo: &Location, password: &str) -> Result<Repo> {
     })
 }
 
+/// The cached form of an open repository's key: its id and master key, JSON.
+#[derive(Serialize, Deserialize)]
+struct KeyCache {
+    repo_id: String,
+    /// SHA-256 of the password the key was derived from: another password (a changed
+    /// password file) derives again, so the password stays what decides.
+    password_sha256: String,
+    key: rustic_core::repofile::MasterKey,
+}
+
+fn pw_digest(password: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(password.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Opens `repo` with a master key cached by [`Repo::key_cache`] (no key derivation);
+/// `None` when the cache does not fit this repository and `password` (another repository
+/// at the same place, another password, a damaged cache): open with the password then.
+pub fn open_cached(repo: &Location, cache: &[u8], password: &str) -> Option<Repo> {
+    let c: KeyCache = serde_json::from_slice(cache).ok()?;
+    if c.password_sha256 != pw_digest(password) {
+        return None;
+    }
+    let be = backends(repo).ok()?;
+    let r = Repository::new(&repo_opts(), &be)
+        .ok()?
+        .open(&Credentials::Masterkey(c.key.clone()))
+        .ok()?;
+    if r.config().id.to_string() != c.repo_id {
+        return None;
+    }
+    Some(Repo {
+        key: c.key,
+        loc: repo.clone(),
+        on_bytes: None,
+    })
+}
+
 /// Where a long call's byte progress goes: `(phase, bytes done, bytes in all if known)`.
 pub type OnBytes = Arc<dyn Fn(&str, u64, Option<u64>) + Send + Sync>;
 
@@ -134,6 +175,18 @@ impl Repo {
     }
     pub fn location(&self) -> &Location {
         &self.loc
+    }
+
+    /// This repository's id and master key, for [`open_cached`] (as secret as the password:
+    /// keep it root-only).
+    pub fn key_cache(&self, password: &str) -> Result<Vec<u8>> {
+        let r = self.opened()?;
+        serde_json::to_vec(&KeyCache {
+            repo_id: r.config().id.to_string(),
+            password_sha256: pw_digest(password),
+            key: self.key.clone(),
+        })
+        .map_err(|e| repo_err(&self.loc, e))
     }
 }
 

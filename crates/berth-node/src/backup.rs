@@ -135,6 +135,40 @@ fn password(e: &RepoEntry, root: &NodeRoot) -> Result<String> {
     read_password_file(&password_path(e, root))
 }
 
+/// Where a repository's master key is cached (root-only, as secret as its password).
+fn key_cache_path(root: &NodeRoot, name: &str) -> PathBuf {
+    keys_dir(root).join(format!("{name}.master"))
+}
+
+/// Opens repository `e`: with its cached master key when it fits (deriving the key from
+/// the password costs scrypt's time and memory at every open), else with the password,
+/// caching the key for the next time.
+pub(crate) fn open_repo(e: &RepoEntry, root: &NodeRoot) -> Result<Repo> {
+    let loc = location(e, root)?;
+    let pw = password(e, root)?;
+    let cache = key_cache_path(root, &e.name);
+    if let Ok(b) = read_password_file(&cache) {
+        if let Some(r) = berth_backup::open_cached(&loc, b.as_bytes(), &pw) {
+            return Ok(r);
+        }
+        tracing::debug!(repo = %e.name, "the cached key does not fit: deriving it");
+    }
+    let r = berth_backup::open(&loc, &pw).map_err(bk)?;
+    match r.key_cache(&pw) {
+        Ok(k) => {
+            let mut k = k;
+            k.push(b'\n');
+            if let Err(err) = fsutil::create_dir_mode(&keys_dir(root), 0o700)
+                .and_then(|_| fsutil::atomic_write(&cache, &k, 0o600))
+            {
+                tracing::warn!(repo = %e.name, error = %err, "cannot cache the repository key");
+            }
+        }
+        Err(err) => tracing::warn!(repo = %e.name, error = %err, "cannot cache the repository key"),
+    }
+    Ok(r)
+}
+
 /// Where a backup node repository's token is kept (root-only).
 fn token_path(root: &NodeRoot, name: &str) -> PathBuf {
     keys_dir(root).join(format!("{name}.token"))
@@ -376,8 +410,9 @@ impl LocalNode {
         if repos.repos.len() == before {
             return Err(NodeError::NotFound(format!("backup repository {name:?}")));
         }
-        // A backup node's token is of no use without the entry.
+        // A backup node's token and the cached key are of no use without the entry.
         let _ = std::fs::remove_file(token_path(root, name));
+        let _ = std::fs::remove_file(key_cache_path(root, name));
         if repos.default.as_deref() == Some(name) {
             repos.default = repos.repos.first().map(|r| r.name.clone());
         }
@@ -434,8 +469,7 @@ impl LocalNode {
                 ))
             }
         };
-        let pw = password(&e, root)?;
-        let r = berth_backup::open(&location(&e, root)?, &pw).map_err(bk)?;
+        let r = open_repo(&e, root)?;
         Ok((e, r))
     }
 
@@ -700,8 +734,7 @@ impl LocalNode {
             if f.repo.as_deref().is_some_and(|r| r != e.name) {
                 continue;
             }
-            let pw = password(e, root)?;
-            let listed = berth_backup::open(&location(e, root)?, &pw).and_then(|rh| rh.list());
+            let listed = open_repo(e, root).and_then(|rh| rh.list().map_err(bk));
             let snaps = match listed {
                 Ok(l) => l,
                 // A backup node that does not answer hides only its own backups from a
@@ -710,7 +743,7 @@ impl LocalNode {
                     tracing::warn!(repo = %e.name, error = %err, "backup node left out of the list");
                     continue;
                 }
-                Err(err) => return Err(bk(err)),
+                Err(err) => return Err(err),
             };
             for s in snaps {
                 let Some(ct) = ctid_of(&s) else { continue };

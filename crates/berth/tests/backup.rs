@@ -380,7 +380,14 @@ fn bad_input_is_refused_and_changes_nothing() {
         .ok(&["node", "config"])
         .contains("owners' backups:    no limit"));
     assert_eq!(snaps(&n, "1921").len(), 1);
-    // A wrong password is refused by name.
+    // The derived key is cached root-only (opening again skips scrypt), yet the password
+    // file still decides: a wrong one is refused by name.
+    let cache = n.root.join("backups/keys/other.master");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let m = std::fs::metadata(&cache).expect("the key cache");
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+    }
     std::fs::write(&pw, "wrong\n").unwrap();
     n.fails(&["backup", "list"], "other");
     n.ok(&["destroy", "1921"]);
