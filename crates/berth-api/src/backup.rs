@@ -145,6 +145,10 @@ pub struct BackupCreate {
     pub full: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Store the container's templates too (once per content hash in a repository), so
+    /// that it restores on a node without them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_templates: bool,
 }
 
 /// One snapshot.
@@ -190,6 +194,10 @@ pub struct BackupResult {
     pub mode: BackupMode,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// With `with_templates`: each template as `NAME blake3:…` and whether this backup
+    /// stored it or the repository held it already.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<String>,
 }
 
 /// A snapshot of a repository, with the container it holds.
@@ -434,6 +442,9 @@ pub struct Schedule {
     /// Containers backed up at once (1–8; default 2).
     #[serde(default = "default_parallel")]
     pub parallel: u32,
+    /// Store the containers' templates too (`backup create --with-templates`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_templates: bool,
 }
 
 fn default_parallel() -> u32 {

@@ -143,6 +143,10 @@ pub struct TemplateManifest {
     /// Apparent size of the files, in bytes.
     #[serde(default)]
     pub size: u64,
+    /// The content hash of its files (`blake3:` and 64 hex digits; the same files give the
+    /// same hash on any node). Absent in manifests older than it: computed at first need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 impl DiskFs {

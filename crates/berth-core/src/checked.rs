@@ -333,6 +333,14 @@ impl CheckedManifest for TemplateManifest {
                 "init: a command (a non-empty list of arguments without NUL)".into(),
             ));
         }
+        if let Some(h) = &self.hash {
+            let ok = h
+                .strip_prefix("blake3:")
+                .is_some_and(|x| x.len() == 64 && x.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !ok {
+                return Err(field("hash", "blake3: and 64 hex digits".to_string()));
+            }
+        }
         let sig = self.stop_signal.as_str();
         if sig.is_empty()
             || sig.len() > 16

@@ -528,6 +528,7 @@ fn manifest() -> impl Strategy<Value = TemplateManifest> {
                 init,
                 stop_signal,
                 os,
+                hash: None,
                 size,
             },
         )

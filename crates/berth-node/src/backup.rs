@@ -31,6 +31,12 @@ use std::time::Instant;
 /// The tag of a live backup's first pass, removed once the second is saved.
 pub const PARTIAL_TAG: &str = "berth:partial";
 
+/// A container backup's tag per template it was made on: `template:<name>@blake3:…`.
+pub const TEMPLATE_TAG: &str = "template";
+
+/// The tag of a snapshot that holds a template (`backup create --with-templates`).
+pub const TEMPLATE_SNAP_TAG: &str = "berth:template";
+
 pub use berth_api::backup::{
     BackupCreate, BackupEntry, BackupFilter, BackupMode, BackupRestore, BackupResult, RepoEntry,
     Repos, Snapshot,
@@ -76,6 +82,7 @@ pub fn validate_tag(t: &str) -> Result<()> {
             "name:",
             "mode:",
             "berth:",
+            "template:",
             berth_api::backup::SCHEDULE_TAG,
         ]
         .iter()
@@ -226,6 +233,37 @@ fn new_password() -> Result<String> {
         std::fs::File::open("/dev/urandom").map_err(|e| CoreError::io("/dev/urandom", e))?;
     std::io::Read::read_exact(&mut f, &mut b).map_err(|e| CoreError::io("/dev/urandom", e))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Forgets the stored templates that no container backup names any more (before a prune,
+/// under the repository's exclusive lock: no backup is deciding meanwhile that a stored
+/// template is there).
+fn sweep_templates(rh: &Repo) -> Result<()> {
+    let all = rh.list().map_err(bk)?;
+    let is_tpl = |s: &SnapInfo| s.tags.iter().any(|t| t == TEMPLATE_SNAP_TAG);
+    let named: std::collections::HashSet<&String> = all
+        .iter()
+        .filter(|s| !is_tpl(s))
+        .flat_map(|s| s.tags.iter())
+        .collect();
+    let unused: Vec<String> = all
+        .iter()
+        .filter(|s| is_tpl(s))
+        .filter(|s| {
+            !s.tags
+                .iter()
+                .any(|t| t.starts_with(&format!("{TEMPLATE_TAG}:")) && named.contains(t))
+        })
+        .map(|s| s.id.clone())
+        .collect();
+    if !unused.is_empty() {
+        tracing::info!(
+            count = unused.len(),
+            "stored templates no backup names forgotten"
+        );
+        rh.delete(&unused).map_err(bk)?;
+    }
+    Ok(())
 }
 
 /// Removes a live backup's first passes, except from an append-only store on a backup node,
@@ -510,6 +548,15 @@ impl LocalNode {
             content: config_bytes,
             mode: 0o600,
         }];
+        // The templates it was made on, by content hash (computed once for a template
+        // older than hashes).
+        let mut layers = vec![];
+        for t in std::iter::once(&cfg.ostemplate).chain(cfg.app_templates.iter()) {
+            match berth_storage::template::ensure_hash(self.root(), t) {
+                Ok(h) => layers.push((t.clone(), h)),
+                Err(e) => warnings.push(format!("template {t}: no content hash: {e}")),
+            }
+        }
         let tpl = self
             .root()
             .template_dir(&cfg.ostemplate)?
@@ -522,6 +569,9 @@ impl LocalNode {
             });
         }
         let mut tags = vec!["berth".to_string(), format!("ct:{id}")];
+        for (t, h) in &layers {
+            tags.push(format!("{TEMPLATE_TAG}:{t}@{h}"));
+        }
         if let Some(n) = &cfg.name {
             tags.push(format!("name:{n}"));
         }
@@ -644,6 +694,21 @@ impl LocalNode {
         })?;
         drop(guard);
         tracing::info!(%id, snapshot = %snap.id, repo = %repo.name, %mode, ?paused_ms, "container backed up");
+        let mut templates = vec![];
+        if o.with_templates {
+            for (t, h) in &layers {
+                p.message(&format!("storing template {t}"));
+                let stored = self.backup_template(&rh, t, h)?;
+                templates.push(format!(
+                    "{t} {h} ({})",
+                    if stored {
+                        "stored"
+                    } else {
+                        "in the repository already"
+                    }
+                ));
+            }
+        }
         Ok(BackupResult {
             ctid: id.0,
             repo: repo.name,
@@ -651,7 +716,48 @@ impl LocalNode {
             paused_ms,
             mode,
             warnings,
+            templates,
         })
+    }
+
+    /// Stores template `name` (content hash `hash`) in the repository unless a snapshot of
+    /// it is there already: `/template/<name>/{template.toml,tree/}`, tagged
+    /// [`TEMPLATE_SNAP_TAG`] and `template:<name>@<hash>`. Whether it stored it.
+    fn backup_template(&self, rh: &Repo, name: &str, hash: &str) -> Result<bool> {
+        let tag = format!("{TEMPLATE_TAG}:{name}@{hash}");
+        let have = rh
+            .list()
+            .map_err(bk)?
+            .into_iter()
+            .any(|s| s.tags.iter().any(|t| t == TEMPLATE_SNAP_TAG) && s.tags.contains(&tag));
+        if have {
+            return Ok(false);
+        }
+        let dir = self.root().template_dir(name)?;
+        let manifest = read_bounded(&dir.join("template.toml"), 1 << 20)?;
+        let path = PathBuf::from(format!("/template/{name}"));
+        let src = CtSource::new(
+            &dir.join("rootfs"),
+            &path,
+            "tree",
+            vec![Extra {
+                name: "template.toml".into(),
+                content: manifest,
+                mode: 0o644,
+            }],
+            None,
+        );
+        let spec = SnapSpec {
+            path,
+            hostname: "berth-template".into(),
+            tags: vec![TEMPLATE_SNAP_TAG.into(), tag],
+            parent: None,
+            full: false,
+            description: Some(format!("template {name}")),
+        };
+        rh.snapshot(&src, &spec).map_err(bk)?;
+        tracing::info!(template = name, %hash, "template stored in the backup repository");
+        Ok(true)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -904,7 +1010,12 @@ impl LocalNode {
         };
         let (kept, gone) = rh.plan_forget(&snaps, &keep).map_err(bk)?;
         rh.delete(&gone).map_err(bk)?;
-        let freed = if prune { rh.prune().map_err(bk)? } else { 0 };
+        let freed = if prune {
+            sweep_templates(&rh)?;
+            rh.prune().map_err(bk)?
+        } else {
+            0
+        };
         tracing::info!(%ct, kept = kept.len(), removed = gone.len(), freed, "backups forgotten");
         Ok((kept, gone, freed))
     }
@@ -926,6 +1037,7 @@ impl LocalNode {
         let mut notes = vec![];
         let (e, rh) = self.repo(Some(repo), &mut notes)?;
         let _l = repo_lock(self.root(), &e.name, true)?;
+        sweep_templates(&rh)?;
         rh.prune().map_err(bk)
     }
 

@@ -14,6 +14,110 @@ use berth_storage::progress::Progress;
 use std::path::Path;
 
 impl LocalNode {
+    /// Makes sure each template of the backup's container is here: one of the same name
+    /// with another content hash is used with a note; a missing one is restored from the
+    /// repository when the backup was made `--with-templates` (checked against its hash),
+    /// else the restore is refused naming it.
+    fn templates_for_restore(
+        &self,
+        rh: &Repo,
+        s: &Snapshot,
+        cfg: &ContainerConfig,
+        notes: &mut Vec<String>,
+    ) -> Result<()> {
+        let tag_prefix = format!("{}:", crate::backup::TEMPLATE_TAG);
+        for t in std::iter::once(&cfg.ostemplate).chain(cfg.app_templates.iter()) {
+            let want = s.tags.iter().find_map(|x| {
+                x.strip_prefix(&tag_prefix)?
+                    .strip_prefix(t.as_str())?
+                    .strip_prefix('@')
+                    .filter(|h| berth_storage::template_hash::is_hash(h))
+                    .map(str::to_string)
+            });
+            let here = self.root().template_dir(t)?.join("template.toml").exists();
+            match (here, want) {
+                (true, Some(h)) => {
+                    let have = berth_storage::template::ensure_hash(self.root(), t)?;
+                    if have != h {
+                        notes.push(format!(
+                            "template {t} here is not the one the backup was made on ({have} here, {h} then): the container's own files are restored over this one"
+                        ));
+                    }
+                }
+                (true, None) => {}
+                (false, Some(h)) => {
+                    let tag = format!("{tag_prefix}{t}@{h}");
+                    let held = rh.list().map_err(bk)?.into_iter().rev().find(|x| {
+                        x.tags.iter().any(|y| y == crate::backup::TEMPLATE_SNAP_TAG)
+                            && x.tags.contains(&tag)
+                    });
+                    let Some(held) = held else {
+                        return Err(NodeError::NotFound(format!(
+                            "template {t:?} ({h}), which the backup was made on, is not on this node and the repository does not hold it: make or import it here, or back up with --with-templates"
+                        )));
+                    };
+                    self.restore_template(rh, &held.id, t, &h)?;
+                    notes.push(format!("template {t} ({h}) restored from the repository"));
+                }
+                (false, None) => return Err(CoreError::TemplateNotFound(t.clone()).into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores template `name` from snapshot `snap` into a staging directory of
+    /// `templates/`, checks its manifest and its content hash against `hash`, and renames
+    /// it into place (a crash leaves only the staging directory, swept at the next start).
+    fn restore_template(&self, rh: &Repo, snap: &str, name: &str, hash: &str) -> Result<()> {
+        use berth_core::checked::CheckedManifest;
+        let root = self.root();
+        let staging = root
+            .templates_dir()
+            .join(format!(".staging-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        fsutil::create_dir_mode(&staging, 0o700)?;
+        let res = (|| -> Result<()> {
+            let manifest = rh
+                .read_file(snap, &format!("/template/{name}/template.toml"), 1 << 20)
+                .map_err(bk)?;
+            let m: berth_core::config::TemplateManifest =
+                toml::from_str(&String::from_utf8_lossy(&manifest))
+                    .map_err(|e| inval(format!("the backup's manifest of template {name}: {e}")))?;
+            m.validate(name)?;
+            rh.restore(
+                snap,
+                &format!("/template/{name}/tree"),
+                &staging.join("rootfs"),
+                true,
+            )
+            .map_err(bk)?;
+            let got = berth_storage::template_hash::content_hash(&staging.join("rootfs"))?;
+            if got != hash {
+                return Err(inval(format!(
+                    "template {name} restored from the backup has content hash {got}, not {hash}: not used"
+                )));
+            }
+            fsutil::write_toml(
+                &staging.join("template.toml"),
+                &berth_core::config::TemplateManifest {
+                    hash: Some(got),
+                    ..m
+                },
+            )?;
+            let dst = root.template_dir(name)?;
+            if dst.exists() {
+                return Err(CoreError::TemplateExists(name.into()).into());
+            }
+            std::fs::rename(&staging, &dst).map_err(|e| CoreError::io(&dst, e))?;
+            Ok(())
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        tracing::info!(template = name, %hash, ok = res.is_ok(), "template restored from a backup");
+        res
+    }
+
     /// Restores container `ct` from a backup (docs/backups.md): to its own CTID if that is
     /// free (or, with `force`, stopped: its disk and config replaced), or as a new container.
     pub fn backup_restore(
@@ -38,19 +142,8 @@ impl LocalNode {
                 cfg.ctid
             )));
         }
-        if !self
-            .root()
-            .template_dir(&cfg.ostemplate)?
-            .join("template.toml")
-            .exists()
-        {
-            return Err(CoreError::TemplateNotFound(cfg.ostemplate.clone()).into());
-        }
-        for t in &cfg.app_templates {
-            if !self.root().template_dir(t)?.join("template.toml").exists() {
-                return Err(CoreError::TemplateNotFound(t.clone()).into());
-            }
-        }
+        let mut notes = vec![];
+        self.templates_for_restore(&rh, &s, &cfg, &mut notes)?;
         if o.keep_network && o.as_ctid.is_none() {
             return Err(inval(
                 "keep-network: only when restoring as a new container (--as)".into(),
@@ -62,7 +155,6 @@ impl LocalNode {
             ));
         }
         let target = o.as_ctid.map(CtId).unwrap_or(ct);
-        let mut notes = vec![];
         let node_guard = lock::lock(&self.root().node_lock())?;
         let exists = self.root().ct_dir(target).exists();
         if o.keep_config && !exists {

@@ -315,6 +315,7 @@ impl LocalNode {
             tags: s.tags.clone(),
             full: false,
             description: None,
+            with_templates: s.with_templates,
         };
         let queue = Mutex::new(ids.into_iter().collect::<VecDeque<_>>());
         let done = Mutex::new((Vec::<ScheduleItem>::new(), Vec::<ScheduleFailure>::new()));

@@ -14,6 +14,7 @@ pub mod progress;
 pub mod rootfs;
 pub mod safefs;
 pub mod template;
+pub mod template_hash;
 pub mod userns;
 pub mod xfs;
 

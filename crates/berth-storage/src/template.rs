@@ -241,6 +241,7 @@ pub fn create_busybox(
         stop_signal: "SIGUSR2".into(),
         os: Some(format!("BusyBox {version}")),
         size: tree_size(&r),
+        hash: Some(crate::template_hash::content_hash(&r)?),
     };
     crash_point("template:after-populate");
     st.commit(root, &manifest)?;
@@ -621,6 +622,7 @@ pub fn inspect(name: &str, rootfs: &Path, source: String) -> Result<TemplateMani
         stop_signal: stop_signal.into(),
         os,
         size: tree_size(rootfs),
+        hash: Some(crate::template_hash::content_hash(rootfs)?),
     })
 }
 
@@ -669,6 +671,23 @@ pub fn load(root: &NodeRoot, name: &str) -> Result<TemplateManifest> {
     Ok(TemplateManifest::load(&p, name)?)
 }
 
+/// Template `name`'s content hash: its manifest's, or (a manifest older than hashes)
+/// computed now and written into the manifest.
+pub fn ensure_hash(root: &NodeRoot, name: &str) -> Result<String> {
+    let m = load(root, name)?;
+    if let Some(h) = m.hash {
+        return Ok(h);
+    }
+    let dir = root.template_dir(name)?;
+    let h = crate::template_hash::content_hash(&dir.join("rootfs"))?;
+    let m = TemplateManifest {
+        hash: Some(h.clone()),
+        ..m
+    };
+    fsutil::write_toml(&dir.join("template.toml"), &m)?;
+    Ok(h)
+}
+
 /// All templates of the node, by name.
 pub fn list(root: &NodeRoot) -> Result<Vec<TemplateManifest>> {
     let dir = root.templates_dir();
@@ -712,6 +731,9 @@ pub fn describe(m: &TemplateManifest, out: &mut dyn Write) -> std::io::Result<()
     writeln!(out, "init:        {}", m.init.join(" "))?;
     writeln!(out, "stop signal: {}", m.stop_signal)?;
     writeln!(out, "size:        {}", berth_core::Size(m.size.max(1)))?;
+    if let Some(h) = &m.hash {
+        writeln!(out, "hash:        {h}")?;
+    }
     Ok(())
 }
 

@@ -47,6 +47,10 @@ pub(crate) enum BackupCmd {
         full: bool,
         #[arg(long)]
         description: Option<String>,
+        /// Store the containers' templates too (once per repository, by content hash), so
+        /// that a backup restores on a node that lacks them
+        #[arg(long)]
+        with_templates: bool,
         /// Containers of a group backed up at once
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
         parallel: u32,
@@ -314,6 +318,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
             tags,
             full,
             description,
+            with_templates,
             parallel,
             format,
         } => {
@@ -329,6 +334,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 tags,
                 full,
                 description,
+                with_templates,
             };
             let single = ids.len() == 1;
             // A group: `parallel` at once, a bar each; the outcomes printed in the given order.
@@ -386,6 +392,9 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                                 human(r.snapshot.bytes),
                                 human(r.snapshot.added),
                             )?;
+                            for t in &r.templates {
+                                writeln!(out, "  template {t}")?;
+                            }
                         }
                         results.push(r);
                     }

@@ -32,6 +32,9 @@ pub(crate) enum ScheduleCmd {
         /// Containers backed up at once (1 to 8)
         #[arg(long, default_value_t = 2)]
         parallel: u32,
+        /// Store the containers' templates too (once per repository)
+        #[arg(long)]
+        with_templates: bool,
         #[command(flatten)]
         keep: KeepArgs,
         /// After the retention, free the data no backup uses any more
@@ -65,6 +68,7 @@ pub(crate) fn run(node: &dyn Node, cmd: ScheduleCmd, out: &mut dyn std::io::Writ
             mode,
             tags,
             parallel,
+            with_templates,
             keep,
             prune,
         } => {
@@ -96,6 +100,7 @@ pub(crate) fn run(node: &dyn Node, cmd: ScheduleCmd, out: &mut dyn std::io::Writ
                 prune,
                 tags,
                 parallel,
+                with_templates,
             };
             let i = node.backup_schedule_add(s)?;
             let when = berth_core::calendar::Calendar::parse(&i.schedule.at, &i.schedule.days)

@@ -849,3 +849,114 @@ fn files_restore_into_a_container_in_its_own_view() {
     assert!(!stale.exists(), "a stale staging directory stayed");
     n.ok(&["destroy", "1951", "--force"]);
 }
+
+/// Templates by content: a backup names its template by hash; `--with-templates` stores
+/// the template once per repository; a node without the template restores it from there
+/// (checked against its hash), and refuses a backup that does not hold it, naming it.
+#[test]
+fn a_backup_with_its_template_restores_on_a_node_without_it() {
+    let a = Node::new("backup-tpl-a");
+    let b = Node::new("backup-tpl-b");
+    a.ok(&[
+        "create",
+        "1961",
+        "--ostemplate",
+        "busybox",
+        "--diskspace",
+        "64M",
+    ]);
+    a.ok(&["start", "1961"]);
+    a.ok(&[
+        "exec",
+        "1961",
+        "--",
+        "sh",
+        "-c",
+        "echo mine > /root/f && rm /bin/vi",
+    ]);
+    let info = a.ok(&["template", "info", "busybox"]);
+    let hash = info
+        .lines()
+        .find_map(|l| l.strip_prefix("hash:"))
+        .map(|h| h.trim().to_string())
+        .expect("a content hash");
+    assert!(hash.starts_with("blake3:") && hash.len() == 71, "{hash}");
+    let (plain, full) = (a.root.join("backups/plain"), a.root.join("backups/full"));
+    a.ok(&["backup", "repo", "add", "plain", plain.to_str().unwrap()]);
+    a.ok(&["backup", "repo", "add", "full", full.to_str().unwrap()]);
+    a.ok(&["backup", "create", "1961", "--repo", "plain"]);
+    let o = a.ok(&[
+        "backup",
+        "create",
+        "1961",
+        "--repo",
+        "full",
+        "--with-templates",
+    ]);
+    assert!(
+        o.contains(&format!("template busybox {hash} (stored)")),
+        "{o}"
+    );
+    let o = a.ok(&[
+        "backup",
+        "create",
+        "1961",
+        "--repo",
+        "full",
+        "--with-templates",
+    ]);
+    assert!(o.contains("(in the repository already)"), "{o}");
+    let s = snaps(&a, "1961");
+    assert!(s.iter().all(|x| x["snapshot"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t.as_str() == Some(&format!("template:busybox@{hash}")))));
+    // The stored template is a snapshot of its own (restic sees it; Berth's list does not).
+    let key = a.root.join("backups/keys/full.key");
+    let all: serde_json::Value =
+        serde_json::from_str(&restic(&full, &key, &["snapshots", "--json"])).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    assert_eq!(s.iter().filter(|x| x["repo"] == "full").count(), 2);
+
+    // Node B has no busybox template.
+    b.ok(&["template", "remove", "busybox"]);
+    let pk = a.root.join("backups/keys/plain.key");
+    b.ok(&[
+        "backup",
+        "repo",
+        "add",
+        "plain",
+        plain.to_str().unwrap(),
+        "--password-file",
+        pk.to_str().unwrap(),
+    ]);
+    b.ok(&[
+        "backup",
+        "repo",
+        "add",
+        "full",
+        full.to_str().unwrap(),
+        "--password-file",
+        key.to_str().unwrap(),
+    ]);
+    b.fails(
+        &["backup", "restore", "1961", "--repo", "plain"],
+        "--with-templates",
+    );
+    assert!(!b.root.join("containers/1961").exists());
+    let o = b.ok(&["backup", "restore", "1961", "--repo", "full"]);
+    let err = String::from_utf8_lossy(&b.run(&["template", "info", "busybox"]).stdout).into_owned();
+    assert!(err.contains(&hash), "{err}\n{o}");
+    b.ok(&["start", "1961"]);
+    assert_eq!(
+        b.ok(&["exec", "1961", "--", "cat", "/root/f"]).trim(),
+        "mine"
+    );
+    assert!(!b
+        .run(&["exec", "1961", "--", "test", "-e", "/bin/vi"])
+        .status
+        .success());
+    b.ok(&["destroy", "1961", "--force"]);
+    a.ok(&["destroy", "1961", "--force"]);
+}

@@ -324,6 +324,7 @@ fn openapi_templates_services_and_the_node() {
         stop_signal: "SIGUSR2".into(),
         os: None,
         size: 1 << 20,
+        hash: Some(format!("blake3:{}", "a".repeat(64))),
     });
     // Externally tagged: a unit variant is a string, the others an object of one member.
     for s in [
@@ -411,6 +412,7 @@ fn openapi_templates_services_and_the_node() {
         prune: true,
         tags: vec![],
         parallel: 2,
+        with_templates: true,
     };
     round_trip(&berth_api::backup::ScheduleInfo {
         schedule,
