@@ -149,6 +149,12 @@ pub struct BackupCreate {
     /// that it restores on a node without them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub with_templates: bool,
+    /// Refused (`412`) when the container already has this many backups in the repository,
+    /// made since it was created and not by a schedule (checked under the container's lock,
+    /// so concurrent backups cannot pass it together). berthd sets it for an owner to the
+    /// node's maximum per container, whatever he sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<u32>,
 }
 
 /// One snapshot.

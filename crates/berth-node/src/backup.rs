@@ -590,6 +590,20 @@ impl LocalNode {
             .into_iter()
             .filter(|s| ctid_of(s) == Some(id.0))
             .collect::<Vec<_>>();
+        if let Some(max) = o.at_most {
+            let held = latest
+                .iter()
+                .filter(|s| !s.tags.iter().any(|t| t == PARTIAL_TAG))
+                .filter(|s| s.time >= cfg.created as i64)
+                .filter(|s| !berth_api::backup::by_schedule(&s.tags))
+                .count();
+            if held as u64 >= max as u64 {
+                return Err(NodeError::Precondition(format!(
+                    "container {id} has {held} backups in {}, the most allowed ({max}): remove old ones with `berth backup forget {id}`",
+                    repo.name
+                )));
+            }
+        }
         // Leftover first passes of a killed live backup go now.
         let stale: Vec<String> = latest
             .iter()

@@ -316,6 +316,7 @@ impl LocalNode {
             full: false,
             description: None,
             with_templates: s.with_templates,
+            at_most: None,
         };
         let queue = Mutex::new(ids.into_iter().collect::<VecDeque<_>>());
         let done = Mutex::new((Vec::<ScheduleItem>::new(), Vec::<ScheduleFailure>::new()));

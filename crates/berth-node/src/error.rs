@@ -71,6 +71,9 @@ pub enum NodeError {
     /// More than a quota or a size limit allows.
     #[error("{0}")]
     TooLarge(String),
+    /// A limit of the object's state (a container's most backups).
+    #[error("{0}")]
+    Precondition(String),
     /// Free space the node filesystem lacks.
     #[error("{0}")]
     NoSpace(String),
@@ -145,6 +148,7 @@ impl NodeError {
             NodeError::NotFound(_) => K::NotFound,
             NodeError::Forbidden(_) => K::Forbidden,
             NodeError::TooLarge(_) => K::PayloadTooLarge,
+            NodeError::Precondition(_) => K::Precondition,
             NodeError::Auth(e) => e.kind(),
             NodeError::Target(e) => e.kind,
         }

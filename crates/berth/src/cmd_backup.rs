@@ -335,6 +335,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 full,
                 description,
                 with_templates,
+                at_most: None,
             };
             let single = ids.len() == 1;
             // A group: `parallel` at once, a bar each; the outcomes printed in the given order.

@@ -93,11 +93,12 @@ pub async fn create(
     State(st): St,
     Extension(c): Who,
     Path(ct): Path<String>,
-    JsonBody(req): JsonBody<BackupCreate>,
+    JsonBody(mut req): JsonBody<BackupCreate>,
 ) -> ApiResult<Response> {
     let r = st.ct(&c, &ct, Need::CtBackup).await?;
     if c.role == Role::Owner {
-        owner_quota(&st, &r, req.repo.clone()).await?;
+        // Told now when it is full; checked again, race-free, by the backup itself.
+        req.at_most = owner_quota(&st, &r, req.repo.clone()).await?;
     }
     let node = st.node.clone();
     let events = st.events.clone();
@@ -130,7 +131,11 @@ pub async fn create(
 
 /// An owner's backup of `r` is refused when it already has the node's maximum of
 /// backups in the repository they go to.
-async fn owner_quota(st: &Arc<AppState>, r: &CtRef, repo: Option<String>) -> ApiResult<()> {
+async fn owner_quota(
+    st: &Arc<AppState>,
+    r: &CtRef,
+    repo: Option<String>,
+) -> ApiResult<Option<u32>> {
     let r2 = r.clone();
     let (max, id, repo, n) = st
         .call(move |n| {
@@ -187,7 +192,7 @@ async fn owner_quota(st: &Arc<AppState>, r: &CtRef, repo: Option<String>) -> Api
             .into());
         }
     }
-    Ok(())
+    Ok(max)
 }
 
 /// `GET /backups?ct=&repo=&since=&hostname=&tag=`.
