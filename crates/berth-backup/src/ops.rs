@@ -608,13 +608,16 @@ impl Repo {
         };
         let ldest = LocalDestination::new(&dest_s, true, !node.is_dir())
             .map_err(|e| repo_err(repo, e.display_log()))?;
-        // rustic_core 0.13 does not export its `SparseRestore` type: files are written whole.
         let mut opts = RestoreOptions::default();
         opts = if ownership {
             opts.numeric_id(true)
         } else {
             opts.no_ownership(true)
         };
+        // Holes: a chunk of zeros is not written (the file is made at its full length first,
+        // so it stays a hole). rustic_core 0.13 does not export the type's name; its value
+        // is read by serde into the field's type.
+        opts.sparse = Some(serde_json::from_str("\"ByContent\"").map_err(|e| repo_err(repo, e))?);
         let ls = LsOptions::default().recursive(true);
         let streamer = r
             .ls(&node, &ls)

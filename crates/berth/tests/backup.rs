@@ -872,7 +872,8 @@ fn a_backup_with_its_template_restores_on_a_node_without_it() {
         "--",
         "sh",
         "-c",
-        "echo mine > /root/f && rm /bin/vi",
+        // With a hard link, and a sparse file larger than the disk (holes stay holes).
+        "echo mine > /root/f && rm /bin/vi && echo l > /root/h1 && ln /root/h1 /root/h2 && dd if=/dev/zero of=/root/sparse bs=1M seek=200 count=0 2>/dev/null && echo tail >> /root/sparse",
     ]);
     let info = a.ok(&["template", "info", "busybox"]);
     let hash = info
@@ -953,6 +954,18 @@ fn a_backup_with_its_template_restores_on_a_node_without_it() {
         b.ok(&["exec", "1961", "--", "cat", "/root/f"]).trim(),
         "mine"
     );
+    let st = b.ok(&[
+        "exec", "1961", "--", "stat", "-c", "%h %i", "/root/h1", "/root/h2",
+    ]);
+    let l: Vec<&str> = st.lines().collect();
+    assert!(
+        l.len() == 2 && l[0] == l[1] && l[0].starts_with("2 "),
+        "{st}"
+    );
+    let sz = b.ok(&["exec", "1961", "--", "stat", "-c", "%s %b", "/root/sparse"]);
+    let v: Vec<u64> = sz.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert_eq!(v[0], 200 * 1024 * 1024 + 5, "{sz}");
+    assert!(v[1] < 16 * 1024, "not sparse: {sz} (512-byte blocks)");
     assert!(!b
         .run(&["exec", "1961", "--", "test", "-e", "/bin/vi"])
         .status
