@@ -31,6 +31,9 @@ pub struct OperationProgress {
     pub done: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
+    /// Files done so far, when the units are something else (a backup's bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
 }
 
 /// A long operation (create, template create or import, later backups, restores,

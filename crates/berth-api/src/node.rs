@@ -33,6 +33,8 @@ pub trait Progress: Send + Sync {
     fn update(&self, done: u64, total: Option<u64>);
     /// A new phase or a notable line of output.
     fn message(&self, msg: &str);
+    /// Files done so far, beside the units of [`Progress::update`] (a backup's bytes).
+    fn files(&self, _done: u64) {}
     /// Whether the caller asked the operation to stop: a long call that can stop cleanly
     /// checks it between steps, undoes what it made and fails (the operation ends `cancelled`).
     fn cancelled(&self) -> bool {

@@ -31,6 +31,7 @@ pub fn open(repo: &Location, password: &str) -> Result<Repo> {
         key: r.key(),
         loc: repo.clone(),
         on_bytes: None,
+        probe: None,
     })
 }
 
@@ -72,6 +73,7 @@ pub fn open_cached(repo: &Location, cache: &[u8], password: &str) -> Option<Repo
         key: c.key,
         loc: repo.clone(),
         on_bytes: None,
+        probe: None,
     })
 }
 
@@ -153,12 +155,23 @@ pub struct Repo {
     key: rustic_core::repofile::MasterKey,
     loc: Location,
     on_bytes: Option<OnBytes>,
+    probe: Option<FileProbe>,
 }
+
+/// Where a backup puts the walk's [`Report`] as it starts, for a watcher to read its count
+/// of files while it runs.
+pub type FileProbe = Arc<std::sync::Mutex<Option<Arc<Report>>>>;
 
 impl Repo {
     /// This repository, its long calls (backup, restore) reporting their bytes to `on`.
     pub fn with_progress(mut self, on: OnBytes) -> Repo {
         self.on_bytes = Some(on);
+        self
+    }
+
+    /// This repository, its backups showing their walk's [`Report`] in `probe`.
+    pub fn with_file_probe(mut self, probe: FileProbe) -> Repo {
+        self.probe = Some(probe);
         self
     }
 
@@ -305,6 +318,9 @@ impl Repo {
         }
         let bopts = BackupOptions::default().parent_opts(parent);
         let report = src.report();
+        if let Some(p) = &self.probe {
+            *p.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+        }
         let s = r
             .archive(&bopts, src, snap, std::slice::from_ref(&spec.path))
             .map_err(|e| repo_err(repo, e.display_log()))?;

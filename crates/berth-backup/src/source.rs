@@ -41,6 +41,7 @@ pub struct Extra {
 pub struct Report {
     count: AtomicU64,
     first: Mutex<Vec<String>>,
+    files: AtomicU64,
 }
 
 impl Report {
@@ -50,6 +51,10 @@ impl Report {
         if f.len() < 10 {
             f.push(what);
         }
+    }
+    /// Regular files walked so far (a backup's progress in files).
+    pub fn files(&self) -> u64 {
+        self.files.load(Ordering::Relaxed)
     }
     /// How many entries were skipped.
     pub fn skipped(&self) -> u64 {
@@ -480,7 +485,10 @@ impl Walker {
                     (NodeType::Dir, None)
                 }
                 libc::S_IFREG => (
-                    NodeType::File,
+                    {
+                        self.src.report.files.fetch_add(1, Ordering::Relaxed);
+                        NodeType::File
+                    },
                     Some(Opener::File {
                         dir,
                         name: c,

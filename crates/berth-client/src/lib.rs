@@ -376,6 +376,7 @@ impl RemoteNode {
         let mut op: Operation = decode(&bytes, &url)?;
         let mut phase = String::new();
         let mut shown = (0, None);
+        let mut files = None;
         loop {
             if op.progress.phase != phase {
                 phase = op.progress.phase.clone();
@@ -387,6 +388,10 @@ impl RemoteNode {
             if now != shown {
                 shown = now;
                 progress.update(now.0, now.1);
+            }
+            if op.progress.files.is_some() && op.progress.files != files {
+                files = op.progress.files;
+                progress.files(files.unwrap_or(0));
             }
             match op.state {
                 OperationState::Running => {}

@@ -260,6 +260,7 @@ fn op(state: OperationState, phase: &str, done: u64) -> Operation {
             phase: phase.into(),
             done,
             total: Some(10),
+            files: None,
         },
         created: 1,
         finished: None,

@@ -1085,11 +1085,28 @@ pub(crate) fn with_bytes<T>(p: &dyn Progress, rh: Repo, f: impl FnOnce(&Repo) ->
     type Cell = Arc<Mutex<Option<(u64, Option<u64>)>>>;
     let cell: Cell = Default::default();
     let c2 = cell.clone();
-    let rh = rh.with_progress(Arc::new(move |_t: &str, done, total| {
-        if let Ok(mut g) = c2.lock() {
-            *g = Some((done, total));
+    let probe: berth_backup::FileProbe = Default::default();
+    let rh = rh
+        .with_progress(Arc::new(move |_t: &str, done, total| {
+            if let Ok(mut g) = c2.lock() {
+                *g = Some((done, total));
+            }
+        }))
+        .with_file_probe(probe.clone());
+    let files = || {
+        probe
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|r| r.files()))
+    };
+    let last_files = std::sync::atomic::AtomicU64::new(u64::MAX);
+    let send_files = || {
+        if let Some(n) = files() {
+            if last_files.swap(n, Ordering::Relaxed) != n {
+                p.files(n);
+            }
         }
-    }));
+    };
     let stop = AtomicBool::new(false);
     // Set however `f` ends (a panic too: the scope waits for the forwarder).
     struct Stop<'a>(&'a AtomicBool);
@@ -1105,6 +1122,7 @@ pub(crate) fn with_bytes<T>(p: &dyn Progress, rh: Repo, f: impl FnOnce(&Repo) ->
                 if let Some((d, t)) = cell.lock().ok().and_then(|mut g| g.take()) {
                     p.update(d, t);
                 }
+                send_files();
             }
         });
         let guard = Stop(&stop);
@@ -1114,6 +1132,7 @@ pub(crate) fn with_bytes<T>(p: &dyn Progress, rh: Repo, f: impl FnOnce(&Repo) ->
         if let Some((d, t)) = cell.lock().ok().and_then(|mut g| g.take()) {
             p.update(d, t);
         }
+        send_files();
         r
     })
 }

@@ -5,6 +5,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Bar {
     bar: ProgressBar,
+    /// The phase, and files done when counted.
+    msg: std::sync::Mutex<(String, Option<u64>)>,
 }
 
 impl Bar {
@@ -13,7 +15,22 @@ impl Bar {
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
         );
-        Bar { bar }
+        Bar::of(bar)
+    }
+
+    fn of(bar: ProgressBar) -> Self {
+        Bar {
+            bar,
+            msg: Default::default(),
+        }
+    }
+
+    fn show(&self) {
+        let m = self.msg.lock().unwrap_or_else(|e| e.into_inner());
+        match m.1 {
+            Some(n) => self.bar.set_message(format!("{} ({n} files)", m.0)),
+            None => self.bar.set_message(m.0.clone()),
+        }
     }
 
     /// One bar of a group's (`migrate 101 102 node2`), its lines led by `prefix`.
@@ -24,7 +41,7 @@ impl Bar {
                 .expect("template"),
         );
         bar.set_prefix(prefix.to_string());
-        Bar { bar }
+        Bar::of(bar)
     }
 }
 
@@ -44,8 +61,13 @@ impl Progress for Bar {
         self.bar.set_position(done);
     }
     fn message(&self, msg: &str) {
-        self.bar.set_message(msg.to_string());
+        self.msg.lock().unwrap_or_else(|e| e.into_inner()).0 = msg.to_string();
+        self.show();
         self.bar.tick();
+    }
+    fn files(&self, done: u64) {
+        self.msg.lock().unwrap_or_else(|e| e.into_inner()).1 = Some(done);
+        self.show();
     }
 }
 

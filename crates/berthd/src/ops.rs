@@ -335,6 +335,9 @@ impl Progress for OpProgress {
         let m: String = msg.chars().filter(|c| !c.is_control()).take(200).collect();
         self.ops.update(&self.id, |p| p.phase = m);
     }
+    fn files(&self, done: u64) {
+        self.ops.update(&self.id, |p| p.files = Some(done));
+    }
     fn cancelled(&self) -> bool {
         let g = lock(&self.ops.inner);
         g.ops

@@ -476,6 +476,7 @@ fn openapi_operations_events_users_and_errors() {
             phase: "unpacking".into(),
             done: 10,
             total: Some(10),
+            files: Some(3),
         },
         created: 1_700_000_000,
         finished: Some(1_700_000_005),

@@ -48,6 +48,11 @@ fn backups_over_the_api() {
         done["progress"]["done"].as_u64().unwrap_or(0) > 0,
         "no byte progress: {done}"
     );
+    // And in files walked.
+    assert!(
+        done["progress"]["files"].as_u64().unwrap_or(0) > 0,
+        "no file progress: {done}"
+    );
     let id = done["result"]["snapshot"]["id"]
         .as_str()
         .unwrap()
