@@ -352,7 +352,8 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                             progress::Bar::new()
                         } else {
                             progress::Bar::in_group(&multi, &id.to_string())
-                        };
+                        }
+                        .bytes();
                         let r = node.backup_create(&CtRef::Id(*id), o.clone(), &bar);
                         drop(bar);
                         done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
@@ -543,7 +544,7 @@ pub(crate) fn run(root: &NodeRoot, cmd: BackupCmd) -> Result<()> {
                 keep_network,
                 current_only: false,
             };
-            let bar = progress::Bar::new();
+            let bar = progress::Bar::new().bytes();
             let r = node.backup_restore(id, o, &bar)?;
             drop(bar);
             let (to, s) = (r.ctid, r.snapshot);

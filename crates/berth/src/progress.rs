@@ -7,6 +7,8 @@ pub struct Bar {
     bar: ProgressBar,
     /// The phase, and files done when counted.
     msg: std::sync::Mutex<(String, Option<u64>)>,
+    /// Its units are bytes (shown as sizes, with a rate).
+    bytes: bool,
 }
 
 impl Bar {
@@ -22,7 +24,14 @@ impl Bar {
         Bar {
             bar,
             msg: Default::default(),
+            bytes: false,
         }
+    }
+
+    /// This bar counting bytes: sizes and a rate beside the percentage and time left.
+    pub fn bytes(mut self) -> Self {
+        self.bytes = true;
+        self
     }
 
     fn show(&self) {
@@ -50,8 +59,13 @@ impl Progress for Bar {
         match total {
             Some(t) if self.bar.length() != Some(t) => {
                 self.bar.set_length(t);
+                let t = if self.bytes {
+                    "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}"
+                } else {
+                    "{msg} [{bar:30}] {percent}% {eta}"
+                };
                 self.bar.set_style(
-                    ProgressStyle::with_template("{msg} [{bar:30}] {percent}% {eta}")
+                    ProgressStyle::with_template(t)
                         .expect("template")
                         .progress_chars("=> "),
                 );
