@@ -136,6 +136,52 @@ impl Walk<'_> {
 }
 
 impl LocalNode {
+    /// Refuses, before anything is staged, paths that hold more entries than a restore
+    /// into a container takes, or more bytes than the node filesystem has free above its
+    /// reserve (the staging copy lives there until written into the container).
+    fn staging_fits(&self, rh: &Repo, snap: &str, ct: CtId, inners: &[String]) -> Result<()> {
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        for inner in inners {
+            // A path the snapshot lacks: the restore names it in its own words.
+            let Ok(list) = rh.ls(snap, &format!("/ct/{ct}/upper{inner}"), true) else {
+                continue;
+            };
+            for e in list {
+                entries += 1;
+                if e.kind == "file" {
+                    bytes = bytes.saturating_add(e.size);
+                }
+            }
+        }
+        if entries > MAX_ENTRIES {
+            return Err(Error::invalid(format!(
+                "{entries} entries: more than {MAX_ENTRIES}; restore fewer paths at once"
+            )));
+        }
+        let root = self.root();
+        let st = nix::sys::statvfs::statvfs(root.path())
+            .map_err(|e| Error::internal(format!("statvfs {}: {e}", root.path().display())))?;
+        let free = st.blocks_available() * st.fragment_size();
+        let total = st.blocks() * st.fragment_size();
+        let reserve = self
+            .node_config()
+            .disk_reserve
+            .unwrap_or_else(|| berth_core::config::default_disk_reserve(total))
+            .0;
+        if bytes.saturating_add(reserve) > free {
+            return Err(Error::new(
+                berth_api::ErrorKind::Precondition,
+                format!(
+                    "the paths hold {} and the node filesystem has {} free above its reserve of {}: restore fewer paths at once",
+                    berth_core::Size(bytes.max(1)),
+                    berth_core::Size(free.saturating_sub(reserve).max(1)),
+                    berth_core::Size(reserve.max(1))
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Mode and owners of directory `inner` in the snapshot (from its parent's listing).
     fn dir_meta(rh: &Repo, ct: CtId, snap: &str, inner: &str) -> Option<(u32, u32, u32)> {
         let (parent, name) = match inner.rsplit_once('/') {
@@ -185,6 +231,7 @@ impl LocalNode {
         // One open of the repository for the restore and the directories' listings (each
         // open derives the key).
         let (_, rh, snapshot) = api(self.find_snapshot(repo, ct, snap, current_only))?;
+        self.staging_fits(&rh, &snapshot.id, ct, &inners)?;
         api(crate::backup_restore::restore_paths(
             &rh, &snapshot, ct, paths, &staging.0,
         ))?;

@@ -847,6 +847,38 @@ fn files_restore_into_a_container_in_its_own_view() {
     std::fs::create_dir_all(stale.join("srv")).unwrap();
     n.ok(&["list"]);
     assert!(!stale.exists(), "a stale staging directory stayed");
+    // More than the node filesystem has free above its reserve: refused before staging.
+    n.ok(&["stop", "1951"]);
+    let df = Command::new("df")
+        .args(["-B1M", "--output=avail"])
+        .arg(&n.root)
+        .output()
+        .unwrap();
+    let avail: u64 = String::from_utf8_lossy(&df.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    n.ok(&[
+        "node",
+        "set",
+        "--disk-reserve",
+        &format!("{}M", avail + 1024),
+    ]);
+    n.fails(
+        &[
+            "backup",
+            "restore-files",
+            "1951",
+            "/srv",
+            "--to-container",
+            "1951",
+        ],
+        "free above its reserve",
+    );
+    n.ok(&["node", "set", "--disk-reserve", "default"]);
     n.ok(&["destroy", "1951", "--force"]);
 }
 
