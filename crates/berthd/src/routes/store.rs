@@ -192,6 +192,22 @@ fn range(h: &HeaderMap) -> ApiResult<Option<(u64, Option<u64>)>> {
     Ok(Some((a, len)))
 }
 
+/// Requests on one store that are served at once (restic opens 5 connections, rustic a few
+/// per thread); more wait their turn without holding a thread, so a client that sends its
+/// bodies slowly ties up its own store only.
+const PER_STORE: usize = 8;
+
+fn gate(store: &str) -> Arc<tokio::sync::Semaphore> {
+    static GATES: std::sync::Mutex<
+        Option<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    > = std::sync::Mutex::new(None);
+    let mut g = GATES.lock().unwrap_or_else(|p| p.into_inner());
+    g.get_or_insert_with(Default::default)
+        .entry(store.to_string())
+        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_STORE)))
+        .clone()
+}
+
 async fn file_op(
     s: Arc<Store>,
     o: Object,
@@ -199,6 +215,10 @@ async fn file_op(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
+    let _turn = gate(s.name())
+        .acquire_owned()
+        .await
+        .map_err(|e| ApiError(berth_api::Error::internal(e.to_string())))?;
     match method {
         Method::HEAD => {
             let size = blocking(move || s.size(&o)).await?;
