@@ -161,6 +161,19 @@ pub struct IncomingHeader {
     /// The source node's name (for the target's events and log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The templates the container lies on, with their content hashes (`blake3:…`): the
+    /// target's of the same name must have the same content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<TemplateRef>,
+}
+
+/// A template by name and content hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRef {
+    pub name: String,
+    pub hash: String,
 }
 
 impl IncomingHeader {

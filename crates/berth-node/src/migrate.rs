@@ -65,6 +65,22 @@ impl LocalNode {
         cfg.idmap = None;
         let node_guard = lock::lock(&self.root().node_lock())?;
         berth_storage::template::load(self.root(), &cfg.ostemplate)?;
+        // The same templates by content: the container's files lie over them.
+        for t in &h.templates {
+            if !berth_storage::template_hash::is_hash(&t.hash) {
+                return Err(NodeError::Invalid(format!(
+                    "template {}: {:?} is not a content hash",
+                    t.name, t.hash
+                )));
+            }
+            let here = berth_storage::template::ensure_hash(self.root(), &t.name)?;
+            if here != t.hash {
+                return Err(NodeError::Precondition(format!(
+                    "template {} here is not the source's ({here} here, {} there): the container's files would lie over other files; make the templates the same first",
+                    t.name, t.hash
+                )));
+            }
+        }
         if self.root().ct_dir(id).exists() {
             return Err(CoreError::CtIdInUse(id.0).into());
         }
@@ -163,6 +179,17 @@ impl LocalNode {
             start: is_active(self.root(), id),
             check_only: true,
             source: Some(self.node_config().node_id.clone()),
+            templates: std::iter::once(&cfg.ostemplate)
+                .chain(cfg.app_templates.iter())
+                .map(|t| {
+                    berth_storage::template::ensure_hash(self.root(), t).map(|hash| {
+                        berth_api::ops::TemplateRef {
+                            name: t.clone(),
+                            hash,
+                        }
+                    })
+                })
+                .collect::<std::result::Result<_, _>>()?,
         };
         p.message("checking the target");
         target

@@ -100,6 +100,7 @@ fn registry() -> Registry {
     r.add::<berth_api::MigrateRequest>();
     r.add::<berth_api::MigrateResult>();
     r.add::<berth_api::IncomingHeader>();
+    r.add::<berth_api::ops::TemplateRef>();
     r.add::<Operation>();
     r.add::<SetRequest>();
     r.add::<SetResult>();

@@ -85,6 +85,30 @@ fn online_and_offline_migration_to_another_node() {
     assert!(a.berth_ok(&["status", "171"]).contains("running"));
     b.berth_ok(&["destroy", "171"]);
     assert!(!b.root.join("containers/171").exists());
+    // The target's busybox is not the source's (another content hash): refused, nothing
+    // moves.
+    let manifest = b.root.join("templates/busybox/template.toml");
+    let orig = std::fs::read_to_string(&manifest).unwrap();
+    let fake = orig
+        .lines()
+        .map(|l| {
+            if l.starts_with("hash = ") {
+                format!("hash = \"blake3:{}\"", "0".repeat(64))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(fake, orig.trim_end(), "no hash in {orig}");
+    std::fs::write(&manifest, fake).unwrap();
+    let o = cli(&a, &cfg.0, &["migrate", "171", "nb"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is not the source's"), "{err}");
+    assert!(a.berth_ok(&["status", "171"]).contains("running"));
+    assert!(!b.root.join("containers/171").exists());
+    std::fs::write(&manifest, orig).unwrap();
 
     // Running here, online (the default): copied while a writer runs, frozen for the last
     // round, stopped, started there, destroyed here.
