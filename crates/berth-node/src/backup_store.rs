@@ -17,7 +17,8 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The largest file a client may store (restic's packs are far smaller).
 pub const MAX_OBJECT: u64 = 4 * 1024 * 1024 * 1024;
@@ -25,9 +26,35 @@ pub const MAX_OBJECT: u64 = 4 * 1024 * 1024 * 1024;
 /// The five kinds of files of a repository besides `config`.
 const TYPES: [&str; 5] = ["data", "keys", "locks", "snapshots", "index"];
 
-/// Bytes held by each store, counted once per process then kept up to date (keyed by the
-/// store's directory).
-static USAGE: Mutex<Option<HashMap<PathBuf, u64>>> = Mutex::new(None);
+/// Each store's usage (keyed by its directory), counted at first need and again every
+/// [`RECOUNT`] (an administrator's prune in place frees space berthd did not see), kept up
+/// to date by writes and removals under the store's own lock, which also covers the step
+/// from "is it there?" to the rename.
+static USAGE: Mutex<Option<HashMap<PathBuf, Arc<Mutex<Usage>>>>> = Mutex::new(None);
+
+/// Bytes of uploads under way on the whole node, not yet on disk: the node's reserve is
+/// checked against free space less these.
+static INFLIGHT: AtomicU64 = AtomicU64::new(0);
+
+const RECOUNT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The largest `config` (restic's is a few hundred bytes).
+const MAX_CONFIG: u64 = 64 * 1024;
+
+/// Free inodes kept on the node filesystem (a store of many tiny files must not starve
+/// the containers).
+const MIN_FREE_INODES: u64 = 10_000;
+
+struct Usage {
+    bytes: u64,
+    counted: Option<std::time::Instant>,
+}
+
+/// What a file costs against a quota: its length in whole 4 KiB blocks (at least one), so
+/// that many tiny files cost what they take on disk.
+fn charge(len: u64) -> u64 {
+    len.max(1).div_ceil(4096) * 4096
+}
 
 fn inval(m: impl Into<String>) -> NodeError {
     NodeError::Invalid(m.into())
@@ -132,6 +159,10 @@ impl Store {
 
     /// Makes the store's directories (`POST /?create=true`); nothing if they exist.
     pub fn create(&self) -> Result<()> {
+        if !self.dir.exists() {
+            // A store made afresh (a user of that name removed before): counted again.
+            Self::lock_usage(&self.usage()).counted = None;
+        }
         let parent = self.dir.parent().unwrap_or(&self.dir);
         fsutil::create_dir_mode(parent, 0o700)?;
         fsutil::create_dir_mode(&self.dir, 0o700)?;
@@ -235,51 +266,76 @@ impl Store {
         Ok((f, len))
     }
 
-    fn used_locked(&self, map: &mut HashMap<PathBuf, u64>) -> u64 {
-        *map.entry(self.dir.clone()).or_insert_with(|| du(&self.dir))
+    /// This store's usage, recounted when stale.
+    fn usage(&self) -> Arc<Mutex<Usage>> {
+        let mut g = USAGE.lock().unwrap_or_else(|p| p.into_inner());
+        g.get_or_insert_with(HashMap::new)
+            .entry(self.dir.clone())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Usage {
+                    bytes: 0,
+                    counted: None,
+                }))
+            })
+            .clone()
     }
 
-    /// Bytes the store holds.
+    fn lock_usage(u: &Mutex<Usage>) -> std::sync::MutexGuard<'_, Usage> {
+        u.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh(&self, u: &mut Usage) {
+        if u.counted.is_none_or(|t| t.elapsed() > RECOUNT) {
+            u.bytes = du(&self.dir);
+            u.counted = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Bytes the store holds (in [`charge`]s).
     pub fn used(&self) -> u64 {
-        let mut g = USAGE.lock().unwrap_or_else(|p| p.into_inner());
-        let map = g.get_or_insert_with(HashMap::new);
-        self.used_locked(map)
+        let u = self.usage();
+        let mut g = Self::lock_usage(&u);
+        self.fresh(&mut g);
+        g.bytes
     }
 
-    fn account(&self, delta: i64) {
-        let mut g = USAGE.lock().unwrap_or_else(|p| p.into_inner());
-        let map = g.get_or_insert_with(HashMap::new);
-        let u = self.used_locked(map);
-        map.insert(self.dir.clone(), u.saturating_add_signed(delta));
-    }
-
-    /// Takes `len` bytes of the quota and of the node's free space before a write; the
-    /// guard gives them back unless the write is kept.
+    /// Takes `len` bytes of the quota and of the node's free space (and checks its free
+    /// inodes) before a write; the guard gives them back unless the write is kept.
     fn reserve(&self, len: u64) -> Result<Reserved<'_>> {
-        let mut g = USAGE.lock().unwrap_or_else(|p| p.into_inner());
-        let map = g.get_or_insert_with(HashMap::new);
-        let used = self.used_locked(map);
+        let u = self.usage();
+        let mut g = Self::lock_usage(&u);
+        self.fresh(&mut g);
+        let (used, cost) = (g.bytes, charge(len));
         if let Some(q) = self.limits.quota {
-            if used.saturating_add(len) > q {
+            if used.saturating_add(cost) > q {
                 return Err(NodeError::TooLarge(format!(
                     "backup store {:?} is full: {used} of its quota of {q} bytes used, {len} more asked",
                     self.name
                 )));
             }
         }
-        let free = nix::sys::statvfs::statvfs(&self.dir)
-            .map(|s| s.blocks_available() * s.fragment_size())
+        let st = nix::sys::statvfs::statvfs(&self.dir)
             .map_err(|e| CoreError::io(&self.dir, std::io::Error::from(e)))?;
-        if free.saturating_sub(len) < self.reserve {
+        let free = (st.blocks_available() * st.fragment_size())
+            .saturating_sub(INFLIGHT.load(Ordering::Relaxed));
+        if free.saturating_sub(cost) < self.reserve {
             return Err(NodeError::TooLarge(format!(
                 "the backup node's filesystem is nearly full ({free} bytes free, a reserve of {} kept): {len} bytes refused",
                 self.reserve
             )));
         }
-        map.insert(self.dir.clone(), used + len);
+        if st.files() > 0 && st.files_available() < MIN_FREE_INODES {
+            return Err(NodeError::TooLarge(format!(
+                "the backup node's filesystem is nearly out of inodes ({} free): refused",
+                st.files_available()
+            )));
+        }
+        g.bytes = used + cost;
+        INFLIGHT.fetch_add(cost, Ordering::Relaxed);
         Ok(Reserved {
             store: self,
-            len,
+            usage: u.clone(),
+            cost,
             kept: false,
         })
     }
@@ -289,7 +345,9 @@ impl Store {
     /// a `config` or file that exists with other content. An identical file already there
     /// is kept as it is (a client's retry).
     pub fn write(&self, o: &Object, len: u64, body: &mut dyn Read) -> Result<()> {
-        let existing = self.refusal(o, len)?;
+        if self.refusal(o, len)? == Refusal::HaveIt {
+            return Ok(());
+        }
         let dest = self.path(o);
         let mut res = self.reserve(len)?;
         let dir = dest.parent().unwrap_or(&self.dir).to_path_buf();
@@ -305,7 +363,16 @@ impl Store {
             let mut h = Sha256::new();
             let mut buf = vec![0u8; 256 * 1024];
             let mut got = 0u64;
+            // A body that trickles in holds a thread: a minute, plus a second per 64 KiB.
+            let deadline =
+                std::time::Instant::now() + std::time::Duration::from_secs(60 + len / 65536);
             loop {
+                if std::time::Instant::now() > deadline {
+                    return Err(inval(format!(
+                        "{}: the upload is too slow ({got} of {len} bytes)",
+                        self.shown(o)
+                    )));
+                }
                 let n = match body.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => n,
@@ -352,48 +419,76 @@ impl Store {
                     self.shown(o)
                 )));
             }
-            if existing.is_some() {
-                // Same name, same content (checked): a retry; nothing to change.
+        }
+        // From "is it there?" to the rename under the store's lock: two writers of one name
+        // neither both replace nor both count.
+        let usage = self.usage();
+        let mut g = Self::lock_usage(&usage);
+        let old = std::fs::symlink_metadata(&dest).ok().map(|m| m.len());
+        let replace = match (o, old) {
+            (_, None) => true,
+            // Same name, same content (the hash checked): a retry; nothing to change.
+            (Object::File { .. }, Some(_)) => false,
+            (Object::Config, Some(_)) if self.limits.append_only => {
                 let _ = std::fs::remove_file(&tmp);
-                return Ok(());
+                return Err(NodeError::Forbidden(format!(
+                    "{}: an append-only store's config is written once",
+                    self.shown(o)
+                )));
             }
+            (Object::Config, Some(_)) => true,
+        };
+        if !replace {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(());
         }
         std::fs::rename(&tmp, &dest).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             CoreError::io(&dest, e)
         })?;
+        res.kept = true;
+        if let Some(old) = old {
+            g.bytes = g.bytes.saturating_sub(charge(old));
+        }
+        drop(g);
         std::fs::File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| CoreError::io(&dir, e))?;
-        res.kept = true;
-        if let Some(old) = existing {
-            self.account(-(old as i64));
-        }
         Ok(())
     }
 
     /// Whether a write of `len` bytes to `o` would be refused (checked before its body is
-    /// read, so that a refused client is told before it sends it); the size of the file
-    /// it would replace.
-    pub fn refusal(&self, o: &Object, len: u64) -> Result<Option<u64>> {
+    /// read, so that a refused client is told before it sends it), or is not needed: a
+    /// content-named file of that length is there already (a client's retry).
+    pub fn refusal(&self, o: &Object, len: u64) -> Result<Refusal> {
         self.exists_dir()?;
-        if len > MAX_OBJECT {
+        let max = if *o == Object::Config {
+            MAX_CONFIG
+        } else {
+            MAX_OBJECT
+        };
+        if len > max {
             return Err(NodeError::TooLarge(format!(
-                "{}: {len} bytes, at most {MAX_OBJECT} in one file",
+                "{}: {len} bytes, at most {max} in one file",
                 self.shown(o)
             )));
         }
         let existing = std::fs::symlink_metadata(self.path(o))
             .ok()
+            .filter(|m| m.file_type().is_file())
             .map(|m| m.len());
-        if existing.is_some() && *o == Object::Config && self.limits.append_only {
-            return Err(NodeError::Forbidden(format!(
-                "{}: an append-only store's config is written once",
-                self.shown(o)
-            )));
+        match (o, existing) {
+            (Object::File { .. }, Some(n)) if n == len => return Ok(Refusal::HaveIt),
+            (Object::Config, Some(_)) if self.limits.append_only => {
+                return Err(NodeError::Forbidden(format!(
+                    "{}: an append-only store's config is written once",
+                    self.shown(o)
+                )))
+            }
+            _ => {}
         }
         drop(self.reserve(len)?);
-        Ok(existing)
+        Ok(Refusal::Write)
     }
 
     /// Removes a file (`DELETE`): an append-only store removes only lock files.
@@ -406,10 +501,34 @@ impl Store {
             )));
         }
         let p = self.path(o);
+        let usage = self.usage();
+        let mut g = Self::lock_usage(&usage);
         let size = self.size(o)?;
         std::fs::remove_file(&p).map_err(|e| CoreError::io(&p, e))?;
-        self.account(-(size as i64));
+        g.bytes = g.bytes.saturating_sub(charge(size));
         Ok(())
+    }
+
+    /// Puts the store of a removed backup user aside (`stores/.removed-<name>-<time>`, its
+    /// data kept for the administrator to delete), so that a new user of that name starts
+    /// empty; where it went, if there was one.
+    pub fn retire(root: &NodeRoot, name: &str) -> Result<Option<PathBuf>> {
+        berth_core::validate::validate_name(name).map_err(|m| inval(format!("store name: {m}")))?;
+        let dir = stores_dir(root).join(name);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let aside = stores_dir(root).join(format!(".removed-{name}-{t}"));
+        std::fs::rename(&dir, &aside).map_err(|e| CoreError::io(&dir, e))?;
+        let mut g = USAGE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = g.as_mut() {
+            m.remove(&dir);
+        }
+        Ok(Some(aside))
     }
 
     /// Removes the temporary files a killed berthd left (at its start).
@@ -431,17 +550,31 @@ impl Store {
     }
 }
 
-/// Quota taken for a write, given back on drop unless the write was kept.
+/// What [`Store::refusal`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Send the body.
+    Write,
+    /// The file is there already: answer at once.
+    HaveIt,
+}
+
+/// Quota taken for a write, given back on drop unless the write was kept; its bytes in
+/// flight given back either way.
 struct Reserved<'a> {
+    #[allow(dead_code)]
     store: &'a Store,
-    len: u64,
+    usage: Arc<Mutex<Usage>>,
+    cost: u64,
     kept: bool,
 }
 
 impl Drop for Reserved<'_> {
     fn drop(&mut self) {
+        INFLIGHT.fetch_sub(self.cost, Ordering::Relaxed);
         if !self.kept {
-            self.store.account(-(self.len as i64));
+            let mut g = Store::lock_usage(&self.usage);
+            g.bytes = g.bytes.saturating_sub(self.cost);
         }
     }
 }
@@ -474,7 +607,7 @@ fn du(d: &Path) -> u64 {
         for e in rd.flatten() {
             match e.metadata() {
                 Ok(m) if m.is_dir() => stack.push(e.path()),
-                Ok(m) if m.is_file() => total += m.len(),
+                Ok(m) if m.is_file() => total += charge(m.len()),
                 _ => {}
             }
         }
@@ -519,25 +652,36 @@ mod tests {
     fn writes_are_checked_counted_and_listed() {
         let (_d, s) = store(StoreLimits {
             append_only: false,
-            quota: Some(100),
+            quota: Some(4096 + 100),
         });
         let b = b"hello pack";
         s.write(&obj("data", b), b.len() as u64, &mut &b[..])
             .unwrap();
         assert_eq!(s.list("data").unwrap(), vec![(id_of(b), b.len() as u64)]);
-        assert_eq!(s.used(), b.len() as u64);
+        // Charged in whole 4 KiB blocks.
+        assert_eq!(s.used(), 4096);
+        // A retry of a file that is there is answered without its body.
+        assert_eq!(
+            s.refusal(&obj("data", b), b.len() as u64).unwrap(),
+            Refusal::HaveIt
+        );
         // A name that is not the content's hash, a short body, a long one: nothing kept.
         let other = Object::parse("data", Some(&id_of(b"x"))).unwrap();
         assert!(s.write(&other, 10, &mut &b[..]).is_err());
         assert!(s.write(&obj("index", b"abc"), 5, &mut &b"abc"[..]).is_err());
         assert!(s.write(&obj("index", b"abc"), 2, &mut &b"abc"[..]).is_err());
         assert!(s.list("index").unwrap().is_empty());
-        assert_eq!(s.used(), b.len() as u64);
+        assert_eq!(s.used(), 4096);
         // The quota.
         let big = vec![7u8; 95];
         let e = s.write(&obj("data", &big), 95, &mut &big[..]).unwrap_err();
         assert!(e.to_string().contains("quota"), "{e}");
-        assert_eq!(s.used(), b.len() as u64);
+        assert_eq!(s.used(), 4096);
+        // A config is small.
+        let e = s
+            .write(&Object::Config, 1 << 20, &mut std::io::empty())
+            .unwrap_err();
+        assert!(e.to_string().contains("at most"), "{e}");
         // Reads by range.
         let (f, n) = s.open(&obj("data", b), Some((6, Some(100)))).unwrap();
         let mut got = String::new();

@@ -207,8 +207,18 @@ pub(crate) fn user(root: &Path, cmd: UserCmd) -> Result<()> {
             }
         }
         UserCmd::Remove { name } => {
+            let was = s.user(&name)?;
             s.remove_user(&name)?;
             outln!("user {name} removed (and his tokens)");
+            if was.role == Role::Backup {
+                let nr = berth_core::NodeRoot::new(root);
+                if let Some(a) = berth_node::backup_store::Store::retire(&nr, &name)? {
+                    outln!(
+                        "its backup store is now {} (delete it when its data is no longer needed)",
+                        a.display()
+                    );
+                }
+            }
         }
         UserCmd::Inside(_) => unreachable!("dispatched by main"),
     }

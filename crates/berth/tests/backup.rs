@@ -1003,5 +1003,27 @@ fn a_backup_with_its_template_restores_on_a_node_without_it() {
         .status
         .success());
     b.ok(&["destroy", "1961", "--force"]);
+    // A prune keeps a stored template that a kept backup names.
+    a.ok(&[
+        "backup",
+        "forget",
+        "1961",
+        "--repo",
+        "full",
+        "--keep-last",
+        "1",
+        "--prune",
+    ]);
+    let all: serde_json::Value =
+        serde_json::from_str(&restic(&full, &key, &["snapshots", "--json"])).unwrap();
+    let tags: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["tags"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    assert!(tags.iter().any(|t| t == "berth:template"), "{all}");
     a.ok(&["destroy", "1961", "--force"]);
 }

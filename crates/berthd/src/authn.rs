@@ -191,8 +191,11 @@ pub async fn authenticate(
     }
     req.extensions_mut().insert(caller.clone());
     let res = next.run(req).await;
-    // A store's writes are its client's backups, many files each: not events one by one.
-    if is_mutating(&method) && !path.starts_with("/api/v1/backup-store/") {
+    // A store's writes are its client's backups, many files each: not events one by one;
+    // its deletions (but of locks) are.
+    let store_write = path.starts_with("/api/v1/backup-store/")
+        && (method != Method::DELETE || path.contains("/locks/"));
+    if is_mutating(&method) && !store_write {
         crate::audit::request_event(&st.events, &caller, &method, &path, res.status());
     }
     res

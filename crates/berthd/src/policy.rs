@@ -64,7 +64,9 @@ pub fn allow(c: &Caller, need: Need) -> ApiResult<()> {
         Role::Admin => Ok(()),
         // A client node's key to its store, and nothing else.
         Role::Backup => match need {
-            Store { own: true } | OwnTokens => Ok(()),
+            // Not even its own tokens: a client node taken over must not mint ones that
+            // outlive the revocation of the stolen one.
+            Store { own: true } => Ok(()),
             Store { own: false } => Err(ApiError(Error::not_found("backup store not found"))),
             _ => Err(deny("do anything but use its backup store")),
         },
@@ -136,13 +138,9 @@ pub fn method_gate(c: &Caller, m: &Method, path: &str) -> ApiResult<()> {
     if c.role == Role::Auditor && !read && path != "/api/v1/logout" {
         return Err(deny("change anything (auditors are read-only)"));
     }
-    // A backup user reaches its store and its tokens, whatever a handler would allow.
+    // A backup user reaches its store, whatever a handler would allow.
     let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
-    if c.role == Role::Backup
-        && !under("/api/v1/backup-store")
-        && !under("/api/v1/tokens")
-        && path != "/api/v1/logout"
-    {
+    if c.role == Role::Backup && !under("/api/v1/backup-store") && path != "/api/v1/logout" {
         return Err(deny("do anything but use its backup store"));
     }
     Ok(())

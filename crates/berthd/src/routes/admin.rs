@@ -197,7 +197,25 @@ pub async fn user_remove(
 ) -> ApiResult<Response> {
     policy::allow(&c, Need::UserAdmin)?;
     berth_auth::validate_user_name(&name)?;
-    auth(&st, move |s| s.remove_user(&name)).await?;
+    let n2 = name.clone();
+    let was = auth(&st, move |s| {
+        let u = s.user(&n2)?;
+        s.remove_user(&n2)?;
+        Ok(u)
+    })
+    .await?;
+    if was.role == berth_api::agent::Role::Backup {
+        let root = berth_core::NodeRoot::new(&st.root);
+        let aside = tokio::task::spawn_blocking(move || {
+            berth_node::backup_store::Store::retire(&root, &name)
+        })
+        .await
+        .map_err(|e| ApiError(Error::internal(e.to_string())))?
+        .map_err(|e| ApiError(e.to_api()))?;
+        if let Some(a) = aside {
+            tracing::info!(store = %a.display(), "a removed backup user's store put aside");
+        }
+    }
     Ok(no_content())
 }
 

@@ -186,7 +186,8 @@ fn range(h: &HeaderMap) -> ApiResult<Option<(u64, Option<u64>)>> {
             if b < a {
                 return Err(bad());
             }
-            Some(b - a + 1)
+            // To the end when it would pass u64's (`bytes=0-18446744073709551615`).
+            (b - a).checked_add(1)
         }
     };
     Ok(Some((a, len)))
@@ -242,9 +243,12 @@ async fn file_op(
                 })?;
             // Refused before the body is taken: the client's `Expect: 100-continue` gets
             // the answer instead of a `100`, and sends nothing.
-            {
+            let have = {
                 let (s, o) = (s.clone(), o.clone());
-                blocking(move || s.refusal(&o, len)).await?;
+                blocking(move || s.refusal(&o, len)).await?
+            };
+            if have == berth_node::backup_store::Refusal::HaveIt {
+                return Ok(StatusCode::OK.into_response());
             }
             let (mut reader, pump) = body_reader(body);
             let res = blocking(move || s.write(&o, len, &mut reader)).await;
@@ -263,8 +267,41 @@ async fn file_op(
     }
 }
 
+/// Sends `b` on `tx`, waiting up to a minute for room; whether it went.
+fn send_for_a_while(tx: &tokio::sync::mpsc::Sender<Chunk>, b: bytes::Bytes) -> bool {
+    use tokio::sync::mpsc::error::TrySendError;
+    let start = std::time::Instant::now();
+    let mut item = Ok(b);
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(back)) => {
+                if start.elapsed() > std::time::Duration::from_secs(60) {
+                    return false;
+                }
+                item = back;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
 /// A file (or a range of it), streamed from a blocking reader.
 async fn read(s: Arc<Store>, o: Object, r: Option<(u64, Option<u64>)>) -> ApiResult<Response> {
+    if let Some((off, _)) = r {
+        let size = {
+            let (s, o) = (s.clone(), o.clone());
+            blocking(move || s.size(&o)).await?
+        };
+        if off >= size {
+            let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = format!("bytes */{size}").parse() {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(resp);
+        }
+    }
     let (f, len) = {
         let o = o.clone();
         blocking(move || s.open(&o, r)).await?
@@ -280,7 +317,8 @@ async fn read(s: Arc<Store>, o: Object, r: Option<(u64, Option<u64>)>) -> ApiRes
                 Ok(n) => {
                     buf.truncate(n);
                     left -= n as u64;
-                    if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
+                    // A client that stops reading holds this thread a minute at most.
+                    if !send_for_a_while(&tx, bytes::Bytes::from(buf)) {
                         break;
                     }
                 }
