@@ -693,6 +693,34 @@ mod tests {
         assert_eq!(du(&s.dir), 0);
     }
 
+    /// Racing writers of an append-only store's config: one wins, the other is refused,
+    /// and the count is the one file's.
+    #[test]
+    fn racing_config_writers_of_an_append_only_store() {
+        for _ in 0..20 {
+            let (_d, s) = store(StoreLimits {
+                append_only: true,
+                quota: None,
+            });
+            let s = std::sync::Arc::new(s);
+            let hs: Vec<_> = [b"first".to_vec(), b"other!".to_vec()]
+                .into_iter()
+                .map(|c| {
+                    let s = s.clone();
+                    std::thread::spawn(move || {
+                        s.write(&Object::Config, c.len() as u64, &mut &c[..])
+                            .is_ok()
+                    })
+                })
+                .collect();
+            let won: Vec<bool> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+            assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+            let got = std::fs::read(s.dir.join("config")).unwrap();
+            assert!(got == b"first" || got == b"other!");
+            assert_eq!(s.used(), 4096);
+        }
+    }
+
     #[test]
     fn append_only_keeps_what_it_has() {
         let (_d, s) = store(StoreLimits {
