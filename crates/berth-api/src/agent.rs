@@ -259,6 +259,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/backup-store/{store}/{type}/{name}", "store_read -> application/octet-stream (a part with range: bytes=a-b; head: its size)"),
     ("POST", "/backup-store/{store}/{type}/{name}", "store_write(application/octet-stream) -> 200 (with its length; the name is the content's sha-256; 403 past an append-only store's rules, 413 past its quota or the node's reserve)"),
     ("DELETE", "/backup-store/{store}/{type}/{name}", "store_remove -> 200 (an append-only store: locks only)"),
+    ("POST", "/migrations/templates/{name}?hash=H", "receive_template(application/octet-stream) -> TemplateManifest (admin; the body: a tar of the template's files, kept only if their content hash is H)"),
     ("POST", "/migrations/incoming", "receive_ct(application/octet-stream) -> ContainerInfo | null (admin; the body: an IncomingHeader frame, then the disk's block frames)"),
     ("GET", "/containers/{ct}/traffic", "traffic -> Traffic | null"),
     ("GET", "/containers/{ct}/console?follow=BOOL&timestamps=BOOL", "console -> text/plain (streamed)"),

@@ -340,6 +340,14 @@ pub trait Node: Send + Sync {
     ) -> Result<TemplateManifest>;
     fn template_list(&self) -> Result<Vec<TemplateManifest>>;
     fn template_info(&self, name: &str) -> Result<TemplateManifest>;
+    /// Receives template `name` as a tar stream of its files (what a migration's source
+    /// sends a target that lacks it); kept only if their content hash is `hash`.
+    fn receive_template(
+        &self,
+        name: &str,
+        hash: &str,
+        input: &mut dyn std::io::Read,
+    ) -> Result<TemplateManifest>;
     fn template_remove(&self, name: &str) -> Result<()>;
 
     // --- containers

@@ -88,6 +88,18 @@ impl Node for RemoteNode {
     fn template_info(&self, name: &str) -> Result<TemplateManifest> {
         self.get(&format!("/templates/{}", enc(name)))
     }
+    fn receive_template(
+        &self,
+        name: &str,
+        hash: &str,
+        input: &mut dyn std::io::Read,
+    ) -> Result<TemplateManifest> {
+        self.stream_json(
+            "POST",
+            &format!("/migrations/templates/{}?hash={}", enc(name), enc(hash)),
+            input,
+        )
+    }
     fn template_remove(&self, name: &str) -> Result<()> {
         self.call_unit(
             "DELETE",

@@ -73,6 +73,14 @@ impl Node for LocalNode {
     fn template_info(&self, name: &str) -> Result<TemplateManifest> {
         api(LocalNode::template_info(self, name))
     }
+    fn receive_template(
+        &self,
+        name: &str,
+        hash: &str,
+        input: &mut dyn std::io::Read,
+    ) -> Result<TemplateManifest> {
+        api(LocalNode::receive_template(self, name, hash, input))
+    }
     fn template_remove(&self, name: &str) -> Result<()> {
         api(LocalNode::template_remove(self, name))
     }

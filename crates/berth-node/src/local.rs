@@ -1026,6 +1026,99 @@ impl LocalNode {
         })
     }
 
+    /// [`berth_api::Node::receive_template`]: the stream into a root-only staging
+    /// directory (refused past the node's free space above its reserve), imported as a
+    /// tarball, kept only with the content hash `hash`.
+    pub fn receive_template(
+        &self,
+        name: &str,
+        hash: &str,
+        input: &mut dyn std::io::Read,
+    ) -> Result<TemplateManifest> {
+        use std::io::Write;
+        validate_name(name)?;
+        if !berth_storage::template_hash::is_hash(hash) {
+            return Err(NodeError::Invalid(format!(
+                "{hash:?} is not a content hash"
+            )));
+        }
+        // The node lock only around the import: a slow stream must not hold up the node.
+        if let Ok(m) = template::load(&self.root, name) {
+            let have = template::ensure_hash(&self.root, name)?;
+            if have != hash {
+                return Err(NodeError::Precondition(format!(
+                    "template {name} here is another ({have}, not {hash})"
+                )));
+            }
+            return Ok(TemplateManifest {
+                hash: Some(have),
+                ..m
+            });
+        }
+        let staging = self
+            .root
+            .templates_dir()
+            .join(format!(".staging-recv-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        fsutil::create_dir_mode(&staging, 0o700)?;
+        struct Rm(std::path::PathBuf);
+        impl Drop for Rm {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _rm = Rm(staging.clone());
+        let tar = staging.join("template.tar");
+        let st = nix::sys::statvfs::statvfs(self.root.path())
+            .map_err(|e| CoreError::io(self.root.path(), std::io::Error::from(e)))?;
+        let total = st.blocks() * st.fragment_size();
+        let reserve = self
+            .node_config()
+            .disk_reserve
+            .unwrap_or_else(|| berth_core::config::default_disk_reserve(total))
+            .0;
+        // The archive, then its extraction: twice its size.
+        let room = (st.blocks_available() * st.fragment_size()).saturating_sub(reserve) / 2;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tar)
+            .map_err(|e| CoreError::io(&tar, e))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0u64;
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(NodeError::Invalid(format!(
+                        "template {name}: the stream broke off: {e}"
+                    )))
+                }
+            };
+            got += n as u64;
+            if got > room {
+                return Err(NodeError::NoSpace(format!(
+                    "template {name}: more than the {room} bytes this node has room for"
+                )));
+            }
+            f.write_all(&buf[..n]).map_err(|e| CoreError::io(&tar, e))?;
+        }
+        drop(f);
+        let _g = lock::lock(&self.root.node_lock())?;
+        let m = template::import_tarball(&self.root, name, &tar, &berth_api::NoProgress)?;
+        if m.hash.as_deref() != Some(hash) {
+            let _ = template::remove(&self.root, name);
+            return Err(NodeError::Invalid(format!(
+                "template {name} came with content hash {}, not {hash}: not kept",
+                m.hash.as_deref().unwrap_or("-")
+            )));
+        }
+        tracing::info!(template = name, %hash, bytes = got, "template received");
+        Ok(m)
+    }
+
     pub fn template_list(&self) -> Result<Vec<TemplateManifest>> {
         Ok(template::list(&self.root)?)
     }

@@ -155,6 +155,41 @@ impl LocalNode {
         Ok(Some(id))
     }
 
+    /// Sends template `name` to `target` as a tar of its files (GNU tar: numeric owners,
+    /// xattrs), which it keeps only with content hash `hash`.
+    fn send_template(&self, target: &dyn Node, name: &str, hash: &str) -> Result<()> {
+        let rootfs = self.root().template_dir(name)?.join("rootfs");
+        let mut child = std::process::Command::new("tar")
+            .args([
+                "-c",
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "-f",
+                "-",
+                "-C",
+            ])
+            .arg(&rootfs)
+            .arg(".")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| CoreError::io("tar", e))?;
+        let mut out = child.stdout.take().expect("piped");
+        let sent = target.receive_template(name, hash, &mut out);
+        drop(out);
+        let status = child.wait().map_err(|e| CoreError::io("tar", e))?;
+        sent.map_err(remote)?;
+        if !status.success() {
+            return Err(NodeError::Invalid(format!(
+                "tar of template {name} failed ({status})"
+            )));
+        }
+        tracing::info!(template = name, "template sent to the migration's target");
+        Ok(())
+    }
+
     /// The source's side of a migration to `target`.
     pub fn migrate_out(
         &self,
@@ -191,6 +226,17 @@ impl LocalNode {
                 })
                 .collect::<std::result::Result<_, _>>()?,
         };
+        // A template the target lacks goes first (the check then finds it).
+        for t in &header.templates {
+            match target.template_info(&t.name) {
+                Ok(_) => {}
+                Err(e) if e.kind == berth_api::ErrorKind::NotFound => {
+                    p.message(&format!("sending template {}", t.name));
+                    self.send_template(target, &t.name, &t.hash)?;
+                }
+                Err(e) => return Err(remote(e)),
+            }
+        }
         p.message("checking the target");
         target
             .receive_ct(header.clone(), &mut std::io::empty(), &NoProgress)

@@ -41,6 +41,14 @@ impl Node for Fake {
     fn template_info(&self, _: &str) -> Result<TemplateManifest> {
         no()
     }
+    fn receive_template(
+        &self,
+        _: &str,
+        _: &str,
+        _: &mut dyn std::io::Read,
+    ) -> Result<TemplateManifest> {
+        no()
+    }
     fn template_remove(&self, _: &str) -> Result<()> {
         no()
     }

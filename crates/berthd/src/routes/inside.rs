@@ -411,3 +411,28 @@ pub async fn receive(
     pump.abort();
     Ok(Json(res?).into_response())
 }
+
+/// `POST /migrations/templates/{name}?hash=H`: a template a migration's source sends
+/// (a tar of its files), kept only with that content hash.
+pub async fn receive_template(
+    State(st): St,
+    Extension(c): Who,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    crate::policy::allow(&c, Need::CtCreate)?;
+    let q = Query::parse(q.as_deref(), &["hash"])?;
+    let hash = q
+        .get("hash")
+        .ok_or_else(|| invalid("hash: the template's content hash is needed"))?
+        .to_string();
+    berth_api::validate::validate_name(&name)
+        .map_err(|e| invalid(format!("template name: {e}")))?;
+    let (mut reader, pump) = body_reader(body);
+    let res = st
+        .call(move |n| n.receive_template(&name, &hash, &mut reader))
+        .await;
+    pump.abort();
+    Ok(Json(res?).into_response())
+}

@@ -82,6 +82,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/containers/{ct}/files/content", get(i::pull).put(i::push))
         .route("/containers/{ct}/{verb}", post(c::action))
         .route("/migrations/incoming", post(i::receive))
+        .route("/migrations/templates/{name}", post(i::receive_template))
         .route("/stats", get(n::stats))
         .route("/processes", get(n::top))
         .route("/processes/{pid}", get(n::which))

@@ -109,6 +109,13 @@ fn online_and_offline_migration_to_another_node() {
     assert!(a.berth_ok(&["status", "171"]).contains("running"));
     assert!(!b.root.join("containers/171").exists());
     std::fs::write(&manifest, orig).unwrap();
+    // The target without the template at all: the migration below sends it first.
+    b.berth_ok(&["template", "remove", "busybox"]);
+    let src_hash = a
+        .berth_ok(&["template", "info", "busybox"])
+        .lines()
+        .find_map(|l| l.strip_prefix("hash:").map(|h| h.trim().to_string()))
+        .unwrap();
 
     // Running here, online (the default): copied while a writer runs, frozen for the last
     // round, stopped, started there, destroyed here.
@@ -121,6 +128,11 @@ fn online_and_offline_migration_to_another_node() {
     assert!(out.contains("migrated to nb as 171 (running;"), "{out}");
     assert!(out.contains("down "), "{out}");
     assert!(!a.root.join("containers/171").exists());
+    assert!(
+        b.berth_ok(&["template", "info", "busybox"])
+            .contains(&src_hash),
+        "the template did not come with its hash"
+    );
     let got = b.berth_ok(&[
         "exec",
         "171",
