@@ -29,9 +29,35 @@ pub fn announcement(mac: [u8; 6], ip: Ipv4Addr) -> [u8; 42] {
     f
 }
 
+/// When announcements are sent again after the first (as QEMU's announce rounds and
+/// keepalived do): one frame lost while a bridge port on the way comes up would leave a
+/// switch sending the moved address to its old port until a neighbour asks again (tens of
+/// seconds).
+const REPEATS_MS: [u64; 4] = [100, 300, 1000, 2000];
+
 /// Sends one announcement of each of `ips` on the adapter `ifindex` (MAC `mac`) of the
-/// calling thread's network namespace.
+/// calling thread's network namespace, then again at [`REPEATS_MS`] from a thread of this
+/// process (the socket stays in that namespace; a process that ends sooner sends fewer).
 pub fn announce(ifindex: u32, mac: [u8; 6], ips: &[Ipv4Addr]) -> Result<()> {
+    let sock = packet_socket()?;
+    send_all(&sock, ifindex, mac, ips)?;
+    let ips = ips.to_vec();
+    let _ = std::thread::Builder::new()
+        .name("garp".into())
+        .spawn(move || {
+            let mut at = 0;
+            for ms in REPEATS_MS {
+                std::thread::sleep(std::time::Duration::from_millis(ms - at));
+                at = ms;
+                if send_all(&sock, ifindex, mac, &ips).is_err() {
+                    break;
+                }
+            }
+        });
+    Ok(())
+}
+
+fn packet_socket() -> Result<OwnedFd> {
     // SAFETY: plain socket call; the descriptor is owned at once.
     let fd = unsafe {
         libc::socket(
@@ -47,7 +73,10 @@ pub fn announce(ifindex: u32, mac: [u8; 6], ips: &[Ipv4Addr]) -> Result<()> {
         ));
     }
     // SAFETY: fd is a fresh descriptor nobody else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn send_all(sock: &OwnedFd, ifindex: u32, mac: [u8; 6], ips: &[Ipv4Addr]) -> Result<()> {
     // SAFETY: sockaddr_ll is plain data; zero is a valid start.
     let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     to.sll_family = libc::AF_PACKET as u16;
