@@ -158,16 +158,9 @@ impl LocalNode {
                 "{entries} entries: more than {MAX_ENTRIES}; restore fewer paths at once"
             )));
         }
-        let root = self.root();
-        let st = nix::sys::statvfs::statvfs(root.path())
-            .map_err(|e| Error::internal(format!("statvfs {}: {e}", root.path().display())))?;
-        let free = st.blocks_available() * st.fragment_size();
-        let total = st.blocks() * st.fragment_size();
-        let reserve = self
-            .node_config()
-            .disk_reserve
-            .unwrap_or_else(|| berth_core::config::default_disk_reserve(total))
-            .0;
+        let space = api(crate::diskspace::fs_space(self.root().path()))?;
+        let free = space.free;
+        let reserve = crate::diskspace::reserve_of(self.node_config(), space.total);
         if bytes.saturating_add(reserve) > free {
             return Err(Error::new(
                 berth_api::ErrorKind::Precondition,

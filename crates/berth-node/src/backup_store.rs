@@ -117,15 +117,13 @@ impl Store {
     /// The store of backup user `name` (it need not exist yet).
     pub fn new(root: &NodeRoot, name: &str, limits: StoreLimits) -> Result<Store> {
         berth_core::validate::validate_name(name).map_err(|m| inval(format!("store name: {m}")))?;
-        let total = nix::sys::statvfs::statvfs(root.path())
-            .map(|s| s.blocks() * s.fragment_size())
+        let total = crate::diskspace::fs_space(root.path())
+            .map(|s| s.total)
             .unwrap_or(0);
-        let reserve = root
-            .load_node_config()
-            .ok()
-            .and_then(|c| c.disk_reserve)
-            .unwrap_or_else(|| berth_core::config::default_disk_reserve(total))
-            .0;
+        let reserve = match root.load_node_config() {
+            Ok(c) => crate::diskspace::reserve_of(&c, total),
+            Err(_) => berth_core::config::default_disk_reserve(total).0,
+        };
         Ok(Store {
             dir: stores_dir(root).join(name),
             name: name.into(),

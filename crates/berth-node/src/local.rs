@@ -1069,16 +1069,10 @@ impl LocalNode {
         }
         let _rm = Rm(staging.clone());
         let tar = staging.join("template.tar");
-        let st = nix::sys::statvfs::statvfs(self.root.path())
-            .map_err(|e| CoreError::io(self.root.path(), std::io::Error::from(e)))?;
-        let total = st.blocks() * st.fragment_size();
-        let reserve = self
-            .node_config()
-            .disk_reserve
-            .unwrap_or_else(|| berth_core::config::default_disk_reserve(total))
-            .0;
+        let space = crate::diskspace::fs_space(self.root.path())?;
+        let reserve = crate::diskspace::reserve_of(self.node_config(), space.total);
         // The archive, then its extraction: twice its size.
-        let room = (st.blocks_available() * st.fragment_size()).saturating_sub(reserve) / 2;
+        let room = space.free.saturating_sub(reserve) / 2;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
