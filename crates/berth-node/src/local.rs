@@ -1035,7 +1035,7 @@ impl LocalNode {
         hash: &str,
         input: &mut dyn std::io::Read,
     ) -> Result<TemplateManifest> {
-        use std::io::Write;
+        use std::io::Read;
         validate_name(name)?;
         if !berth_storage::template_hash::is_hash(hash) {
             return Err(NodeError::Invalid(format!(
@@ -1078,26 +1078,14 @@ impl LocalNode {
             .create_new(true)
             .open(&tar)
             .map_err(|e| CoreError::io(&tar, e))?;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut got = 0u64;
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(NodeError::Invalid(format!(
-                        "template {name}: the stream broke off: {e}"
-                    )))
-                }
-            };
-            got += n as u64;
-            if got > room {
-                return Err(NodeError::NoSpace(format!(
-                    "template {name}: more than the {room} bytes this node has room for"
-                )));
-            }
-            f.write_all(&buf[..n]).map_err(|e| CoreError::io(&tar, e))?;
+        // One byte past the room tells that it would not fit.
+        let got = std::io::copy(&mut input.take(room + 1), &mut f).map_err(|e| {
+            NodeError::Invalid(format!("template {name}: the stream broke off: {e}"))
+        })?;
+        if got > room {
+            return Err(NodeError::NoSpace(format!(
+                "template {name}: more than the {room} bytes this node has room for"
+            )));
         }
         drop(f);
         let _g = lock::lock(&self.root.node_lock())?;

@@ -160,15 +160,9 @@ impl LocalNode {
     fn send_template(&self, target: &dyn Node, name: &str, hash: &str) -> Result<()> {
         let rootfs = self.root().template_dir(name)?.join("rootfs");
         let mut child = std::process::Command::new("tar")
-            .args([
-                "-c",
-                "--numeric-owner",
-                "--xattrs",
-                "--xattrs-include=*",
-                "-f",
-                "-",
-                "-C",
-            ])
+            .arg("-c")
+            .args(berth_storage::template::TAR_KEEP)
+            .args(["-f", "-", "-C"])
             .arg(&rootfs)
             .arg(".")
             .stdin(std::process::Stdio::null())

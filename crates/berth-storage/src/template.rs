@@ -15,6 +15,10 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// GNU tar's flags that keep what a template's files are (owners by number, every xattr),
+/// for archiving one and for extracting one alike.
+pub const TAR_KEEP: [&str; 3] = ["--numeric-owner", "--xattrs", "--xattrs-include=*"];
+
 /// Host path of the static busybox used for the embedded default template.
 pub const HOST_BUSYBOX: &str = "/bin/busybox";
 
@@ -324,16 +328,9 @@ pub fn import_tarball(
     let st = Staging::new(root, name)?;
     progress.message(&format!("extracting {}", tarball.display()));
     let mut child = Command::new("tar")
-        .args([
-            "-x",
-            "-p",
-            "--numeric-owner",
-            "--xattrs",
-            "--xattrs-include=*",
-            "-f",
-            "-",
-            "-C",
-        ])
+        .args(["-x", "-p"])
+        .args(TAR_KEEP)
+        .args(["-f", "-", "-C"])
         .arg(st.rootfs())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
